@@ -1,0 +1,134 @@
+//! Command-line arguments, as clap parses them. No behaviour lives here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "telefig",
+    version,
+    about = "Launch a serviceset and its platform sidecars on Docker, in dependency order, and prove them healthy.",
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 runtime failure (Docker, pull, gate); 2 bad input or usage; 3 unhealthy (status)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The serviceset file.
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// A template variable; overrides the environment. May repeat.
+    #[arg(short = 'e', value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// The serviceset's name (default: $ENV_NAME, else the file name).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub name: Option<String>,
+    /// The platform file (default: /etc/telefig/platform.yaml, else built in).
+    #[arg(long, value_name = "FILE", global = true, env = "TELEFIG_PLATFORM")]
+    pub platform: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Where applied servicesets and host locks are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        global = true,
+        env = "TELEFIG_STATE_DIR",
+        default_value = "/var/lib/telefig"
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pull, then create/recreate/start in order and wait for every gate.
+    Start(StartArgs),
+    /// Stop the serviceset's containers in reverse order.
+    Stop(TimeoutArgs),
+    /// Restart a container (or all) and, in order, what depends on it.
+    Restart(RestartArgs),
+    /// Stop and remove the serviceset's containers.
+    Down(TimeoutArgs),
+    /// Show telefig's containers on this host (no file needed).
+    Status,
+    /// Show what `start` would do, and why.
+    Plan,
+    /// Print the expanded containers as Engine API create bodies.
+    Render,
+    /// Parse, template, expand and order the serviceset; no Docker needed.
+    Validate,
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
+    /// When to pull images.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TimeoutArgs {
+    /// Bound on the whole operation, lock wait included ("90s", "10m").
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestartArgs {
+    /// The container to restart; all when omitted.
+    pub container: Option<String>,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    pub container: String,
+    /// Keep following new output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only images not present locally.
+    Missing,
+    /// Pull every image the plan needs.
+    Always,
+    /// Never pull; a missing image is an error.
+    Never,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::spec::schema::parse_duration(s)
+}

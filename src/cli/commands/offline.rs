@@ -1,0 +1,62 @@
+//! Commands that need no Docker: validate, render, completions, man.
+
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::Outcome;
+use crate::cli::args::{Cli, Global};
+use crate::cli::load::load;
+use crate::cli::output::print_json;
+
+pub fn validate(g: &Global) -> Outcome {
+    let loaded = load(g)?;
+    let e = &loaded.expanded;
+    if g.json {
+        print_json(&serde_json::json!({
+            "file": loaded.file,
+            "serviceset": e.serviceset,
+            "valid": true,
+            "containers": e.containers.len(),
+            "start_order": loaded.graph.start_order(),
+            "cron": e.cron.len(),
+        }))?;
+    } else {
+        println!(
+            "{}: valid — serviceset `{}`, {} containers, {} cron entries",
+            loaded.file.display(),
+            e.serviceset,
+            e.containers.len(),
+            e.cron.len()
+        );
+        println!("start order: {}", loaded.graph.start_order().join(" → "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn render(g: &Global) -> Outcome {
+    let loaded = load(g)?;
+    let rendered: Vec<_> = loaded
+        .expanded
+        .containers
+        .iter()
+        .map(|c| c.rendered())
+        .collect();
+    print_json(&rendered)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Outcome {
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "telefig",
+        &mut std::io::stdout(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn man() -> Outcome {
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,50 @@
+//! `cli`: thin commands over the pipeline — parse flags, call the library,
+//! print, choose the exit code. Decisions live in `plan`, Docker calls in
+//! `engine`; a command here only strings them together.
+
+pub mod args;
+mod commands;
+mod load;
+mod output;
+
+use std::process::ExitCode;
+
+pub use args::Cli;
+use args::Command;
+
+/// Bad input or usage; exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The outcome of a command that did not fail: 0, or 3 for `status` when
+/// something is unhealthy.
+pub type Outcome = anyhow::Result<ExitCode>;
+
+pub async fn run(cli: Cli) -> Outcome {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Validate => commands::validate(g),
+        Command::Render => commands::render(g),
+        Command::Plan => commands::plan(g).await,
+        Command::Start(a) => commands::start(g, a).await,
+        Command::Stop(a) => commands::stop(g, a).await,
+        Command::Down(a) => commands::down(g, a).await,
+        Command::Restart(a) => commands::restart(g, a).await,
+        Command::Status => commands::status(g).await,
+        Command::Logs(a) => commands::logs(g, a).await,
+        Command::Completions { shell } => commands::completions(*shell),
+        Command::Man => commands::man(),
+    }
+}
+
+/// Exit code for an error: 2 when the input was wrong, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let bad_input = err.chain().any(|e| {
+        e.is::<UsageError>()
+            || e.is::<crate::spec::Error>()
+            || e.is::<crate::platform::Error>()
+            || e.is::<crate::graph::Error>()
+    });
+    if bad_input { 2 } else { 1 }
+}

@@ -1,0 +1,15 @@
+//! telefig: a single-host container supervisor.
+//!
+//! Data flows one way through the modules, and each owns one stage:
+//! [`spec`] (the serviceset file) → [`platform`] (sidecar expansion into
+//! the full container set) → [`graph`] (dependency order) → [`plan`]
+//! (desired vs observed → actions) → [`engine`] (the only module that
+//! talks to Docker). The `cli` module and `main.rs` sit on top.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod graph;
+pub mod plan;
+pub mod platform;
+pub mod spec;
+pub mod yaml;

@@ -1,0 +1,60 @@
+//! The `telefig` binary: parse arguments, run the command, turn the result
+//! into an exit code. Invoked as `configure-serviceset`, it is `telefig start`.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+use telefig::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(arguments()) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TELEFIG_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = cli::exit_code(&err);
+            // The full chain first; the deploy system shows only the tail, so
+            // the last line is a one-line summary.
+            eprintln!("error: {err:#}");
+            let summary = format!("{err}");
+            let summary = summary.lines().next().unwrap_or_default();
+            eprintln!("telefig: failed (exit {code}): {summary}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `configure-serviceset -c F -e K=V` → `telefig start -c F -e K=V`.
+fn arguments() -> Vec<OsString> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if invoked_as.as_deref() == Some("configure-serviceset") {
+        args.insert(1, "start".into());
+    }
+    args
+}

@@ -1,0 +1,409 @@
+//! `plan`: desired containers + what Docker has → actions, each with a reason.
+//!
+//! A pure function over data: [`plan`] takes the expanded serviceset, the
+//! graph, the containers one list call returned, and the create bodies
+//! recorded by the last `start` (for naming changed fields), and decides
+//! what `start` will do. `telefig plan` prints exactly this; the engine
+//! executes it and decides nothing. Tests feed literal observed state.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::graph::Graph;
+use crate::platform::{
+    CreateBody, Expanded, LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, config_hash,
+};
+use crate::spec::Condition;
+
+/// A container as one list call reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+}
+
+impl Observed {
+    pub fn serviceset(&self) -> Option<&str> {
+        self.labels.get(LABEL_SERVICESET).map(String::as_str)
+    }
+    pub fn container(&self) -> Option<&str> {
+        self.labels.get(LABEL_CONTAINER).map(String::as_str)
+    }
+    pub fn config_hash(&self) -> Option<&str> {
+        self.labels.get(LABEL_CONFIG_HASH).map(String::as_str)
+    }
+    /// A previous version kept aside under another name by an interrupted `start`.
+    pub fn is_backup(&self) -> bool {
+        self.container().is_some_and(|c| c != self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl RunState {
+    pub fn parse(state: &str) -> RunState {
+        match state {
+            "created" => RunState::Created,
+            "running" => RunState::Running,
+            "paused" => RunState::Paused,
+            "restarting" => RunState::Restarting,
+            "removing" => RunState::Removing,
+            "dead" => RunState::Dead,
+            _ => RunState::Exited,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Restarting => "restarting",
+            RunState::Removing => "removing",
+            RunState::Exited => "exited",
+            RunState::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// Running with the wanted config: only its gate is checked.
+    Keep,
+    Create,
+    /// Config changed: the old one is stopped and kept aside until the new one passes.
+    Recreate,
+    /// Right config, not running.
+    Start,
+    /// Right config, but a `healthy` dependency is recreated: stop before it, start after.
+    Restart,
+    Remove,
+}
+
+impl ActionKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActionKind::Keep => "keep",
+            ActionKind::Create => "create",
+            ActionKind::Recreate => "recreate",
+            ActionKind::Start => "start",
+            ActionKind::Restart => "restart",
+            ActionKind::Remove => "remove",
+        }
+    }
+    /// Whether the action changes anything in Docker.
+    pub fn mutates(&self) -> bool {
+        *self != ActionKind::Keep
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reason {
+    UpToDate,
+    Completed,
+    Missing,
+    /// `fields` is empty when no record of the previous config exists.
+    ConfigChanged {
+        fields: Vec<String>,
+    },
+    NotRunning {
+        state: RunState,
+        exit_code: Option<i64>,
+    },
+    DependencyRecreated {
+        dependency: String,
+    },
+    Orphan,
+    LeftoverBackup {
+        of: String,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::UpToDate => f.write_str("up to date"),
+            Reason::Completed => f.write_str("job completed"),
+            Reason::Missing => f.write_str("no such container"),
+            Reason::ConfigChanged { fields } if fields.is_empty() => {
+                f.write_str("config hash changed (no record of the previous config to compare)")
+            }
+            Reason::ConfigChanged { fields } => write!(f, "config changed: {}", fields.join(", ")),
+            Reason::NotRunning {
+                state,
+                exit_code: Some(code),
+            } => write!(f, "{} with code {code}", state.as_str()),
+            Reason::NotRunning {
+                state,
+                exit_code: None,
+            } => f.write_str(state.as_str()),
+            Reason::DependencyRecreated { dependency } => {
+                write!(
+                    f,
+                    "waits for `{dependency}` to be healthy, which is recreated"
+                )
+            }
+            Reason::Orphan => f.write_str("no longer in the serviceset"),
+            Reason::LeftoverBackup { of } => {
+                write!(f, "previous version of `{of}` left by an interrupted start")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub container: String,
+    pub action: ActionKind,
+    #[serde(flatten)]
+    pub reason: Reason,
+    /// The container Docker has under this name now, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
+    /// A previous version kept aside (from an interrupted run), to roll back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub serviceset: String,
+    /// One per desired container in start order, then removals.
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "container name `{name}` is taken by a container telefig did not create (id {id}); rename or remove it yourself, telefig will not touch it"
+    )]
+    NameTakenByForeign { name: String, id: String },
+    #[error(
+        "container name `{name}` belongs to serviceset `{owner}` (id {id}); a serviceset never changes another's containers: rename one of them"
+    )]
+    NameTakenByOther {
+        name: String,
+        owner: String,
+        id: String,
+    },
+}
+
+/// Decide what `start` does. `observed` is every container on the host (one
+/// list call); `recorded` holds the create bodies the last `start` applied.
+pub fn plan(
+    desired: &Expanded,
+    graph: &Graph,
+    observed: &[Observed],
+    recorded: &BTreeMap<String, CreateBody>,
+) -> Result<Plan, Error> {
+    let ours = |o: &&Observed| o.serviceset() == Some(desired.serviceset.as_str());
+    let mut actions = Vec::new();
+    for name in graph.start_order() {
+        let spec = desired
+            .get(name)
+            .expect("the graph is built from the expanded set");
+        let holder = observed.iter().find(|o| o.name == name);
+        if let Some(h) = holder {
+            match h.serviceset() {
+                None => {
+                    return Err(Error::NameTakenByForeign {
+                        name: name.into(),
+                        id: short(&h.id),
+                    });
+                }
+                Some(s) if s != desired.serviceset => {
+                    return Err(Error::NameTakenByOther {
+                        name: name.into(),
+                        owner: s.into(),
+                        id: short(&h.id),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let backup = observed
+            .iter()
+            .filter(ours)
+            .find(|o| o.is_backup() && o.container() == Some(name));
+        let (action, reason) = match holder {
+            None => (ActionKind::Create, Reason::Missing),
+            Some(h) if h.config_hash() != Some(spec.config_hash.as_str()) => {
+                let fields = h
+                    .config_hash()
+                    .and_then(|hash| recorded.get(name).filter(|body| config_hash(body) == hash))
+                    .map(|body| spec.changed_fields(body))
+                    .unwrap_or_default();
+                (ActionKind::Recreate, Reason::ConfigChanged { fields })
+            }
+            Some(h) if h.state == RunState::Running => (ActionKind::Keep, Reason::UpToDate),
+            Some(h) if spec.is_job() && h.state == RunState::Exited && h.exit_code == Some(0) => {
+                (ActionKind::Keep, Reason::Completed)
+            }
+            Some(h) => (
+                ActionKind::Start,
+                Reason::NotRunning {
+                    state: h.state,
+                    exit_code: h.exit_code,
+                },
+            ),
+        };
+        actions.push(Action {
+            container: name.to_owned(),
+            action,
+            reason,
+            existing_id: holder.map(|h| h.id.clone()),
+            backup_id: backup.filter(|_| holder.is_none()).map(|b| b.id.clone()),
+        });
+    }
+    regate_healthy_dependents(graph, &mut actions);
+
+    let wanted: HashSet<&str> = graph.start_order().into_iter().collect();
+    for o in observed.iter().filter(ours) {
+        let reason = match o.container() {
+            Some(c) if o.is_backup() && wanted.contains(c) => {
+                let claimed = actions
+                    .iter()
+                    .any(|a| a.backup_id.as_deref() == Some(o.id.as_str()));
+                if claimed {
+                    continue;
+                }
+                Reason::LeftoverBackup { of: c.to_owned() }
+            }
+            Some(c) if wanted.contains(c) => continue,
+            _ => Reason::Orphan,
+        };
+        actions.push(Action {
+            container: o.name.clone(),
+            action: ActionKind::Remove,
+            reason,
+            existing_id: Some(o.id.clone()),
+            backup_id: None,
+        });
+    }
+    Ok(Plan {
+        serviceset: desired.serviceset.clone(),
+        actions,
+    })
+}
+
+/// A container that waits for a recreated one to be `healthy` (discovery,
+/// say) is stopped before it and started after it passes again.
+fn regate_healthy_dependents(graph: &Graph, actions: &mut [Action]) {
+    let recreated: Vec<String> = actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Recreate)
+        .map(|a| a.container.clone())
+        .collect();
+    for dependency in recreated {
+        for (dependent, gate) in graph.dependents(&dependency) {
+            if gate != Condition::Healthy {
+                continue;
+            }
+            if let Some(a) = actions
+                .iter_mut()
+                .find(|a| a.container == dependent && a.action == ActionKind::Keep)
+            {
+                a.action = ActionKind::Restart;
+                a.reason = Reason::DependencyRecreated {
+                    dependency: dependency.clone(),
+                };
+            }
+        }
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.actions.iter().all(|a| !a.action.mutates())
+    }
+
+    pub fn get(&self, container: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.container == container)
+    }
+
+    /// "2 to create, 1 to keep", in a fixed order.
+    pub fn summary(&self) -> String {
+        let kinds = [
+            (ActionKind::Create, "to create"),
+            (ActionKind::Recreate, "to recreate"),
+            (ActionKind::Start, "to start"),
+            (ActionKind::Restart, "to restart"),
+            (ActionKind::Remove, "to remove"),
+            (ActionKind::Keep, "unchanged"),
+        ];
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter_map(|(k, label)| {
+                let n = self.actions.iter().filter(|a| a.action == *k).count();
+                (n > 0).then(|| format!("{n} {label}"))
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "serviceset {}: {}", self.serviceset, self.summary())?;
+        let width = self
+            .actions
+            .iter()
+            .map(|a| a.container.len())
+            .max()
+            .unwrap_or(0);
+        for a in &self.actions {
+            writeln!(
+                f,
+                "  {:<8} {:<width$}  {}",
+                a.action.as_str(),
+                a.container,
+                a.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,306 @@
+//! The expanded container: what every stage after `platform` works with.
+//!
+//! [`ContainerSpec`] holds the Engine API create body (so `render` shows
+//! exactly what is sent and `engine` sends it unchanged), the image sources,
+//! the dependencies with their gates, and the config hash. The hash covers
+//! the effective configuration and leaves out the bookkeeping labels, so a
+//! new deploy id alone recreates nothing (SPEC §7).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::image::Image;
+use crate::spec::Condition;
+
+pub const LABEL_SERVICESET: &str = "telefig.serviceset";
+pub const LABEL_CONTAINER: &str = "telefig.container";
+pub const LABEL_ROLE: &str = "telefig.role";
+pub const LABEL_SIDECAR: &str = "telefig.sidecar";
+pub const LABEL_OWNER: &str = "telefig.owner";
+pub const LABEL_CONFIG_HASH: &str = "telefig.config-hash";
+pub const LABEL_COMMIT: &str = "telefig.commit";
+pub const LABEL_DEPLOY_ID: &str = "telefig.deploy-id";
+
+/// Labels that describe a deploy rather than the container's config.
+const BOOKKEEPING_LABELS: [&str; 3] = [LABEL_CONFIG_HASH, LABEL_COMMIT, LABEL_DEPLOY_ID];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "role")]
+pub enum Role {
+    Main,
+    Sidecar { kind: String, owner: String },
+    Job,
+}
+
+impl Role {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Sidecar { .. } => "sidecar",
+            Role::Job => "job",
+        }
+    }
+}
+
+/// One edge of the graph as the dependent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    pub name: String,
+    pub gate: Condition,
+}
+
+/// Healthcheck timings with Docker's defaults filled in, for gate deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthTiming {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub start_period: Duration,
+    pub retries: u32,
+}
+
+impl HealthTiming {
+    /// How long a container may take to turn healthy before its gate fails:
+    /// start_period + retries × interval, plus one more probe as margin.
+    pub fn deadline(&self) -> Duration {
+        self.start_period
+            + self.interval * (self.retries + 1)
+            + self.timeout
+            + Duration::from_secs(5)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub role: Role,
+    pub image: Image,
+    pub depends_on: Vec<Dependency>,
+    pub health: Option<HealthTiming>,
+    pub stop_grace: Duration,
+    pub config_hash: String,
+    pub create: CreateBody,
+}
+
+impl ContainerSpec {
+    pub fn is_job(&self) -> bool {
+        self.role == Role::Job
+    }
+}
+
+/// The Engine API's `POST /containers/create` body, as far as telefig sets it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateBody {
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    pub stop_timeout: i64,
+    pub host_config: HostConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthConfig {
+    pub test: Vec<String>,
+    /// Nanoseconds, as the Engine API wants them.
+    pub interval: i64,
+    pub timeout: i64,
+    pub start_period: i64,
+    pub retries: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    pub network_mode: String,
+    pub restart_policy: RestartPolicy,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub binds: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub tmpfs: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nano_cpus: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub cap_add: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_retry_count: Option<i64>,
+}
+
+/// The hash of everything in `body` but the bookkeeping labels.
+pub fn config_hash(body: &CreateBody) -> String {
+    let mut effective = body.clone();
+    for label in BOOKKEEPING_LABELS {
+        effective.labels.remove(label);
+    }
+    let bytes = serde_json::to_vec(&effective).expect("a CreateBody always serializes");
+    let digest = Sha256::digest(bytes);
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Environment keys whose values telefig never prints (SPEC §7).
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    ["PASSWORD", "SECRET", "TOKEN", "KEY"]
+        .iter()
+        .any(|w| key.contains(w))
+}
+
+pub const MASK: &str = "<masked>";
+
+/// `KEY=VALUE` with the value masked when the key looks secret.
+pub fn mask_env_entry(entry: &str) -> String {
+    match entry.split_once('=') {
+        Some((k, _)) if is_secret_key(k) => format!("{k}={MASK}"),
+        _ => entry.to_owned(),
+    }
+}
+
+/// The create body as `render` prints it: the name, then the body with
+/// secret environment values masked.
+#[derive(Serialize)]
+pub struct Rendered<'a> {
+    #[serde(rename = "Name")]
+    pub name: &'a str,
+    #[serde(flatten)]
+    pub body: CreateBody,
+}
+
+impl ContainerSpec {
+    pub fn rendered(&self) -> Rendered<'_> {
+        let mut body = self.create.clone();
+        body.env = body.env.iter().map(|e| mask_env_entry(e)).collect();
+        Rendered {
+            name: &self.name,
+            body,
+        }
+    }
+
+    /// Which top-level create-body fields differ from `other` (for plan output).
+    pub fn changed_fields(&self, other: &CreateBody) -> Vec<String> {
+        let mut ours = serde_json::to_value(strip_bookkeeping(&self.create)).unwrap_or_default();
+        let theirs = serde_json::to_value(strip_bookkeeping(other)).unwrap_or_default();
+        let mut fields = Vec::new();
+        diff_values("", &mut ours, &theirs, &mut fields);
+        fields
+    }
+}
+
+fn strip_bookkeeping(body: &CreateBody) -> CreateBody {
+    let mut body = body.clone();
+    for label in BOOKKEEPING_LABELS {
+        body.labels.remove(label);
+    }
+    body
+}
+
+fn diff_values(
+    path: &str,
+    ours: &mut serde_json::Value,
+    theirs: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value::Object;
+    match (ours, theirs) {
+        (Object(a), Object(b)) if path.is_empty() || path == "HostConfig" => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let mut mine = a.get(key).cloned().unwrap_or_default();
+                let other = b.get(key).cloned().unwrap_or_default();
+                diff_values(&sub, &mut mine, &other, out);
+            }
+        }
+        (a, b) if a != b => out.push(path.to_owned()),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys() {
+        for k in ["DB_PASSWORD", "api_token", "SECRET", "AWS_ACCESS_KEY_ID"] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["HEAP_SIZE", "PATH"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+        assert_eq!(
+            mask_env_entry("DB_PASSWORD=hunter2"),
+            "DB_PASSWORD=<masked>"
+        );
+        assert_eq!(mask_env_entry("A=b=c"), "A=b=c");
+    }
+
+    #[test]
+    fn hash_ignores_bookkeeping_labels_only() {
+        let mut body = CreateBody {
+            image: "x:1".into(),
+            ..Default::default()
+        };
+        let base = config_hash(&body);
+        body.labels.insert(LABEL_DEPLOY_ID.into(), "d-2".into());
+        body.labels.insert(LABEL_COMMIT.into(), "abc".into());
+        assert_eq!(config_hash(&body), base);
+        body.env.push("A=1".into());
+        assert_ne!(config_hash(&body), base);
+    }
+
+    #[test]
+    fn changed_fields_names_nested_host_config() {
+        let a = CreateBody {
+            image: "x:1".into(),
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.env.push("A=1".into());
+        b.host_config.memory = Some(5);
+        let spec = ContainerSpec {
+            name: "x".into(),
+            role: Role::Main,
+            image: Image {
+                reference: "x:1".into(),
+                sources: vec![],
+            },
+            depends_on: vec![],
+            health: None,
+            stop_grace: Duration::from_secs(10),
+            config_hash: String::new(),
+            create: b,
+        };
+        assert_eq!(spec.changed_fields(&a), ["Env", "HostConfig.Memory"]);
+    }
+}

@@ -1,0 +1,559 @@
+//! Expansion: a serviceset + the platform → every container, resolved.
+//!
+//! For each declared container this builds its own [`ContainerSpec`] and one
+//! per sidecar it asks for (named `<owner>-<kind>`, from the platform
+//! template with the sidecar's parameters as template variables), wires the
+//! order edges (SPEC §3), and collects cron entries for the daemon.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::container::*;
+use super::image::{self, ImageRequest};
+use super::{Error, Order, Platform, SidecarTemplate, param_text};
+use crate::diagnostic::{SourceError, did_you_mean};
+use crate::spec::schema::{CronEntry, DockerSection, SidecarEntry, Words};
+use crate::spec::template::{self, Vars};
+use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
+use crate::yaml::{self, UniqueMap, Value};
+
+/// The full container set of one serviceset.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expanded {
+    pub serviceset: String,
+    pub containers: Vec<ContainerSpec>,
+    pub cron: Vec<CronJob>,
+}
+
+impl Expanded {
+    pub fn get(&self, name: &str) -> Option<&ContainerSpec> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+}
+
+/// A scheduled command the daemon runs on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CronJob {
+    pub owner: String,
+    pub name: String,
+    pub schedule: String,
+    pub command: Vec<String>,
+    pub user: Option<String>,
+}
+
+/// Docker's defaults, used when a healthcheck leaves a timing out.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRIES: u32 = 3;
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub fn expand(
+    set: &Serviceset,
+    name: &str,
+    platform: &Platform,
+    vars: &Vars,
+) -> Result<Expanded, Error> {
+    let mut out = Expanded {
+        serviceset: name.to_owned(),
+        containers: Vec::new(),
+        cron: Vec::new(),
+    };
+    let base = vars.with_layer(BTreeMap::from([("serviceset".to_owned(), name.to_owned())]));
+    for declared in &set.containers {
+        expand_declared(set, declared, platform, &base, &mut out)?;
+    }
+    check_dependencies(set, &out)?;
+    Ok(out)
+}
+
+fn expand_declared(
+    set: &Serviceset,
+    declared: &Declared,
+    platform: &Platform,
+    vars: &Vars,
+    out: &mut Expanded,
+) -> Result<(), Error> {
+    let owner = &declared.name;
+    let entry = &declared.entry;
+    let role = match entry.kind {
+        ContainerKind::Service => Role::Main,
+        ContainerKind::Job => Role::Job,
+    };
+    let build_commit = vars.get("BUILD_COMMIT").filter(|v| !v.is_empty());
+    let ctx = Context {
+        set,
+        platform,
+        serviceset: &out.serviceset,
+        vars,
+    };
+    let mut main = ctx
+        .build(owner, role, &entry.docker, owner, build_commit)
+        .map_err(|(field, msg)| set.error_at(owner, field, format!("{owner}: {msg}")))?;
+    main.depends_on = entry
+        .depends_on
+        .0
+        .iter()
+        .map(|(name, gate)| Dependency {
+            name: name.clone(),
+            gate: *gate,
+        })
+        .collect();
+
+    let mut sidecars = Vec::new();
+    for (kind, sidecar) in &entry.sidecars.0 {
+        let params = match sidecar {
+            SidecarEntry::Cron(entries) => {
+                out.cron.extend(cron_jobs(set, owner, entries)?);
+                continue;
+            }
+            SidecarEntry::Params(params) => params,
+        };
+        let template = platform.template(kind).ok_or_else(|| {
+            set.error_at(
+                owner,
+                Some(kind),
+                format!("unknown sidecar kind `{kind}` on `{owner}`"),
+            )
+            .with_help(did_you_mean(kind, platform.kinds()).or_else(|| {
+                Some(format!(
+                    "the platform ({}) defines: {}",
+                    platform.source.display(),
+                    platform.kinds().collect::<Vec<_>>().join(", ")
+                ))
+            }))
+        })?;
+        let name = format!("{owner}-{}", template.kind);
+        if set.get(&name).is_some() || out.get(&name).is_some() {
+            return Err(set
+                .error_at(owner, Some(kind), format!("sidecar `{name}` of `{owner}` has the same name as a declared container; rename that container"))
+                .into());
+        }
+        let mut spec = ctx.sidecar(owner, &name, template, params)?;
+        match template.order {
+            Order::Before => main.depends_on.push(Dependency {
+                name: name.clone(),
+                gate: template.gate,
+            }),
+            Order::AfterHealthy => spec.depends_on.push(Dependency {
+                name: owner.clone(),
+                gate: Condition::Healthy,
+            }),
+            Order::AfterStarted => spec.depends_on.push(Dependency {
+                name: owner.clone(),
+                gate: Condition::Started,
+            }),
+        }
+        sidecars.push(spec);
+    }
+    out.containers.push(main);
+    out.containers.extend(sidecars);
+    Ok(())
+}
+
+struct Context<'a> {
+    set: &'a Serviceset,
+    platform: &'a Platform,
+    serviceset: &'a str,
+    vars: &'a Vars,
+}
+
+/// A build failure: the field it concerns (to point at) and the message.
+type FieldError = (Option<&'static str>, String);
+
+impl Context<'_> {
+    fn sidecar(
+        &self,
+        owner: &str,
+        name: &str,
+        template: &SidecarTemplate,
+        given: &UniqueMap<Value>,
+    ) -> Result<ContainerSpec, SourceError> {
+        let kind = &template.kind;
+        let at = |msg: String| self.set.error_at(owner, Some(kind), msg);
+        let mut layer = BTreeMap::from([
+            ("owner".to_owned(), owner.to_owned()),
+            ("kind".to_owned(), kind.clone()),
+            ("name".to_owned(), name.to_owned()),
+        ]);
+        for (param, value) in given.iter() {
+            if !template.params.iter().any(|(p, _)| p == param) {
+                let known = template.params.iter().map(|(p, _)| p.as_str());
+                return Err(at(format!(
+                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
+                ))
+                .with_help(did_you_mean(param, known.clone()).or_else(|| {
+                    Some(format!(
+                        "its parameters are: {}",
+                        known.collect::<Vec<_>>().join(", ")
+                    ))
+                })));
+            }
+            let text = param_text(value).map_err(|m| {
+                at(format!(
+                    "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
+                ))
+            })?;
+            layer.insert(param.clone(), text);
+        }
+        for (param, default) in &template.params {
+            if layer.contains_key(param) {
+                continue;
+            }
+            match default {
+                Some(value) => layer.insert(param.clone(), value.clone()),
+                None => {
+                    return Err(at(format!(
+                        "sidecar `{kind}` of `{owner}` needs parameter `{param}`: add `{kind}: {{{param}: …}}`"
+                    )));
+                }
+            };
+        }
+        let vars = self.vars.with_layer(layer);
+        let body = template_strings(&template.body, &vars).map_err(|e| {
+            at(format!(
+                "sidecar template `{kind}` ({}): {e}",
+                self.platform.source.display()
+            ))
+        })?;
+        let docker: DockerSection = yaml::from_value(body).map_err(|e| {
+            at(format!(
+                "sidecar template `{kind}` ({}): {e}",
+                self.platform.source.display()
+            ))
+        })?;
+        if docker.image.is_none() {
+            return Err(at(format!(
+                "sidecar template `{kind}` ({}) has no `image`",
+                self.platform.source.display()
+            )));
+        }
+        let role = Role::Sidecar {
+            kind: kind.clone(),
+            owner: owner.to_owned(),
+        };
+        let ctx = Context {
+            vars: &vars,
+            ..*self
+        };
+        ctx.build(name, role, &docker, kind, None)
+            .map_err(|(_, msg)| at(format!("sidecar `{name}` (template `{kind}`): {msg}")))
+    }
+
+    /// Build one container from its `docker:` section (or a templated sidecar body).
+    fn build(
+        &self,
+        name: &str,
+        role: Role,
+        docker: &DockerSection,
+        default_image: &str,
+        fallback_version: Option<&str>,
+    ) -> Result<ContainerSpec, FieldError> {
+        let image = image::resolve(
+            &ImageRequest {
+                image: docker.image.as_deref().unwrap_or(default_image),
+                version: docker.version.as_ref().map(|v| v.0.as_str()),
+                registry: docker.registry.as_deref(),
+                fallback_version,
+            },
+            &self.platform.registries,
+        )
+        .map_err(|m| (Some("version"), m))?;
+
+        let container_vars = self
+            .vars
+            .with_layer(BTreeMap::from([("container".to_owned(), name.to_owned())]));
+        let mut env: Vec<(String, String)> = Vec::new();
+        for (k, v) in &self.platform.environment {
+            let v = template::render_str(v, &container_vars).map_err(|e| {
+                (
+                    None,
+                    format!(
+                        "platform environment `{k}` ({}): {e}",
+                        self.platform.source.display()
+                    ),
+                )
+            })?;
+            set_pair(&mut env, k, v);
+        }
+        for (k, v) in &docker.environment.0 {
+            set_pair(&mut env, k, v.clone());
+        }
+
+        let mut labels: BTreeMap<String, String> = self.platform.labels.iter().cloned().collect();
+        labels.extend(docker.labels.0.iter().cloned());
+        labels.insert(LABEL_SERVICESET.into(), self.serviceset.to_owned());
+        labels.insert(LABEL_CONTAINER.into(), name.to_owned());
+        labels.insert(LABEL_ROLE.into(), role.label().into());
+        if let Role::Sidecar { kind, owner } = &role {
+            labels.insert(LABEL_SIDECAR.into(), kind.clone());
+            labels.insert(LABEL_OWNER.into(), owner.clone());
+        }
+        for (label, var) in [
+            (LABEL_COMMIT, "BUILD_COMMIT"),
+            (LABEL_DEPLOY_ID, "DEPLOY_ID"),
+        ] {
+            if let Some(v) = self.vars.get(var).filter(|v| !v.is_empty()) {
+                labels.insert(label.into(), v.to_owned());
+            }
+        }
+
+        let (healthcheck, health) = healthcheck(docker).map_err(|m| (Some("healthcheck"), m))?;
+        let stop_grace = docker.stop_grace_period.map_or(DEFAULT_STOP_GRACE, |d| d.0);
+        let host_config = host_config(docker, &role)?;
+        let mut create = CreateBody {
+            image: image.reference.clone(),
+            entrypoint: docker
+                .entrypoint
+                .as_ref()
+                .map(split_words)
+                .transpose()
+                .map_err(|m| (Some("entrypoint"), m))?,
+            cmd: docker
+                .command
+                .as_ref()
+                .map(split_words)
+                .transpose()
+                .map_err(|m| (Some("command"), m))?,
+            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            user: docker.user.as_ref().map(|u| u.0.clone()),
+            working_dir: docker.working_dir.clone(),
+            labels,
+            healthcheck,
+            stop_signal: docker.stop_signal.clone(),
+            stop_timeout: stop_grace.as_secs_f64().ceil() as i64,
+            host_config,
+        };
+        let config_hash = config_hash(&create);
+        create
+            .labels
+            .insert(LABEL_CONFIG_HASH.into(), config_hash.clone());
+        Ok(ContainerSpec {
+            name: name.to_owned(),
+            role,
+            image,
+            depends_on: Vec::new(),
+            health,
+            stop_grace,
+            config_hash,
+            create,
+        })
+    }
+}
+
+fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: String) {
+    match pairs.iter_mut().find(|(k, _)| k == key) {
+        Some(pair) => pair.1 = value,
+        None => pairs.push((key.to_owned(), value)),
+    }
+}
+
+/// A string command is split like a POSIX shell would (quotes honoured), not run by one.
+fn split_words(words: &Words) -> Result<Vec<String>, String> {
+    match words {
+        Words::List(list) => Ok(list.clone()),
+        Words::Line(line) => {
+            shell_words::split(line).map_err(|_| format!("`{line}` has an unclosed quote"))
+        }
+    }
+}
+
+fn healthcheck(
+    docker: &DockerSection,
+) -> Result<(Option<HealthConfig>, Option<HealthTiming>), String> {
+    let Some(hc) = &docker.healthcheck else {
+        return Ok((None, None));
+    };
+    if hc.disable {
+        let none = HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
+        return Ok((Some(none), None));
+    }
+    let test = match &hc.test {
+        None => return Err("a healthcheck needs `test` (or `disable: true`)".into()),
+        Some(Words::Line(line)) => vec!["CMD-SHELL".to_owned(), line.clone()],
+        Some(Words::List(list)) => match list.first().map(String::as_str) {
+            Some("CMD" | "CMD-SHELL") if list.len() > 1 => list.clone(),
+            _ => return Err(
+                "a healthcheck test list starts with \"CMD\" or \"CMD-SHELL\" and has a command"
+                    .into(),
+            ),
+        },
+    };
+    let timing = HealthTiming {
+        interval: hc.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+        timeout: hc.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
+        start_period: hc.start_period.map_or(Duration::ZERO, |d| d.0),
+        retries: hc.retries.unwrap_or(DEFAULT_RETRIES),
+    };
+    for (what, d) in [("interval", timing.interval), ("timeout", timing.timeout)] {
+        if d < Duration::from_millis(1) {
+            return Err(format!("healthcheck {what} must be at least 1ms"));
+        }
+    }
+    let ns = |d: Duration| d.as_nanos() as i64;
+    let config = HealthConfig {
+        test,
+        interval: ns(timing.interval),
+        timeout: ns(timing.timeout),
+        start_period: ns(timing.start_period),
+        retries: i64::from(timing.retries),
+    };
+    Ok((Some(config), Some(timing)))
+}
+
+fn host_config(docker: &DockerSection, role: &Role) -> Result<HostConfig, FieldError> {
+    let default_restart = if *role == Role::Job {
+        "no"
+    } else {
+        "unless-stopped"
+    };
+    let restart = docker.restart.as_deref().unwrap_or(default_restart);
+    let restart_policy = match restart.split_once(':') {
+        Some((name, n)) => RestartPolicy {
+            name: name.into(),
+            maximum_retry_count: n.parse().ok(),
+        },
+        None => RestartPolicy {
+            name: restart.into(),
+            maximum_retry_count: None,
+        },
+    };
+    let tmpfs = docker
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, opts)) => (path.to_owned(), opts.to_owned()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+    let memory = docker
+        .mem_limit
+        .as_ref()
+        .map(|m| parse_bytes(&m.0))
+        .transpose()
+        .map_err(|m| (Some("mem_limit"), m))?;
+    Ok(HostConfig {
+        network_mode: docker.network_mode.clone().unwrap_or_else(|| "host".into()),
+        restart_policy,
+        binds: docker.volumes.clone(),
+        tmpfs,
+        cpuset_cpus: docker.cpuset_cpus.as_ref().map(|c| c.0.clone()),
+        memory,
+        nano_cpus: docker.cpus.map(|c| (c * 1e9) as i64),
+        privileged: docker.privileged,
+        cap_add: docker.cap_add.clone(),
+    })
+}
+
+/// Template every string in a parsed template body.
+fn template_strings(value: &Value, vars: &Vars) -> Result<Value, template::TemplateError> {
+    Ok(match value {
+        Value::String(s) => Value::String(template::render_str(s, vars)?),
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .map(|v| template_strings(v, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Mapping(map) => Value::Mapping(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), template_strings(v, vars)?)))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn cron_jobs(
+    set: &Serviceset,
+    owner: &str,
+    entries: &[CronEntry],
+) -> Result<Vec<CronJob>, SourceError> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let at = |msg: String| set.error_at(owner, Some("cron"), msg);
+            check_schedule(&e.schedule)
+                .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
+            let command = split_words(&e.command)
+                .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
+            if command.is_empty() {
+                return Err(at(format!(
+                    "cron entry {} of `{owner}` has an empty command",
+                    i + 1
+                )));
+            }
+            Ok(CronJob {
+                owner: owner.to_owned(),
+                name: e
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{owner}-cron-{}", i + 1)),
+                schedule: e.schedule.clone(),
+                command,
+                user: e.user.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Five cron fields of digits, `*`, `/`, `,`, `-`, or an `@hourly`-style macro.
+pub fn check_schedule(schedule: &str) -> Result<(), String> {
+    const MACROS: [&str; 7] = [
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@hourly",
+        "@reboot",
+    ];
+    if schedule.starts_with('@') {
+        return if MACROS.contains(&schedule) {
+            Ok(())
+        } else {
+            Err(format!(
+                "unknown schedule `{schedule}`; use five fields or one of {}",
+                MACROS.join(", ")
+            ))
+        };
+    }
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    let ok = fields.len() == 5
+        && fields
+            .iter()
+            .all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "schedule `{schedule}` is not five cron fields (minute hour day month weekday)"
+        ))
+    }
+}
+
+fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {
+    for c in &out.containers {
+        for dep in &c.depends_on {
+            if out.get(&dep.name).is_none() {
+                let names = out.containers.iter().map(|c| c.name.as_str());
+                return Err(set
+                    .error_at(
+                        &c.name,
+                        Some("depends_on"),
+                        format!(
+                            "`{}` depends on `{}`, which is not in the serviceset",
+                            c.name, dep.name
+                        ),
+                    )
+                    .with_help(did_you_mean(&dep.name, names)));
+            }
+        }
+    }
+    Ok(())
+}

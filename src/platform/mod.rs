@@ -1,0 +1,320 @@
+//! `platform`: what the infrastructure team owns, and expansion.
+//!
+//! The platform file (`/etc/telefig/platform.yaml`, or the compiled-in
+//! default) names the registries, the environment injected into every
+//! container, and one template per sidecar kind. [`expand`] applies it to a
+//! parsed [`Serviceset`](crate::spec::Serviceset) and returns [`Expanded`]:
+//! every container, declared or sidecar, fully resolved. The stages after
+//! this one see only that model, never the YAML.
+
+mod container;
+mod expand;
+mod image;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use container::*;
+pub use expand::{CronJob, Expanded, expand};
+pub use image::{Image, check_tag};
+
+use crate::diagnostic::{SourceError, did_you_mean};
+use crate::spec::schema::KeyValues;
+use crate::spec::{self, DockerSection};
+use crate::yaml::{self, UniqueMap, Value};
+
+/// Where the platform file lives when `--platform` is not given.
+pub const DEFAULT_PLATFORM_PATH: &str = "/etc/telefig/platform.yaml";
+const BUILT_IN: &str = include_str!("default.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read platform file {}: {source}; pass --platform FILE or fix its permissions", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Box<SourceError>),
+}
+
+impl From<SourceError> for Error {
+    fn from(err: SourceError) -> Self {
+        Error::Invalid(Box::new(err))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registries {
+    #[serde(default)]
+    pub primary: String,
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub source: PathBuf,
+    pub registries: Registries,
+    pub environment: Vec<(String, String)>,
+    pub labels: Vec<(String, String)>,
+    pub sidecars: Vec<SidecarTemplate>,
+}
+
+/// Where a sidecar sits relative to its owner (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Started before the owner (which waits for `gate`), stopped after it.
+    Before,
+    /// Started once the owner is healthy, stopped before it.
+    AfterHealthy,
+    /// Started once the owner is running, stopped before it.
+    AfterStarted,
+}
+
+#[derive(Debug, Clone)]
+pub struct SidecarTemplate {
+    pub kind: String,
+    pub aliases: Vec<String>,
+    pub order: Order,
+    pub gate: spec::Condition,
+    /// Declared parameters and their defaults; `None` means required.
+    pub params: Vec<(String, Option<String>)>,
+    /// The container fields, strings not yet templated.
+    pub body: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformFile {
+    #[serde(default)]
+    registries: Registries,
+    #[serde(default)]
+    environment: KeyValues,
+    #[serde(default)]
+    labels: KeyValues,
+    #[serde(default)]
+    sidecars: UniqueMap<Value>,
+}
+
+/// The kinds telefig knows without a template (run on the host, not as a container).
+pub const HOST_KINDS: [&str; 1] = ["cron"];
+
+impl Platform {
+    /// The compiled-in default.
+    pub fn built_in() -> Platform {
+        Platform::parse(Path::new("<built-in platform>"), BUILT_IN)
+            .expect("the built-in platform parses")
+    }
+
+    /// `--platform FILE`, else `/etc/telefig/platform.yaml` if present, else built in.
+    pub fn load(explicit: Option<&Path>) -> Result<Platform, Error> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_PLATFORM_PATH).exists() => {
+                PathBuf::from(DEFAULT_PLATFORM_PATH)
+            }
+            None => return Ok(Platform::built_in()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Platform::parse(&path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Platform, Error> {
+        let file: PlatformFile =
+            yaml::from_str(text).map_err(|e| spec::yaml_error(path, text, e))?;
+        let sidecars = file
+            .sidecars
+            .0
+            .into_iter()
+            .map(|(kind, body)| SidecarTemplate::parse(path, text, kind, body))
+            .collect::<Result<Vec<_>, _>>()?;
+        let platform = Platform {
+            source: path.to_path_buf(),
+            registries: file.registries,
+            environment: file.environment.0,
+            labels: file.labels.0,
+            sidecars,
+        };
+        platform.check(text)?;
+        Ok(platform)
+    }
+
+    fn check(&self, text: &str) -> Result<(), SourceError> {
+        let mut names: Vec<&str> = Vec::new();
+        for t in &self.sidecars {
+            for name in std::iter::once(&t.kind).chain(&t.aliases) {
+                if names.contains(&name.as_str()) || HOST_KINDS.contains(&name.as_str()) {
+                    return Err(template_error(
+                        &self.source,
+                        text,
+                        &t.kind,
+                        format!("sidecar kind `{name}` is defined twice"),
+                    ));
+                }
+                names.push(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The template for `kind` or one of its aliases.
+    pub fn template(&self, kind: &str) -> Option<&SidecarTemplate> {
+        self.sidecars
+            .iter()
+            .find(|t| t.kind == kind || t.aliases.iter().any(|a| a == kind))
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.sidecars
+            .iter()
+            .flat_map(|t| {
+                std::iter::once(t.kind.as_str()).chain(t.aliases.iter().map(String::as_str))
+            })
+            .chain(HOST_KINDS)
+    }
+}
+
+/// Keys of a template that orchestrate rather than configure the container.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TemplateMeta {
+    #[serde(default)]
+    aliases: Vec<String>,
+    order: Option<Order>,
+    gate: Option<spec::Condition>,
+    #[serde(default)]
+    params: UniqueMap<Value>,
+}
+
+const META_KEYS: [&str; 4] = ["aliases", "order", "gate", "params"];
+
+impl SidecarTemplate {
+    fn parse(
+        path: &Path,
+        text: &str,
+        kind: String,
+        body: Value,
+    ) -> Result<SidecarTemplate, SourceError> {
+        let fail = |msg: String| template_error(path, text, &kind, msg);
+        let Value::Mapping(map) = body else {
+            return Err(fail(format!(
+                "sidecar template `{kind}` must be a map of container fields"
+            )));
+        };
+        let (meta, docker): (yaml::Mapping, yaml::Mapping) = map
+            .into_iter()
+            .partition(|(k, _)| k.as_str().is_some_and(|k| META_KEYS.contains(&k)));
+        let meta: TemplateMeta = yaml::from_value(Value::Mapping(meta))
+            .map_err(|e| fail(format!("in sidecar template `{kind}`: {e}")))?;
+        let docker = Value::Mapping(docker);
+        // Check the container fields now, so a typo fails at load, not at first use.
+        yaml::from_value::<DockerSection>(docker.clone()).map_err(|e| {
+            let hint = field_hint(&e.message);
+            fail(format!("in sidecar template `{kind}`: {}", e.message)).with_help(hint)
+        })?;
+        let order = meta.order.unwrap_or(Order::Before);
+        let gate = meta.gate.unwrap_or_default();
+        if order != Order::Before && meta.gate.is_some() {
+            return Err(fail(format!(
+                "sidecar template `{kind}`: `gate` applies to `order: before` only (the owner waits for the sidecar)"
+            )));
+        }
+        let params = meta
+            .params
+            .0
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::Null => Ok((k, None)),
+                v => param_text(&v)
+                    .map(|s| (k.clone(), Some(s)))
+                    .map_err(|m| fail(format!("param `{k}`: {m}"))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SidecarTemplate {
+            kind,
+            aliases: meta.aliases,
+            order,
+            gate,
+            params,
+            body: docker,
+        })
+    }
+}
+
+/// A parameter value as template text: scalars as written, lists joined by `,`.
+pub fn param_text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| {
+                yaml::scalar_to_string(i)
+                    .ok_or_else(|| "a list parameter holds plain values".to_owned())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(",")),
+        other => yaml::scalar_to_string(other)
+            .ok_or_else(|| "expected a plain value or a list of them".into()),
+    }
+}
+
+fn field_hint(message: &str) -> Option<String> {
+    let word = message.split('`').nth(1)?;
+    let expected = message.split_once("expected")?.1;
+    did_you_mean(word, expected.split('`').skip(1).step_by(2))
+}
+
+/// Point at the template's key in the platform file.
+fn template_error(path: &Path, text: &str, kind: &str, message: String) -> SourceError {
+    let key = format!("{kind}:");
+    let found = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.trim_start().starts_with(&key) && l.starts_with([' ', '\t']));
+    let err = SourceError::new(path, message);
+    match found {
+        Some((i, l)) => err.at(text, i + 1, l.len() - l.trim_start().len() + 1),
+        None => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_has_every_kind_of_the_spec() {
+        let p = Platform::built_in();
+        for kind in [
+            "discovery",
+            "zum",
+            "metrics",
+            "logging",
+            "singer",
+            "proxy",
+            "knox",
+            "logrotate",
+            "cron",
+        ] {
+            assert!(p.kinds().any(|k| k == kind), "{kind}");
+        }
+        assert_eq!(p.template("singer").unwrap().kind, "logging");
+        assert_eq!(p.template("discovery").unwrap().order, Order::AfterHealthy);
+    }
+
+    #[test]
+    fn template_typo_is_reported_with_the_template_line() {
+        let text = "sidecars:\n  metrics:\n    imag: x:1\n";
+        let err = Platform::parse(Path::new("p.yaml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.yaml:2:3:"), "{err}");
+        assert!(err.contains("did you mean `image`?"), "{err}");
+    }
+}

@@ -1,0 +1,230 @@
+//! `spec`: the serviceset file — read it, template it, parse it, check it.
+//!
+//! Owns the on-disk format (SPEC §2) and its diagnostics (file:line:column,
+//! "did you mean"). It does not know about platform sidecar templates,
+//! images, registries or Docker; `platform` turns a [`Serviceset`] into the
+//! containers the rest of telefig works with.
+
+mod check;
+pub mod schema;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+
+pub use check::{is_docker_name, parse_bytes};
+pub use schema::{Condition, ContainerEntry, ContainerKind, DockerSection};
+pub use template::{TemplateError, Vars};
+
+use crate::diagnostic::{SourceError, did_you_mean};
+use crate::yaml::{self, YamlError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read serviceset file {}: {source}; check the path given with -c", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Box<SourceError>),
+}
+
+impl From<SourceError> for Error {
+    fn from(err: SourceError) -> Self {
+        Error::Invalid(Box::new(err))
+    }
+}
+
+/// A parsed, templated, checked serviceset file.
+#[derive(Debug, Clone)]
+pub struct Serviceset {
+    pub file: PathBuf,
+    /// The templated text the YAML was parsed from, for pointing at lines.
+    pub text: String,
+    pub containers: Vec<Declared>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub name: String,
+    pub entry: ContainerEntry,
+}
+
+/// Read `path` and parse it with `vars`.
+pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
+    let raw = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &raw, vars)
+}
+
+/// Template, parse and check `raw`, the content of `file`.
+pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
+    let text = template::render(raw, vars).map_err(|err| template_error(file, raw, err))?;
+    let parsed: schema::ServicesetFile =
+        yaml::from_str(&text).map_err(|err| yaml_error(file, &text, err))?;
+    let serviceset = Serviceset {
+        file: file.to_path_buf(),
+        text,
+        containers: parsed
+            .containers
+            .into_iter()
+            .map(|(name, entry)| Declared { name, entry })
+            .collect(),
+    };
+    check::check(&serviceset)?;
+    Ok(serviceset)
+}
+
+impl Serviceset {
+    pub fn get(&self, name: &str) -> Option<&Declared> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// An error pointing at `container`'s entry, or at `field` inside it
+    /// (found by its key, the first line after the container that starts
+    /// with `field:`). Parsed values carry no positions, so this is how
+    /// checks made after parsing still name a line.
+    pub fn error_at(
+        &self,
+        container: &str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> SourceError {
+        let err = SourceError::new(&self.file, message);
+        let lines: Vec<&str> = self.text.lines().collect();
+        let key = format!("{container}:");
+        let Some(start) = lines.iter().position(|l| l.starts_with(&key)) else {
+            return err;
+        };
+        let mut at = (start + 1, 1);
+        if let Some(field) = field {
+            let field_key = format!("{field}:");
+            let found = lines[start + 1..]
+                .iter()
+                .take_while(|l| l.is_empty() || l.starts_with([' ', '\t', '#']))
+                .position(|l| {
+                    l.trim_start()
+                        .trim_start_matches("- ")
+                        .starts_with(&field_key)
+                });
+            if let Some(offset) = found {
+                let line = lines[start + 1 + offset];
+                at = (start + 2 + offset, line.len() - line.trim_start().len() + 1);
+            }
+        }
+        err.at(&self.text, at.0, at.1)
+    }
+}
+
+/// The serviceset's identity: `--name`, else `ENV_NAME`, else the file name
+/// without its extension (`serviceset.prod.conf` → `serviceset.prod`).
+pub fn serviceset_name(explicit: Option<&str>, vars: &Vars, file: &Path) -> String {
+    if let Some(name) = explicit.filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    if let Some(name) = vars.get("ENV_NAME").filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    let stem = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("serviceset");
+    let stem = [".conf", ".yaml", ".yml"]
+        .iter()
+        .find_map(|ext| stem.strip_suffix(ext))
+        .unwrap_or(stem);
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn template_error(file: &Path, raw: &str, err: TemplateError) -> SourceError {
+    match &err {
+        TemplateError::Undefined(names) => {
+            let (name, line) = &names[0];
+            let column = raw
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.find(name.as_str()))
+                .map_or(1, |c| c + 1);
+            SourceError::new(file, err.to_string()).at(raw, *line, column)
+        }
+        TemplateError::Syntax {
+            line,
+            column,
+            message,
+        } => SourceError::new(file, format!("bad template: {message}")).at(raw, *line, *column),
+    }
+}
+
+/// Turn a parser error into a positioned one; an unknown field or variant
+/// gets the closest known name as a hint instead of the whole list.
+pub(crate) fn yaml_error(file: &Path, text: &str, err: YamlError) -> SourceError {
+    let (message, help) = unknown_name_hint(&err.message).unwrap_or((err.message.clone(), None));
+    let err_out = SourceError::new(file, message).with_help(help);
+    match err.location {
+        Some((line, column)) => err_out.at(text, line, column),
+        None => err_out,
+    }
+}
+
+/// serde reports "unknown field `x`, expected one of `a`, `b`"; rewrite it
+/// as "unknown field `x`" plus "did you mean `a`?" (or the short list).
+fn unknown_name_hint(message: &str) -> Option<(String, Option<String>)> {
+    let what = ["unknown field `", "unknown variant `"]
+        .into_iter()
+        .find(|w| message.contains(w))?;
+    let at = message.find(what)?;
+    let after = &message[at + what.len()..];
+    let word = &after[..after.find('`')?];
+    let expected_part = after.split_once("expected")?.1;
+    let candidates: Vec<&str> = expected_part.split('`').skip(1).step_by(2).collect();
+    let prefix = &message[..at];
+    let noun = if what.contains("field") {
+        "field"
+    } else {
+        "value"
+    };
+    let place = prefix.trim_end_matches(": ").trim();
+    let message = if place.is_empty() || place == "." {
+        format!("unknown {noun} `{word}`")
+    } else {
+        format!("unknown {noun} `{word}` in `{place}`")
+    };
+    let help = did_you_mean(word, candidates.iter().copied())
+        .or_else(|| Some(format!("expected one of: {}", candidates.join(", "))));
+    Some((message, help))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_flag_then_env_name_then_file() {
+        let file = Path::new("/x/serviceset.prod.conf");
+        let none = Vars::new([], []);
+        let env = Vars::new([], [("ENV_NAME".into(), "vtctld".into())]);
+        assert_eq!(serviceset_name(Some("a"), &env, file), "a");
+        assert_eq!(serviceset_name(None, &env, file), "vtctld");
+        assert_eq!(serviceset_name(None, &none, file), "serviceset.prod");
+    }
+
+    #[test]
+    fn unknown_field_hint() {
+        let (msg, help) = unknown_name_hint(
+            "web.docker: unknown field `imgae`, expected one of `image`, `version`",
+        )
+        .unwrap();
+        assert_eq!(msg, "unknown field `imgae` in `web.docker`");
+        assert_eq!(help.as_deref(), Some("did you mean `image`?"));
+    }
+}

@@ -1,0 +1,473 @@
+//! The serviceset file as written: serde types that mirror the YAML.
+//!
+//! Nothing here decides defaults or builds containers (that is `platform`);
+//! these types only accept the shapes real files use and reject everything
+//! else with the parser's position. Every struct denies unknown fields, and
+//! every map is a [`UniqueMap`] so a key given twice is an error.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::yaml::{KeyString, UniqueMap, Value, scalar_to_string};
+
+/// The whole file: `version` plus one entry per container, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct ServicesetFile {
+    pub version: Option<u64>,
+    pub containers: Vec<(String, ContainerEntry)>,
+}
+
+impl<'de> Deserialize<'de> for ServicesetFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FileVisitor;
+        impl<'de> Visitor<'de> for FileVisitor {
+            type Value = ServicesetFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of container names to their configuration")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ServicesetFile::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut file = ServicesetFile::default();
+                while let Some(KeyString(key)) = map.next_key()? {
+                    if key == "version" {
+                        if file.version.is_some() {
+                            return Err(de::Error::custom("duplicate key `version`"));
+                        }
+                        let version: u64 = map.next_value()?;
+                        if version != 1 {
+                            return Err(de::Error::custom(format!(
+                                "unsupported serviceset version {version}: this telefig reads version 1"
+                            )));
+                        }
+                        file.version = Some(version);
+                        continue;
+                    }
+                    if file.containers.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!(
+                            "duplicate container `{key}`: each container is declared once"
+                        )));
+                    }
+                    let entry: Option<ContainerEntry> = map.next_value()?;
+                    file.containers.push((key, entry.unwrap_or_default()));
+                }
+                Ok(file)
+            }
+        }
+        deserializer.deserialize_any(FileVisitor)
+    }
+}
+
+/// One top-level entry: what configures the container (`docker`) and what
+/// orchestrates it (`sidecars`, `depends_on`, `kind`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerEntry {
+    #[serde(default)]
+    pub docker: DockerSection,
+    #[serde(default)]
+    pub sidecars: Sidecars,
+    #[serde(default)]
+    pub depends_on: DependsOn,
+    #[serde(default)]
+    pub kind: ContainerKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    #[default]
+    Service,
+    Job,
+}
+
+/// The `docker:` section; also the body of a platform sidecar template.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    pub image: Option<String>,
+    pub version: Option<Scalar>,
+    pub registry: Option<String>,
+    pub user: Option<Scalar>,
+    pub command: Option<Words>,
+    pub entrypoint: Option<Words>,
+    #[serde(default)]
+    pub environment: KeyValues,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    pub cpuset_cpus: Option<Scalar>,
+    pub network_mode: Option<String>,
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default)]
+    pub labels: KeyValues,
+    pub restart: Option<String>,
+    pub mem_limit: Option<Scalar>,
+    pub cpus: Option<f64>,
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<Scalar>,
+    pub stop_grace_period: Option<DurationValue>,
+    pub stop_signal: Option<String>,
+    pub privileged: Option<bool>,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    pub test: Option<Words>,
+    pub interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+    pub start_period: Option<DurationValue>,
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub disable: bool,
+}
+
+/// A cron entry, run on the host by `telefig daemon`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CronEntry {
+    pub name: Option<String>,
+    pub schedule: String,
+    pub command: Words,
+    pub user: Option<String>,
+}
+
+/// `sidecars:` — kind → parameters (`knox:` with no value is allowed), and
+/// `cron:` → a list of entries.
+#[derive(Debug, Clone, Default)]
+pub struct Sidecars(pub Vec<(String, SidecarEntry)>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SidecarEntry {
+    Params(UniqueMap<Value>),
+    Cron(Vec<CronEntry>),
+}
+
+impl<'de> Deserialize<'de> for Sidecars {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SidecarsVisitor;
+        impl<'de> Visitor<'de> for SidecarsVisitor {
+            type Value = Sidecars;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of sidecar kinds to their parameters")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Sidecars::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, SidecarEntry)> = Vec::new();
+                while let Some(KeyString(kind)) = map.next_key()? {
+                    if out.iter().any(|(k, _)| *k == kind) {
+                        return Err(de::Error::custom(format!("duplicate sidecar `{kind}`")));
+                    }
+                    let entry = if kind == "cron" {
+                        SidecarEntry::Cron(
+                            map.next_value::<Option<Vec<CronEntry>>>()?
+                                .unwrap_or_default(),
+                        )
+                    } else {
+                        SidecarEntry::Params(
+                            map.next_value::<Option<UniqueMap<Value>>>()?
+                                .unwrap_or_default(),
+                        )
+                    };
+                    out.push((kind, entry));
+                }
+                Ok(Sidecars(out))
+            }
+        }
+        deserializer.deserialize_any(SidecarsVisitor)
+    }
+}
+
+/// `depends_on`: a list of names, or a map of name → `{condition: …}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DependsOn(pub Vec<(String, Condition)>);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Condition {
+    #[default]
+    #[serde(rename = "started", alias = "service_started")]
+    Started,
+    #[serde(rename = "healthy", alias = "service_healthy")]
+    Healthy,
+    #[serde(rename = "completed", alias = "service_completed_successfully")]
+    Completed,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DependsOnEntry {
+    #[serde(default)]
+    condition: Condition,
+}
+
+impl<'de> Deserialize<'de> for DependsOn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependsVisitor;
+        impl<'de> Visitor<'de> for DependsVisitor {
+            type Value = DependsOn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of container names, or a map of name to {condition: started|healthy|completed}")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(DependsOn::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = DependsOn::default();
+                while let Some(name) = seq.next_element::<String>()? {
+                    out.push(name, Condition::Started)?;
+                }
+                Ok(out)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = DependsOn::default();
+                while let Some(KeyString(name)) = map.next_key()? {
+                    let entry: Option<DependsOnEntry> = map.next_value()?;
+                    out.push(name, entry.map(|e| e.condition).unwrap_or_default())?;
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_any(DependsVisitor)
+    }
+}
+
+impl DependsOn {
+    fn push<E: de::Error>(&mut self, name: String, condition: Condition) -> Result<(), E> {
+        if self.0.iter().any(|(n, _)| *n == name) {
+            return Err(E::custom(format!("`{name}` is listed twice in depends_on")));
+        }
+        self.0.push((name, condition));
+        Ok(())
+    }
+}
+
+/// A command: a string split like a POSIX shell would, or a list as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Words {
+    Line(String),
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Words {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Sequence(items) => items
+                .iter()
+                .map(|v| {
+                    scalar_to_string(v)
+                        .ok_or_else(|| de::Error::custom("a command list holds plain strings"))
+                })
+                .collect::<Result<_, _>>()
+                .map(Words::List),
+            other => scalar_to_string(&other)
+                .map(Words::Line)
+                .ok_or_else(|| de::Error::custom("expected a string or a list of strings")),
+        }
+    }
+}
+
+/// `KEY=VALUE` pairs given as a list (`- K=V`) or a map (`K: V`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyValues(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for KeyValues {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pairs = match Value::deserialize(deserializer)? {
+            Value::Null => Vec::new(),
+            Value::Sequence(items) => {
+                let mut pairs = Vec::new();
+                for item in items {
+                    let text = scalar_to_string(&item)
+                        .ok_or_else(|| de::Error::custom("a KEY=VALUE list holds plain strings"))?;
+                    let (k, v) = text.split_once('=').ok_or_else(|| {
+                        de::Error::custom(format!("`{text}` is not KEY=VALUE: add `=` and a value"))
+                    })?;
+                    pairs.push((k.trim().to_owned(), v.to_owned()));
+                }
+                pairs
+            }
+            Value::Mapping(map) => {
+                let mut pairs = Vec::new();
+                for (k, v) in map {
+                    let k = scalar_to_string(&k)
+                        .ok_or_else(|| de::Error::custom("keys are plain strings"))?;
+                    let v = scalar_to_string(&v).ok_or_else(|| {
+                        de::Error::custom(format!("the value of `{k}` must be a plain value"))
+                    })?;
+                    pairs.push((k, v));
+                }
+                pairs
+            }
+            _ => return Err(de::Error::custom("expected a list of KEY=VALUE or a map")),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in &pairs {
+            if k.is_empty() {
+                return Err(de::Error::custom("an empty key before `=`"));
+            }
+            if !seen.insert(k.as_str()) {
+                return Err(de::Error::custom(format!("duplicate key `{k}`")));
+            }
+        }
+        Ok(KeyValues(pairs))
+    }
+}
+
+/// Any YAML scalar, kept as text (`version: 1234` and `version: "1234"`
+/// mean the same). A float is refused: `1e10` would lose its spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        if let Value::Number(n) = &value
+            && n.is_f64()
+        {
+            return Err(de::Error::custom(format!(
+                "`{n}` reads as a floating-point number; quote it to keep its exact text"
+            )));
+        }
+        match scalar_to_string(&value) {
+            Some(s) => Ok(Scalar(s)),
+            None => Err(de::Error::custom("expected a plain value")),
+        }
+    }
+}
+
+/// Integer seconds (`10`) or a duration string (`10s`, `1m30s`, `200ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationValue(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let parsed = match &value {
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|s| *s >= 0.0 && s.is_finite())
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("`{n}` is not a duration")),
+            Value::String(s) => parse_duration(s),
+            _ => Err(
+                "expected seconds (10) or a duration string (\"10s\", \"1m30s\", \"200ms\")"
+                    .to_owned(),
+            ),
+        };
+        parsed.map(DurationValue).map_err(de::Error::custom)
+    }
+}
+
+/// `1h2m3s`, `200ms`, `1.5s`, `90` (seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    let bad = || {
+        format!("`{text}` is not a duration: use seconds (10) or units h, m, s, ms, us (\"1m30s\")")
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(number * scale);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, ms) in [
+            ("10", 10_000),
+            ("10s", 10_000),
+            ("1m30s", 90_000),
+            ("200ms", 200),
+            ("1.5s", 1500),
+            ("1h", 3_600_000),
+        ] {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
+        }
+        for text in ["", "10x", "s", "-1"] {
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn depends_on_list_and_map() {
+        let list: DependsOn = crate::yaml::from_str("[a, b]").unwrap();
+        assert_eq!(
+            list.0,
+            [
+                ("a".into(), Condition::Started),
+                ("b".into(), Condition::Started)
+            ]
+        );
+        let map: DependsOn = crate::yaml::from_str(
+            "a: {condition: healthy}\nb: {condition: service_completed_successfully}",
+        )
+        .unwrap();
+        assert_eq!(
+            map.0,
+            [
+                ("a".into(), Condition::Healthy),
+                ("b".into(), Condition::Completed)
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_list_and_map() {
+        let list: KeyValues = crate::yaml::from_str("[A=1, B=x=y]").unwrap();
+        assert_eq!(
+            list.0,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        let map: KeyValues = crate::yaml::from_str("A: 1\nB: true").unwrap();
+        assert_eq!(
+            map.0,
+            [("A".into(), "1".into()), ("B".into(), "true".into())]
+        );
+    }
+}
