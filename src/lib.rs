@@ -8,8 +8,10 @@
 
 pub mod cli;
 pub mod diagnostic;
+pub mod engine;
 pub mod graph;
 pub mod plan;
 pub mod platform;
 pub mod spec;
+pub mod state;
 pub mod yaml;

@@ -154,6 +154,10 @@ pub enum Reason {
     LeftoverBackup {
         of: String,
     },
+    Requested,
+    DependencyRestarted {
+        dependency: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -183,6 +187,10 @@ impl fmt::Display for Reason {
             Reason::Orphan => f.write_str("no longer in the serviceset"),
             Reason::LeftoverBackup { of } => {
                 write!(f, "previous version of `{of}` left by an interrupted start")
+            }
+            Reason::Requested => f.write_str("restart requested"),
+            Reason::DependencyRestarted { dependency } => {
+                write!(f, "depends on `{dependency}`, which restarts")
             }
         }
     }
@@ -321,6 +329,52 @@ pub fn plan(
         serviceset: desired.serviceset.clone(),
         actions,
     })
+}
+
+/// `restart [target]`: the target (or everything) and, in order, whatever
+/// depends on it. Nothing outside that set is touched; a missing member is
+/// created from the desired config.
+pub fn restart(
+    desired: &Expanded,
+    graph: &Graph,
+    observed: &[Observed],
+    target: Option<&str>,
+) -> Plan {
+    let set = match target {
+        Some(t) => graph.downstream(t),
+        None => graph.start_order().into_iter().map(str::to_owned).collect(),
+    };
+    let actions = graph
+        .start_order()
+        .into_iter()
+        .filter(|n| set.contains(*n))
+        .map(|name| {
+            let holder = observed
+                .iter()
+                .find(|o| o.name == name && o.serviceset() == Some(desired.serviceset.as_str()));
+            let (action, reason) = match (holder, target) {
+                (None, _) => (ActionKind::Create, Reason::Missing),
+                (Some(_), Some(t)) if t != name => (
+                    ActionKind::Restart,
+                    Reason::DependencyRestarted {
+                        dependency: t.to_owned(),
+                    },
+                ),
+                (Some(_), _) => (ActionKind::Restart, Reason::Requested),
+            };
+            Action {
+                container: name.to_owned(),
+                action,
+                reason,
+                existing_id: holder.map(|h| h.id.clone()),
+                backup_id: None,
+            }
+        })
+        .collect();
+    Plan {
+        serviceset: desired.serviceset.clone(),
+        actions,
+    }
 }
 
 /// A container that waits for a recreated one to be `healthy` (discovery,

@@ -51,12 +51,3 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
         graph,
     })
 }
-
-/// The serviceset name for commands that may run without a file.
-pub fn serviceset_name(g: &Global) -> Option<String> {
-    if let Some(n) = &g.name {
-        return Some(n.clone());
-    }
-    let file = g.config.as_ref()?;
-    Some(spec::serviceset_name(None, &vars(g), file))
-}

@@ -207,3 +207,18 @@ fn completed_job_is_kept_failed_job_rerun() {
         "{got}"
     );
 }
+
+#[test]
+fn restart_takes_the_target_and_its_dependents_only() {
+    let (expanded, graph) = desired(SET);
+    let obs: Vec<Observed> = expanded
+        .containers
+        .iter()
+        .map(|c| running(&expanded, &c.name))
+        .collect();
+    let got = restart(&expanded, &graph, &obs, Some("web")).to_string();
+    assert_eq!(
+        got,
+        "serviceset shop: 2 to restart\n  restart  web            restart requested\n  restart  web-discovery  depends on `web`, which restarts\n"
+    );
+}

@@ -27,7 +27,7 @@ pub const LABEL_DEPLOY_ID: &str = "telefig.deploy-id";
 /// Labels that describe a deploy rather than the container's config.
 const BOOKKEEPING_LABELS: [&str; 3] = [LABEL_CONFIG_HASH, LABEL_COMMIT, LABEL_DEPLOY_ID];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "role")]
 pub enum Role {
     Main,
@@ -46,14 +46,14 @@ impl Role {
 }
 
 /// One edge of the graph as the dependent sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {
     pub name: String,
     pub gate: Condition,
 }
 
 /// Healthcheck timings with Docker's defaults filled in, for gate deadlines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthTiming {
     pub interval: Duration,
     pub timeout: Duration,
@@ -72,7 +72,7 @@ impl HealthTiming {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub name: String,
     pub role: Role,

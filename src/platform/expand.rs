@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::container::*;
 use super::image::{self, ImageRequest};
@@ -20,7 +20,7 @@ use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
 use crate::yaml::{self, UniqueMap, Value};
 
 /// The full container set of one serviceset.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Expanded {
     pub serviceset: String,
     pub containers: Vec<ContainerSpec>,
@@ -34,7 +34,7 @@ impl Expanded {
 }
 
 /// A scheduled command the daemon runs on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CronJob {
     pub owner: String,
     pub name: String,

@@ -5,11 +5,11 @@
 //! then each mirror. The container is always configured with the primary's
 //! reference, so its config hash does not depend on which registry answered.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Registries;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     /// What the container is created from (`docker ps` shows it).
     pub reference: String,
@@ -154,7 +154,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&str, Option<&str>, Option<&str>, &str, usize)] = &[
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, usize);
+        let cases: &[Case] = &[
             (
                 "vitess/vtctld",
                 Some("abc123"),

@@ -372,10 +372,11 @@ impl<'de> Deserialize<'de> for DurationValue {
 /// `1h2m3s`, `200ms`, `1.5s`, `90` (seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = text.parse::<f64>()
+        && secs >= 0.0
+        && secs.is_finite()
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     let bad = || {
         format!("`{text}` is not a duration: use seconds (10) or units h, m, s, ms, us (\"1m30s\")")

@@ -1,0 +1,100 @@
+//! `status` and `logs`: read-only views that need no serviceset file.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use comfy_table::{Table, presets::NOTHING};
+use futures_util::StreamExt;
+
+use crate::cli::args::{Global, LogsArgs};
+use crate::cli::output::{paint, print_json};
+use crate::cli::{Outcome, UsageError};
+use crate::engine::Engine;
+use crate::engine::status::{collect, human_duration};
+use crate::platform::LABEL_SERVICESET;
+
+/// Exit code when something is not running and healthy.
+const UNHEALTHY: u8 = 3;
+
+pub async fn status(g: &Global) -> Outcome {
+    let engine = Engine::connect().await?;
+    // `--name` narrows; ENV_NAME does not (an operator wants the whole host).
+    let containers = collect(&engine, g.name.as_deref()).await?;
+    let all_ok = containers.iter().all(|c| c.ok);
+    if g.json {
+        print_json(&serde_json::json!({ "ok": all_ok, "containers": containers }))?;
+    } else if containers.is_empty() {
+        println!(
+            "no telefig containers on this host{}",
+            g.name
+                .as_ref()
+                .map(|n| format!(" for serviceset `{n}`"))
+                .unwrap_or_default()
+        );
+    } else {
+        let mut table = Table::new();
+        table.load_preset(NOTHING);
+        table.set_header([
+            "NAME",
+            "SERVICESET",
+            "ROLE",
+            "IMAGE",
+            "STATE",
+            "HEALTH",
+            "UPTIME",
+            "RESTARTS",
+            "LAST EXIT",
+        ]);
+        for c in &containers {
+            let state = if c.ok {
+                paint(c.state.as_str(), "32")
+            } else {
+                paint(c.state.as_str(), "31")
+            };
+            table.add_row([
+                c.name.clone(),
+                c.serviceset.clone(),
+                c.role.clone(),
+                c.image.clone(),
+                state,
+                c.health.map_or("-".into(), |h| h.as_str().to_owned()),
+                c.uptime_seconds.map_or("-".into(), human_duration),
+                c.restart_count.to_string(),
+                c.exit_code.map_or("-".into(), |e| e.to_string()),
+            ]);
+        }
+        println!("{table}");
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(UNHEALTHY)
+    })
+}
+
+pub async fn logs(g: &Global, args: &LogsArgs) -> Outcome {
+    let engine = Engine::connect().await?;
+    let ours = engine.list(Some(LABEL_SERVICESET)).await?;
+    let container = ours
+        .iter()
+        .filter(|o| g.name.as_deref().is_none_or(|n| o.serviceset() == Some(n)))
+        .find(|o| o.name == args.container)
+        .ok_or_else(|| {
+            UsageError(format!(
+                "no telefig container named `{}` on this host; `telefig status` lists them",
+                args.container
+            ))
+        })?;
+    let mut stream = engine.logs(&container.id, args.follow, args.tail);
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if chunk.stderr {
+            stderr.write_all(&chunk.bytes)?;
+        } else {
+            stdout.write_all(&chunk.bytes)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

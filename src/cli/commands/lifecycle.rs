@@ -1,0 +1,36 @@
+//! `stop` and `down`: reverse order, each container's grace period.
+
+use std::process::ExitCode;
+
+use super::session::{Session, print_event, target};
+use crate::cli::Outcome;
+use crate::cli::args::{Global, TimeoutArgs};
+use crate::engine::Event;
+use crate::engine::stop::{remove_all, stop_in_order};
+
+pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
+    let (expanded, graph) = target(g)?;
+    let session = Session::open(g, args.timeout, Some(&expanded.serviceset)).await?;
+    let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
+    let emit = |e: Event| print_event(&e);
+    stop_in_order(&session.engine, &expanded, &graph, &observed, &emit).await?;
+    session.state.set_stopped(&expanded.serviceset, true)?;
+    println!("serviceset {}: stopped", expanded.serviceset);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
+    let (expanded, graph) = target(g)?;
+    let session = Session::open(g, args.timeout, Some(&expanded.serviceset)).await?;
+    let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
+    let emit = |e: Event| print_event(&e);
+    stop_in_order(&session.engine, &expanded, &graph, &observed, &emit).await?;
+    remove_all(&session.engine, &observed, &emit).await?;
+    session.state.remove(&expanded.serviceset)?;
+    println!(
+        "serviceset {}: down, {} containers removed",
+        expanded.serviceset,
+        observed.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,128 @@
+//! What the Docker-facing commands share: the deadline, the engine
+//! connection, the host lock, signal handling, and progress lines.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cli::UsageError;
+use crate::cli::args::Global;
+use crate::cli::load::{self, Loaded};
+use crate::engine::{Engine, Event};
+use crate::graph::Graph;
+use crate::platform::Expanded;
+use crate::state::{HostLock, StateDir};
+
+/// The default bound on one operation, under the deploy agent's 30-minute hook limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub struct Session {
+    pub engine: Engine,
+    pub state: StateDir,
+    pub deadline: Instant,
+    _lock: Option<HostLock>,
+}
+
+impl Session {
+    /// Connect to Docker and, when `lock` names a serviceset, take its host lock.
+    pub async fn open(
+        g: &Global,
+        timeout: Option<Duration>,
+        lock: Option<&str>,
+    ) -> anyhow::Result<Session> {
+        let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let state = StateDir::new(&g.state_dir);
+        let engine = Engine::connect().await?;
+        let lock = match lock {
+            Some(name) => Some(
+                state
+                    .lock(name, deadline, |holder| {
+                        eprintln!("waiting for the lock on serviceset `{name}`, held by {holder}");
+                    })
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(Session {
+            engine,
+            state,
+            deadline,
+            _lock: lock,
+        })
+    }
+}
+
+/// The serviceset to act on: from `-c FILE`, else the record of `--name`.
+pub fn target(g: &Global) -> anyhow::Result<(Expanded, Graph)> {
+    if g.config.is_some() {
+        let Loaded {
+            expanded, graph, ..
+        } = load::load(g)?;
+        return Ok((expanded, graph));
+    }
+    let name = g.name.as_deref().ok_or_else(|| {
+        UsageError(
+            "name the serviceset: pass -c FILE, or --name NAME of one telefig started".into(),
+        )
+    })?;
+    let record = StateDir::new(&g.state_dir).load(name)?.ok_or_else(|| {
+        UsageError(format!(
+            "no record of serviceset `{name}` in {}: pass -c FILE, or check --state-dir",
+            g.state_dir.display()
+        ))
+    })?;
+    let graph = Graph::build(&record.expanded)?;
+    Ok((record.expanded, graph))
+}
+
+/// A flag that turns true on SIGTERM or SIGINT. Keep the returned task
+/// alive for as long as the flag matters.
+pub fn abort_on_signal() -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!("received {name}: finishing the Docker call in flight, then stopping");
+        let _ = tx.send(true);
+        // Keep the sender alive so waiters see the flag rather than a closed channel.
+        std::future::pending::<()>().await;
+    });
+    (rx, task)
+}
+
+/// One line per event, for people.
+pub fn print_event(event: &Event) {
+    let line = match event {
+        Event::Pulled(p) if p.from != p.reference => {
+            format!(
+                "pulled     {} (from mirror {}) in {} ms",
+                p.reference, p.from, p.millis
+            )
+        }
+        Event::Pulled(p) => format!("pulled     {} in {} ms", p.reference, p.millis),
+        Event::Removed { container, why } => format!("removed    {container} ({why})"),
+        Event::Stopped { container } => format!("stopped    {container}"),
+        Event::Created { container } => format!("created    {container}"),
+        Event::Started { container } => format!("started    {container}"),
+        Event::Passed {
+            container,
+            gate,
+            millis,
+        } => format!("{gate:<10} {container} after {millis} ms"),
+        Event::Failed { container, why } => format!("FAILED     {container}: {why}"),
+        Event::RolledBack { container } => {
+            format!("rolled back {container} to its previous version")
+        }
+    };
+    println!("{line}");
+}

@@ -1,0 +1,295 @@
+//! Gates, noticed from Docker's events stream rather than by polling.
+//!
+//! A [`Monitor`] follows the container events of one serviceset and keeps
+//! the latest [`Status`] of each container id in a watch channel. A waiter
+//! seeds the status with one inspect (events from before that moment are
+//! ignored), then sleeps on the channel until the gate is met, failed, its
+//! deadline passes or the operation is aborted. Only if the events stream
+//! breaks (dockerd restarting) does a waiter fall back to inspecting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Engine, Error};
+use crate::plan::Health;
+use crate::spec::Condition;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub health: Option<Health>,
+    pub oom: bool,
+    pub removed: bool,
+    /// Events older than this (ns since the epoch) are stale and ignored.
+    pub seen_at: i64,
+}
+
+type Channels = Arc<Mutex<HashMap<String, watch::Sender<Status>>>>;
+
+pub struct Monitor {
+    engine: Engine,
+    channels: Channels,
+    connected: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Monitor {
+    /// Follow `serviceset`'s container events from this moment on.
+    pub fn start(engine: &Engine, serviceset: &str) -> Monitor {
+        let channels: Channels = Arc::default();
+        let (connected_tx, connected) = watch::channel(true);
+        let since = now_nanos() / 1_000_000_000;
+        let mut events = engine.events(serviceset, Some(since));
+        let task_channels = channels.clone();
+        let task = tokio::spawn(async move {
+            while let Some(Ok(event)) = events.next().await {
+                apply_event(&task_channels, &event);
+            }
+            // The stream ends when dockerd restarts: waiters fall back to inspecting.
+            let _ = connected_tx.send(false);
+        });
+        Monitor {
+            engine: engine.clone(),
+            channels,
+            connected,
+            task,
+        }
+    }
+
+    fn subscribe(&self, id: &str) -> (watch::Sender<Status>, watch::Receiver<Status>) {
+        let mut map = self.channels.lock().expect("monitor lock");
+        let tx = map
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(Status::default()).0);
+        (tx.clone(), tx.subscribe())
+    }
+
+    /// Read the container's state now and make it the baseline.
+    async fn seed(&self, id: &str, tx: &watch::Sender<Status>) -> Result<(), Error> {
+        let at = now_nanos();
+        let d = self.engine.inspect(id).await?;
+        tx.send_modify(|s| {
+            if s.seen_at <= at {
+                *s = Status {
+                    running: d.running || d.restarting,
+                    exit_code: (!d.running).then_some(d.exit_code).flatten(),
+                    health: d.health,
+                    oom: d.oom_killed,
+                    removed: false,
+                    seen_at: at,
+                };
+            }
+        });
+        Ok(())
+    }
+
+    /// Wait until container `id` meets `gate`, failing fast when it cannot.
+    /// `has_healthcheck` says whether `healthy` means Docker health or just running.
+    pub async fn wait(
+        &self,
+        id: &str,
+        gate: Condition,
+        has_healthcheck: bool,
+        deadline: Instant,
+        abort: &mut watch::Receiver<bool>,
+    ) -> Result<(), GateFailure> {
+        let (tx, mut rx) = self.subscribe(id);
+        self.seed(id, &tx)
+            .await
+            .map_err(|e| GateFailure::Docker(e.to_string()))?;
+        // An image may bring its own HEALTHCHECK: Docker then reports a health state.
+        let has_healthcheck = has_healthcheck || rx.borrow().health.is_some();
+        let mut connected = self.connected.clone();
+        loop {
+            let status = rx.borrow_and_update().clone();
+            if let Some(verdict) = judge(&status, gate, has_healthcheck) {
+                return verdict;
+            }
+            let fallback = async {
+                if *connected.borrow() {
+                    let _ = connected.changed().await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Err(GateFailure::Timeout),
+                _ = aborted(abort) => return Err(GateFailure::Interrupted),
+                _ = fallback => {
+                    self.seed(id, &tx).await.map_err(|e| GateFailure::Docker(e.to_string()))?;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once `abort` turns true; never, if its sender is gone.
+pub async fn aborted(abort: &mut watch::Receiver<bool>) {
+    loop {
+        if *abort.borrow_and_update() {
+            return;
+        }
+        if abort.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Why a gate failed (the executor adds logs and health output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateFailure {
+    Exited(Option<i64>),
+    OutOfMemory,
+    Unhealthy,
+    Removed,
+    Timeout,
+    Interrupted,
+    Docker(String),
+}
+
+/// Met (Some(Ok)), failed (Some(Err)), or not yet (None).
+fn judge(s: &Status, gate: Condition, has_healthcheck: bool) -> Option<Result<(), GateFailure>> {
+    if s.removed {
+        return Some(Err(GateFailure::Removed));
+    }
+    if !s.running && s.exit_code.is_some() {
+        return Some(match (gate, s.exit_code) {
+            (Condition::Completed, Some(0)) => Ok(()),
+            _ if s.oom => Err(GateFailure::OutOfMemory),
+            (_, code) => Err(GateFailure::Exited(code)),
+        });
+    }
+    if !s.running {
+        return None;
+    }
+    match gate {
+        Condition::Started => Some(Ok(())),
+        Condition::Healthy if !has_healthcheck => Some(Ok(())),
+        Condition::Healthy => match s.health {
+            Some(Health::Healthy) => Some(Ok(())),
+            Some(Health::Unhealthy) => Some(Err(GateFailure::Unhealthy)),
+            _ => None,
+        },
+        Condition::Completed => None,
+    }
+}
+
+fn apply_event(channels: &Channels, event: &bollard::models::EventMessage) {
+    let Some(actor) = &event.actor else { return };
+    let Some(id) = &actor.id else { return };
+    let Some(action) = event.action.as_deref() else {
+        return;
+    };
+    let at = event.time_nano.unwrap_or_default();
+    let exit_code = actor
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get("exitCode"))
+        .and_then(|c| c.parse().ok());
+    let map = channels.lock().expect("monitor lock");
+    let tx = match map.get(id) {
+        Some(tx) => tx,
+        None => return,
+    };
+    tx.send_if_modified(|s| {
+        if at < s.seen_at {
+            return false;
+        }
+        s.seen_at = at;
+        // Actions carry suffixes: "health_status: healthy", "exec_start: sh -c …".
+        match action.split(':').next().unwrap_or(action) {
+            "start" => {
+                s.running = true;
+                s.exit_code = None;
+                s.oom = false;
+                s.health = None;
+            }
+            "die" => {
+                s.running = false;
+                s.exit_code = exit_code.or(Some(-1));
+            }
+            "oom" => s.oom = true,
+            "destroy" => s.removed = true,
+            "health_status" => {
+                s.health = match action.rsplit(' ').next() {
+                    Some("healthy") => Some(Health::Healthy),
+                    Some("unhealthy") => Some(Health::Unhealthy),
+                    _ => Some(Health::Starting),
+                }
+            }
+            _ => return false,
+        }
+        true
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(health: Option<Health>) -> Status {
+        Status {
+            running: true,
+            health,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let exited = |code| Status {
+            exit_code: Some(code),
+            ..Default::default()
+        };
+        use Condition::*;
+        assert_eq!(judge(&running(None), Started, true), Some(Ok(())));
+        assert_eq!(judge(&running(None), Healthy, true), None);
+        assert_eq!(judge(&running(None), Healthy, false), Some(Ok(())));
+        assert_eq!(
+            judge(&running(Some(Health::Healthy)), Healthy, true),
+            Some(Ok(()))
+        );
+        assert_eq!(
+            judge(&running(Some(Health::Unhealthy)), Healthy, true),
+            Some(Err(GateFailure::Unhealthy))
+        );
+        assert_eq!(judge(&exited(0), Completed, false), Some(Ok(())));
+        assert_eq!(
+            judge(&exited(0), Started, false),
+            Some(Err(GateFailure::Exited(Some(0))))
+        );
+        assert_eq!(
+            judge(&exited(2), Completed, false),
+            Some(Err(GateFailure::Exited(Some(2))))
+        );
+        let oom = Status {
+            exit_code: Some(137),
+            oom: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            judge(&oom, Healthy, true),
+            Some(Err(GateFailure::OutOfMemory))
+        );
+        assert_eq!(judge(&running(None), Completed, false), None);
+        assert_eq!(judge(&Status::default(), Started, false), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! `engine`: the only module that talks to Docker (through bollard).
+//!
+//! [`Engine`] wraps the client with the calls telefig needs, each returning
+//! a typed [`Error`] that names the container or image and Docker's answer.
+//! [`execute`] walks a [`Plan`](crate::plan::Plan) over the graph: it pulls,
+//! stops, creates, starts, waits for gates (from the events stream, see
+//! [`gate`]) and rolls back, making no decision the plan did not make.
+
+mod docker;
+pub mod execute;
+pub mod gate;
+pub mod pull;
+pub mod status;
+pub mod stop;
+
+pub use docker::{ContainerDetails, Engine, LogChunk};
+pub use execute::{Event, Outcome, Report};
+
+use std::time::Duration;
+
+/// What went wrong talking to Docker, and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot reach the Docker Engine at {endpoint}: {source}; is dockerd running, and is DOCKER_HOST right?"
+    )]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("docker {op} {target} failed: {}", docker_message(.source))]
+    Docker {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("could not pull {image}: {}; check the registries in the platform file and that the tag exists", .attempts.join("; "))]
+    Pull {
+        image: String,
+        attempts: Vec<String>,
+    },
+    #[error("image {image} is not present and --pull never forbids pulling it")]
+    ImageMissing { image: String },
+    #[error("{container} did not become {gate}: {why}")]
+    Gate {
+        container: String,
+        gate: &'static str,
+        why: String,
+    },
+    #[error("interrupted by a signal; nothing half-created was left behind, re-run to converge")]
+    Interrupted,
+    #[error("timed out after {}s ({what}); raise --timeout or look at the container's logs", .after.as_secs())]
+    Timeout { what: String, after: Duration },
+    #[error("{0} container(s) failed: {1}")]
+    Failed(usize, String),
+}
+
+/// Docker's own message, without bollard's wrapping.
+fn docker_message(err: &bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            format!("{message} (HTTP {status_code})")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether Docker answered with this HTTP status.
+pub(crate) fn status_is(err: &bollard::errors::Error, code: u16) -> bool {
+    matches!(err, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
