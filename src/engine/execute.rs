@@ -374,6 +374,11 @@ impl Run<'_> {
         let mut results = HashMap::new();
         let mut failed = false;
         loop {
+            // A node may report a milestone and finish in the same poll: apply
+            // every queued milestone before deciding that nothing is left.
+            while let Ok((name, milestone)) = milestones.try_recv() {
+                walk.reach(&name, milestone);
+            }
             if !failed {
                 for name in walk.ready() {
                     let step = steps[&name].clone();
@@ -384,21 +389,21 @@ impl Run<'_> {
                     }));
                 }
             }
+            if in_flight.is_empty() {
+                break;
+            }
             tokio::select! {
+                biased;
                 Some((name, milestone)) = milestones.recv() => walk.reach(&name, milestone),
-                done = in_flight.next() => match done {
-                    None => break,
-                    Some((name, result)) => {
-                        if let NodeResult::Failed { why, .. } = &result {
-                            failed = true;
-                            (self.emit)(Event::Failed { container: name.clone(), why: why.clone() });
-                        }
-                        results.insert(name, result);
+                Some((name, result)) = in_flight.next() => {
+                    if let NodeResult::Failed { why, .. } = &result {
+                        failed = true;
+                        (self.emit)(Event::Failed { container: name.clone(), why: why.clone() });
                     }
-                },
+                    results.insert(name, result);
+                }
             }
         }
-        // Milestones sent just before a node finished are still queued.
         results
     }
 

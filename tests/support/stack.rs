@@ -1,0 +1,175 @@
+//! A test serviceset: `<run id>-web` with the four card sidecars, its
+//! platform file and state dir in a scratch directory.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use super::support::*;
+
+const SIDECAR_CMD: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]"#;
+
+/// The images a stack uses, as `<path>:<tag>` under its registry.
+pub const IMAGES: [&str; 6] = [
+    "web:v1",
+    "web:v2",
+    "logging:1",
+    "metrics:1",
+    "proxy:1",
+    "discovery:1",
+];
+
+/// A serviceset `<id>-web` with the four card sidecars, on images tagged
+/// locally under a fake registry host so that nothing is pulled.
+pub struct Stack {
+    pub guard: Cleanup,
+    pub dir: PathBuf,
+}
+
+impl Stack {
+    /// Images tagged locally under `tf.local`, so nothing is pulled.
+    pub fn new() -> Stack {
+        let base = busybox_image("1");
+        for image in IMAGES {
+            retag(&base, &format!("tf.local/{image}"));
+        }
+        Stack::with_registries("tf.local", &[])
+    }
+
+    /// Images come from these registries (the caller provides them).
+    pub fn with_registries(primary: &str, mirrors: &[&str]) -> Stack {
+        let stack = Stack {
+            guard: Cleanup::new(),
+            dir: scratch_dir("stack"),
+        };
+        stack.write_platform(primary, mirrors);
+        stack.write_serviceset("A=1", true);
+        stack
+    }
+
+    pub fn id(&self) -> &str {
+        self.guard.id()
+    }
+
+    pub fn web(&self) -> String {
+        format!("{}-web", self.id())
+    }
+
+    pub fn name(&self, kind: &str) -> String {
+        format!("{}-web-{kind}", self.id())
+    }
+
+    pub fn write_platform(&self, primary: &str, mirrors: &[&str]) {
+        let label = test_label(self.id());
+        let (k, v) = label.split_once('=').unwrap();
+        let mut text = format!(
+            "registries: {{primary: \"{primary}\", mirrors: {mirrors:?}}}\nlabels: {{{k}: \"{v}\"}}\nsidecars:\n"
+        );
+        for kind in ["logging", "metrics", "proxy"] {
+            text += &format!(
+                "  {kind}: {{image: \"{kind}:1\", order: before, gate: started, command: {SIDECAR_CMD}}}\n"
+            );
+        }
+        text += &format!(
+            "  discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {SIDECAR_CMD}}}\n"
+        );
+        std::fs::write(self.dir.join("platform.yaml"), text).unwrap();
+    }
+
+    /// `healthy`: whether web's healthcheck will pass (after ~1 s).
+    pub fn write_serviceset(&self, env: &str, healthy: bool) {
+        let ready = if healthy {
+            "sleep 1; touch /ready; "
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"version: 1
+{web}:
+  docker:
+    image: web
+    version: "{{{{WEB_VERSION|default("v1")}}}}"
+    command: ["sh", "-c", "trap 'exit 0' TERM; {ready}while :; do sleep 1 & wait; done"]
+    environment: [{env}, DB_PASSWORD=hunter2]
+    stop_grace_period: 5s
+    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2}}
+  sidecars:
+    logging:
+    metrics:
+    proxy:
+    discovery: {{port: 8080}}
+"#,
+            web = self.web(),
+            start_period = if healthy { "5s" } else { "1s" },
+        );
+        std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
+    }
+
+    pub fn telefig(&self, args: &[&str]) -> Output {
+        let mut cmd = telefig();
+        cmd.args(args)
+            .arg("-c")
+            .arg(self.dir.join("serviceset.conf"))
+            .arg("--platform")
+            .arg(self.dir.join("platform.yaml"))
+            .arg("--name")
+            .arg(self.id())
+            .arg("--state-dir")
+            .arg(self.dir.join("state"));
+        cmd.output().unwrap()
+    }
+
+    pub fn start(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["start"];
+        args.extend(extra);
+        self.telefig(&args)
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        let mut v = vec![self.web()];
+        v.extend(["logging", "metrics", "proxy", "discovery"].map(|k| self.name(k)));
+        v
+    }
+
+    /// (id, StartedAt) of each container, for "nothing changed" checks.
+    pub fn fingerprint(&self) -> Vec<(String, String)> {
+        self.all()
+            .iter()
+            .map(|n| {
+                let c = inspect(n);
+                (
+                    c["Id"].as_str().unwrap().to_owned(),
+                    c["State"]["StartedAt"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+}
+
+pub fn started_at(name: &str) -> String {
+    inspect(name)["State"]["StartedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn last_stderr_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
