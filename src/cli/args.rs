@@ -62,12 +62,18 @@ pub enum Command {
     Status,
     /// Show what `start` would do, and why.
     Plan,
-    /// Print the expanded containers as Engine API create bodies.
-    Render,
+    /// Print the expanded containers (Engine API create bodies, or a Kubernetes Pod).
+    Render(RenderArgs),
     /// Parse, template, expand and order the serviceset; no Docker needed.
     Validate,
     /// Print a container's logs.
     Logs(LogsArgs),
+    /// Keep every recorded serviceset as recorded: boot repair, drift repair, cron.
+    Daemon(DaemonArgs),
+    /// Re-apply the previous record of a serviceset.
+    Rollback(RollbackArgs),
+    /// Check Docker, live-restore, registries, the state dir and the clock.
+    Doctor,
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -110,6 +116,39 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = RenderFormat::Engine)]
+    pub format: RenderFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// Docker Engine API create bodies plus the name.
+    Engine,
+    /// A Kubernetes Pod manifest (for when one host is outgrown).
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// How long a container may stay unhealthy before the daemon restarts it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub unhealthy_budget: Duration,
+    /// Do the boot repair, then exit (no watching, no cron).
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The serviceset to roll back.
+    pub name: String,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> Outcome {
     let g = &cli.global;
     match &cli.command {
         Command::Validate => commands::validate(g),
-        Command::Render => commands::render(g),
+        Command::Render(a) => commands::render(g, a),
         Command::Plan => commands::plan(g).await,
         Command::Start(a) => commands::start(g, a).await,
         Command::Stop(a) => commands::stop(g, a).await,
@@ -33,6 +33,9 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Restart(a) => commands::restart(g, a).await,
         Command::Status => commands::status(g).await,
         Command::Logs(a) => commands::logs(g, a).await,
+        Command::Daemon(a) => commands::daemon(g, a).await,
+        Command::Rollback(a) => commands::rollback(g, a).await,
+        Command::Doctor => commands::doctor(g).await,
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),
     }

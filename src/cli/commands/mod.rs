@@ -1,12 +1,16 @@
 //! One function per subcommand; each is a few calls into the library.
 
 mod converge;
+mod daemon;
+mod doctor;
 mod inspect;
 mod lifecycle;
 mod offline;
 mod session;
 
 pub use converge::{plan, restart, start};
+pub use daemon::{daemon, rollback};
+pub use doctor::doctor;
 pub use inspect::{logs, status};
 pub use lifecycle::{down, stop};
 pub use offline::{completions, man, render, validate};

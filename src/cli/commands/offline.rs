@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 use crate::cli::Outcome;
-use crate::cli::args::{Cli, Global};
+use crate::cli::args::{Cli, Global, RenderArgs, RenderFormat};
 use crate::cli::load::load;
 use crate::cli::output::print_json;
 
@@ -34,8 +34,13 @@ pub fn validate(g: &Global) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn render(g: &Global) -> Outcome {
+pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
     let loaded = load(g)?;
+    if args.format == RenderFormat::Kubernetes {
+        return Err(anyhow::anyhow!(
+            "render --format kubernetes is not built yet"
+        ));
+    }
     let rendered: Vec<_> = loaded
         .expanded
         .containers
