@@ -24,7 +24,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct Engine {
-    docker: Docker,
+    /// Visible to the other `engine` files, nowhere else.
+    pub(super) docker: Docker,
 }
 
 /// A piece of a container's output.
