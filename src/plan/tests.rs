@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
-use crate::platform::{Platform, expand};
+use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, Platform, expand};
 use crate::spec::{self, Vars};
 
 const PLATFORM: &str = r#"
@@ -221,4 +221,43 @@ fn restart_takes_the_target_and_its_dependents_only() {
         got,
         "serviceset shop: 2 to restart\n  restart  web            restart requested\n  restart  web-discovery  depends on `web`, which restarts\n"
     );
+}
+
+#[test]
+fn boot_repair_restarts_a_dependent_started_before_its_gate() {
+    let (expanded, graph) = desired(SET);
+    let obs: Vec<Observed> = expanded.containers.iter().map(|c| running(&expanded, &c.name)).collect();
+    let timing = |started, healthy| Timing { started_at: Some(started), healthy_since: healthy, finished_at: None, has_healthcheck: healthy.is_some() };
+    let mut timings = std::collections::HashMap::from([
+        ("web-logging".to_owned(), timing(10, None)),
+        // Docker started web and its discovery at once; web turned healthy later.
+        ("web".to_owned(), Timing { has_healthcheck: true, ..timing(12, Some(50)) }),
+        ("web-discovery".to_owned(), timing(11, None)),
+    ]);
+    let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(
+        p.to_string(),
+        "serviceset shop: 1 to restart, 2 unchanged\n  keep     web-logging    up to date\n  keep     web            up to date\n  restart  web-discovery  started before `web` met its gate\n"
+    );
+    // Started after web was healthy: left alone. (web started after logging: fine.)
+    timings.insert("web-discovery".into(), timing(60, None));
+    let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert!(p.is_noop(), "{p}");
+    // web itself started before logging: web and, after it, discovery restart.
+    timings.insert("web".into(), Timing { has_healthcheck: true, ..timing(5, Some(50)) });
+    let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(p.summary(), "2 to restart, 1 unchanged");
+}
+
+#[test]
+fn a_container_docker_is_restarting_is_left_to_docker() {
+    let got = plan_text(SET, |e| {
+        let mut all: Vec<Observed> = e.containers.iter().map(|c| running(e, &c.name)).collect();
+        all[1].state = RunState::Restarting;
+        all
+    });
+    assert!(got.contains("keep     web            up to date"), "{got}");
 }

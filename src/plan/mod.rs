@@ -11,95 +11,15 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod observed;
+mod repair;
+
+pub use observed::{Health, Observed, RunState, Timing};
+pub use repair::{reorder_after_boot, restart};
+
 use crate::graph::Graph;
-use crate::platform::{
-    CreateBody, Expanded, LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, config_hash,
-};
+use crate::platform::{CreateBody, Expanded, config_hash};
 use crate::spec::Condition;
-
-/// A container as one list call reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Observed {
-    pub id: String,
-    /// Without Docker's leading `/`.
-    pub name: String,
-    pub image: String,
-    pub labels: BTreeMap<String, String>,
-    pub state: RunState,
-    pub health: Option<Health>,
-    pub exit_code: Option<i64>,
-}
-
-impl Observed {
-    pub fn serviceset(&self) -> Option<&str> {
-        self.labels.get(LABEL_SERVICESET).map(String::as_str)
-    }
-    pub fn container(&self) -> Option<&str> {
-        self.labels.get(LABEL_CONTAINER).map(String::as_str)
-    }
-    pub fn config_hash(&self) -> Option<&str> {
-        self.labels.get(LABEL_CONFIG_HASH).map(String::as_str)
-    }
-    /// A previous version kept aside under another name by an interrupted `start`.
-    pub fn is_backup(&self) -> bool {
-        self.container().is_some_and(|c| c != self.name)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    Created,
-    Running,
-    Paused,
-    Restarting,
-    Removing,
-    Exited,
-    Dead,
-}
-
-impl RunState {
-    pub fn parse(state: &str) -> RunState {
-        match state {
-            "created" => RunState::Created,
-            "running" => RunState::Running,
-            "paused" => RunState::Paused,
-            "restarting" => RunState::Restarting,
-            "removing" => RunState::Removing,
-            "dead" => RunState::Dead,
-            _ => RunState::Exited,
-        }
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RunState::Created => "created",
-            RunState::Running => "running",
-            RunState::Paused => "paused",
-            RunState::Restarting => "restarting",
-            RunState::Removing => "removing",
-            RunState::Exited => "exited",
-            RunState::Dead => "dead",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Starting,
-    Healthy,
-    Unhealthy,
-}
-
-impl Health {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Health::Starting => "starting",
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +78,9 @@ pub enum Reason {
     DependencyRestarted {
         dependency: String,
     },
+    StartedTooEarly {
+        dependency: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -187,6 +110,9 @@ impl fmt::Display for Reason {
             Reason::Orphan => f.write_str("no longer in the serviceset"),
             Reason::LeftoverBackup { of } => {
                 write!(f, "previous version of `{of}` left by an interrupted start")
+            }
+            Reason::StartedTooEarly { dependency } => {
+                write!(f, "started before `{dependency}` met its gate")
             }
             Reason::Requested => f.write_str("restart requested"),
             Reason::DependencyRestarted { dependency } => {
@@ -280,7 +206,10 @@ pub fn plan(
                     .unwrap_or_default();
                 (ActionKind::Recreate, Reason::ConfigChanged { fields })
             }
-            Some(h) if h.state == RunState::Running => (ActionKind::Keep, Reason::UpToDate),
+            // Restarting: Docker's restart policy is at work; telefig does not fight it.
+            Some(h) if matches!(h.state, RunState::Running | RunState::Restarting) => {
+                (ActionKind::Keep, Reason::UpToDate)
+            }
             Some(h) if spec.is_job() && h.state == RunState::Exited && h.exit_code == Some(0) => {
                 (ActionKind::Keep, Reason::Completed)
             }
@@ -329,52 +258,6 @@ pub fn plan(
         serviceset: desired.serviceset.clone(),
         actions,
     })
-}
-
-/// `restart [target]`: the target (or everything) and, in order, whatever
-/// depends on it. Nothing outside that set is touched; a missing member is
-/// created from the desired config.
-pub fn restart(
-    desired: &Expanded,
-    graph: &Graph,
-    observed: &[Observed],
-    target: Option<&str>,
-) -> Plan {
-    let set = match target {
-        Some(t) => graph.downstream(t),
-        None => graph.start_order().into_iter().map(str::to_owned).collect(),
-    };
-    let actions = graph
-        .start_order()
-        .into_iter()
-        .filter(|n| set.contains(*n))
-        .map(|name| {
-            let holder = observed
-                .iter()
-                .find(|o| o.name == name && o.serviceset() == Some(desired.serviceset.as_str()));
-            let (action, reason) = match (holder, target) {
-                (None, _) => (ActionKind::Create, Reason::Missing),
-                (Some(_), Some(t)) if t != name => (
-                    ActionKind::Restart,
-                    Reason::DependencyRestarted {
-                        dependency: t.to_owned(),
-                    },
-                ),
-                (Some(_), _) => (ActionKind::Restart, Reason::Requested),
-            };
-            Action {
-                container: name.to_owned(),
-                action,
-                reason,
-                existing_id: holder.map(|h| h.id.clone()),
-                backup_id: None,
-            }
-        })
-        .collect();
-    Plan {
-        serviceset: desired.serviceset.clone(),
-        actions,
-    }
 }
 
 /// A container that waits for a recreated one to be `healthy` (discovery,

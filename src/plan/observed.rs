@@ -1,0 +1,102 @@
+//! What Docker reports about a container, as plain data the planner reads.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET};
+
+/// A container as one list call reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+}
+
+impl Observed {
+    pub fn serviceset(&self) -> Option<&str> {
+        self.labels.get(LABEL_SERVICESET).map(String::as_str)
+    }
+    pub fn container(&self) -> Option<&str> {
+        self.labels.get(LABEL_CONTAINER).map(String::as_str)
+    }
+    pub fn config_hash(&self) -> Option<&str> {
+        self.labels.get(LABEL_CONFIG_HASH).map(String::as_str)
+    }
+    /// A previous version kept aside under another name by an interrupted `start`.
+    pub fn is_backup(&self) -> bool {
+        self.container().is_some_and(|c| c != self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl RunState {
+    pub fn parse(state: &str) -> RunState {
+        match state {
+            "created" => RunState::Created,
+            "running" => RunState::Running,
+            "paused" => RunState::Paused,
+            "restarting" => RunState::Restarting,
+            "removing" => RunState::Removing,
+            "dead" => RunState::Dead,
+            _ => RunState::Exited,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Restarting => "restarting",
+            RunState::Removing => "removing",
+            RunState::Exited => "exited",
+            RunState::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// When a container reached each gate, in nanoseconds since the epoch
+/// (from inspect; used only by the boot repair).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    pub started_at: Option<i64>,
+    /// The end of its first passing health probe still in Docker's log.
+    pub healthy_since: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub has_healthcheck: bool,
+}

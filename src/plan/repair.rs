@@ -1,0 +1,104 @@
+//! Plans that repair rather than converge: `restart`, and the boot repair
+//! of dependents Docker started before their dependency met its gate.
+
+use std::collections::HashMap;
+
+use super::{Action, ActionKind, Observed, Plan, Reason, Timing};
+use crate::graph::Graph;
+use crate::platform::Expanded;
+use crate::spec::Condition;
+
+/// `restart [target]`: the target (or everything) and, in order, whatever
+/// depends on it. Nothing outside that set is touched; a missing member is
+/// created from the desired config.
+pub fn restart(
+    desired: &Expanded,
+    graph: &Graph,
+    observed: &[Observed],
+    target: Option<&str>,
+) -> Plan {
+    let set = match target {
+        Some(t) => graph.downstream(t),
+        None => graph.start_order().into_iter().map(str::to_owned).collect(),
+    };
+    let actions = graph
+        .start_order()
+        .into_iter()
+        .filter(|n| set.contains(*n))
+        .map(|name| {
+            let holder = observed
+                .iter()
+                .find(|o| o.name == name && o.serviceset() == Some(desired.serviceset.as_str()));
+            let (action, reason) = match (holder, target) {
+                (None, _) => (ActionKind::Create, Reason::Missing),
+                (Some(_), Some(t)) if t != name => (
+                    ActionKind::Restart,
+                    Reason::DependencyRestarted {
+                        dependency: t.to_owned(),
+                    },
+                ),
+                (Some(_), _) => (ActionKind::Restart, Reason::Requested),
+            };
+            Action {
+                container: name.to_owned(),
+                action,
+                reason,
+                existing_id: holder.map(|h| h.id.clone()),
+                backup_id: None,
+            }
+        })
+        .collect();
+    Plan {
+        serviceset: desired.serviceset.clone(),
+        actions,
+    }
+}
+
+/// At boot Docker starts every `unless-stopped` container at once. A
+/// dependent that started before its dependency met the gate (discovery
+/// registering a service that was not healthy yet) is restarted, in order.
+/// `timings` come from inspect; a dependency that has not met its gate at
+/// all counts as "too early" for every running dependent.
+pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<String, Timing>) {
+    for name in graph.start_order() {
+        let Some(index) = plan.actions.iter().position(|a| a.container == name) else {
+            continue;
+        };
+        if plan.actions[index].action != ActionKind::Keep {
+            continue;
+        }
+        let started = timings.get(name).and_then(|t| t.started_at);
+        let too_early = graph.dependencies(name).into_iter().find(|(dep, gate)| {
+            let dep_action = plan
+                .actions
+                .iter()
+                .find(|a| a.container == *dep)
+                .map(|a| a.action);
+            if dep_action != Some(ActionKind::Keep) {
+                // The dependency is (re)started now: its dependents must follow it.
+                return true;
+            }
+            let met = timings.get(*dep).and_then(|t| gate_met_at(t, *gate));
+            match (started, met) {
+                (Some(s), Some(m)) => s < m,
+                _ => true,
+            }
+        });
+        if let Some((dep, _)) = too_early {
+            let a = &mut plan.actions[index];
+            a.action = ActionKind::Restart;
+            a.reason = Reason::StartedTooEarly {
+                dependency: dep.to_owned(),
+            };
+        }
+    }
+}
+
+fn gate_met_at(t: &Timing, gate: Condition) -> Option<i64> {
+    match gate {
+        Condition::Started => t.started_at,
+        Condition::Healthy if t.has_healthcheck => t.healthy_since,
+        Condition::Healthy => t.started_at,
+        Condition::Completed => t.finished_at,
+    }
+}

@@ -1,0 +1,606 @@
+//! Fixtures shared by the integration tests that touch a Docker Engine.
+//!
+//! Use it as `mod support;` from a file under `tests/`. The fixtures shell
+//! out to the `docker` CLI and to Debian's `docker-registry` binary on
+//! purpose: they are independent of the code under test (which speaks to the
+//! Engine API through bollard), and they are simple to debug by hand.
+//!
+//! Everything a test creates carries the label `io.telefig.test` (value: the
+//! test's [`run_id`], or `images` for the shared images), so `.ci/run` can
+//! remove leftovers without touching anything else on the host.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The label on every container and image a test creates.
+pub const TEST_LABEL: &str = "io.telefig.test";
+
+/// The repository of the images [`busybox_image`] builds.
+pub const BUSYBOX_REPO: &str = "telefig-test/busybox";
+
+/// Where the rootfs of the test images comes from (Debian's `busybox-static`).
+pub const BUSYBOX_BIN: &str = "/bin/busybox";
+
+/// Applets linked in the test image even if `busybox --list` fails.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "echo", "cat", "true", "false", "test", "[", "touch", "rm", "ls", "mkdir",
+    "date", "nc", "httpd", "wget", "kill", "env", "id", "ps", "grep", "printf", "tail", "head",
+];
+
+// ---------------------------------------------------------------------------
+// Docker availability
+
+/// Whether a Docker Engine answers (`docker info`). Checked once per process.
+pub fn docker_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Whether `$CI` says this is a CI run (set, and not empty/`0`/`false`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// `if !require_docker() { return; }` at the top of a Docker test: without an
+/// Engine the test is skipped with a note, except under CI, where it fails.
+pub fn require_docker() -> bool {
+    if docker_available() {
+        return true;
+    }
+    if in_ci() {
+        panic!("CI must have a Docker Engine: `docker info` failed (see .ci/run)");
+    }
+    eprintln!("note: skipping this test: no Docker Engine reachable (`docker info` failed)");
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Identity and cleanup
+
+/// A name unique per test process and call: `t<pid>-<counter>-<nanos>`.
+/// Usable as a label value, a serviceset name and a container-name prefix.
+pub fn run_id() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("t{}-{n}-{nanos}", std::process::id())
+}
+
+/// `io.telefig.test=<run_id>`, for `--label`/`--filter` and serviceset `labels`.
+pub fn test_label(run_id: &str) -> String {
+    format!("{TEST_LABEL}={run_id}")
+}
+
+/// Force-remove every container labelled `io.telefig.test=<run_id>`, and
+/// every container of the serviceset named `<run_id>` (tests use their run id
+/// as the serviceset name). Never touches anything else.
+pub fn cleanup(run_id: &str) {
+    if !docker_available() {
+        return;
+    }
+    let mut ids = container_ids_by_label(&test_label(run_id));
+    ids.extend(container_ids_by_label(&format!(
+        "telefig.serviceset={run_id}"
+    )));
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return;
+    }
+    let mut args = vec!["rm", "-f", "-v"];
+    args.extend(ids.iter().map(String::as_str));
+    let out = docker(&args);
+    if !out.status.success() {
+        eprintln!(
+            "warning: cleanup of {run_id}: docker rm failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+}
+
+/// Calls [`cleanup`] for its run id when dropped (also when the test panics).
+pub struct Cleanup(pub String);
+
+impl Cleanup {
+    /// A guard for a fresh [`run_id`].
+    pub fn new() -> Cleanup {
+        Cleanup(run_id())
+    }
+
+    pub fn id(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Cleanup {
+    fn default() -> Self {
+        Cleanup::new()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        cleanup(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The docker CLI
+
+/// Run `docker ARGS` and return its output, whatever the exit status.
+pub fn docker<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `docker`: {e}"))
+}
+
+/// Run `docker ARGS`, panic with its stderr unless it succeeds; return stdout, trimmed.
+pub fn docker_ok<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let out = docker(args);
+    if !out.status.success() {
+        panic!(
+            "`docker {}` failed ({}): {}{}",
+            show_args(args),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim(),
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn show_args<S: AsRef<OsStr>>(args: &[S]) -> String {
+    args.iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `docker inspect NAME` (container, image, …): the object, or `None` if absent.
+pub fn try_inspect(name: &str) -> Option<serde_json::Value> {
+    let out = docker(&["inspect", name]);
+    if !out.status.success() {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("`docker inspect {name}` printed no JSON: {e}"));
+    match value {
+        serde_json::Value::Array(mut items) if !items.is_empty() => Some(items.swap_remove(0)),
+        _ => None,
+    }
+}
+
+/// `docker inspect NAME`: the object; panics if there is none.
+pub fn inspect(name: &str) -> serde_json::Value {
+    try_inspect(name).unwrap_or_else(|| panic!("`docker inspect {name}`: no such object"))
+}
+
+/// Whether a container (or any object) of that name exists.
+pub fn exists(name: &str) -> bool {
+    try_inspect(name).is_some()
+}
+
+/// Full ids of all containers (running or not) carrying `label` (`key` or `key=value`).
+pub fn container_ids_by_label(label: &str) -> Vec<String> {
+    let out = docker_ok(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}"),
+    ]);
+    out.lines().map(str::to_owned).collect()
+}
+
+/// Whether a local image exists under this reference.
+pub fn image_exists(reference: &str) -> bool {
+    docker(&["image", "inspect", reference]).status.success()
+}
+
+/// `docker tag SRC DST`.
+pub fn retag(src: &str, dst: &str) {
+    docker_ok(&["tag", src, dst]);
+}
+
+/// `docker rmi REF` (only untags when the image has other references). Ignores absence.
+pub fn untag(reference: &str) {
+    if image_exists(reference) {
+        docker_ok(&["rmi", reference]);
+    }
+}
+
+/// Poll `check` every 100 ms until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Test images
+
+/// A local image built from `/bin/busybox` (Debian's `busybox-static`),
+/// `telefig-test/busybox:<tag>`, with the usual applets linked, `CMD
+/// ["/bin/sh"]` and the label `io.telefig.test=images`. Built once per tag
+/// (a file lock keeps parallel test binaries from racing); each tag is a
+/// distinct image (it also carries `io.telefig.test.tag=<tag>`). Returns the
+/// reference.
+pub fn busybox_image(tag: &str) -> String {
+    let reference = format!("{BUSYBOX_REPO}:{tag}");
+    static IN_PROCESS: Mutex<()> = Mutex::new(());
+    let _guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let lock_path = std::env::temp_dir().join("telefig-test-images.lock");
+    let lock = File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    if !image_exists(&reference) {
+        build_busybox_image(&reference, tag);
+    }
+    drop(lock);
+    reference
+}
+
+fn build_busybox_image(reference: &str, tag: &str) {
+    let busybox = Path::new(BUSYBOX_BIN);
+    check_static(busybox);
+    let work = scratch_dir("busybox-rootfs");
+    let root = work.join("rootfs");
+    for dir in ["bin", "etc", "tmp", "var/log", "www", "root"] {
+        fs::create_dir_all(root.join(dir)).expect("create rootfs dirs");
+    }
+    fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
+    for applet in applets(busybox) {
+        let link = root.join("bin").join(&applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", &link)
+                .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+        }
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .expect("write passwd");
+    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("write group");
+    fs::write(root.join("www/index.html"), format!("telefig test {tag}\n"))
+        .expect("write index.html");
+    set_mode(&root.join("tmp"), 0o1777);
+
+    let tarball = work.join("rootfs.tar");
+    let status = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar of the busybox rootfs failed");
+
+    let out = Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            r#"CMD ["/bin/sh"]"#,
+            "--change",
+            &format!("LABEL {TEST_LABEL}=images"),
+            "--change",
+            &format!("LABEL {TEST_LABEL}.tag={tag}"),
+            "--message",
+            "telefig test image from busybox-static",
+        ])
+        .arg(&tarball)
+        .arg(reference)
+        .output()
+        .expect("run docker import");
+    let _ = fs::remove_dir_all(&work);
+    assert!(
+        out.status.success(),
+        "docker import {reference} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The applets the binary knows, or a fixed list if it cannot tell.
+fn applets(busybox: &Path) -> Vec<String> {
+    let mut list: Vec<String> = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.contains('/') && *l != "busybox")
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    list.extend(APPLETS.iter().map(|s| (*s).to_owned()));
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// Panic with a hint unless `path` is a statically linked ELF (no PT_INTERP).
+fn check_static(path: &Path) {
+    let hint = "install Debian's busybox-static (`apt-get install -y busybox-static`)";
+    let bytes =
+        fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}; {hint}", path.display()));
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u64_at = |o: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[o..o + 8]);
+        u64::from_le_bytes(b) as usize
+    };
+    assert!(
+        bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[4] == 2 && bytes[5] == 1,
+        "{} is not a 64-bit little-endian ELF; {hint}",
+        path.display()
+    );
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let p_type = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        assert!(
+            p_type != 3,
+            "{} is dynamically linked and cannot run alone in a container; {hint}",
+            path.display()
+        );
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// A fresh directory under the system temp dir.
+pub fn scratch_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("telefig-{what}-{}", run_id()));
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
+}
+
+// ---------------------------------------------------------------------------
+// A registry v2 on 127.0.0.1
+
+/// Debian's `docker-registry` (distribution 2.8), serving plain HTTP on
+/// `127.0.0.1:<free port>` with its storage in a temp dir. Docker treats
+/// 127.0.0.0/8 as an insecure registry, so pushes and pulls need no TLS.
+/// Killed, and its storage removed, on drop.
+pub struct Registry {
+    pub port: u16,
+    /// `127.0.0.1:<port>`: the registry part of image references.
+    pub addr: String,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Registry {
+    /// Start one and wait until `GET /v2/` answers 200.
+    pub fn start() -> Registry {
+        let bin = registry_binary();
+        let dir = scratch_dir("registry");
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let config = dir.join("config.yml");
+            fs::write(
+                &config,
+                format!(
+                    "version: 0.1\n\
+                     log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                     http:\n  addr: {addr}\n",
+                    dir.join("data").display()
+                ),
+            )
+            .expect("write registry config");
+            let log_path = dir.join("registry.log");
+            let log = File::create(&log_path).expect("create registry log");
+            let child = Command::new(&bin)
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("dup log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+            let mut registry = Registry {
+                port,
+                addr,
+                dir: dir.clone(),
+                child: Some(child),
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if registry.answers() {
+                    return registry;
+                }
+                let exited = registry
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                    .is_some();
+                if exited || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            last_log = fs::read_to_string(&log_path).unwrap_or_default();
+            registry.kill();
+            // Keep the dir for the next attempt; the drop below must not remove it.
+            registry.dir = PathBuf::new();
+        }
+        panic!(
+            "docker-registry did not come up on 127.0.0.1 after 5 attempts; its log:\n{last_log}"
+        );
+    }
+
+    /// Whether `GET http://127.0.0.1:<port>/v2/` answers 200.
+    pub fn answers(&self) -> bool {
+        http_get_status(&self.addr, "/v2/") == Some(200)
+    }
+
+    /// `127.0.0.1:<port>/<path>`.
+    pub fn reference(&self, path: &str) -> String {
+        format!("{}/{path}", self.addr)
+    }
+
+    /// Tag a local image as `127.0.0.1:<port>/<image_ref>` and push it; return that reference.
+    pub fn push(&self, image_ref: &str) -> String {
+        self.push_as(image_ref, image_ref)
+    }
+
+    /// Tag local `src` as `127.0.0.1:<port>/<path>` (e.g. `demo/web:v1`), push it,
+    /// and return that reference. The local tag is kept; [`untag`] it to make
+    /// the code under test pull.
+    pub fn push_as(&self, src: &str, path: &str) -> String {
+        let dst = self.reference(path);
+        retag(src, &dst);
+        docker_ok(&["push", &dst]);
+        dst
+    }
+
+    /// Kill the registry now (its storage is removed on drop).
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The registry's own log (warnings and errors).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn registry_binary() -> PathBuf {
+    let candidates = ["/usr/bin/docker-registry", "/usr/local/bin/docker-registry"];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "docker-registry not found ({}); install Debian's package: apt-get install -y docker-registry",
+                candidates.join(", ")
+            )
+        })
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// The status code of a plain HTTP/1.0 `GET path` to `addr`, if it answers.
+pub fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    let (status, _) = http_get(addr, path)?;
+    Some(status)
+}
+
+/// A minimal HTTP/1.0 GET: the status code and the body, if `addr` answers.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let sock = addr.to_socket_addrs().ok()?.next()?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .strip_prefix("HTTP/1.")?
+        .get(2..)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+// ---------------------------------------------------------------------------
+// The binary under test
+
+/// `telefig` (the binary Cargo built for this test run), with the variables
+/// that would leak the caller's deploy context cleared: BUILD_COMMIT,
+/// ENV_NAME, DEPLOY_ID, STAGE_NAME, NO_COLOR and every TELEFIG_*.
+pub fn telefig() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_telefig"));
+    for key in [
+        "BUILD_COMMIT",
+        "ENV_NAME",
+        "DEPLOY_ID",
+        "STAGE_NAME",
+        "NO_COLOR",
+    ] {
+        cmd.env_remove(key);
+    }
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TELEFIG_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
