@@ -7,6 +7,7 @@
 //! talks to Docker). The `cli` module and `main.rs` sit on top.
 
 pub mod cli;
+pub mod daemon;
 pub mod diagnostic;
 pub mod engine;
 pub mod graph;

@@ -78,6 +78,10 @@ impl Record {
     }
 }
 
+/// How many earlier records `rollback` can go back through.
+const HISTORY_KEPT: usize = 5;
+
+#[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
 }
@@ -194,9 +198,15 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Write atomically: a temporary file, synced, then renamed over.
+    /// Write atomically: a temporary file, synced, then renamed over. The
+    /// record it replaces goes to the history (the last few are kept).
     pub fn save(&self, record: &Record) -> Result<(), Error> {
         let path = self.record_path(&record.serviceset)?;
+        if let Some(previous) = self.load(&record.serviceset)?
+            && previous.applied_at != record.applied_at
+        {
+            self.push_history(&previous)?;
+        }
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(record).expect("a record serializes");
         let write = || -> std::io::Result<()> {
@@ -218,6 +228,52 @@ impl StateDir {
         }
     }
 
+    fn history_dir(&self, serviceset: &str) -> Result<PathBuf, Error> {
+        self.dir(&format!("history/{serviceset}"))
+    }
+
+    fn push_history(&self, record: &Record) -> Result<(), Error> {
+        let dir = self.history_dir(&record.serviceset)?;
+        let path = dir.join(format!("{:020}.json", record.applied_at));
+        let text = serde_json::to_vec_pretty(record).expect("a record serializes");
+        fs::write(&path, text).map_err(Self::io(&path))?;
+        let mut old = self.history_files(&record.serviceset)?;
+        while old.len() > HISTORY_KEPT {
+            let oldest = old.remove(old.len() - 1);
+            let _ = fs::remove_file(oldest);
+        }
+        Ok(())
+    }
+
+    /// History files, newest first.
+    fn history_files(&self, serviceset: &str) -> Result<Vec<PathBuf>, Error> {
+        let dir = self.history_dir(serviceset)?;
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(Self::io(&dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files.reverse();
+        Ok(files)
+    }
+
+    /// The record applied before the current one, if kept.
+    pub fn previous(&self, serviceset: &str) -> Result<Option<Record>, Error> {
+        let Some(path) = self.history_files(serviceset)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let text = fs::read_to_string(&path).map_err(Self::io(&path))?;
+        let record = serde_json::from_str(&text).map_err(|source| Error::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        // Rolling back consumes it: the current record takes its place in the history.
+        fs::remove_file(&path).map_err(Self::io(&path))?;
+        Ok(Some(record))
+    }
+
     pub fn remove(&self, serviceset: &str) -> Result<(), Error> {
         let path = self
             .root
@@ -227,6 +283,63 @@ impl StateDir {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io(&path)(e)),
             _ => Ok(()),
         }
+    }
+}
+
+/// The last run of a cron entry, as `status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CronRun {
+    pub owner: String,
+    pub schedule: String,
+    pub running: bool,
+    /// Seconds since the epoch.
+    pub last_started: Option<i64>,
+    pub last_finished: Option<i64>,
+    pub exit_code: Option<i32>,
+    /// The last lines of its output.
+    pub output_tail: String,
+}
+
+/// Serializes writers of the cron files within this process.
+static CRON_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl StateDir {
+    /// Cron runs of every serviceset: serviceset → entry name → last run.
+    pub fn cron_runs(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, CronRun>> {
+        let dir = self.root.join("cron");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Default::default();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".json")?
+                    .to_owned();
+                let text = fs::read_to_string(e.path()).ok()?;
+                Some((name, serde_json::from_str(&text).ok()?))
+            })
+            .collect()
+    }
+
+    /// Record the state of one cron entry (atomically, like the records).
+    pub fn save_cron_run(&self, serviceset: &str, entry: &str, run: &CronRun) -> Result<(), Error> {
+        let _guard = CRON_FILES.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.dir("cron")?.join(format!("{serviceset}.json"));
+        let mut runs: std::collections::BTreeMap<String, CronRun> = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        runs.insert(entry.to_owned(), run.clone());
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(&runs).expect("cron runs serialize");
+        fs::write(&tmp, text)
+            .and_then(|_| fs::rename(&tmp, &path))
+            .map_err(Self::io(&path))
     }
 }
 
@@ -273,6 +386,34 @@ mod tests {
         );
         drop(first);
         state.lock("svc", Instant::now(), |_| {}).await.unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn saving_keeps_the_previous_record_for_rollback() {
+        let dir = tmp().with_extension("history");
+        let state = StateDir::new(&dir);
+        let expanded = Expanded {
+            serviceset: "svc".into(),
+            containers: vec![],
+            cron: vec![],
+        };
+        let mut first = Record::new(Path::new("a.conf"), &[], &expanded, Some("c1"), None);
+        first.applied_at = 1;
+        state.save(&first).unwrap();
+        let mut second = first.clone();
+        second.applied_at = 2;
+        second.commit = Some("c2".into());
+        state.save(&second).unwrap();
+        assert_eq!(
+            state.load("svc").unwrap().unwrap().commit.as_deref(),
+            Some("c2")
+        );
+        assert_eq!(
+            state.previous("svc").unwrap().unwrap().commit.as_deref(),
+            Some("c1")
+        );
+        assert!(state.previous("svc").unwrap().is_none());
         fs::remove_dir_all(dir).unwrap();
     }
 }

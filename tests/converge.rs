@@ -46,21 +46,17 @@ fn cold_start_creates_the_card_service_in_order() {
             assert_eq!(labels["telefig.owner"], s.web().as_str());
         }
     }
-    // Order, from Docker's own StartedAt times (RFC 3339 sorts as text).
-    let web = started_at(&s.web());
+    // Order, from Docker's own StartedAt times.
+    let web = started_nanos(&s.web());
     for kind in ["logging", "metrics", "proxy"] {
-        assert!(started_at(&s.name(kind)) < web, "{kind} starts before web");
+        assert!(
+            started_nanos(&s.name(kind)) < web,
+            "{kind} starts before web"
+        );
     }
-    // web turns healthy only after `sleep 1`: discovery starts a second later at least.
-    let discovery = started_at(&s.name("discovery"));
-    let web_ready = inspect(&s.web())["State"]["Health"]["Log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["ExitCode"] == 0)
-        .map(|l| l["End"].as_str().unwrap().to_owned())
-        .min()
-        .unwrap();
+    // web turns healthy only after `sleep 1`; discovery starts after that.
+    let discovery = started_nanos(&s.name("discovery"));
+    let web_ready = healthy_since(&s.web()).expect("web passed a health probe");
     assert!(
         discovery > web_ready,
         "discovery ({discovery}) after web was healthy ({web_ready})"
@@ -129,10 +125,13 @@ fn changing_one_env_var_recreates_that_container_and_regates_discovery() {
     }
     assert_eq!(after[4].0, before[4].0, "discovery kept");
     assert!(
-        after[4].1 > before[4].1,
-        "discovery restarted after web passed again"
+        nanos(&after[4].1) > nanos(&before[4].1),
+        "discovery restarted"
     );
-    assert!(after[4].1 > after[0].1);
+    assert!(
+        nanos(&after[4].1) > healthy_since(&s.web()).unwrap(),
+        "after web passed again"
+    );
     assert_eq!(
         container_ids_by_label(&format!("telefig.serviceset={}", s.id())).len(),
         5,
@@ -205,12 +204,7 @@ fn stop_runs_in_reverse_order_and_down_removes_everything_but_foreign_containers
 
     assert_exit(&s.start(&[]), 0);
     assert_exit(&s.telefig(&["stop"]), 0);
-    let finished = |n: &str| {
-        inspect(n)["State"]["FinishedAt"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let finished = |n: &str| nanos(inspect(n)["State"]["FinishedAt"].as_str().unwrap());
     assert!(finished(&s.name("discovery")) <= finished(&s.web()));
     for kind in ["logging", "metrics", "proxy"] {
         assert!(
@@ -315,8 +309,11 @@ fn restart_of_web_restarts_discovery_after_it() {
     assert_exit(&out, 0);
     let after = s.fingerprint();
     assert_eq!(after[0].0, before[0].0, "same container");
-    assert!(after[0].1 > before[0].1, "web restarted");
-    assert!(after[4].1 > after[0].1, "discovery restarted after web");
+    assert!(nanos(&after[0].1) > nanos(&before[0].1), "web restarted");
+    assert!(
+        nanos(&after[4].1) > nanos(&after[0].1),
+        "discovery restarted after web"
+    );
     for i in 1..4 {
         assert_eq!(after[i], before[i], "sidecar {i} untouched");
     }

@@ -4,18 +4,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EventMessage, HealthStatusEnum,
-};
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HealthStatusEnum};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions, LogsOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
     TagImageOptions,
 };
 use futures_util::{Stream, StreamExt};
 
+use super::status::rfc3339_nanos;
 use super::{Error, status_is};
-use crate::plan::{Health, Observed, RunState};
+use crate::plan::{Health, Observed, RunState, Timing};
 use crate::platform::{CreateBody, LABEL_SERVICESET};
 
 /// Longest a single request may wait for response headers. Stop calls wait
@@ -49,6 +48,21 @@ pub struct ContainerDetails {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub error: Option<String>,
+    /// The end of the earliest passing health probe in Docker's log (ns).
+    pub healthy_since: Option<i64>,
+}
+
+impl ContainerDetails {
+    /// When it reached each gate, for the boot repair.
+    pub fn timing(&self) -> Timing {
+        let at = |t: &Option<String>| t.as_deref().and_then(rfc3339_nanos);
+        Timing {
+            started_at: at(&self.started_at),
+            healthy_since: self.healthy_since,
+            finished_at: at(&self.finished_at),
+            has_healthcheck: self.health.is_some(),
+        }
+    }
 }
 
 impl Engine {
@@ -233,27 +247,6 @@ impl Engine {
             .map_err(Self::err("tag", target))
     }
 
-    /// Container events for one serviceset's label, from now on.
-    pub fn events(
-        &self,
-        serviceset: &str,
-        since: Option<i64>,
-    ) -> impl Stream<Item = Result<EventMessage, bollard::errors::Error>> + use<> {
-        let filters = HashMap::from([
-            ("type".to_owned(), vec!["container".to_owned()]),
-            (
-                "label".to_owned(),
-                vec![format!("{LABEL_SERVICESET}={serviceset}")],
-            ),
-        ]);
-        let options = EventsOptions {
-            since: since.map(|s| s.to_string()),
-            until: None,
-            filters: Some(filters),
-        };
-        self.docker.events(Some(options))
-    }
-
     /// A container's output, stdout and stderr told apart.
     pub fn logs(
         &self,
@@ -328,9 +321,27 @@ fn details(r: ContainerInspectResponse) -> ContainerDetails {
             .and_then(|l| l.output.clone())
             .map(|o| o.trim().to_owned()),
         restart_count: r.restart_count.unwrap_or(0),
-        started_at: state.started_at,
+        started_at: state.started_at.clone(),
         finished_at: state.finished_at,
         error: state.error.filter(|e| !e.is_empty()),
+        // The log outlives restarts: only probes of the current run count.
+        healthy_since: health.and_then(|h| h.log.as_ref()).and_then(|log| {
+            let started = state
+                .started_at
+                .as_deref()
+                .and_then(rfc3339_nanos)
+                .unwrap_or(i64::MIN);
+            log.iter()
+                .filter(|l| l.exit_code == Some(0))
+                .filter(|l| {
+                    l.start
+                        .as_deref()
+                        .and_then(rfc3339_nanos)
+                        .is_some_and(|t| t >= started)
+                })
+                .filter_map(|l| l.end.as_deref().and_then(rfc3339_nanos))
+                .min()
+        }),
     }
 }
 

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::events::{ContainerEvent, EventKind};
 use super::{Engine, Error};
 use crate::plan::Health;
 use crate::spec::Condition;
@@ -57,7 +58,7 @@ impl Monitor {
         let channels: Channels = Arc::default();
         let (connected_tx, connected) = watch::channel(true);
         let since = now_nanos() / 1_000_000_000;
-        let mut events = engine.events(serviceset, Some(since));
+        let mut events = engine.container_events(Some(serviceset), since);
         let task_channels = channels.clone();
         let task = tokio::spawn(async move {
             while let Some(Ok(event)) = events.next().await {
@@ -192,50 +193,29 @@ fn judge(s: &Status, gate: Condition, has_healthcheck: bool) -> Option<Result<()
     }
 }
 
-fn apply_event(channels: &Channels, event: &bollard::models::EventMessage) {
-    let Some(actor) = &event.actor else { return };
-    let Some(id) = &actor.id else { return };
-    let Some(action) = event.action.as_deref() else {
-        return;
-    };
-    let at = event.time_nano.unwrap_or_default();
-    let exit_code = actor
-        .attributes
-        .as_ref()
-        .and_then(|a| a.get("exitCode"))
-        .and_then(|c| c.parse().ok());
+fn apply_event(channels: &Channels, event: &ContainerEvent) {
     let map = channels.lock().expect("monitor lock");
-    let tx = match map.get(id) {
-        Some(tx) => tx,
-        None => return,
-    };
+    let Some(tx) = map.get(&event.id) else { return };
     tx.send_if_modified(|s| {
-        if at < s.seen_at {
+        if event.time_nanos < s.seen_at {
             return false;
         }
-        s.seen_at = at;
-        // Actions carry suffixes: "health_status: healthy", "exec_start: sh -c …".
-        match action.split(':').next().unwrap_or(action) {
-            "start" => {
+        s.seen_at = event.time_nanos;
+        match event.kind {
+            EventKind::Start => {
                 s.running = true;
                 s.exit_code = None;
                 s.oom = false;
                 s.health = None;
             }
-            "die" => {
+            EventKind::Die { exit_code } => {
                 s.running = false;
                 s.exit_code = exit_code.or(Some(-1));
             }
-            "oom" => s.oom = true,
-            "destroy" => s.removed = true,
-            "health_status" => {
-                s.health = match action.rsplit(' ').next() {
-                    Some("healthy") => Some(Health::Healthy),
-                    Some("unhealthy") => Some(Health::Unhealthy),
-                    _ => Some(Health::Starting),
-                }
-            }
-            _ => return false,
+            EventKind::Oom => s.oom = true,
+            EventKind::Destroy => s.removed = true,
+            EventKind::Health(h) => s.health = Some(h),
+            EventKind::Create | EventKind::Stop | EventKind::Other => return false,
         }
         true
     });

@@ -7,14 +7,17 @@
 //! [`gate`]) and rolls back, making no decision the plan did not make.
 
 mod docker;
+pub mod events;
 pub mod execute;
 pub mod gate;
+mod host;
 pub mod pull;
 pub mod status;
 pub mod stop;
 
 pub use docker::{ContainerDetails, Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
+pub use host::{ContainerRestart, HostFacts, SignedDuration};
 
 use std::time::Duration;
 

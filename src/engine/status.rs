@@ -87,11 +87,28 @@ pub async fn collect(
 /// Seconds since the epoch of `2026-11-23T21:50:12.123456789Z` (UTC only,
 /// which is what Docker reports).
 pub fn rfc3339_seconds(text: &str) -> Option<i64> {
+    rfc3339_nanos(text).map(|n| n.div_euclid(1_000_000_000))
+}
+
+/// Nanoseconds since the epoch; Docker's zero time (`0001-…`) is `None`.
+pub fn rfc3339_nanos(text: &str) -> Option<i64> {
+    if text.starts_with("0001-") {
+        return None;
+    }
     let (date, time) = text.split_once('T')?;
     let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let time = time.trim_end_matches('Z');
-    let time = time.split(['.', '+']).next()?;
+    let (time, fraction) = match time.split_once('.') {
+        Some((t, f)) => (t, f.split(['+', '-']).next().unwrap_or("")),
+        None => (time.split(['+']).next()?, ""),
+    };
+    let digits: String = fraction.chars().take(9).collect();
+    let nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, min, s) = (t.next()??, t.next()??, t.next()??);
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -101,7 +118,7 @@ pub fn rfc3339_seconds(text: &str) -> Option<i64> {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + min * 60 + s)
+    Some((days * 86_400 + h * 3600 + min * 60 + s) * 1_000_000_000 + nanos)
 }
 
 /// "3d4h", "5m12s", "42s".
@@ -124,6 +141,11 @@ mod tests {
         assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(rfc3339_seconds("2000-03-01T00:00:01.5Z"), Some(951_868_801));
         assert_eq!(rfc3339_seconds("nonsense"), None);
+        assert_eq!(rfc3339_nanos("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
+        assert!(
+            rfc3339_nanos("2026-01-01T00:00:12.5Z") > rfc3339_nanos("2026-01-01T00:00:12.49999Z")
+        );
+        assert_eq!(rfc3339_nanos("0001-01-01T00:00:00Z"), None);
     }
 
     #[test]

@@ -226,12 +226,27 @@ fn restart_takes_the_target_and_its_dependents_only() {
 #[test]
 fn boot_repair_restarts_a_dependent_started_before_its_gate() {
     let (expanded, graph) = desired(SET);
-    let obs: Vec<Observed> = expanded.containers.iter().map(|c| running(&expanded, &c.name)).collect();
-    let timing = |started, healthy| Timing { started_at: Some(started), healthy_since: healthy, finished_at: None, has_healthcheck: healthy.is_some() };
+    let obs: Vec<Observed> = expanded
+        .containers
+        .iter()
+        .map(|c| running(&expanded, &c.name))
+        .collect();
+    let timing = |started, healthy| Timing {
+        started_at: Some(started),
+        healthy_since: healthy,
+        finished_at: None,
+        has_healthcheck: healthy.is_some(),
+    };
     let mut timings = std::collections::HashMap::from([
         ("web-logging".to_owned(), timing(10, None)),
         // Docker started web and its discovery at once; web turned healthy later.
-        ("web".to_owned(), Timing { has_healthcheck: true, ..timing(12, Some(50)) }),
+        (
+            "web".to_owned(),
+            Timing {
+                has_healthcheck: true,
+                ..timing(12, Some(50))
+            },
+        ),
         ("web-discovery".to_owned(), timing(11, None)),
     ]);
     let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
@@ -246,7 +261,13 @@ fn boot_repair_restarts_a_dependent_started_before_its_gate() {
     reorder_after_boot(&mut p, &graph, &timings);
     assert!(p.is_noop(), "{p}");
     // web itself started before logging: web and, after it, discovery restart.
-    timings.insert("web".into(), Timing { has_healthcheck: true, ..timing(5, Some(50)) });
+    timings.insert(
+        "web".into(),
+        Timing {
+            has_healthcheck: true,
+            ..timing(5, Some(50))
+        },
+    );
     let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
     reorder_after_boot(&mut p, &graph, &timings);
     assert_eq!(p.summary(), "2 to restart, 1 unchanged");

@@ -478,7 +478,7 @@ fn cron_jobs(
         .enumerate()
         .map(|(i, e)| {
             let at = |msg: String| set.error_at(owner, Some("cron"), msg);
-            check_schedule(&e.schedule)
+            super::schedule::Schedule::parse(&e.schedule)
                 .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
             let command = split_words(&e.command)
                 .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
@@ -500,41 +500,6 @@ fn cron_jobs(
             })
         })
         .collect()
-}
-
-/// Five cron fields of digits, `*`, `/`, `,`, `-`, or an `@hourly`-style macro.
-pub fn check_schedule(schedule: &str) -> Result<(), String> {
-    const MACROS: [&str; 7] = [
-        "@yearly",
-        "@annually",
-        "@monthly",
-        "@weekly",
-        "@daily",
-        "@hourly",
-        "@reboot",
-    ];
-    if schedule.starts_with('@') {
-        return if MACROS.contains(&schedule) {
-            Ok(())
-        } else {
-            Err(format!(
-                "unknown schedule `{schedule}`; use five fields or one of {}",
-                MACROS.join(", ")
-            ))
-        };
-    }
-    let fields: Vec<&str> = schedule.split_whitespace().collect();
-    let ok = fields.len() == 5
-        && fields
-            .iter()
-            .all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "schedule `{schedule}` is not five cron fields (minute hour day month weekday)"
-        ))
-    }
 }
 
 fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {

@@ -10,6 +10,7 @@
 mod container;
 mod expand;
 mod image;
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 

@@ -76,6 +76,15 @@ impl Stack {
         std::fs::write(self.dir.join("platform.yaml"), text).unwrap();
     }
 
+    /// Add cron entries (YAML list items, indented for `sidecars:`).
+    pub fn add_cron(&self, entries: &str) {
+        let path = self.dir.join("serviceset.conf");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("    cron:\n");
+        text.push_str(entries);
+        std::fs::write(path, text).unwrap();
+    }
+
     /// `healthy`: whether web's healthcheck will pass (after ~1 s).
     pub fn write_serviceset(&self, env: &str, healthy: bool) {
         let ready = if healthy {
@@ -172,4 +181,28 @@ pub fn last_stderr_line(out: &Output) -> String {
         .last()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Docker's RFC 3339 timestamps as nanoseconds (text comparison is wrong
+/// when fractions differ in length).
+pub fn nanos(text: &str) -> i64 {
+    telefig::engine::status::rfc3339_nanos(text)
+        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
+}
+
+pub fn started_nanos(name: &str) -> i64 {
+    nanos(inspect(name)["State"]["StartedAt"].as_str().unwrap())
+}
+
+/// The end of the earliest passing health probe of the current run.
+pub fn healthy_since(name: &str) -> Option<i64> {
+    let c = inspect(name);
+    let started = nanos(c["State"]["StartedAt"].as_str().unwrap());
+    c["State"]["Health"]["Log"]
+        .as_array()?
+        .iter()
+        .filter(|l| l["ExitCode"] == 0)
+        .filter(|l| nanos(l["Start"].as_str().unwrap()) >= started)
+        .map(|l| nanos(l["End"].as_str().unwrap()))
+        .min()
 }

@@ -58,6 +58,50 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     finish(g, &plan, &report, began)
 }
 
+/// Re-apply the record before the current one, through the same path as `start`.
+pub async fn rollback(g: &Global, name: &str, timeout: Option<std::time::Duration>) -> Outcome {
+    let began = StdInstant::now();
+    let session = Session::open(g, timeout, Some(name)).await?;
+    let Some(mut previous) = session.state.previous(name)? else {
+        return Err(crate::cli::UsageError(format!(
+            "serviceset `{name}` has no earlier record to roll back to"
+        ))
+        .into());
+    };
+    let graph = crate::graph::Graph::build(&previous.expanded)?;
+    let observed = session.engine.list(None).await?;
+    let plan = plan::plan(
+        &previous.expanded,
+        &graph,
+        &observed,
+        &recorded_bodies(&session.state, name),
+    )?;
+    let (abort, _signals) = abort_on_signal();
+    let opts = Options {
+        pull: Policy::Missing,
+        deadline: session.deadline,
+        abort,
+    };
+    let report = run(
+        g,
+        &session.engine,
+        &previous.expanded,
+        &graph,
+        &plan,
+        &observed,
+        opts,
+    )
+    .await?;
+    if report.failure.is_none() {
+        previous.applied_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        previous.stopped = false;
+        session.state.save(&previous)?;
+    }
+    finish(g, &plan, &report, began)
+}
+
 pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     let began = StdInstant::now();
     let (expanded, graph) = target(g)?;

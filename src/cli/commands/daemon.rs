@@ -1,12 +1,32 @@
 //! `daemon` and `rollback`.
 
-use crate::cli::Outcome;
-use crate::cli::args::{DaemonArgs, Global, RollbackArgs};
+use std::process::ExitCode;
 
-pub async fn daemon(_g: &Global, _a: &DaemonArgs) -> Outcome {
-    Err(anyhow::anyhow!("daemon is not built yet"))
+use super::session::abort_on_signal;
+use crate::cli::args::{DaemonArgs, Global, RollbackArgs};
+use crate::cli::{Outcome, UsageError};
+use crate::daemon::{self, Options};
+
+pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
+    let (stop, _signals) = abort_on_signal();
+    let opts = Options {
+        state_dir: g.state_dir.clone(),
+        unhealthy_budget: args.unhealthy_budget,
+        once: args.once,
+    };
+    daemon::run(opts, stop).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
-pub async fn rollback(_g: &Global, _a: &RollbackArgs) -> Outcome {
-    Err(anyhow::anyhow!("rollback is not built yet"))
+pub async fn rollback(g: &Global, args: &RollbackArgs) -> Outcome {
+    let state = crate::state::StateDir::new(&g.state_dir);
+    if state.load(&args.name)?.is_none() {
+        return Err(UsageError(format!(
+            "no record of serviceset `{}` in {}",
+            args.name,
+            g.state_dir.display()
+        ))
+        .into());
+    }
+    super::converge::rollback(g, &args.name, args.timeout.timeout).await
 }

@@ -12,6 +12,7 @@ use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
 use crate::engine::status::{collect, human_duration};
 use crate::platform::LABEL_SERVICESET;
+use crate::state::StateDir;
 
 /// Exit code when something is not running and healthy.
 const UNHEALTHY: u8 = 3;
@@ -21,8 +22,12 @@ pub async fn status(g: &Global) -> Outcome {
     // `--name` narrows; ENV_NAME does not (an operator wants the whole host).
     let containers = collect(&engine, g.name.as_deref()).await?;
     let all_ok = containers.iter().all(|c| c.ok);
+    let mut cron = StateDir::new(&g.state_dir).cron_runs();
+    if let Some(name) = &g.name {
+        cron.retain(|s, _| s == name);
+    }
     if g.json {
-        print_json(&serde_json::json!({ "ok": all_ok, "containers": containers }))?;
+        print_json(&serde_json::json!({ "ok": all_ok, "containers": containers, "cron": cron }))?;
     } else if containers.is_empty() {
         println!(
             "no telefig containers on this host{}",
@@ -62,6 +67,45 @@ pub async fn status(g: &Global) -> Outcome {
                 c.restart_count.to_string(),
                 c.exit_code.map_or("-".into(), |e| e.to_string()),
             ]);
+        }
+        println!("{table}");
+    }
+    if !g.json && cron.values().any(|runs| !runs.is_empty()) {
+        let mut table = Table::new();
+        table.load_preset(NOTHING);
+        table.set_header([
+            "CRON",
+            "SERVICESET",
+            "OWNER",
+            "SCHEDULE",
+            "LAST RUN",
+            "EXIT",
+            "OUTPUT",
+        ]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (serviceset, runs) in &cron {
+            for (name, run) in runs {
+                let last = match (run.running, run.last_started) {
+                    (true, _) => "running".to_owned(),
+                    (false, Some(t)) => format!("{} ago", human_duration((now - t).max(0) as u64)),
+                    (false, None) => "-".to_owned(),
+                };
+                table.add_row([
+                    name.clone(),
+                    serviceset.clone(),
+                    run.owner.clone(),
+                    run.schedule.clone(),
+                    last,
+                    run.exit_code.map_or("-".into(), |c| c.to_string()),
+                    run.output_tail
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ]);
+            }
         }
         println!("{table}");
     }

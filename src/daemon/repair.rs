@@ -1,0 +1,175 @@
+//! Repairing one serviceset back to its record, through the same planner
+//! and executor as `start`. Every repair takes the serviceset's host lock,
+//! so it never races a deploy; it re-reads the record under the lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Error;
+use crate::engine::execute::{self, Options};
+use crate::engine::pull::Policy;
+use crate::engine::stop::stop_in_order;
+use crate::engine::{Engine, Event};
+use crate::graph::Graph;
+use crate::plan::{self, RunState};
+use crate::platform::CreateBody;
+use crate::spec::Condition;
+use crate::state::StateDir;
+
+/// Longest a repair may take, lock wait included.
+const REPAIR_DEADLINE: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct Repairer {
+    pub engine: Engine,
+    pub state: StateDir,
+    pub abort: watch::Receiver<bool>,
+}
+
+fn log_event(serviceset: &str, event: Event) {
+    info!(
+        serviceset,
+        "{}",
+        serde_json::to_string(&event).unwrap_or_default()
+    );
+}
+
+impl Repairer {
+    /// Bring `serviceset` back to its record: recreate what was removed,
+    /// start what was stopped outside telefig, and — at boot — restart
+    /// dependents Docker started before their dependency met its gate.
+    /// Returns the plan's summary when something was done.
+    pub async fn repair(&self, serviceset: &str, boot: bool) -> Result<Option<String>, Error> {
+        let deadline = Instant::now() + REPAIR_DEADLINE;
+        let _lock = self
+            .state
+            .lock(serviceset, deadline, |holder| {
+                info!(serviceset, "waiting for the lock, held by {holder}")
+            })
+            .await?;
+        let Some(record) = self.state.load(serviceset)? else {
+            return Ok(None);
+        };
+        if record.stopped {
+            return Ok(None);
+        }
+        let expanded = &record.expanded;
+        let graph = Graph::build(expanded)?;
+        let observed = self.engine.list(None).await?;
+        let bodies: BTreeMap<String, CreateBody> = expanded
+            .containers
+            .iter()
+            .map(|c| (c.name.clone(), c.create.clone()))
+            .collect();
+        let mut plan = plan::plan(expanded, &graph, &observed, &bodies)?;
+        if boot {
+            let ours: Vec<_> = observed
+                .iter()
+                .filter(|o| o.serviceset() == Some(serviceset) && !o.is_backup())
+                .collect();
+            let details = join_all(ours.iter().map(|o| self.engine.inspect(&o.id))).await;
+            let timings: HashMap<String, plan::Timing> = ours
+                .iter()
+                .zip(details)
+                .filter_map(|(o, d)| d.ok().map(|d| (o.name.clone(), d.timing())))
+                .collect();
+            plan::reorder_after_boot(&mut plan, &graph, &timings);
+        }
+        if plan.is_noop() {
+            return Ok(None);
+        }
+        for a in plan.actions.iter().filter(|a| a.action.mutates()) {
+            warn!(serviceset, container = %a.container, "drift: {} ({})", a.action.as_str(), a.reason);
+        }
+        let opts = Options {
+            pull: Policy::Missing,
+            deadline,
+            abort: self.abort.clone(),
+        };
+        let emit = |e: Event| log_event(serviceset, e);
+        let report = execute::apply(
+            &self.engine,
+            expanded,
+            &graph,
+            &plan,
+            &observed,
+            opts,
+            &emit,
+        )
+        .await?;
+        match report.failure {
+            None => Ok(Some(plan.summary())),
+            Some(why) => Err(Error::RepairFailed {
+                serviceset: serviceset.to_owned(),
+                why,
+            }),
+        }
+    }
+
+    /// `dependency` died or turned unhealthy: stop, now, the running
+    /// containers that wait for it to be healthy (discovery deregisters).
+    /// The next repair starts them once it is healthy again. Skipped when
+    /// a deploy holds the lock: that deploy gates them itself.
+    pub async fn regate(&self, serviceset: &str, dependency: &str) -> Result<Vec<String>, Error> {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let Ok(_lock) = self.state.lock(serviceset, deadline, |_| {}).await else {
+            return Ok(Vec::new());
+        };
+        let Some(record) = self.state.load(serviceset)? else {
+            return Ok(Vec::new());
+        };
+        let graph = Graph::build(&record.expanded)?;
+        let waiting: Vec<String> = graph
+            .dependents(dependency)
+            .into_iter()
+            .filter(|(_, gate)| *gate == Condition::Healthy)
+            .flat_map(|(d, _)| graph.downstream(d))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let observed: Vec<_> = self
+            .engine
+            .list_serviceset(serviceset)
+            .await?
+            .into_iter()
+            .filter(|o| waiting.contains(&o.name) && o.state == RunState::Running)
+            .collect();
+        let emit = |e: Event| log_event(serviceset, e);
+        stop_in_order(&self.engine, &record.expanded, &graph, &observed, &emit).await?;
+        Ok(observed.into_iter().map(|o| o.name).collect())
+    }
+
+    /// Restart a container that stayed unhealthy past its budget.
+    pub async fn restart_unhealthy(
+        &self,
+        serviceset: &str,
+        container: &str,
+    ) -> Result<bool, Error> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let Ok(_lock) = self.state.lock(serviceset, deadline, |_| {}).await else {
+            return Ok(false);
+        };
+        let Some(record) = self.state.load(serviceset)? else {
+            return Ok(false);
+        };
+        let Some(spec) = record.expanded.get(container) else {
+            return Ok(false);
+        };
+        let observed = self.engine.list_serviceset(serviceset).await?;
+        let Some(o) = observed
+            .iter()
+            .find(|o| o.name == container && o.state == RunState::Running)
+        else {
+            return Ok(false);
+        };
+        self.engine.stop(&o.id, container, spec.stop_grace).await?;
+        self.engine.start(&o.id, container).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,110 @@
+//! Docker's container events as telefig reads them.
+//!
+//! [`ContainerEvent`] is the part of an event the gates and the daemon act
+//! on; action suffixes (`health_status: healthy`) are parsed here, once.
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::EventsOptions;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use super::{Engine, Error};
+use crate::plan::Health;
+use crate::platform::{LABEL_CONTAINER, LABEL_SERVICESET};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub id: String,
+    /// The container's name, without the leading `/`.
+    pub name: String,
+    pub serviceset: Option<String>,
+    /// The `telefig.container` label (differs from `name` for a version kept aside).
+    pub container: Option<String>,
+    pub kind: EventKind,
+    /// Nanoseconds since the epoch.
+    pub time_nanos: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Create,
+    Start,
+    Die {
+        exit_code: Option<i64>,
+    },
+    Oom,
+    Stop,
+    Destroy,
+    Health(Health),
+    /// Anything else (exec, attach, rename …).
+    Other,
+}
+
+impl Engine {
+    /// Container events of telefig's containers — one serviceset's, or all —
+    /// from `since` (seconds since the epoch) on. The stream ends when
+    /// dockerd restarts; reconnect with a later `since`, then re-list.
+    pub fn container_events(
+        &self,
+        serviceset: Option<&str>,
+        since: i64,
+    ) -> BoxStream<'static, Result<ContainerEvent, Error>> {
+        let label = match serviceset {
+            Some(s) => format!("{LABEL_SERVICESET}={s}"),
+            None => LABEL_SERVICESET.to_owned(),
+        };
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("label".to_owned(), vec![label]),
+        ]);
+        let options = EventsOptions {
+            since: Some(since.to_string()),
+            until: None,
+            filters: Some(filters),
+        };
+        self.docker
+            .events(Some(options))
+            .filter_map(|item| async move {
+                match item {
+                    Ok(message) => parse(&message).map(Ok),
+                    Err(source) => Some(Err(Error::Docker {
+                        op: "events",
+                        target: "stream".into(),
+                        source,
+                    })),
+                }
+            })
+            .boxed()
+    }
+}
+
+fn parse(message: &bollard::models::EventMessage) -> Option<ContainerEvent> {
+    let actor = message.actor.as_ref()?;
+    let attributes = actor.attributes.clone().unwrap_or_default();
+    let action = message.action.as_deref()?;
+    let kind = match action.split(':').next().unwrap_or(action) {
+        "create" => EventKind::Create,
+        "start" => EventKind::Start,
+        "die" => EventKind::Die {
+            exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+        },
+        "oom" => EventKind::Oom,
+        "stop" => EventKind::Stop,
+        "destroy" => EventKind::Destroy,
+        "health_status" => EventKind::Health(match action.rsplit(' ').next() {
+            Some("healthy") => Health::Healthy,
+            Some("unhealthy") => Health::Unhealthy,
+            _ => Health::Starting,
+        }),
+        _ => EventKind::Other,
+    };
+    Some(ContainerEvent {
+        id: actor.id.clone()?,
+        name: attributes.get("name").cloned().unwrap_or_default(),
+        serviceset: attributes.get(LABEL_SERVICESET).cloned(),
+        container: attributes.get(LABEL_CONTAINER).cloned(),
+        kind,
+        time_nanos: message.time_nano.unwrap_or_default(),
+    })
+}

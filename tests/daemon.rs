@@ -1,0 +1,225 @@
+//! `telefig daemon` against the real engine: boot repair with systemd's
+//! notify protocol, drift repair, re-gating after a dependency restarts,
+//! cron, and a stopped serviceset left alone.
+
+#[path = "support/stack.rs"]
+mod stack;
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use stack::*;
+use support::*;
+
+/// A `NOTIFY_SOCKET` the test reads, as systemd would.
+struct NotifySocket {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn new(dir: &std::path::Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        NotifySocket { socket, path }
+    }
+
+    /// Messages received until `until` is seen or `timeout` passes.
+    fn read_until(&self, until: &str, timeout: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = msg == until;
+                got.push(msg);
+                if done {
+                    break;
+                }
+            }
+        }
+        got
+    }
+}
+
+/// A running `telefig daemon`, stopped with SIGTERM when dropped.
+struct Daemon(Child);
+
+impl Daemon {
+    fn spawn(s: &Stack, notify: &NotifySocket, extra: &[&str]) -> Daemon {
+        let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
+        let child = telefig()
+            .args(["daemon", "--state-dir"])
+            .arg(s.dir.join("state"))
+            .args(extra)
+            .env("NOTIFY_SOCKET", &notify.path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon_log(s: &Stack) -> String {
+    std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
+}
+
+fn running(name: &str) -> bool {
+    try_inspect(name).is_some_and(|c| c["State"]["Running"] == true)
+}
+
+#[test]
+fn boot_repair_restarts_a_dependent_docker_started_too_early_then_says_ready() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    // A reboot, as Docker does it: everything starts at once, in no order.
+    let mut all = s.all();
+    docker_ok(
+        &["stop", "-t", "1", &all.join(" ")]
+            .iter()
+            .flat_map(|a| a.split(' '))
+            .collect::<Vec<_>>(),
+    );
+    all.rotate_right(1); // discovery first
+    for name in &all {
+        docker_ok(&["start", name]);
+    }
+    let discovery_before = started_nanos(&s.name("discovery"));
+    assert!(
+        discovery_before < healthy_since(&s.web()).unwrap_or(i64::MAX),
+        "the setup starts discovery too early"
+    );
+
+    let notify = NotifySocket::new(&s.dir);
+    let out = telefig()
+        .args(["daemon", "--once", "--state-dir"])
+        .arg(s.dir.join("state"))
+        .env("NOTIFY_SOCKET", &notify.path)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let messages = notify.read_until("STOPPING=1", Duration::from_secs(2));
+    let ready = messages
+        .iter()
+        .position(|m| m == "READY=1")
+        .expect("READY=1 sent");
+    assert!(
+        messages[..ready]
+            .iter()
+            .any(|m| m.starts_with("STATUS=boot repair")),
+        "{messages:?}"
+    );
+
+    let discovery_after = started_nanos(&s.name("discovery"));
+    assert!(
+        discovery_after > discovery_before,
+        "discovery was restarted:\n{}",
+        text(&out)
+    );
+    assert!(
+        discovery_after > healthy_since(&s.web()).unwrap(),
+        "after web was healthy"
+    );
+    assert!(running(&s.name("discovery")));
+}
+
+#[test]
+fn the_running_daemon_repairs_drift_and_regates_discovery() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let notify = NotifySocket::new(&s.dir);
+    let _daemon = Daemon::spawn(&s, &notify, &[]);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        daemon_log(&s)
+    );
+
+    // A sidecar removed by hand is back within 5 s.
+    let logging = s.name("logging");
+    docker_ok(&["rm", "-f", &logging]);
+    let t = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || running(&logging)),
+        "{}",
+        daemon_log(&s)
+    );
+    eprintln!("sidecar recreated in {} ms", t.elapsed().as_millis());
+
+    // web restarts: discovery goes down with it and comes back once web is healthy.
+    let discovery = s.name("discovery");
+    let before = started_nanos(&discovery);
+    docker_ok(&["restart", "-t", "1", &s.web()]);
+    let back = wait_until(Duration::from_secs(20), || {
+        running(&discovery) && started_nanos(&discovery) > before
+    });
+    assert!(back, "discovery came back\n{}", daemon_log(&s));
+    let web_healthy = healthy_since(&s.web()).unwrap();
+    assert!(
+        started_nanos(&discovery) > web_healthy,
+        "discovery started after web was healthy again"
+    );
+
+    // A serviceset stopped on purpose is left stopped.
+    assert_exit(&s.telefig(&["stop"]), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !running(&s.web()),
+        "the daemon must not undo `telefig stop`\n{}",
+        daemon_log(&s)
+    );
+}
+
+#[test]
+fn cron_entries_run_and_their_exit_code_shows_in_status() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    s.add_cron(
+        "      - {name: tick, schedule: \"@every 1s\", command: [sh, -c, \"echo tick; exit 3\"]}\n",
+    );
+    assert_exit(&s.start(&[]), 0);
+    let notify = NotifySocket::new(&s.dir);
+    let _daemon = Daemon::spawn(&s, &notify, &[]);
+    let status = || -> Value {
+        let out = telefig()
+            .args(["status", "--json", "--name", s.id(), "--state-dir"])
+            .arg(s.dir.join("state"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ran = wait_until(Duration::from_secs(15), || {
+        status()["cron"][s.id()]["tick"]["exit_code"] == 3
+    });
+    assert!(ran, "{}\n{}", status(), daemon_log(&s));
+    let tick = &status()["cron"][s.id()]["tick"];
+    assert_eq!(tick["owner"], s.web().as_str());
+    assert!(tick["output_tail"].as_str().unwrap().contains("tick"));
+}
