@@ -79,7 +79,21 @@ pub async fn run(opts: Options, mut stop: watch::Receiver<bool>) -> Result<(), E
     };
 
     let started = Instant::now();
-    boot_repair(&repairer, &notifier).await?;
+    // The watch loop pings the watchdog; until it runs, a long boot repair must not look hung.
+    let pinger = notifier.watchdog_every.map(|every| {
+        tokio::spawn(async move {
+            let notifier = Notifier::from_env();
+            loop {
+                notifier.watchdog();
+                tokio::time::sleep(every).await;
+            }
+        })
+    });
+    let repaired = boot_repair(&repairer, &notifier).await;
+    if let Some(p) = pinger {
+        p.abort();
+    }
+    repaired?;
     info!("boot repair done in {} ms", started.elapsed().as_millis());
     notifier.ready();
     if opts.once {
