@@ -38,6 +38,9 @@ pub struct LogChunk {
 pub struct ContainerDetails {
     pub id: String,
     pub name: String,
+    /// The image reference it was created from (the list shows an id once
+    /// that tag is gone).
+    pub image: Option<String>,
     pub running: bool,
     pub restarting: bool,
     pub exit_code: Option<i64>,
@@ -299,6 +302,7 @@ fn details(r: ContainerInspectResponse) -> ContainerDetails {
     let state = r.state.unwrap_or_default();
     let health = state.health.as_ref();
     ContainerDetails {
+        image: r.config.as_ref().and_then(|c| c.image.clone()),
         id: r.id.unwrap_or_default(),
         name: r
             .name

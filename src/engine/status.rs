@@ -69,7 +69,7 @@ pub async fn collect(
                 serviceset: o.serviceset().unwrap_or_default().to_owned(),
                 name: o.name,
                 role,
-                image: o.image,
+                image: d.image.clone().unwrap_or(o.image),
                 state: o.state,
                 health,
                 started_at,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant as StdInstant;
 
-use super::session::{Session, abort_on_signal, print_event, target};
+use super::session::{Progress, Session, abort_on_signal, target};
 use crate::cli::Outcome;
 use crate::cli::args::{Global, PullPolicy, RestartArgs, StartArgs};
 use crate::cli::load::load;
@@ -195,13 +195,14 @@ async fn run(
     observed: &[crate::plan::Observed],
     opts: Options,
 ) -> anyhow::Result<Report> {
-    let quiet = g.json;
-    let emit = move |e: Event| {
-        if !quiet {
-            print_event(&e);
-        }
-    };
-    Ok(execute::apply(engine, expanded, graph, plan, observed, opts, &emit).await?)
+    let progress = Progress::new(g.json);
+    let ticker = progress.ticker();
+    let emit = |e: Event| progress.record(e);
+    let report = execute::apply(engine, expanded, graph, plan, observed, opts, &emit).await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    Ok(report?)
 }
 
 fn finish(g: &Global, plan: &Plan, report: &Report, began: StdInstant) -> Outcome {

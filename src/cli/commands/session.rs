@@ -1,6 +1,9 @@
 //! What the Docker-facing commands share: the deadline, the engine
 //! connection, the host lock, signal handling, and progress lines.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -98,6 +101,63 @@ pub fn abort_on_signal() -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>)
         std::future::pending::<()>().await;
     });
     (rx, task)
+}
+
+/// Progress of an operation: one line per event for people (none with
+/// `--json`), and, when stderr is a terminal, a note every few seconds on
+/// what is still being waited for.
+pub struct Progress {
+    quiet: bool,
+    waiting: Mutex<BTreeMap<String, std::time::Instant>>,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Arc<Progress> {
+        Arc::new(Progress {
+            quiet,
+            waiting: Mutex::default(),
+        })
+    }
+
+    pub fn record(&self, event: Event) {
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            match &event {
+                Event::Started { container } => {
+                    waiting.insert(container.clone(), std::time::Instant::now());
+                }
+                Event::Passed { container, .. } | Event::Failed { container, .. } => {
+                    waiting.remove(container);
+                }
+                _ => {}
+            }
+        }
+        if !self.quiet {
+            print_event(&event);
+        }
+    }
+
+    /// The periodic note, if stderr is a terminal.
+    pub fn ticker(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let me = self.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let waiting = me.waiting.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let slow: Vec<String> = waiting
+                    .iter()
+                    .filter(|(_, since)| since.elapsed() >= Duration::from_secs(3))
+                    .map(|(name, since)| format!("{name} ({}s)", since.elapsed().as_secs()))
+                    .collect();
+                if !slow.is_empty() {
+                    eprintln!("… waiting for {} to pass its gate", slow.join(", "));
+                }
+            }
+        }))
+    }
 }
 
 /// One line per event, for people.

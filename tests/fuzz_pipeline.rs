@@ -1,0 +1,148 @@
+//! Bad input, generated: parse → template → expand → graph must never
+//! panic, and every failure must be one of the bad-input errors that the
+//! binary maps to exit 2, with a message. Bounded (a few thousand cases) so
+//! it runs in CI; raise PROPTEST_CASES to run it longer by hand.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use telefig::graph::Graph;
+use telefig::platform::{Platform, expand};
+use telefig::spec::{self, Vars};
+
+/// Where an input failed: `None` if it made it through.
+fn pipeline(text: &str) -> Option<String> {
+    let vars = Vars::new([("BUILD_COMMIT".to_owned(), "abc1234".to_owned())], []);
+    let file = Path::new("fuzz.conf");
+    let set = match spec::parse(file, text, &vars) {
+        Ok(set) => set,
+        Err(e) => return Some(e.to_string()),
+    };
+    let expanded = match expand(&set, "fuzz", &Platform::built_in(), &vars) {
+        Ok(e) => e,
+        Err(e) => return Some(e.to_string()),
+    };
+    match Graph::build(&expanded) {
+        Ok(graph) => {
+            assert_eq!(graph.len(), expanded.containers.len());
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+const LINES: &[&str] = &[
+    "version: 1",
+    "version: 2",
+    "version: x",
+    "web:",
+    "db:",
+    "web-logging:",
+    "a:",
+    "-bad:",
+    "{{X}}:",
+    "  docker:",
+    "  docker: {image: x, version: v1}",
+    "  sidecars:",
+    "  sidecars: {logging: ~, discovery: {port: 1}}",
+    "  depends_on: [db]",
+    "  depends_on: [web]",
+    "  depends_on: {db: {condition: healthy}}",
+    "  depends_on: {db: {condition: sometimes}}",
+    "  kind: job",
+    "  kind: cron",
+    "  imgae: x",
+    "    image: x",
+    "    image: ''",
+    "    version: \"{{BUILD_COMMIT}}\"",
+    "    version: \"{{ V|default('x', true) }}\"",
+    "    version: -x",
+    "    version: 1.5",
+    "    command: sh -c 'x",
+    "    command: [a, b]",
+    "    command: {a: b}",
+    "    environment: [A=1, A=2]",
+    "    environment: [A]",
+    "    environment: {A: 1, B: [x]}",
+    "    healthcheck: {test: x, interval: 1x}",
+    "    healthcheck: {test: [NOPE, x]}",
+    "    healthcheck: {test: [CMD, x], interval: 200ms, retries: 2}",
+    "    ports: [80, 80]",
+    "    ports: [0]",
+    "    mem_limit: lots",
+    "    cpus: -1",
+    "    restart: sometimes",
+    "    labels: {telefig.role: x}",
+    "    stop_grace_period: 5s",
+    "    logging:",
+    "    discovery: {port: 1}",
+    "    discovery: {prot: 1}",
+    "    discovery:",
+    "    singer: {dirs: [a, b]}",
+    "    zum: {deps: [a.dep], wait_for_deps: true}",
+    "    cron: [{schedule: '* * * *', command: x}]",
+    "    cron: [{schedule: '@every 1s', command: [sh, -c, x]}]",
+    "    cron: [{schedule: '61 * * * *', command: x}]",
+    "    knox:",
+    "    nope: {}",
+    "\t",
+    "- ",
+    ": :",
+    "{{",
+    "}}",
+    "{{ }}",
+    "{{ X|upper }}",
+    "&a x",
+    "*a",
+    "!!binary x",
+    "? complex",
+    "'unclosed",
+    "[",
+    "]",
+    "#comment",
+    "",
+];
+
+fn document() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::collection::vec(proptest::sample::select(LINES), 1..14).prop_map(|l| l.join("\n")),
+        1 => any::<String>(),
+        1 => proptest::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(4000),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn never_panics_and_every_failure_has_a_message(text in document()) {
+        if let Some(message) = pipeline(&text) {
+            prop_assert!(!message.trim().is_empty());
+        }
+    }
+}
+
+/// Crashers found by the generator, kept as regressions.
+#[test]
+fn regression_corpus() {
+    for text in [
+        // A top-level key that is not text (a sequence as key).
+        "? [a, b]\n: x\n",
+        // A container whose entry is a list.
+        "web: [1, 2]\n",
+        // An empty sidecar name.
+        "web:\n  sidecars: {'': ~}\n",
+        // A dependency on itself through a sidecar order.
+        "web:\n  depends_on: [web-logging]\n  sidecars: {logging: ~}\n",
+        // A numeric container name.
+        "12: {}\n",
+        // Templating that produces a newline inside a value.
+        "web: {docker: {image: \"{{ X|default('a\\nb') }}\"}}\n",
+    ] {
+        let _ = pipeline(text);
+    }
+}
