@@ -10,6 +10,7 @@ pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
 pub mod engine;
+pub mod export;
 pub mod graph;
 pub mod plan;
 pub mod platform;

@@ -1,7 +1,7 @@
 //! The one place that knows which YAML library telefig uses.
 //!
 //! `serde_yaml` is archived; everything else goes through [`from_str`],
-//! [`from_value`], [`Value`] and [`UniqueMap`], so switching to a maintained
+//! [`from_value`], [`to_string`], [`Value`] and [`UniqueMap`], so switching to a maintained
 //! fork is a change to this file alone. It also owns the two things the
 //! library does not do for us: reporting errors as line/column data, and
 //! rejecting duplicate keys in maps (serde_yaml keeps the last one silently).
@@ -11,7 +11,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use serde_yaml::{Mapping, Value};
 
@@ -109,6 +109,11 @@ fn point_at_duplicate(text: &str, err: &mut YamlError) {
 /// Convert an already parsed [`Value`] (positions are gone by then).
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, YamlError> {
     serde_yaml::from_value(value).map_err(YamlError::from)
+}
+
+/// Print a value as YAML (for `render --format kubernetes`).
+pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
+    serde_yaml::to_string(value).map_err(YamlError::from)
 }
 
 /// Render a scalar as the text a template or environment variable expects.

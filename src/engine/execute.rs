@@ -103,6 +103,9 @@ pub struct Report {
     pub containers: Vec<ContainerReport>,
     /// A one-line summary of what failed, if anything did.
     pub failure: Option<String>,
+    /// Every failure was the kind a fresh plan may fix (see `NodeResult`).
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 /// What the start walk does at a node.
@@ -128,6 +131,9 @@ enum NodeResult {
     Failed {
         created: Option<String>,
         why: String,
+        /// A fresh plan may succeed: the container vanished or changed
+        /// under us, rather than failing its gate.
+        retryable: bool,
     },
 }
 
@@ -214,6 +220,7 @@ pub async fn apply(
         pulled,
         containers: Vec::new(),
         failure: None,
+        retryable: false,
     };
     let failed: Vec<(&String, &String)> = results
         .iter()
@@ -223,6 +230,16 @@ pub async fn apply(
         })
         .collect();
     let mut rolled_back = HashSet::new();
+    report.retryable = !failed.is_empty()
+        && results.values().all(|r| {
+            !matches!(
+                r,
+                NodeResult::Failed {
+                    retryable: false,
+                    ..
+                }
+            )
+        });
     if !failed.is_empty() {
         report.failure = Some(
             failed
@@ -436,14 +453,16 @@ impl Run<'_> {
                     return NodeResult::Failed {
                         created: None,
                         why: e.to_string(),
+                        retryable: e.is_transient(),
                     };
                 }
             },
             Step::StartExisting { id } => (id, true),
         };
-        let fail = |why: String| NodeResult::Failed {
+        let fail = |why: String, retryable: bool| NodeResult::Failed {
             created: created.clone(),
             why,
+            retryable,
         };
         if needs_start {
             if let Err(e) = self.check_abort() {
@@ -454,10 +473,11 @@ impl Run<'_> {
                 return NodeResult::Failed {
                     created: None,
                     why: e.to_string(),
+                    retryable: false,
                 };
             }
             if let Err(e) = self.engine.start(&id, name).await {
-                return fail(e.to_string());
+                return fail(e.to_string(), e.is_transient());
             }
             (self.emit)(Event::Started {
                 container: name.to_owned(),
@@ -488,7 +508,11 @@ impl Run<'_> {
                 .wait(&id, gate, has_healthcheck, deadline, &mut abort)
                 .await
             {
-                return fail(self.describe(&id, gate, failure, budget).await);
+                // A kept container that is gone or exited when we look was
+                // seen in a moment of change: a fresh plan will act on it.
+                let retryable = matches!(failure, GateFailure::Removed | GateFailure::Docker(_))
+                    || (!needs_start && matches!(failure, GateFailure::Exited(_)));
+                return fail(self.describe(&id, gate, failure, budget).await, retryable);
             }
             let milestone = match gate {
                 Condition::Started => Milestone::Started,

@@ -124,11 +124,17 @@ impl Monitor {
             if let Some(verdict) = judge(&status, gate, has_healthcheck) {
                 return verdict;
             }
+            // Events are the signal; a slow re-inspect guards against one
+            // lost in a reconnect, and takes over if the stream breaks.
             let fallback = async {
                 if *connected.borrow() {
-                    let _ = connected.changed().await;
+                    tokio::select! {
+                        _ = connected.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             };
             tokio::select! {
                 _ = rx.changed() => {}

@@ -60,6 +60,26 @@ pub enum Error {
     Failed(usize, String),
 }
 
+impl Error {
+    /// Whether planning afresh may succeed: the container changed or
+    /// vanished under us (404, 409, or a 500 about its files — dockerd
+    /// still finishing a killed client's request), or dockerd is restarting.
+    pub fn is_transient(&self) -> bool {
+        use bollard::errors::Error as B;
+        match self {
+            Error::Docker { source, .. } => match source {
+                B::DockerResponseServerError { status_code, .. } => {
+                    matches!(status_code, 404 | 409 | 500)
+                }
+                B::HyperResponseError { .. } | B::IOError { .. } | B::RequestTimeoutError => true,
+                _ => false,
+            },
+            Error::Connect { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// Docker's own message, without bollard's wrapping.
 fn docker_message(err: &bollard::errors::Error) -> String {
     match err {

@@ -125,6 +125,20 @@ fn expand_declared(
             }))
         })?;
         let name = format!("{owner}-{}", template.kind);
+        // `logging` and its alias `singer` would both be `<owner>-logging`.
+        let same_kind = |k: &str| {
+            platform
+                .template(k)
+                .is_some_and(|t| t.kind == template.kind)
+        };
+        let mut earlier = entry.sidecars.0.iter().take_while(|(k, _)| k != kind);
+        if let Some((first, _)) = earlier.find(|(k, _)| same_kind(k)) {
+            let message = format!(
+                "sidecars `{first}` and `{kind}` of `{owner}` are the same kind (`{}`) and would both be `{name}`; keep one",
+                template.kind
+            );
+            return Err(set.error_at(owner, Some(kind), message).into());
+        }
         if set.get(&name).is_some() || out.get(&name).is_some() {
             return Err(set
                 .error_at(owner, Some(kind), format!("sidecar `{name}` of `{owner}` has the same name as a declared container; rename that container"))

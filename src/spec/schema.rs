@@ -31,6 +31,11 @@ impl<'de> Deserialize<'de> for ServicesetFile {
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(ServicesetFile::default())
             }
+            // An empty file (or one with only comments) is an empty document;
+            // `check` then says that no container is declared.
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ServicesetFile::default())
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut file = ServicesetFile::default();
                 while let Some(KeyString(key)) = map.next_key()? {
@@ -283,44 +288,113 @@ pub struct KeyValues(pub Vec<(String, String)>);
 
 impl<'de> Deserialize<'de> for KeyValues {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let pairs = match Value::deserialize(deserializer)? {
-            Value::Null => Vec::new(),
-            Value::Sequence(items) => {
-                let mut pairs = Vec::new();
-                for item in items {
-                    let text = scalar_to_string(&item)
-                        .ok_or_else(|| de::Error::custom("a KEY=VALUE list holds plain strings"))?;
-                    let (k, v) = text.split_once('=').ok_or_else(|| {
-                        de::Error::custom(format!("`{text}` is not KEY=VALUE: add `=` and a value"))
-                    })?;
-                    pairs.push((k.trim().to_owned(), v.to_owned()));
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = KeyValues;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of KEY=VALUE or a map")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(KeyValues::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = KeyValues::default();
+                while let Some(KeyValueItem(k, v)) = seq.next_element()? {
+                    out.push(k, v)?;
                 }
-                pairs
+                Ok(out)
             }
-            Value::Mapping(map) => {
-                let mut pairs = Vec::new();
-                for (k, v) in map {
-                    let k = scalar_to_string(&k)
-                        .ok_or_else(|| de::Error::custom("keys are plain strings"))?;
-                    let v = scalar_to_string(&v).ok_or_else(|| {
-                        de::Error::custom(format!("the value of `{k}` must be a plain value"))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = KeyValues::default();
+                while let Some(KeyString(k)) = map.next_key()? {
+                    let v = map.next_value_seed(ScalarText {
+                        expecting: "a plain value",
+                        floats: true,
+                        check: Ok,
                     })?;
-                    pairs.push((k, v));
+                    out.push(k, v)?;
                 }
-                pairs
-            }
-            _ => return Err(de::Error::custom("expected a list of KEY=VALUE or a map")),
-        };
-        let mut seen = std::collections::HashSet::new();
-        for (k, _) in &pairs {
-            if k.is_empty() {
-                return Err(de::Error::custom("an empty key before `=`"));
-            }
-            if !seen.insert(k.as_str()) {
-                return Err(de::Error::custom(format!("duplicate key `{k}`")));
+                Ok(out)
             }
         }
-        Ok(KeyValues(pairs))
+        deserializer.deserialize_any(PairsVisitor)
+    }
+}
+
+impl KeyValues {
+    fn push<E: de::Error>(&mut self, key: String, value: String) -> Result<(), E> {
+        if key.is_empty() {
+            return Err(E::custom("an empty key before `=`"));
+        }
+        if self.0.iter().any(|(k, _)| *k == key) {
+            return Err(E::custom(format!("duplicate key `{key}`")));
+        }
+        self.0.push((key, value));
+        Ok(())
+    }
+}
+
+/// One `KEY=VALUE` item of a list.
+struct KeyValueItem(String, String);
+
+impl<'de> Deserialize<'de> for KeyValueItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarText {
+            expecting: "a KEY=VALUE string",
+            floats: true,
+            check: |text: String| match text.split_once('=') {
+                Some((k, v)) => Ok(KeyValueItem(k.trim().to_owned(), v.to_owned())),
+                None => Err(format!("`{text}` is not KEY=VALUE: add `=` and a value")),
+            },
+        })
+    }
+}
+
+/// A YAML scalar read as its text and checked inside the visitor, so a
+/// rejected value is reported at its own line and column: an error raised
+/// after the parser has returned the value points at the enclosing map.
+struct ScalarText<F> {
+    expecting: &'static str,
+    /// Whether a floating-point number is accepted (as its YAML spelling).
+    floats: bool,
+    check: F,
+}
+
+impl<'de, T, F: FnOnce(String) -> Result<T, String>> Visitor<'de> for ScalarText<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.check)(v.to_owned()).map_err(E::custom)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        self.visit_str(if v { "true" } else { "false" })
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        let text = scalar_to_string(&Value::from(v)).unwrap_or_default();
+        if !self.floats {
+            return Err(E::custom(format!(
+                "`{text}` reads as a floating-point number; quote it to keep its exact text"
+            )));
+        }
+        self.visit_str(&text)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        self.visit_str("")
+    }
+}
+
+impl<'de, T, F: FnOnce(String) -> Result<T, String>> de::DeserializeSeed<'de> for ScalarText<F> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -331,18 +405,11 @@ pub struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        if let Value::Number(n) = &value
-            && n.is_f64()
-        {
-            return Err(de::Error::custom(format!(
-                "`{n}` reads as a floating-point number; quote it to keep its exact text"
-            )));
-        }
-        match scalar_to_string(&value) {
-            Some(s) => Ok(Scalar(s)),
-            None => Err(de::Error::custom("expected a plain value")),
-        }
+        deserializer.deserialize_any(ScalarText {
+            expecting: "a plain value",
+            floats: false,
+            check: |text| Ok(Scalar(text)),
+        })
     }
 }
 
@@ -352,20 +419,32 @@ pub struct DurationValue(pub Duration);
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        let parsed = match &value {
-            Value::Number(n) => n
-                .as_f64()
-                .filter(|s| *s >= 0.0 && s.is_finite())
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| format!("`{n}` is not a duration")),
-            Value::String(s) => parse_duration(s),
-            _ => Err(
-                "expected seconds (10) or a duration string (\"10s\", \"1m30s\", \"200ms\")"
-                    .to_owned(),
-            ),
-        };
-        parsed.map(DurationValue).map_err(de::Error::custom)
+        // Checked inside the visitor so a bad value is reported at its line.
+        struct DurationVisitor;
+        impl<'de> Visitor<'de> for DurationVisitor {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("seconds (10) or a duration string (\"10s\", \"1m30s\", \"200ms\")")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(DurationValue(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(|v| DurationValue(Duration::from_secs(v)))
+                    .map_err(|_| E::custom(format!("`{v}` is not a duration")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Some(v)
+                    .filter(|s| *s >= 0.0 && s.is_finite())
+                    .map(|s| DurationValue(Duration::from_secs_f64(s)))
+                    .ok_or_else(|| E::custom(format!("`{v}` is not a duration")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                parse_duration(v).map(DurationValue).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(DurationVisitor)
     }
 }
 

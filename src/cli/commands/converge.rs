@@ -2,46 +2,34 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Instant as StdInstant;
+use std::time::{Duration, Instant as StdInstant};
 
 use super::session::{Progress, Session, abort_on_signal, target};
-use crate::cli::Outcome;
 use crate::cli::args::{Global, PullPolicy, RestartArgs, StartArgs};
 use crate::cli::load::load;
 use crate::cli::output::print_json;
+use crate::cli::{Outcome, UsageError};
 use crate::engine::execute::{self, Options, Report};
 use crate::engine::pull::Policy;
 use crate::engine::{Engine, Event};
-use crate::plan::{self, Plan};
-use crate::platform::CreateBody;
+use crate::graph::Graph;
+use crate::plan::{self, Observed, Plan};
+use crate::platform::{CreateBody, Expanded};
 use crate::state::{Record, StateDir};
 
 pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let began = StdInstant::now();
     let loaded = load(g)?;
     let name = loaded.expanded.serviceset.clone();
-    let session = Session::open(g, args.timeout.timeout, Some(&name)).await?;
-    let observed = session.engine.list(None).await?;
-    let plan = plan::plan(
-        &loaded.expanded,
-        &loaded.graph,
-        &observed,
-        &recorded_bodies(&session.state, &name),
-    )?;
-    let (abort, _signals) = abort_on_signal();
-    let opts = Options {
-        pull: policy(args.pull),
-        deadline: session.deadline,
-        abort,
-    };
-    let report = run(
+    let mut session = Session::open(g, args.timeout.timeout, Some(&name)).await?;
+    let recorded = recorded_bodies(&session.state, &name);
+    let (plan, report) = converge(
         g,
-        &session.engine,
+        &mut session,
         &loaded.expanded,
         &loaded.graph,
-        &plan,
-        &observed,
-        opts,
+        policy(args.pull),
+        |observed| plan::plan(&loaded.expanded, &loaded.graph, observed, &recorded),
     )
     .await?;
     if report.failure.is_none() {
@@ -59,37 +47,24 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
 }
 
 /// Re-apply the record before the current one, through the same path as `start`.
-pub async fn rollback(g: &Global, name: &str, timeout: Option<std::time::Duration>) -> Outcome {
+pub async fn rollback(g: &Global, name: &str, timeout: Option<Duration>) -> Outcome {
     let began = StdInstant::now();
-    let session = Session::open(g, timeout, Some(name)).await?;
+    let mut session = Session::open(g, timeout, Some(name)).await?;
     let Some(mut previous) = session.state.previous(name)? else {
-        return Err(crate::cli::UsageError(format!(
+        return Err(UsageError(format!(
             "serviceset `{name}` has no earlier record to roll back to"
         ))
         .into());
     };
-    let graph = crate::graph::Graph::build(&previous.expanded)?;
-    let observed = session.engine.list(None).await?;
-    let plan = plan::plan(
-        &previous.expanded,
-        &graph,
-        &observed,
-        &recorded_bodies(&session.state, name),
-    )?;
-    let (abort, _signals) = abort_on_signal();
-    let opts = Options {
-        pull: Policy::Missing,
-        deadline: session.deadline,
-        abort,
-    };
-    let report = run(
+    let graph = Graph::build(&previous.expanded)?;
+    let recorded = recorded_bodies(&session.state, name);
+    let (plan, report) = converge(
         g,
-        &session.engine,
+        &mut session,
         &previous.expanded,
         &graph,
-        &plan,
-        &observed,
-        opts,
+        Policy::Missing,
+        |observed| plan::plan(&previous.expanded, &graph, observed, &recorded),
     )
     .await?;
     if report.failure.is_none() {
@@ -105,36 +80,82 @@ pub async fn rollback(g: &Global, name: &str, timeout: Option<std::time::Duratio
 pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     let began = StdInstant::now();
     let (expanded, graph) = target(g)?;
+    let name = expanded.serviceset.clone();
     if let Some(c) = &args.container
         && !graph.contains(c)
     {
-        return Err(crate::cli::UsageError(format!(
-            "`{c}` is not a container of serviceset `{}`; `telefig status --name {}` lists them",
-            expanded.serviceset, expanded.serviceset
+        return Err(UsageError(format!(
+            "`{c}` is not a container of serviceset `{name}`; `telefig status --name {name}` lists them"
         ))
         .into());
     }
-    let session = Session::open(g, args.timeout.timeout, Some(&expanded.serviceset)).await?;
-    let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
-    let plan = plan::restart(&expanded, &graph, &observed, args.container.as_deref());
-    let (abort, _signals) = abort_on_signal();
-    let opts = Options {
-        pull: Policy::Missing,
-        deadline: session.deadline,
-        abort,
-    };
-    let report = run(
+    let mut session = Session::open(g, args.timeout.timeout, Some(&name)).await?;
+    let (plan, report) = converge(
         g,
-        &session.engine,
+        &mut session,
         &expanded,
         &graph,
-        &plan,
-        &observed,
-        opts,
+        Policy::Missing,
+        |observed| {
+            Ok(plan::restart(
+                &expanded,
+                &graph,
+                observed,
+                args.container.as_deref(),
+            ))
+        },
     )
     .await?;
-    session.state.set_stopped(&expanded.serviceset, false)?;
+    session.state.set_stopped(&name, false)?;
     finish(g, &plan, &report, began)
+}
+
+/// How many times a converge is planned afresh after a Docker error that a
+/// new look may resolve (a container that vanished or changed under us —
+/// the work of a killed earlier run still finishing in dockerd — or dockerd
+/// restarting).
+const ATTEMPTS: u32 = 3;
+
+/// List, plan, apply; on a transient Docker error, reconnect, re-list and
+/// plan again. Everything before a gate is idempotent, so this converges.
+async fn converge(
+    g: &Global,
+    session: &mut Session,
+    expanded: &Expanded,
+    graph: &Graph,
+    pull: Policy,
+    plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
+) -> anyhow::Result<(Plan, Report)> {
+    let (abort, _signals) = abort_on_signal();
+    let mut attempt = 1;
+    loop {
+        let observed = session.engine.list(None).await?;
+        let plan = plan_for(&observed)?;
+        let opts = Options {
+            pull,
+            deadline: session.deadline,
+            abort: abort.clone(),
+        };
+        match run(g, &session.engine, expanded, graph, &plan, &observed, opts).await {
+            Ok(report) if report.retryable && attempt < ATTEMPTS && !*abort.borrow() => {
+                eprintln!(
+                    "retrying: containers changed under this run (attempt {attempt} of {ATTEMPTS}): {}",
+                    report.failure.as_deref().unwrap_or_default()
+                );
+                attempt += 1;
+            }
+            Ok(report) => return Ok((plan, report)),
+            Err(e) if attempt < ATTEMPTS && e.is_transient() && !*abort.borrow() => {
+                eprintln!(
+                    "retrying after a transient Docker error (attempt {attempt} of {ATTEMPTS}): {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                session.engine = Engine::connect().await?;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 pub async fn plan(g: &Global) -> Outcome {
@@ -189,12 +210,12 @@ fn recorded_bodies(state: &StateDir, serviceset: &str) -> BTreeMap<String, Creat
 async fn run(
     g: &Global,
     engine: &Engine,
-    expanded: &crate::platform::Expanded,
-    graph: &crate::graph::Graph,
+    expanded: &Expanded,
+    graph: &Graph,
     plan: &Plan,
-    observed: &[crate::plan::Observed],
+    observed: &[Observed],
     opts: Options,
-) -> anyhow::Result<Report> {
+) -> Result<Report, crate::engine::Error> {
     let progress = Progress::new(g.json);
     let ticker = progress.ticker();
     let emit = |e: Event| progress.record(e);
@@ -202,7 +223,7 @@ async fn run(
     if let Some(t) = ticker {
         t.abort();
     }
-    Ok(report?)
+    report
 }
 
 fn finish(g: &Global, plan: &Plan, report: &Report, began: StdInstant) -> Outcome {

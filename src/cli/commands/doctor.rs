@@ -25,6 +25,8 @@ use crate::state::StateDir;
 /// The oldest Engine API telefig works with: healthcheck `StartPeriod`,
 /// which every gate deadline relies on, came with 1.29 (Docker 17.05).
 const MIN_API: (u32, u32) = (1, 29);
+/// How long the Docker Engine gets to answer every question doctor asks.
+const DOCKER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a registry gets to answer `GET /v2/` on one address.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Beyond this, daemon timestamps and local deadlines disagree.
@@ -86,9 +88,22 @@ impl Check {
 }
 
 pub async fn doctor(g: &Global) -> Outcome {
-    let facts = match Engine::connect().await {
-        Ok(engine) => engine.host_facts().await,
-        Err(e) => Err(e),
+    let facts = tokio::time::timeout(DOCKER_TIMEOUT, async {
+        Engine::connect().await?.host_facts().await
+    })
+    .await;
+    let facts = match facts {
+        Ok(Ok(facts)) => Ok(facts),
+        Ok(Err(e)) => Err(docker_unreachable(&e)),
+        Err(_) => Err(Check::fail(
+            "docker",
+            format!(
+                "the Docker Engine at {} did not answer within {}s",
+                endpoint(),
+                DOCKER_TIMEOUT.as_secs()
+            ),
+            "look at dockerd (`systemctl status docker`, `journalctl -u docker`)",
+        )),
     };
     let mut checks = match &facts {
         Ok(facts) => {
@@ -100,7 +115,7 @@ pub async fn doctor(g: &Global) -> Outcome {
                 restart_policies(facts, &records),
             ]
         }
-        Err(e) => vec![docker_unreachable(e)],
+        Err(unreachable) => vec![unreachable.clone()],
     };
     checks.extend(registries(g.platform.as_deref()).await);
     checks.push(state_dir(&g.state_dir));
@@ -113,18 +128,18 @@ pub async fn doctor(g: &Global) -> Outcome {
             println!("{}", c.line());
         }
     }
-    let failed: Vec<&str> = checks
+    let mut failed: Vec<&str> = checks
         .iter()
         .filter(|c| c.status == Status::Fail)
         .map(|c| c.check)
         .collect();
+    failed.dedup();
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     // The deploy system shows only the tail: end with a one-line summary.
     eprintln!(
-        "telefig: doctor: {} check(s) failed: {}",
-        failed.len(),
+        "telefig: doctor: failed: {}; see the FAIL lines above",
         failed.join(", ")
     );
     Ok(ExitCode::from(1))
@@ -358,6 +373,18 @@ async fn probe_registry(host: &str) -> Result<String, String> {
     } else {
         vec![format!("{host}:443"), format!("{host}:80")]
     };
+    // A name that does not resolve fails the same way on every port.
+    let lookup = tokio::time::timeout(REGISTRY_TIMEOUT, tokio::net::lookup_host(&addresses[0]));
+    match lookup.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(format!("cannot resolve it: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "cannot resolve it within {}s",
+                REGISTRY_TIMEOUT.as_secs()
+            ));
+        }
+    }
     let mut why = Vec::new();
     for addr in addresses {
         match tokio::time::timeout(REGISTRY_TIMEOUT, get_v2(&addr, host)).await {

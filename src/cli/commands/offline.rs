@@ -37,9 +37,17 @@ pub fn validate(g: &Global) -> Outcome {
 pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
     let loaded = load(g)?;
     if args.format == RenderFormat::Kubernetes {
-        return Err(anyhow::anyhow!(
-            "render --format kubernetes is not built yet"
-        ));
+        // What a Pod cannot express is a problem with the input: exit 2.
+        let pod = crate::export::kubernetes::pod(&loaded.expanded, &loaded.graph).map_err(|e| {
+            crate::cli::UsageError(format!(
+                "cannot render {} as a Kubernetes Pod: {e}",
+                loaded.file.display()
+            ))
+        })?;
+        let yaml = crate::yaml::to_string(&pod)
+            .map_err(|e| anyhow::anyhow!("cannot print the Pod as YAML: {e}"))?;
+        print!("{yaml}");
+        return Ok(ExitCode::SUCCESS);
     }
     let rendered: Vec<_> = loaded
         .expanded

@@ -1,0 +1,46 @@
+//! `export`: an expanded serviceset in another orchestrator's terms, for
+//! when one host is outgrown. It reads the model `platform` and `graph`
+//! produce, talks to nothing, and prints nothing: [`kubernetes::pod`]
+//! returns typed objects, the `render` command prints them.
+//!
+//! What cannot be expressed is an [`Error`] that names the container and
+//! the way out; what has no equivalent but changes little (a CPU set, a
+//! user given by name) is listed in an annotation of the result.
+
+pub mod kubernetes;
+
+/// Why a serviceset cannot be expressed in the target's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{what} name `{name}` is not valid in Kubernetes ({rule}); {fix}")]
+    Name {
+        what: &'static str,
+        name: String,
+        rule: &'static str,
+        fix: &'static str,
+    },
+    #[error(
+        "`{container}` must start before the Pod's containers, as an init container, but it depends on `{dependency}`, which runs as a regular container: a Pod cannot express that order; move one of them to a serviceset of its own"
+    )]
+    Order {
+        container: String,
+        dependency: String,
+    },
+    #[error(
+        "`{container}` mounts `{bind}`, a named Docker volume or an incomplete bind: a Pod here takes host paths only; write it as `/host/path:/container/path[:ro]`"
+    )]
+    Bind { container: String, bind: String },
+    #[error(
+        "serviceset `{0}` has only jobs: a Pod needs a long-running container; run the jobs as a Kubernetes Job instead"
+    )]
+    OnlyJobs(String),
+    #[error(
+        "`{first}` uses network mode `{first_mode}` but `{second}` uses `{second_mode}`: a Pod has one network namespace; give every container the same network_mode"
+    )]
+    MixedNetwork {
+        first: String,
+        first_mode: String,
+        second: String,
+        second_mode: String,
+    },
+}
