@@ -49,8 +49,8 @@ fn main() -> ExitCode {
             // The full chain first; the deploy system shows only the tail, so
             // the last line is a one-line summary.
             eprintln!("error: {err:#}");
-            let summary = format!("{err}");
-            let summary = summary.lines().next().unwrap_or_default();
+            let chain = format!("{err:#}");
+            let summary = chain.lines().next().unwrap_or_default();
             eprintln!("telefig: failed (exit {code}): {summary}");
             ExitCode::from(code)
         }

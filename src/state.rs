@@ -81,6 +81,19 @@ impl Record {
 /// How many earlier records `rollback` can go back through.
 const HISTORY_KEPT: usize = 5;
 
+impl Record {
+    /// Whether `other` records the same deploy (when aside), and this one is not stopped.
+    pub fn same_deploy(&self, other: &Record) -> bool {
+        !self.stopped
+            && self.file == other.file
+            && self.variables == other.variables
+            && self.commit == other.commit
+            && self.deploy_id == other.deploy_id
+            && serde_json::to_value(&self.expanded).ok()
+                == serde_json::to_value(&other.expanded).ok()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,

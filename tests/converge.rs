@@ -406,3 +406,51 @@ fn unsafe_kill(pid: u32, signal: i32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn secret_values_never_appear_in_telefig_output() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    let mut outputs = vec![
+        s.start(&[]),
+        s.telefig(&["render"]),
+        s.telefig(&["plan"]),
+        s.telefig(&["plan", "--json"]),
+    ];
+    outputs.push(
+        telefig()
+            .args(["status", "--json", "--name", s.id()])
+            .output()
+            .unwrap(),
+    );
+    // A failing deploy: its error summary includes health output and log lines.
+    s.write_serviceset("A=9", false);
+    outputs.push(s.start(&[]));
+    let render = String::from_utf8_lossy(&outputs[1].stdout).into_owned();
+    assert!(render.contains("DB_PASSWORD=<masked>"), "{render}");
+    for out in &outputs {
+        assert!(!text(out).contains("hunter2"), "{}", text(out));
+    }
+    // The record on disk keeps the real value only inside the create body
+    // Docker needs; the -e values are masked there too.
+    s.write_serviceset("A=9", true);
+    let out = s.start(&["-e", "API_TOKEN=t0ps3cret"]);
+    assert_exit(&out, 0);
+    assert!(!text(&out).contains("t0ps3cret"));
+    let record = std::fs::read_to_string(
+        s.dir
+            .join("state/servicesets")
+            .join(format!("{}.json", s.id())),
+    )
+    .unwrap_or_default();
+    assert!(
+        record.contains("API_TOKEN=<masked>"),
+        "the -e values are kept, masked"
+    );
+    assert!(
+        !record.contains("t0ps3cret"),
+        "the -e value is masked in the record"
+    );
+}

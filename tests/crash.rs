@@ -71,7 +71,12 @@ fn a_rerun_converges_after_start_is_killed_at_any_point() {
 
         // The rerun, with a config that can pass.
         s.write_serviceset(&format!("A={point}"), true);
+        let rerun = std::time::Instant::now();
         let out = s.start(&[]);
+        eprintln!(
+            "point {point:2} {scenario:27} killed after {delay:>8?}: rerun took {:?}",
+            rerun.elapsed()
+        );
         assert_exit(&out, 0);
         assert!(
             !String::from_utf8_lossy(&out.stderr).contains("waiting for the lock"),

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use super::UsageError;
 use super::args::Global;
 use crate::graph::Graph;
@@ -28,6 +26,14 @@ pub fn config_path(g: &Global) -> Result<PathBuf, UsageError> {
         .ok_or_else(|| UsageError("no serviceset file: pass -c FILE".into()))
 }
 
+/// The declared container a sidecar belongs to.
+fn owner_of(spec: &crate::platform::ContainerSpec) -> Option<&str> {
+    match &spec.role {
+        crate::platform::Role::Sidecar { owner, .. } => Some(owner),
+        _ => None,
+    }
+}
+
 pub fn load(g: &Global) -> anyhow::Result<Loaded> {
     let file = config_path(g)?;
     let vars = vars(g);
@@ -43,7 +49,22 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
         .into());
     }
     let expanded = expand(&set, &name, &platform, &vars)?;
-    let graph = Graph::build(&expanded).with_context(|| format!("in {}", file.display()))?;
+    // A cycle is a mistake in the file: point at the first member's entry.
+    let graph = Graph::build(&expanded).map_err(|err| {
+        let crate::graph::Error::Cycle(members) = &err;
+        let first = members.first().map(String::as_str).unwrap_or_default();
+        let owner = set.get(first).map_or_else(
+            || {
+                expanded
+                    .get(first)
+                    .and_then(owner_of)
+                    .unwrap_or(first)
+                    .to_owned()
+            },
+            |d| d.name.clone(),
+        );
+        spec::Error::from(set.error_at(&owner, Some("depends_on"), err.to_string()))
+    })?;
     Ok(Loaded {
         file,
         vars,

@@ -141,7 +141,15 @@ impl Repairer {
             .filter(|o| waiting.contains(&o.name) && o.state == RunState::Running)
             .collect();
         let emit = |e: Event| log_event(serviceset, e);
-        stop_in_order(&self.engine, &record.expanded, &graph, &observed, &emit).await?;
+        stop_in_order(
+            &self.engine,
+            &record.expanded,
+            &graph,
+            &observed,
+            false,
+            &emit,
+        )
+        .await?;
         Ok(observed.into_iter().map(|o| o.name).collect())
     }
 

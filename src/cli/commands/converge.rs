@@ -41,7 +41,15 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
             vars.get("BUILD_COMMIT"),
             vars.get("DEPLOY_ID"),
         );
-        session.state.save(&record)?;
+        // A no-op start of the same deploy leaves the record (and its fsync) alone.
+        let unchanged = plan.is_noop()
+            && session
+                .state
+                .load(&name)?
+                .is_some_and(|r| r.same_deploy(&record));
+        if !unchanged {
+            session.state.save(&record)?;
+        }
     }
     finish(g, &plan, &report, began)
 }

@@ -6,14 +6,14 @@ use super::session::{Session, print_event, target};
 use crate::cli::Outcome;
 use crate::cli::args::{Global, TimeoutArgs};
 use crate::engine::Event;
-use crate::engine::stop::{remove_all, stop_in_order};
+use crate::engine::stop::stop_in_order;
 
 pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
     let (expanded, graph) = target(g)?;
     let session = Session::open(g, args.timeout, Some(&expanded.serviceset)).await?;
     let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
     let emit = |e: Event| print_event(&e);
-    stop_in_order(&session.engine, &expanded, &graph, &observed, &emit).await?;
+    stop_in_order(&session.engine, &expanded, &graph, &observed, false, &emit).await?;
     session.state.set_stopped(&expanded.serviceset, true)?;
     println!("serviceset {}: stopped", expanded.serviceset);
     Ok(ExitCode::SUCCESS)
@@ -24,8 +24,7 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     let session = Session::open(g, args.timeout, Some(&expanded.serviceset)).await?;
     let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
     let emit = |e: Event| print_event(&e);
-    stop_in_order(&session.engine, &expanded, &graph, &observed, &emit).await?;
-    remove_all(&session.engine, &observed, &emit).await?;
+    stop_in_order(&session.engine, &expanded, &graph, &observed, true, &emit).await?;
     session.state.remove(&expanded.serviceset)?;
     println!(
         "serviceset {}: down, {} containers removed",

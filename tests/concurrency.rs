@@ -1,0 +1,126 @@
+//! Callers that overlap: many `start`s at once, `start` racing `down`, the
+//! daemon repairing while a deploy runs. The host lock serializes them; the
+//! end state is one consistent set of containers (or none, after `down`).
+
+#[path = "support/stack.rs"]
+mod stack;
+mod support;
+
+use std::process::Output;
+
+use stack::*;
+use support::*;
+
+fn names(s: &Stack) -> Vec<String> {
+    let mut names: Vec<String> = container_ids_by_label(&format!("telefig.serviceset={}", s.id()))
+        .iter()
+        .map(|id| {
+            inspect(id)["Name"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn wanted(s: &Stack) -> Vec<String> {
+    let mut want = s.all();
+    want.sort();
+    want
+}
+
+/// Nothing on stderr but lock waits.
+fn only_lock_waits(out: &Output) -> bool {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .all(|l| l.starts_with("waiting for the lock"))
+}
+
+#[test]
+fn ten_concurrent_starts_end_with_one_set_of_containers() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    let outs: Vec<Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10).map(|_| scope.spawn(|| s.start(&[]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outs {
+        assert_exit(out, 0);
+        assert!(only_lock_waits(out), "{}", text(out));
+    }
+    let waited = outs.iter().filter(|o| !o.stderr.is_empty()).count();
+    assert!(waited >= 1, "later callers said they waited for the lock");
+    assert_eq!(names(&s), wanted(&s));
+}
+
+#[test]
+fn start_racing_down_ends_all_or_nothing() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    s.write_serviceset("A=2", true);
+    let (start, down) = std::thread::scope(|scope| {
+        let start = scope.spawn(|| s.start(&[]));
+        let down = scope.spawn(|| s.telefig(&["down"]));
+        (start.join().unwrap(), down.join().unwrap())
+    });
+    assert_exit(&start, 0);
+    assert_exit(&down, 0);
+    assert!(
+        only_lock_waits(&start) && only_lock_waits(&down),
+        "{}\n{}",
+        text(&start),
+        text(&down)
+    );
+    let got = names(&s);
+    assert!(
+        got.is_empty() || got == wanted(&s),
+        "all or nothing, got {got:?}"
+    );
+    for name in &got {
+        assert_eq!(inspect(name)["State"]["Running"], true, "{name}");
+    }
+}
+
+#[test]
+fn the_daemon_repairing_while_a_start_runs_is_serialized() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let mut daemon = telefig()
+        .args(["daemon", "--state-dir"])
+        .arg(s.dir.join("state"))
+        .stderr(std::fs::File::create(s.dir.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // Drift for the daemon and a deploy for `start`, at the same moment.
+    s.write_serviceset("A=3", true);
+    docker_ok(&["rm", "-f", &s.name("metrics")]);
+    let out = s.start(&[]);
+    assert_exit(&out, 0);
+    assert!(only_lock_waits(&out), "{}", text(&out));
+    assert!(wait_until(std::time::Duration::from_secs(10), || names(&s)
+        == wanted(&s)));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(names(&s), wanted(&s), "one set, nothing duplicated");
+    let again = s.start(&[]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("unchanged"),
+        "{}",
+        text(&again)
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(daemon.id().to_string())
+        .status();
+    let _ = daemon.wait();
+}
