@@ -184,11 +184,23 @@ fn stop_runs_in_reverse_order_and_down_removes_everything_but_foreign_containers
     let label = test_label(s.id());
     let base = busybox_image("1");
     docker_ok(&[
-        "run", "-d", "--name", &foreign, "--label", &label, &base, "sleep", "300",
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--name",
+        &foreign,
+        "--label",
+        &label,
+        &base,
+        "sleep",
+        "300",
     ]);
     docker_ok(&[
         "run",
         "-d",
+        "--network",
+        "host",
         "--name",
         &other,
         "--label",
@@ -231,6 +243,8 @@ fn a_name_held_by_a_foreign_container_is_an_error_before_any_change() {
     docker_ok(&[
         "run",
         "-d",
+        "--network",
+        "host",
         "--name",
         &s.web(),
         "--label",

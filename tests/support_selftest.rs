@@ -28,6 +28,8 @@ fn busybox_image_runs_echo() {
     let out = docker_ok(&[
         "run",
         "--rm",
+        "--network",
+        "host",
         "--label",
         &test_label(guard.id()),
         &image,
@@ -39,6 +41,8 @@ fn busybox_image_runs_echo() {
     let out = docker_ok(&[
         "run",
         "--rm",
+        "--network",
+        "host",
         "--label",
         &test_label(guard.id()),
         &image,
@@ -123,6 +127,8 @@ fn cleanup_removes_only_labelled_containers() {
         docker_ok(&[
             "run",
             "-d",
+            "--network",
+            "host",
             "--name",
             name,
             "--label",
