@@ -11,27 +11,6 @@ use std::process::Output;
 use stack::*;
 use support::*;
 
-fn names(s: &Stack) -> Vec<String> {
-    let mut names: Vec<String> = container_ids_by_label(&format!("telefig.serviceset={}", s.id()))
-        .iter()
-        .map(|id| {
-            inspect(id)["Name"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches('/')
-                .to_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-fn wanted(s: &Stack) -> Vec<String> {
-    let mut want = s.all();
-    want.sort();
-    want
-}
-
 /// Nothing on stderr but lock waits.
 fn only_lock_waits(out: &Output) -> bool {
     String::from_utf8_lossy(&out.stderr)
@@ -55,7 +34,7 @@ fn ten_concurrent_starts_end_with_one_set_of_containers() {
     }
     let waited = outs.iter().filter(|o| !o.stderr.is_empty()).count();
     assert!(waited >= 1, "later callers said they waited for the lock");
-    assert_eq!(names(&s), wanted(&s));
+    assert_eq!(s.container_names(), s.wanted_names());
 }
 
 #[test]
@@ -79,9 +58,9 @@ fn start_racing_down_ends_all_or_nothing() {
         text(&start),
         text(&down)
     );
-    let got = names(&s);
+    let got = s.container_names();
     assert!(
-        got.is_empty() || got == wanted(&s),
+        got.is_empty() || got == s.wanted_names(),
         "all or nothing, got {got:?}"
     );
     for name in &got {
@@ -109,10 +88,15 @@ fn the_daemon_repairing_while_a_start_runs_is_serialized() {
     let out = s.start(&[]);
     assert_exit(&out, 0);
     assert!(only_lock_waits(&out), "{}", text(&out));
-    assert!(wait_until(std::time::Duration::from_secs(10), || names(&s)
-        == wanted(&s)));
+    assert!(wait_until(std::time::Duration::from_secs(10), || s
+        .container_names()
+        == s.wanted_names()));
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(names(&s), wanted(&s), "one set, nothing duplicated");
+    assert_eq!(
+        s.container_names(),
+        s.wanted_names(),
+        "one set, nothing duplicated"
+    );
     let again = s.start(&[]);
     assert!(
         String::from_utf8_lossy(&again.stdout).contains("unchanged"),

@@ -6,7 +6,6 @@
 mod stack;
 mod support;
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -334,57 +333,17 @@ fn restart_of_web_restarts_discovery_after_it() {
 }
 
 #[test]
-fn concurrent_starts_end_with_one_set_of_containers() {
-    if !require_docker() {
-        return;
-    }
-    let s = Stack::new();
-    let outs: Vec<Output> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..3).map(|_| scope.spawn(|| s.start(&[]))).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for out in &outs {
-        assert_exit(out, 0);
-    }
-    let waited = outs
-        .iter()
-        .filter(|o| String::from_utf8_lossy(&o.stderr).contains("waiting for the lock"))
-        .count();
-    assert!(waited >= 1, "the later callers said they waited");
-    let mut names: Vec<String> = container_ids_by_label(&format!("telefig.serviceset={}", s.id()))
-        .iter()
-        .map(|id| {
-            inspect(id)["Name"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches('/')
-                .to_owned()
-        })
-        .collect();
-    names.sort();
-    let mut want = s.all();
-    want.sort();
-    assert_eq!(names, want);
-}
-
-#[test]
 fn sigterm_during_start_leaves_nothing_half_created_and_a_rerun_converges() {
     if !require_docker() {
         return;
     }
     let s = Stack::new();
-    let child = {
-        let mut cmd = telefig();
-        cmd.args(["start", "-c"])
-            .arg(s.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(s.dir.join("platform.yaml"))
-            .args(["--name", s.id(), "--state-dir"])
-            .arg(s.dir.join("state"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd.spawn().unwrap()
-    };
+    let child = s
+        .command(&["start"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // web needs ~1 s to turn healthy: interrupt while its gate is pending.
     assert!(
         wait_until(Duration::from_secs(20), || exists(&s.web())),

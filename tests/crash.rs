@@ -49,18 +49,12 @@ fn a_rerun_converges_after_start_is_killed_at_any_point() {
         };
         // Spread the kill over the whole run: 0 to ~2.6 s, seeded by the point.
         let delay = Duration::from_millis(point * 7919 % 2600);
-        let mut child = {
-            let mut cmd = telefig();
-            cmd.args(["start", "-c"])
-                .arg(s.dir.join("serviceset.conf"))
-                .arg("--platform")
-                .arg(s.dir.join("platform.yaml"))
-                .args(["--name", s.id(), "--state-dir"])
-                .arg(s.dir.join("state"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            cmd.spawn().unwrap()
-        };
+        let mut child = s
+            .command(&["start"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(delay);
         let finished_first = child.try_wait().unwrap().is_some();
         let _ = child.kill();
@@ -82,20 +76,7 @@ fn a_rerun_converges_after_start_is_killed_at_any_point() {
             !String::from_utf8_lossy(&out.stderr).contains("waiting for the lock"),
             "the lock was released"
         );
-        let mut names: Vec<String> =
-            container_ids_by_label(&format!("telefig.serviceset={}", s.id()))
-                .iter()
-                .map(|id| {
-                    inspect(id)["Name"]
-                        .as_str()
-                        .unwrap()
-                        .trim_start_matches('/')
-                        .to_owned()
-                })
-                .collect();
-        names.sort();
-        let mut want = s.all();
-        want.sort();
+        let (names, want) = (s.container_names(), s.wanted_names());
         assert_eq!(
             names, want,
             "point {point} ({scenario}, killed after {delay:?})"

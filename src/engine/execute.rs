@@ -117,7 +117,10 @@ enum Step {
         id: String,
         ready: bool,
     },
-    Create,
+    /// Create it (unless created ahead of the walk: `precreated`), then start it.
+    Create {
+        precreated: Option<String>,
+    },
     StartExisting {
         id: String,
     },
@@ -189,6 +192,9 @@ pub async fn apply(
             kept_aside.insert(a.container.clone(), backup.clone());
         }
     }
+    // Create everything new at once, before starting anything: creates are
+    // then off the walk's critical path. A failed create is retried by its node.
+    let precreated = run.create_ahead(plan).await;
     let steps: HashMap<String, Step> = plan
         .actions
         .iter()
@@ -207,13 +213,22 @@ pub async fn apply(
                         ready,
                     }
                 }
-                ActionKind::Create | ActionKind::Recreate => Step::Create,
+                ActionKind::Create | ActionKind::Recreate => Step::Create {
+                    precreated: precreated.get(&a.container).cloned(),
+                },
                 _ => Step::StartExisting { id: existing },
             };
             (a.container.clone(), step)
         })
         .collect();
     let results = run.start_walk(&steps).await;
+    // Created ahead but never reached (the walk stopped at a failure): never
+    // leave a container created but not started behind.
+    for (name, id) in &precreated {
+        if !results.contains_key(name) {
+            let _ = run.engine.remove(id, name).await;
+        }
+    }
 
     let mut report = Report {
         serviceset: expanded.serviceset.clone(),
@@ -444,7 +459,13 @@ impl Run<'_> {
                 return NodeResult::Passed { millis: 0 };
             }
             Step::Check { id, .. } => (id, false),
-            Step::Create => match self.create(spec).await {
+            Step::Create {
+                precreated: Some(id),
+            } => {
+                created = Some(id.clone());
+                (id, true)
+            }
+            Step::Create { precreated: None } => match self.create(spec).await {
                 Ok(id) => {
                     created = Some(id.clone());
                     (id, true)
@@ -522,10 +543,10 @@ impl Run<'_> {
             let _ = tx.send((name.to_owned(), milestone));
         }
         let millis = started.elapsed().as_millis();
-        let gate = if spec.is_job() {
-            "completed"
-        } else {
-            "healthy"
+        let gate = match (spec.is_job(), has_healthcheck) {
+            (true, _) => "completed",
+            (false, true) => "healthy",
+            (false, false) => "running",
         };
         if needs_start {
             (self.emit)(Event::Passed {
@@ -535,6 +556,30 @@ impl Run<'_> {
             });
         }
         NodeResult::Passed { millis }
+    }
+
+    /// Create every container the plan creates or recreates, in parallel;
+    /// returns the ids of those created.
+    async fn create_ahead(&self, plan: &Plan) -> HashMap<String, String> {
+        if self.check_abort().is_err() {
+            return HashMap::new();
+        }
+        let creates = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Recreate))
+            .filter_map(|a| self.expanded.get(&a.container))
+            .map(|spec| async move {
+                self.create(spec)
+                    .await
+                    .ok()
+                    .map(|id| (spec.name.clone(), id))
+            });
+        futures_util::future::join_all(creates)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Create `spec`; if the name is taken by this serviceset's own

@@ -114,7 +114,8 @@ impl Stack {
         std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
     }
 
-    pub fn telefig(&self, args: &[&str]) -> Output {
+    /// `telefig ARGS` on this stack's files, not yet run.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = telefig();
         cmd.args(args)
             .arg("-c")
@@ -125,7 +126,11 @@ impl Stack {
             .arg(self.id())
             .arg("--state-dir")
             .arg(self.dir.join("state"));
-        cmd.output().unwrap()
+        cmd
+    }
+
+    pub fn telefig(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     pub fn start(&self, extra: &[&str]) -> Output {
@@ -138,6 +143,30 @@ impl Stack {
         let mut v = vec![self.web()];
         v.extend(["logging", "metrics", "proxy", "discovery"].map(|k| self.name(k)));
         v
+    }
+
+    /// The names Docker has for this serviceset's containers, sorted.
+    pub fn container_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            container_ids_by_label(&format!("telefig.serviceset={}", self.id()))
+                .iter()
+                .map(|id| {
+                    inspect(id)["Name"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches('/')
+                        .to_owned()
+                })
+                .collect();
+        names.sort();
+        names
+    }
+
+    /// The names it should have, sorted.
+    pub fn wanted_names(&self) -> Vec<String> {
+        let mut want = self.all();
+        want.sort();
+        want
     }
 
     /// (id, StartedAt) of each container, for "nothing changed" checks.

@@ -498,7 +498,7 @@ fn clock(facts: Option<&HostFacts>, now: SystemTime) -> Check {
     let secs = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let (year, month, day) = civil_date(secs.div_euclid(86_400));
+    let (year, month, day) = crate::platform::schedule::civil_from_days(secs.div_euclid(86_400));
     let local = format!("{year:04}-{month:02}-{day:02}");
     let ntp = "sync the clock with NTP (`timedatectl set-ntp true`, or chrony/ntpd)";
     if year < MIN_YEAR {
@@ -543,21 +543,6 @@ fn clock(facts: Option<&HostFacts>, now: SystemTime) -> Check {
     }
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,9 +564,15 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(19_723), (2024, 1, 1));
-        assert_eq!(civil_date(20_513), (2026, 3, 1));
+        assert_eq!(crate::platform::schedule::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(
+            crate::platform::schedule::civil_from_days(19_723),
+            (2024, 1, 1)
+        );
+        assert_eq!(
+            crate::platform::schedule::civil_from_days(20_513),
+            (2026, 3, 1)
+        );
     }
 
     #[test]

@@ -69,14 +69,27 @@ pub fn target(g: &Global) -> anyhow::Result<(Expanded, Graph)> {
             "name the serviceset: pass -c FILE, or --name NAME of one telefig started".into(),
         )
     })?;
-    let record = StateDir::new(&g.state_dir).load(name)?.ok_or_else(|| {
-        UsageError(format!(
-            "no record of serviceset `{name}` in {}: pass -c FILE, or check --state-dir",
-            g.state_dir.display()
-        ))
-    })?;
-    let graph = Graph::build(&record.expanded)?;
-    Ok((record.expanded, graph))
+    match StateDir::new(&g.state_dir).load(name)? {
+        Some(record) => {
+            let graph = Graph::build(&record.expanded)?;
+            Ok((record.expanded, graph))
+        }
+        None => {
+            // A first deploy that failed leaves containers but no record; an
+            // operator tearing it down by name should not need the file.
+            eprintln!(
+                "no record of serviceset `{name}` in {}: acting on its containers by label, without dependency order (pass -c FILE for the order)",
+                g.state_dir.display()
+            );
+            let expanded = Expanded {
+                serviceset: name.to_owned(),
+                containers: Vec::new(),
+                cron: Vec::new(),
+            };
+            let graph = Graph::build(&expanded)?;
+            Ok((expanded, graph))
+        }
+    }
 }
 
 /// A flag that turns true on SIGTERM or SIGINT. Keep the returned task

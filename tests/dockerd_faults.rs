@@ -1,0 +1,468 @@
+//! dockerd restarting under telefig, on a private dockerd of each test's own
+//! (`support/dockerd.rs`), so the machine's engine is never disturbed:
+//! live-restore keeps a started serviceset as it was, the daemon reconnects
+//! and keeps repairing drift, and a `start` whose dockerd goes away mid-gate
+//! fails cleanly and a rerun converges.
+
+#[path = "support/dockerd.rs"]
+mod dockerd;
+mod support;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dockerd::{PrivateDockerd, require_private_dockerd};
+use support::*;
+
+/// How long one `telefig start` may take here before the test calls it hung.
+const START_LIMIT: Duration = Duration::from_secs(90);
+
+const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait; done";
+
+/// A serviceset `<id>-web` with a `logging` sidecar (before, gate started)
+/// and a `discovery` sidecar (after web is healthy), on a private dockerd
+/// holding the images as `tf.local/…`; its platform file, serviceset file,
+/// state dir and logs in a scratch directory.
+struct Scene {
+    engine: PrivateDockerd,
+    id: String,
+    dir: PathBuf,
+}
+
+impl Scene {
+    /// `ready_after`: seconds before web's healthcheck passes; `start_period`
+    /// of its healthcheck.
+    fn new(live_restore: bool, ready_after: u32, start_period: &str) -> Scene {
+        let engine = PrivateDockerd::start(live_restore);
+        engine.import_busybox(&[
+            "tf.local/web:v1",
+            "tf.local/logging:1",
+            "tf.local/discovery:1",
+        ]);
+        let id = run_id();
+        let scene = Scene {
+            engine,
+            dir: scratch_dir("dockerd-faults"),
+            id,
+        };
+        let label = test_label(&scene.id);
+        let (k, v) = label.split_once('=').unwrap();
+        let cmd = format!(r#"["sh", "-c", "{LOOP}"]"#);
+        let platform = format!(
+            "registries: {{primary: \"tf.local\", mirrors: []}}\n\
+             labels: {{{k}: \"{v}\"}}\n\
+             sidecars:\n  \
+               logging: {{image: \"logging:1\", order: before, gate: started, command: {cmd}}}\n  \
+               discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n"
+        );
+        std::fs::write(scene.dir.join("platform.yaml"), platform).unwrap();
+        let serviceset = format!(
+            r#"version: 1
+{web}:
+  docker:
+    image: web
+    version: v1
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep {ready_after}; touch /ready; while :; do sleep 1 & wait; done"]
+    stop_grace_period: 5s
+    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2}}
+  sidecars:
+    logging:
+    discovery: {{port: 8080}}
+"#,
+            web = scene.web(),
+        );
+        std::fs::write(scene.dir.join("serviceset.conf"), serviceset).unwrap();
+        scene
+    }
+
+    fn web(&self) -> String {
+        format!("{}-web", self.id)
+    }
+
+    fn name(&self, kind: &str) -> String {
+        format!("{}-web-{kind}", self.id)
+    }
+
+    /// Every container name the serviceset should have, sorted.
+    fn all(&self) -> Vec<String> {
+        let mut all = vec![self.web(), self.name("logging"), self.name("discovery")];
+        all.sort();
+        all
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// `telefig ARGS` against the private engine, with this scene's
+    /// serviceset, platform, name and state dir.
+    fn telefig(&self, args: &[&str]) -> Command {
+        let mut cmd = telefig();
+        cmd.env("DOCKER_HOST", self.engine.host())
+            .args(args)
+            .arg("-c")
+            .arg(self.dir.join("serviceset.conf"))
+            .arg("--platform")
+            .arg(self.dir.join("platform.yaml"))
+            .args(["--name", &self.id])
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Spawn `cmd` with stdout and stderr going to `<dir>/<what>.out|.err`.
+    fn spawn(&self, mut cmd: Command, what: &str) -> Child {
+        let out = File::create(self.dir.join(format!("{what}.out"))).unwrap();
+        let err = File::create(self.dir.join(format!("{what}.err"))).unwrap();
+        cmd.stdout(out).stderr(err).spawn().unwrap()
+    }
+
+    /// Wait for a child spawned by [`Scene::spawn`], at most `limit`; on
+    /// timeout it is killed and the test fails with what it printed.
+    fn finish(&self, mut child: Child, what: &str, limit: Duration) -> Output {
+        let status = wait_for_exit(&mut child, limit);
+        let output = |status: ExitStatus| Output {
+            status,
+            stdout: std::fs::read(self.dir.join(format!("{what}.out"))).unwrap_or_default(),
+            stderr: std::fs::read(self.dir.join(format!("{what}.err"))).unwrap_or_default(),
+        };
+        match status {
+            Some(status) => output(status),
+            None => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!(
+                    "`telefig {what}` hung for {limit:?}; killed.\n{}\ndockerd log tail:\n{}",
+                    text(&output(status)),
+                    self.engine.log_tail(20)
+                );
+            }
+        }
+    }
+
+    /// `telefig ARGS`, bounded by [`START_LIMIT`].
+    fn run(&self, args: &[&str], what: &str) -> Output {
+        let child = self.spawn(self.telefig(args), what);
+        self.finish(child, what, START_LIMIT)
+    }
+
+    /// (Id, StartedAt, Running) of each container, by name.
+    fn fingerprint(&self) -> Vec<(String, String, String, bool)> {
+        self.all()
+            .into_iter()
+            .map(|name| {
+                let c = self
+                    .engine
+                    .try_inspect(&name)
+                    .unwrap_or_else(|| panic!("{name} exists"));
+                (
+                    name,
+                    c["Id"].as_str().unwrap().to_owned(),
+                    c["State"]["StartedAt"].as_str().unwrap().to_owned(),
+                    c["State"]["Running"] == true,
+                )
+            })
+            .collect()
+    }
+
+    fn running(&self, name: &str) -> bool {
+        self.engine
+            .try_inspect(name)
+            .is_some_and(|c| c["State"]["Running"] == true)
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        // The engine (and its containers) goes with its own Drop, after this.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running child stopped with SIGTERM (then SIGKILL) when dropped.
+struct Terminate(Option<Child>);
+
+impl Terminate {
+    /// SIGTERM it and wait up to `limit`; its exit status, or `None` if it
+    /// had to be killed.
+    fn stop(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.0.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = wait_for_exit(&mut child, limit);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+}
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+}
+
+fn requirements() -> bool {
+    require_docker() && require_private_dockerd()
+}
+
+#[test]
+fn live_restore_keeps_containers_running_across_a_dockerd_restart() {
+    if !requirements() {
+        return;
+    }
+    let t = Instant::now();
+    let mut s = Scene::new(true, 1, "5s");
+    assert_exit(&s.run(&["start"], "start"), 0);
+    let before = s.fingerprint();
+    assert!(before.iter().all(|c| c.3), "all running: {before:?}");
+
+    let r = Instant::now();
+    s.engine.restart();
+    eprintln!(
+        "private dockerd restarted in {} ms",
+        r.elapsed().as_millis()
+    );
+
+    let after = s.fingerprint();
+    assert_eq!(
+        after,
+        before,
+        "same containers, same StartedAt, still running\ndockerd log tail:\n{}",
+        s.engine.log_tail(20)
+    );
+    let status = s.telefig(&["status", "--json"]).output().unwrap();
+    assert_exit(&status, 0);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout)
+        .unwrap_or_else(|e| panic!("status --json printed no JSON ({e}):\n{}", text(&status)));
+    for name in s.all() {
+        assert!(
+            json.to_string().contains(&format!("\"{name}\"")),
+            "status lists {name}: {json}"
+        );
+    }
+    eprintln!("test took {} ms", t.elapsed().as_millis());
+}
+
+#[test]
+fn the_daemon_reconnects_after_dockerd_restarts_and_keeps_repairing() {
+    if !requirements() {
+        return;
+    }
+    let t = Instant::now();
+    let mut s = Scene::new(true, 1, "5s");
+    assert_exit(&s.run(&["start"], "start"), 0);
+
+    let log_path = s.dir.join("daemon.log");
+    let mut cmd = telefig();
+    cmd.env("DOCKER_HOST", s.engine.host())
+        .arg("daemon")
+        .arg("--state-dir")
+        .arg(s.state_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log_path).unwrap());
+    let mut daemon = Terminate(Some(cmd.spawn().unwrap()));
+    let daemon_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // Let it connect and finish its boot repair (a no-op here) first.
+    let booted = wait_until(Duration::from_secs(10), || {
+        daemon_log().contains("boot repair done")
+    });
+    if !booted {
+        eprintln!(
+            "note: no `boot repair done` in the daemon log after 10 s:\n{}",
+            daemon_log()
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+
+    s.engine.restart();
+
+    let logging = s.name("logging");
+    let old_id = s
+        .engine
+        .docker_ok(&["inspect", "--format", "{{.Id}}", &logging]);
+    s.engine.docker_ok(&["rm", "-f", &logging]);
+    let removed = Instant::now();
+    let back = wait_until(Duration::from_secs(15), || s.running(&logging));
+    assert!(
+        back,
+        "{logging} recreated and running within 15 s of its removal\ndaemon log:\n{}\ndockerd log tail:\n{}",
+        daemon_log(),
+        s.engine.log_tail(20)
+    );
+    eprintln!(
+        "sidecar recreated {} ms after its removal",
+        removed.elapsed().as_millis()
+    );
+    let new_id = s
+        .engine
+        .docker_ok(&["inspect", "--format", "{{.Id}}", &logging]);
+    assert_ne!(new_id, old_id, "a new container");
+    for name in s.all() {
+        assert!(s.running(&name), "{name} running\n{}", daemon_log());
+    }
+
+    // SIGTERM: the daemon exits promptly and stops no container.
+    let exit = daemon.stop(Duration::from_secs(10));
+    assert!(
+        exit.is_some(),
+        "the daemon exits within 10 s of SIGTERM\n{}",
+        daemon_log()
+    );
+    for name in s.all() {
+        assert!(
+            s.running(&name),
+            "{name} still running after the daemon exits"
+        );
+    }
+    eprintln!("test took {} ms", t.elapsed().as_millis());
+}
+
+#[test]
+fn dockerd_restart_during_start_fails_cleanly_and_a_rerun_converges() {
+    if !requirements() {
+        return;
+    }
+    restart_dockerd_during_start(Moment::WebCreated);
+}
+
+#[test]
+fn dockerd_restart_during_a_gate_wait_fails_cleanly_and_a_rerun_converges() {
+    if !requirements() {
+        return;
+    }
+    restart_dockerd_during_start(Moment::WebRunning);
+}
+
+/// When, during the first `telefig start`, dockerd restarts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Moment {
+    /// As soon as the main container exists (telefig is still creating and
+    /// starting the others).
+    WebCreated,
+    /// As soon as the main container runs: telefig is waiting ~3 s for its
+    /// healthcheck, the gate discovery waits on.
+    WebRunning,
+}
+
+/// A private dockerd without live-restore restarts under a `telefig start`;
+/// that start must end (0 or not) without hanging or panicking, and a rerun
+/// must converge: exactly one running container per name, nothing set aside.
+fn restart_dockerd_during_start(moment: Moment) {
+    let t = Instant::now();
+    // web turns healthy ~3 s after it starts.
+    let mut s = Scene::new(false, 3, "10s");
+    let started = Instant::now();
+    let mut first = Terminate(Some(s.spawn(s.telefig(&["start"]), "start-1")));
+    let web = s.web();
+    let reached = || match moment {
+        Moment::WebCreated => s.engine.try_inspect(&web).is_some(),
+        Moment::WebRunning => s.running(&web),
+    };
+    let mut exited_early = false;
+    let ready = wait_until(Duration::from_secs(30), || {
+        if let Some(child) = first.0.as_mut()
+            && child.try_wait().unwrap().is_some()
+        {
+            exited_early = true;
+            return true;
+        }
+        reached()
+    });
+    assert!(ready, "{moment:?} within 30 s");
+    assert!(
+        !exited_early || reached(),
+        "`telefig start` exited before {moment:?}:\n{}",
+        text(&s.finish(first.0.take().unwrap(), "start-1", START_LIMIT))
+    );
+    let health = s
+        .engine
+        .try_inspect(&web)
+        .map(|c| c["State"]["Health"]["Status"].clone());
+    eprintln!(
+        "{moment:?} after {} ms (web health: {health:?}); restarting dockerd",
+        started.elapsed().as_millis()
+    );
+    s.engine.restart();
+
+    let out = s.finish(first.0.take().unwrap(), "start-1", START_LIMIT);
+    eprintln!(
+        "first start ended after {} ms:\n{}",
+        started.elapsed().as_millis(),
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some(),
+        "start ended by a signal\n{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("panicked"), "{}", text(&out));
+    if !out.status.success() {
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("telefig: failed"),
+            "the last stderr line is the one-line summary: {last:?}\n{}",
+            text(&out)
+        );
+    }
+
+    let rerun = s.run(&["start"], "start-2");
+    eprintln!("rerun:\n{}", text(&rerun));
+    assert_exit(&rerun, 0);
+    let mut names = s.engine.container_names();
+    names.sort();
+    assert!(
+        names.iter().all(|n| !n.contains(".previous")),
+        "nothing left aside: {names:?}"
+    );
+    assert_eq!(names, s.all(), "exactly one container per name");
+    for name in s.all() {
+        assert!(s.running(&name), "{name} running");
+    }
+    eprintln!("test took {} ms", t.elapsed().as_millis());
+}
+
+#[test]
+fn tmp_panic_with_dockerd_stopped_and_containers_alive() {
+    if !requirements() {
+        return;
+    }
+    let mut s = Scene::new(true, 1, "5s");
+    assert_exit(&s.run(&["start"], "start"), 0);
+    s.engine.stop();
+    panic!("deliberate, to check cleanup: {}", s.engine.dir().display());
+}
