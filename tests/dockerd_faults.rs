@@ -168,6 +168,53 @@ impl Scene {
             .collect()
     }
 
+    /// `telefig daemon` on this scene's state dir, its stderr in
+    /// `daemon.log`, after its boot repair is done (or 10 s).
+    fn spawn_daemon(&self) -> Terminate {
+        let mut cmd = telefig();
+        cmd.env("DOCKER_HOST", self.engine.host())
+            .arg("daemon")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(self.dir.join("daemon.log")).unwrap());
+        let daemon = Terminate(Some(cmd.spawn().unwrap()));
+        let booted = wait_until(Duration::from_secs(10), || {
+            self.daemon_log().contains("boot repair done")
+        });
+        if !booted {
+            eprintln!(
+                "note: no `boot repair done` in the daemon log after 10 s:\n{}",
+                self.daemon_log()
+            );
+        }
+        daemon
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Docker's StartedAt of `name`, in ns.
+    fn started_nanos(&self, name: &str) -> i64 {
+        let c = self.engine.try_inspect(name).unwrap();
+        nanos(c["State"]["StartedAt"].as_str().unwrap())
+    }
+
+    /// The end of the earliest passing health probe of `name`'s current run.
+    fn healthy_since(&self, name: &str) -> Option<i64> {
+        let c = self.engine.try_inspect(name)?;
+        let started = nanos(c["State"]["StartedAt"].as_str()?);
+        c["State"]["Health"]["Log"]
+            .as_array()?
+            .iter()
+            .filter(|l| l["ExitCode"] == 0)
+            .filter(|l| nanos(l["Start"].as_str().unwrap()) >= started)
+            .map(|l| nanos(l["End"].as_str().unwrap()))
+            .min()
+    }
+
     fn running(&self, name: &str) -> bool {
         self.engine
             .try_inspect(name)
@@ -221,6 +268,12 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Docker's RFC 3339 timestamps as nanoseconds.
+fn nanos(text: &str) -> i64 {
+    telefig::engine::status::rfc3339_nanos(text)
+        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
+}
+
 fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -263,6 +316,16 @@ fn live_restore_keeps_containers_running_across_a_dockerd_restart() {
         "same containers, same StartedAt, still running\ndockerd log tail:\n{}",
         s.engine.log_tail(20)
     );
+    // And telefig sees nothing to do.
+    let again = s.run(&["start"], "start-2");
+    assert_exit(&again, 0);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("unchanged"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(s.fingerprint(), before, "a second start changed nothing");
+
     let status = s.telefig(&["status", "--json"]).output().unwrap();
     assert_exit(&status, 0);
     let json: serde_json::Value = serde_json::from_slice(&status.stdout)
@@ -285,27 +348,8 @@ fn the_daemon_reconnects_after_dockerd_restarts_and_keeps_repairing() {
     let mut s = Scene::new(true, 1, "5s");
     assert_exit(&s.run(&["start"], "start"), 0);
 
-    let log_path = s.dir.join("daemon.log");
-    let mut cmd = telefig();
-    cmd.env("DOCKER_HOST", s.engine.host())
-        .arg("daemon")
-        .arg("--state-dir")
-        .arg(s.state_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&log_path).unwrap());
-    let mut daemon = Terminate(Some(cmd.spawn().unwrap()));
-    let daemon_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    // Let it connect and finish its boot repair (a no-op here) first.
-    let booted = wait_until(Duration::from_secs(10), || {
-        daemon_log().contains("boot repair done")
-    });
-    if !booted {
-        eprintln!(
-            "note: no `boot repair done` in the daemon log after 10 s:\n{}",
-            daemon_log()
-        );
-    }
+    let mut daemon = s.spawn_daemon();
+    let daemon_log = || s.daemon_log();
     std::thread::sleep(Duration::from_secs(1));
 
     s.engine.restart();
@@ -348,6 +392,40 @@ fn the_daemon_reconnects_after_dockerd_restarts_and_keeps_repairing() {
             "{name} still running after the daemon exits"
         );
     }
+    eprintln!("test took {} ms", t.elapsed().as_millis());
+}
+
+#[test]
+fn without_live_restore_the_daemon_regates_discovery_after_dockerd_restarts() {
+    if !requirements() {
+        return;
+    }
+    let t = Instant::now();
+    let mut s = Scene::new(false, 1, "5s");
+    assert_exit(&s.run(&["start"], "start"), 0);
+    let _daemon = s.spawn_daemon();
+    let discovery = s.name("discovery");
+    let before = s.started_nanos(&discovery);
+
+    // dockerd stops every container on its way down and starts the
+    // unless-stopped ones again, all at once, on its way up: discovery comes
+    // back before web is healthy, and the daemon must restart it after.
+    s.engine.restart();
+    let ordered = wait_until(Duration::from_secs(20), || {
+        s.all().iter().all(|n| s.running(n))
+            && s.started_nanos(&discovery) > before
+            && s.healthy_since(&s.web())
+                .is_some_and(|h| s.started_nanos(&discovery) > h)
+    });
+    assert!(
+        ordered,
+        "discovery running again, started after web was healthy again \
+         (discovery started {}, web healthy since {:?})\ndaemon log:\n{}",
+        s.started_nanos(&discovery),
+        s.healthy_since(&s.web()),
+        s.daemon_log()
+    );
+    eprintln!("daemon log:\n{}", s.daemon_log());
     eprintln!("test took {} ms", t.elapsed().as_millis());
 }
 
@@ -454,15 +532,4 @@ fn restart_dockerd_during_start(moment: Moment) {
         assert!(s.running(&name), "{name} running");
     }
     eprintln!("test took {} ms", t.elapsed().as_millis());
-}
-
-#[test]
-fn tmp_panic_with_dockerd_stopped_and_containers_alive() {
-    if !requirements() {
-        return;
-    }
-    let mut s = Scene::new(true, 1, "5s");
-    assert_exit(&s.run(&["start"], "start"), 0);
-    s.engine.stop();
-    panic!("deliberate, to check cleanup: {}", s.engine.dir().display());
 }

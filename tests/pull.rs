@@ -67,7 +67,7 @@ fn a_mirror_serves_when_the_primary_is_down_and_the_config_names_the_primary() {
     if !require_docker() {
         return;
     }
-    let mirror = registry_with_images();
+    let mut mirror = registry_with_images();
     // Nothing listens on this loopback port: the primary is down.
     let primary = format!("127.0.0.1:{}", free_port());
     let s = Stack::with_registries(&primary, &[&mirror.addr]);
@@ -91,4 +91,16 @@ fn a_mirror_serves_when_the_primary_is_down_and_the_config_names_the_primary() {
         "{}",
         text(&again)
     );
+
+    // Both down: exit 1, each registry named, nothing touched.
+    let before = s.fingerprint();
+    mirror.stop();
+    let out = s.start(&["-e", "WEB_VERSION=v2"]);
+    assert_exit(&out, 1);
+    let summary = last_stderr_line(&out);
+    assert!(
+        summary.contains(&primary) && summary.contains(&mirror.addr),
+        "{summary}"
+    );
+    assert_eq!(s.fingerprint(), before);
 }

@@ -455,7 +455,7 @@ fn sweep_stale() {
         // Its dockerd, by the pid file, if that pid is still that dockerd.
         let pidfile = fs::read_to_string(dir.join("docker.pid")).unwrap_or_default();
         if let Ok(pid) = pidfile.trim().parse::<u32>()
-            && cmdline(pid).contains(&*dir.to_string_lossy())
+            && cmdline(pid).contains(&format!("{}/", dir.display()))
         {
             signal("TERM", pid);
             let deadline = Instant::now() + EXIT_TIMEOUT;
@@ -472,7 +472,8 @@ fn sweep_stale() {
 /// containerd shims, containerd and dockerd (found by the directory in their
 /// command line).
 fn kill_leftovers(dir: &Path) {
-    let dir_text = dir.to_string_lossy().into_owned();
+    // With the slash: `/tmp/tfd-1-1` must not match `/tmp/tfd-1-10`.
+    let dir_text = format!("{}/", dir.display());
     let ids = container_ids(dir);
     let me = std::process::id();
     let mut victims = Vec::new();

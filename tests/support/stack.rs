@@ -92,24 +92,34 @@ impl Stack {
         } else {
             ""
         };
+        let start_period = if healthy { "5s" } else { "1s" };
+        self.write_web(
+            &format!("{ready}while :; do sleep 1 & wait; done"),
+            env,
+            start_period,
+            "",
+        );
+    }
+
+    /// web runs `script` (after a TERM trap), with `env` and extra `docker:` lines.
+    pub fn write_web(&self, script: &str, env: &str, start_period: &str, docker_extra: &str) {
         let text = format!(
             r#"version: 1
 {web}:
   docker:
     image: web
     version: "{{{{WEB_VERSION|default("v1")}}}}"
-    command: ["sh", "-c", "trap 'exit 0' TERM; {ready}while :; do sleep 1 & wait; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; {script}"]
     environment: [{env}, DB_PASSWORD=hunter2]
     stop_grace_period: 5s
     healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2}}
-  sidecars:
+{docker_extra}  sidecars:
     logging:
     metrics:
     proxy:
     discovery: {{port: 8080}}
 "#,
             web = self.web(),
-            start_period = if healthy { "5s" } else { "1s" },
         );
         std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
     }
