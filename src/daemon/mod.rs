@@ -194,11 +194,11 @@ impl Watcher {
                 return;
             };
             self.repairer.engine = engine;
-            // Events may have been missed while disconnected: look at everything again.
-            if let Ok(records) = self.repairer.state.list() {
-                for r in records {
-                    self.pending.insert(r.serviceset, Instant::now());
-                }
+            info!("reconnected to Docker; checking every serviceset");
+            // Events were missed, and without live-restore dockerd restarted
+            // every container at once: repair as at boot, order included.
+            if let Err(e) = boot_repair(&self.repairer, &self.notifier).await {
+                warn!("repair after reconnecting: {e}");
             }
         }
     }

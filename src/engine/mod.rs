@@ -24,19 +24,20 @@ use std::time::Duration;
 /// What went wrong talking to Docker, and on what.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    // The Docker error is folded into the message (not a `#[source]`), so
+    // the printed chain says it once.
     #[error(
-        "cannot reach the Docker Engine at {endpoint}: {source}; is dockerd running, and is DOCKER_HOST right?"
+        "cannot reach the Docker Engine at {endpoint}: {}; is dockerd running, and is DOCKER_HOST right?",
+        root_cause(.source)
     )]
     Connect {
         endpoint: String,
-        #[source]
         source: bollard::errors::Error,
     },
     #[error("docker {op} {target} failed: {}", docker_message(.source))]
     Docker {
         op: &'static str,
         target: String,
-        #[source]
         source: bollard::errors::Error,
     },
     #[error("could not pull {image}: {}; check the registries in the platform file and that the tag exists", .attempts.join("; "))]
@@ -71,7 +72,11 @@ impl Error {
                 B::DockerResponseServerError { status_code, .. } => {
                     matches!(status_code, 404 | 409 | 500)
                 }
-                B::HyperResponseError { .. } | B::IOError { .. } | B::RequestTimeoutError => true,
+                B::HyperResponseError { .. }
+                | B::HyperLegacyError { .. }
+                | B::IOError { .. }
+                | B::SocketNotFoundError(_)
+                | B::RequestTimeoutError => true,
                 _ => false,
             },
             Error::Connect { .. } => true,
@@ -89,8 +94,26 @@ fn docker_message(err: &bollard::errors::Error) -> String {
         } => {
             format!("{message} (HTTP {status_code})")
         }
+        bollard::errors::Error::HyperLegacyError { .. }
+        | bollard::errors::Error::HyperResponseError { .. }
+        | bollard::errors::Error::IOError { .. }
+        | bollard::errors::Error::SocketNotFoundError(_) => {
+            format!(
+                "the Docker Engine did not answer ({}); is dockerd running?",
+                root_cause(err)
+            )
+        }
         other => other.to_string(),
     }
+}
+
+/// The innermost error's message: the one that says what actually happened.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }
 
 /// Whether Docker answered with this HTTP status.

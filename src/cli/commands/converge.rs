@@ -118,6 +118,27 @@ pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     finish(g, &plan, &report, began)
 }
 
+/// One converge attempt's failure.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error(transparent)]
+    Plan(#[from] plan::Error),
+}
+
+/// Connect again, waiting for dockerd to come back (it restarts in seconds).
+async fn reconnect(deadline: tokio::time::Instant) -> Result<Engine, crate::engine::Error> {
+    let give_up = deadline.min(tokio::time::Instant::now() + Duration::from_secs(60));
+    loop {
+        match Engine::connect().await {
+            Ok(engine) => return Ok(engine),
+            Err(e) if tokio::time::Instant::now() >= give_up => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// How many times a converge is planned afresh after a Docker error that a
 /// new look may resolve (a container that vanished or changed under us —
 /// the work of a killed earlier run still finishing in dockerd — or dockerd
@@ -137,32 +158,34 @@ async fn converge(
     let (abort, _signals) = abort_on_signal();
     let mut attempt = 1;
     loop {
-        let observed = session.engine.list(None).await?;
-        let plan = plan_for(&observed)?;
-        let opts = Options {
-            pull,
-            deadline: session.deadline,
-            abort: abort.clone(),
-        };
-        match run(g, &session.engine, expanded, graph, &plan, &observed, opts).await {
-            Ok(report) if report.retryable && attempt < ATTEMPTS && !*abort.borrow() => {
-                eprintln!(
-                    "retrying: containers changed under this run (attempt {attempt} of {ATTEMPTS}): {}",
-                    report.failure.as_deref().unwrap_or_default()
-                );
-                attempt += 1;
-            }
-            Ok(report) => return Ok((plan, report)),
-            Err(e) if attempt < ATTEMPTS && e.is_transient() && !*abort.borrow() => {
-                eprintln!(
-                    "retrying after a transient Docker error (attempt {attempt} of {ATTEMPTS}): {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                session.engine = Engine::connect().await?;
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
+        let outcome = async {
+            let observed = session.engine.list(None).await?;
+            let plan = plan_for(&observed)?;
+            let opts = Options {
+                pull,
+                deadline: session.deadline,
+                abort: abort.clone(),
+            };
+            let report = run(g, &session.engine, expanded, graph, &plan, &observed, opts).await?;
+            Ok::<_, AttemptError>((plan, report))
         }
+        .await;
+        let may_retry = attempt < ATTEMPTS && !*abort.borrow();
+        let why = match outcome {
+            Ok((_, report)) if report.retryable && may_retry => {
+                format!(
+                    "containers changed under this run: {}",
+                    report.failure.unwrap_or_default()
+                )
+            }
+            Ok(done) => return Ok(done),
+            Err(AttemptError::Engine(e)) if e.is_transient() && may_retry => e.to_string(),
+            Err(e) => return Err(e.into()),
+        };
+        eprintln!("retrying (attempt {} of {ATTEMPTS}): {why}", attempt + 1);
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        session.engine = reconnect(session.deadline).await?;
+        attempt += 1;
     }
 }
 
