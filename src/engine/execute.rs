@@ -14,6 +14,8 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod rollback;
+
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -633,132 +635,5 @@ impl Run<'_> {
                 source,
             }),
         }
-    }
-
-    /// A gate failure in words: exit code, OOM, last health output, last log lines.
-    async fn describe(
-        &self,
-        id: &str,
-        gate: Condition,
-        failure: GateFailure,
-        budget: Duration,
-    ) -> String {
-        let gate_name = match gate {
-            Condition::Started => "running",
-            Condition::Healthy => "healthy",
-            Condition::Completed => "completed",
-        };
-        let mut why = match &failure {
-            GateFailure::Exited(Some(code)) => {
-                format!("exited with code {code} before it was {gate_name}")
-            }
-            GateFailure::Exited(None) => format!("exited before it was {gate_name}"),
-            GateFailure::OutOfMemory => "was killed for running out of memory (OOM)".to_owned(),
-            GateFailure::Unhealthy => "turned unhealthy".to_owned(),
-            GateFailure::Removed => "was removed while starting".to_owned(),
-            GateFailure::Timeout => format!(
-                "was not {gate_name} within {}s",
-                budget
-                    .min(self.opts.deadline.saturating_duration_since(Instant::now()) + budget)
-                    .as_secs()
-            ),
-            GateFailure::Interrupted => return Error::Interrupted.to_string(),
-            GateFailure::Docker(e) => return e.clone(),
-        };
-        if let Ok(d) = self.engine.inspect(id).await {
-            if d.oom_killed && failure != GateFailure::OutOfMemory {
-                why.push_str(" (OOM killed)");
-            }
-            if let Some(out) = d.last_health_output.filter(|o| !o.is_empty()) {
-                why.push_str(&format!("; last health check said: {}", one_line(&out)));
-            }
-        }
-        let logs = self.engine.log_tail(id, 5).await;
-        if !logs.trim().is_empty() {
-            why.push_str(&format!("; last log lines: {}", one_line(&logs)));
-        }
-        why
-    }
-
-    /// Put back what was kept aside for every container that did not pass,
-    /// start the dependents stopped for it, and gate them again. Returns the
-    /// names restored.
-    async fn roll_back(
-        &self,
-        plan: &Plan,
-        results: &HashMap<String, NodeResult>,
-        kept_aside: &HashMap<String, String>,
-    ) -> HashSet<String> {
-        let passed = |n: &str| matches!(results.get(n), Some(NodeResult::Passed { .. }));
-        let mut steps = HashMap::new();
-        let mut restored = HashSet::new();
-        for (name, backup) in kept_aside {
-            if passed(name) {
-                continue;
-            }
-            if let Some(NodeResult::Failed {
-                created: Some(new_id),
-                ..
-            }) = results.get(name)
-            {
-                let _ = self.engine.remove(new_id, name).await;
-            } else if let Ok(list) = self.engine.list_serviceset(&self.expanded.serviceset).await
-                && let Some(new) = list.iter().find(|o| o.name == *name)
-            {
-                let _ = self.engine.remove(&new.id, name).await;
-            }
-            if self.engine.rename(backup, name).await.is_ok() {
-                restored.insert(name.clone());
-                steps.insert(name.clone(), Step::StartExisting { id: backup.clone() });
-            }
-        }
-        for a in &plan.actions {
-            if a.action == ActionKind::Restart
-                && !passed(&a.container)
-                && let Some(id) = &a.existing_id
-            {
-                steps.insert(a.container.clone(), Step::StartExisting { id: id.clone() });
-            }
-        }
-        if steps.is_empty() {
-            return restored;
-        }
-        // A rollback must not be cut short by the abort that caused it.
-        let (_keep, abort) = watch::channel(false);
-        let rollback = Run {
-            engine: self.engine,
-            expanded: self.expanded,
-            graph: self.graph,
-            monitor: OnceLock::new(),
-            opts: Options {
-                pull: Policy::Never,
-                deadline: Instant::now() + Duration::from_secs(600),
-                abort,
-            },
-            emit: self.emit,
-        };
-        let results = rollback.start_walk(&steps).await;
-        for name in &restored {
-            if matches!(results.get(name), Some(NodeResult::Passed { .. })) {
-                (self.emit)(Event::RolledBack {
-                    container: name.clone(),
-                });
-            }
-        }
-        restored
-    }
-}
-
-fn one_line(text: &str) -> String {
-    let joined = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    if joined.len() > 400 {
-        format!("{}…", &joined[..joined.floor_char_boundary(400)])
-    } else {
-        joined
     }
 }
