@@ -319,14 +319,6 @@ impl Walk<'_> {
             Milestone::Stopped => r.stopped = true,
         }
     }
-
-    /// Included nodes not handed out yet (blocked behind a failed one, say).
-    pub fn not_launched(&self) -> Vec<String> {
-        (0..self.launched.len())
-            .filter(|&i| self.included[i] && !self.launched[i])
-            .map(|i| self.graph.dag[NodeIndex::new(i)].clone())
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -132,8 +132,8 @@ fn changing_one_env_var_recreates_that_container_and_regates_discovery() {
         "after web passed again"
     );
     assert_eq!(
-        container_ids_by_label(&format!("telefig.serviceset={}", s.id())).len(),
-        5,
+        s.container_names(),
+        s.wanted_names(),
         "no version left aside"
     );
 }
@@ -163,8 +163,8 @@ fn failing_new_version_rolls_back_to_the_previous_container() {
     assert_eq!(web["State"]["Running"], true);
     assert_eq!(web["Config"]["Image"], "tf.local/web:v1");
     assert_eq!(
-        container_ids_by_label(&format!("telefig.serviceset={}", s.id())).len(),
-        5,
+        s.container_names(),
+        s.wanted_names(),
         "the failed version is gone"
     );
     // The discovery sidecar, stopped for the recreate, runs again.

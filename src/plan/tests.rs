@@ -42,6 +42,15 @@ fn running(expanded: &Expanded, name: &str) -> Observed {
     }
 }
 
+/// Every desired container, running with its wanted config.
+fn all_running(expanded: &Expanded) -> Vec<Observed> {
+    expanded
+        .containers
+        .iter()
+        .map(|c| running(expanded, &c.name))
+        .collect()
+}
+
 fn plan_text(text: &str, observed: impl Fn(&Expanded) -> Vec<Observed>) -> String {
     let (expanded, graph) = desired(text);
     let obs = observed(&expanded);
@@ -62,11 +71,7 @@ fn cold_start_creates_everything_in_order() {
 #[test]
 fn second_start_is_a_noop() {
     let (expanded, graph) = desired(SET);
-    let obs: Vec<Observed> = expanded
-        .containers
-        .iter()
-        .map(|c| running(&expanded, &c.name))
-        .collect();
+    let obs = all_running(&expanded);
     let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
     assert!(p.is_noop());
     assert_eq!(p.summary(), "3 unchanged");
@@ -76,11 +81,7 @@ fn second_start_is_a_noop() {
 fn env_change_recreates_one_and_regates_discovery() {
     let (old, _) = desired(SET);
     let (new, graph) = desired(&SET.replace("A=1", "A=2"));
-    let obs: Vec<Observed> = old
-        .containers
-        .iter()
-        .map(|c| running(&old, &c.name))
-        .collect();
+    let obs = all_running(&old);
     let recorded: BTreeMap<String, CreateBody> = old
         .containers
         .iter()
@@ -101,11 +102,7 @@ fn new_deploy_id_alone_recreates_nothing() {
     let platform = Platform::parse(Path::new("p.yaml"), PLATFORM).unwrap();
     let new = expand(&set, "shop", &platform, &vars).unwrap();
     let graph = Graph::build(&new).unwrap();
-    let obs: Vec<Observed> = old
-        .containers
-        .iter()
-        .map(|c| running(&old, &c.name))
-        .collect();
+    let obs = all_running(&old);
     assert!(
         plan(&new, &graph, &obs, &BTreeMap::new())
             .unwrap()
@@ -132,7 +129,7 @@ fn exited_is_started_and_unknown_previous_config_says_so() {
 #[test]
 fn orphans_and_leftover_backups_are_removed_foreign_ones_ignored() {
     let got = plan_text(SET, |e| {
-        let mut all: Vec<Observed> = e.containers.iter().map(|c| running(e, &c.name)).collect();
+        let mut all = all_running(e);
         let mut orphan = running(e, "web");
         orphan.name = "old-worker".into();
         orphan.id = "id-old".into();
@@ -211,11 +208,7 @@ fn completed_job_is_kept_failed_job_rerun() {
 #[test]
 fn restart_takes_the_target_and_its_dependents_only() {
     let (expanded, graph) = desired(SET);
-    let obs: Vec<Observed> = expanded
-        .containers
-        .iter()
-        .map(|c| running(&expanded, &c.name))
-        .collect();
+    let obs = all_running(&expanded);
     let got = restart(&expanded, &graph, &obs, Some("web")).to_string();
     assert_eq!(
         got,
@@ -226,11 +219,7 @@ fn restart_takes_the_target_and_its_dependents_only() {
 #[test]
 fn boot_repair_restarts_a_dependent_started_before_its_gate() {
     let (expanded, graph) = desired(SET);
-    let obs: Vec<Observed> = expanded
-        .containers
-        .iter()
-        .map(|c| running(&expanded, &c.name))
-        .collect();
+    let obs = all_running(&expanded);
     let timing = |started, healthy| Timing {
         started_at: Some(started),
         healthy_since: healthy,
@@ -276,7 +265,7 @@ fn boot_repair_restarts_a_dependent_started_before_its_gate() {
 #[test]
 fn a_container_docker_is_restarting_is_left_to_docker() {
     let got = plan_text(SET, |e| {
-        let mut all: Vec<Observed> = e.containers.iter().map(|c| running(e, &c.name)).collect();
+        let mut all = all_running(e);
         all[1].state = RunState::Restarting;
         all
     });
