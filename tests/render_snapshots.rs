@@ -389,3 +389,32 @@ fn a_new_commit_changes_the_main_containers_hash_not_the_sidecars() {
         }
     }
 }
+
+/// Built with `--no-default-features`, `render --format kubernetes` says the
+/// export is not in this binary and exits 2 (CI runs this build too).
+#[cfg(not(feature = "kubernetes"))]
+#[test]
+fn kubernetes_format_without_the_feature_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_telefig"))
+        .current_dir(repo())
+        .env_clear()
+        .args([
+            "render",
+            "--format",
+            "kubernetes",
+            "-c",
+            "examples/card-service.conf",
+        ])
+        .output()
+        .expect("run telefig");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("built without the Kubernetes export")),
+        "{stderr}"
+    );
+}

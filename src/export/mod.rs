@@ -1,12 +1,16 @@
 //! `export`: an expanded serviceset in another orchestrator's terms, for
 //! when one host is outgrown. It reads the model `platform` and `graph`
-//! produce, talks to nothing, and prints nothing: [`kubernetes::pod`]
+//! produce, talks to nothing, and prints nothing: `kubernetes::pod`
 //! returns typed objects, the `render` command prints them.
 //!
 //! What cannot be expressed is an [`Error`] that names the container and
 //! the way out; what has no equivalent but changes little (a CPU set, a
 //! user given by name) is listed in an annotation of the result.
+//!
+//! The Kubernetes export (and the k8s-openapi crate) is the cargo feature
+//! `kubernetes`, on by default; `--no-default-features` leaves it out.
 
+#[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 
 /// Why a serviceset cannot be expressed in the target's terms.

@@ -35,20 +35,10 @@ pub fn validate(g: &Global) -> Outcome {
 }
 
 pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
-    let loaded = load(g)?;
     if args.format == RenderFormat::Kubernetes {
-        // What a Pod cannot express is a problem with the input: exit 2.
-        let pod = crate::export::kubernetes::pod(&loaded.expanded, &loaded.graph).map_err(|e| {
-            crate::cli::UsageError(format!(
-                "cannot render {} as a Kubernetes Pod: {e}",
-                loaded.file.display()
-            ))
-        })?;
-        let yaml = crate::yaml::to_string(&pod)
-            .map_err(|e| anyhow::anyhow!("cannot print the Pod as YAML: {e}"))?;
-        print!("{yaml}");
-        return Ok(ExitCode::SUCCESS);
+        return render_kubernetes(g);
     }
+    let loaded = load(g)?;
     let rendered: Vec<_> = loaded
         .expanded
         .containers
@@ -57,6 +47,33 @@ pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
         .collect();
     print_json(&rendered)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "kubernetes")]
+fn render_kubernetes(g: &Global) -> Outcome {
+    let loaded = load(g)?;
+    // What a Pod cannot express is a problem with the input: exit 2.
+    let pod = crate::export::kubernetes::pod(&loaded.expanded, &loaded.graph).map_err(|e| {
+        crate::cli::UsageError(format!(
+            "cannot render {} as a Kubernetes Pod: {e}",
+            loaded.file.display()
+        ))
+    })?;
+    let yaml = crate::yaml::to_string(&pod)
+        .map_err(|e| anyhow::anyhow!("cannot print the Pod as YAML: {e}"))?;
+    print!("{yaml}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Built with `--no-default-features`: the export is not in this binary.
+#[cfg(not(feature = "kubernetes"))]
+fn render_kubernetes(_: &Global) -> Outcome {
+    Err(crate::cli::UsageError(
+        "this telefig was built without the Kubernetes export (cargo feature `kubernetes`): \
+         use a build with default features, or render --format engine"
+            .into(),
+    )
+    .into())
 }
 
 pub fn completions(shell: clap_complete::Shell) -> Outcome {
