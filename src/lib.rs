@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
+pub mod doctor;
 pub mod engine;
 pub mod export;
 pub mod graph;

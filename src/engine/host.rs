@@ -12,6 +12,11 @@ use super::status::rfc3339_nanos;
 use super::{Engine, Error, status_is};
 use crate::platform::{LABEL_ROLE, LABEL_SERVICESET};
 
+/// Where the Docker Engine is: `DOCKER_HOST`, else the local socket.
+pub fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
 /// What `doctor` needs to know about the daemon.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostFacts {

@@ -12,12 +12,14 @@ pub mod execute;
 pub mod gate;
 mod host;
 pub mod pull;
+mod registry;
 pub mod status;
 pub mod stop;
 
 pub use docker::{ContainerDetails, Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
-pub use host::{ContainerRestart, HostFacts, SignedDuration};
+pub use host::{ContainerRestart, HostFacts, SignedDuration, endpoint};
+pub use registry::RegistryAnswer;
 
 use std::time::Duration;
 
