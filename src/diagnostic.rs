@@ -74,38 +74,12 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
-/// Edit distance where swapping two neighbouring letters counts as one
-/// edit (optimal string alignment), for "did you mean" hints.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 /// The candidate closest to `word`, if it is close enough to be a typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
+        .map(|c| (strsim::osa_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -119,28 +93,88 @@ pub fn did_you_mean<'a>(
     closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
+/// A name serde did not know, read back from its message:
+/// "`place`: unknown field `word`, expected one of `a`, `b`" (or "unknown
+/// variant", or "expected `a` or `b`").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName<'a> {
+    /// `field` or `value` (an unknown variant is a value the user wrote).
+    pub noun: &'static str,
+    pub word: &'a str,
+    /// Where, as serde's path before the colon (`web.docker`); may be empty.
+    pub place: &'a str,
+    /// The names serde expected.
+    pub expected: Vec<&'a str>,
+}
+
+impl<'a> UnknownName<'a> {
+    /// `None` when the message is about something else.
+    pub fn parse(message: &'a str) -> Option<UnknownName<'a>> {
+        let (what, noun) = [("unknown field `", "field"), ("unknown variant `", "value")]
+            .into_iter()
+            .find(|(w, _)| message.contains(w))?;
+        let at = message.find(what)?;
+        let after = &message[at + what.len()..];
+        let word = &after[..after.find('`')?];
+        let expected = after.split_once("expected")?.1;
+        let place = message[..at].trim_end_matches(": ").trim();
+        Some(UnknownName {
+            noun,
+            word,
+            place: if place == "." { "" } else { place },
+            expected: expected.split('`').skip(1).step_by(2).collect(),
+        })
+    }
+
+    /// "unknown field `x`", with " in `place`" when serde named one.
+    pub fn message(&self) -> String {
+        let (noun, word) = (self.noun, self.word);
+        match self.place {
+            "" => format!("unknown {noun} `{word}`"),
+            place => format!("unknown {noun} `{word}` in `{place}`"),
+        }
+    }
+
+    /// "did you mean `a`?" when one is close, else none.
+    pub fn did_you_mean(&self) -> Option<String> {
+        did_you_mean(self.word, self.expected.iter().copied())
+    }
+
+    /// [`Self::did_you_mean`], else the list of what was expected.
+    pub fn help(&self) -> String {
+        self.did_you_mean()
+            .unwrap_or_else(|| format!("expected one of: {}", self.expected.join(", ")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn distance_table() {
-        for (a, b, d) in [
-            ("", "", 0),
-            ("image", "imgae", 1),
-            ("image", "imaeg", 1),
-            ("image", "imag", 1),
-            ("a", "b", 1),
-            ("kitten", "sitting", 3),
-        ] {
-            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+    fn closest_takes_typos_and_ignores_far_words() {
+        for typo in ["imag", "imgae", "imaeg", "iamge"] {
+            assert_eq!(closest(typo, ["image", "version"]), Some("image"), "{typo}");
         }
+        assert_eq!(closest("zzzzzz", ["image", "version"]), None);
+        assert_eq!(closest("kitten", ["sitting"]), None, "3 edits in 6 letters");
     }
 
     #[test]
-    fn closest_ignores_far_words() {
-        assert_eq!(closest("imag", ["image", "version"]), Some("image"));
-        assert_eq!(closest("zzzzzz", ["image", "version"]), None);
+    fn unknown_names_read_from_serde_messages() {
+        let field = UnknownName::parse(
+            "web.docker: unknown field `imgae`, expected one of `image`, `version`",
+        )
+        .unwrap();
+        assert_eq!(field.message(), "unknown field `imgae` in `web.docker`");
+        assert_eq!(field.help(), "did you mean `image`?");
+        let variant =
+            UnknownName::parse("unknown variant `sometimes`, expected `before` or `after_healthy`")
+                .unwrap();
+        assert_eq!(variant.message(), "unknown value `sometimes`");
+        assert_eq!(variant.did_you_mean(), None);
+        assert_eq!(variant.help(), "expected one of: before, after_healthy");
+        assert_eq!(UnknownName::parse("invalid type: map"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use container::*;
 pub use expand::{CronJob, Expanded, expand};
 pub use image::{Image, check_tag};
 
-use crate::diagnostic::{SourceError, did_you_mean};
+use crate::diagnostic::{SourceError, UnknownName};
 use crate::spec::schema::KeyValues;
 use crate::spec::{self, DockerSection};
 use crate::yaml::{self, UniqueMap, Value};
@@ -266,9 +266,7 @@ pub fn param_text(value: &Value) -> Result<String, String> {
 }
 
 fn field_hint(message: &str) -> Option<String> {
-    let word = message.split('`').nth(1)?;
-    let expected = message.split_once("expected")?.1;
-    did_you_mean(word, expected.split('`').skip(1).step_by(2))
+    UnknownName::parse(message)?.did_you_mean()
 }
 
 /// Point at the template's key in the platform file.

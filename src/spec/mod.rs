@@ -15,7 +15,7 @@ pub use check::{is_docker_name, parse_bytes};
 pub use schema::{Condition, ContainerEntry, ContainerKind, DockerSection};
 pub use template::{TemplateError, Vars};
 
-use crate::diagnostic::{SourceError, did_you_mean};
+use crate::diagnostic::{SourceError, UnknownName};
 use crate::yaml::{self, YamlError};
 
 #[derive(Debug, thiserror::Error)]
@@ -179,29 +179,8 @@ pub(crate) fn yaml_error(file: &Path, text: &str, err: YamlError) -> SourceError
 /// serde reports "unknown field `x`, expected one of `a`, `b`"; rewrite it
 /// as "unknown field `x`" plus "did you mean `a`?" (or the short list).
 fn unknown_name_hint(message: &str) -> Option<(String, Option<String>)> {
-    let what = ["unknown field `", "unknown variant `"]
-        .into_iter()
-        .find(|w| message.contains(w))?;
-    let at = message.find(what)?;
-    let after = &message[at + what.len()..];
-    let word = &after[..after.find('`')?];
-    let expected_part = after.split_once("expected")?.1;
-    let candidates: Vec<&str> = expected_part.split('`').skip(1).step_by(2).collect();
-    let prefix = &message[..at];
-    let noun = if what.contains("field") {
-        "field"
-    } else {
-        "value"
-    };
-    let place = prefix.trim_end_matches(": ").trim();
-    let message = if place.is_empty() || place == "." {
-        format!("unknown {noun} `{word}`")
-    } else {
-        format!("unknown {noun} `{word}` in `{place}`")
-    };
-    let help = did_you_mean(word, candidates.iter().copied())
-        .or_else(|| Some(format!("expected one of: {}", candidates.join(", "))));
-    Some((message, help))
+    let unknown = UnknownName::parse(message)?;
+    Some((unknown.message(), Some(unknown.help())))
 }
 
 #[cfg(test)]
