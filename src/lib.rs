@@ -9,9 +9,11 @@
 pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
+pub mod duration;
 pub mod engine;
 pub mod export;
 pub mod graph;
+pub mod name;
 pub mod plan;
 pub mod platform;
 pub mod spec;

@@ -24,7 +24,7 @@ pub async fn status(g: &Global) -> Outcome {
     let all_ok = containers.iter().all(|c| c.ok);
     let mut cron = StateDir::new(&g.state_dir).cron_runs();
     if let Some(name) = &g.name {
-        cron.retain(|s, _| s == name);
+        cron.retain(|s, _| s == name.as_str());
     }
     if g.json {
         print_json(&serde_json::json!({ "ok": all_ok, "containers": containers, "cron": cron }))?;
