@@ -76,7 +76,6 @@ fn non_utf8_arguments_exit_2_with_a_message() {
 fn an_extreme_timeout_exits_2_with_a_message() {
     for value in [
         "1e20",
-        "-5s",
         "NaN",
         "18446744073709551616",
         "99999999999999999999h",
