@@ -74,27 +74,8 @@ pub async fn rollback(g: &Global, name: &ServicesetName, timeout: Option<Duratio
     // The record keeps secret values as digests: take them back from the
     // containers running now, or from `-e`, matched by digest.
     let observed = session.engine.list(None).await?;
-    let creates: Vec<String> = plan::plan(&expanded, &graph, &observed, &recorded)?
-        .actions
-        .into_iter()
-        .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Recreate))
-        .map(|a| a.container)
-        .collect();
-    let mut candidates = session.engine.serviceset_env_values(name).await?;
-    candidates.extend(g.env.iter().map(|(_, v)| v.clone()));
-    let missing = restore_secrets(&mut expanded, candidates.iter().map(String::as_str), |c| {
-        creates.iter().any(|n| n == c)
-    });
-    if !missing.is_empty() {
-        let err = crate::state::Error::SecretsNotStored {
-            serviceset: name.clone(),
-            missing,
-        };
-        return Err(UsageError(format!(
-            "{err}; or pass each value with -e KEY=VALUE to `telefig rollback`"
-        ))
-        .into());
-    }
+    let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
+    put_back_secrets(&session, g, name, &mut expanded, &first).await?;
     let (plan, report) = converge(
         g,
         &mut session,
@@ -110,9 +91,43 @@ pub async fn rollback(g: &Global, name: &ServicesetName, timeout: Option<Duratio
     finish(g, &plan, &report, began)
 }
 
+/// A record keeps secret values as digests: before creating a container
+/// from one, take the values back from the serviceset's containers (backups
+/// included) or from `-e`, matched by digest; refuse if one is missing.
+async fn put_back_secrets(
+    session: &Session,
+    g: &Global,
+    name: &ServicesetName,
+    expanded: &mut Expanded,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let creates: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Recreate))
+        .map(|a| a.container.as_str())
+        .collect();
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let mut candidates = session.engine.serviceset_env_values(name).await?;
+    candidates.extend(g.env.iter().map(|(_, v)| v.clone()));
+    let missing = restore_secrets(expanded, candidates.iter().map(String::as_str), |c| {
+        creates.contains(&c)
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let err = crate::state::Error::SecretsNotStored {
+        serviceset: name.clone(),
+        missing,
+    };
+    Err(UsageError(format!("{err}; or pass each value again with -e KEY=VALUE")).into())
+}
+
 pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     let began = StdInstant::now();
-    let (name, expanded, graph) = target(g)?;
+    let (name, mut expanded, graph) = target(g)?;
     if let Some(c) = &args.container
         && !graph.contains(c)
     {
@@ -122,6 +137,12 @@ pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
         .into());
     }
     let mut session = Session::open(g, args.timeout.timeout, Some(&name), "restart").await?;
+    if g.config.is_none() {
+        // From the record: a container to create needs its secret values back.
+        let observed = session.engine.list(None).await?;
+        let first = plan::restart(&expanded, &graph, &observed, args.container.as_deref());
+        put_back_secrets(&session, g, &name, &mut expanded, &first).await?;
+    }
     let (plan, report) = converge(
         g,
         &mut session,
