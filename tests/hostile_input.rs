@@ -72,6 +72,27 @@ fn non_utf8_arguments_exit_2_with_a_message() {
     }
 }
 
+/// A state dir whose path is not UTF-8 is a usable path; the lock file
+/// recorded `std::env::args()`, which panicked on it.
+#[test]
+fn a_non_utf8_state_dir_does_not_panic() {
+    if !require_docker() {
+        return;
+    }
+    let mut dir = scratch_dir("hostile-bytes").into_os_string();
+    dir.push(OsStr::from_bytes(b"/st\xffate"));
+    let name = run_id();
+    let out = telefig()
+        .args(["stop", "--name", &name, "--state-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(Path::new(&dir).join(format!("locks/{name}.lock")).exists());
+}
+
 #[test]
 fn an_extreme_timeout_exits_2_with_a_message() {
     for value in [

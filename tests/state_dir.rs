@@ -60,9 +60,8 @@ fn a_secret_passed_with_e_is_nowhere_in_the_state_dir_nor_told_to_a_waiting_call
     assert!(
         wait_until(Duration::from_secs(20), || {
             // Held: our own try_lock would block (the file's text outlives a holder).
-            std::fs::File::open(&lock).is_ok_and(|f| {
-                matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-            })
+            std::fs::File::open(&lock)
+                .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
         }),
         "the first start never took the lock"
     );
@@ -111,9 +110,15 @@ fn rollback_after_three_quick_deploys_goes_to_the_one_before() {
         return;
     }
     let s = Stack::new();
-    for version in ["v1", "v2", "v1"] {
-        // v1 twice with different env, so every deploy changes something.
-        s.write_serviceset(&format!("A={version}-{}", s.id().len()), true);
+    // web is healthy at its first probe (200 ms), so deploys follow each
+    // other within the same second; every one changes web.
+    for (i, version) in ["v1", "v2", "v1", "v2", "v1"].iter().enumerate() {
+        s.write_web(
+            "touch /ready; while :; do sleep 1 & wait; done",
+            &format!("A={i}"),
+            "5s",
+            "",
+        );
         let out = s.start(&[
             "-e",
             &format!("WEB_VERSION={version}"),
@@ -135,6 +140,11 @@ fn rollback_after_three_quick_deploys_goes_to_the_one_before() {
         .unwrap()
         .to_owned();
     assert!(image.ends_with("web:v2"), "rolled back to {image}");
+    let env = inspect(&s.web())["Config"]["Env"].to_string();
+    assert!(
+        env.contains("\"A=3\""),
+        "rolled back to the fourth deploy: {env}"
+    );
     // DB_PASSWORD is kept as a digest in the record; the rollback took the
     // value back from the running container.
     let env = inspect(&s.web())["Config"]["Env"].to_string();
