@@ -124,6 +124,36 @@ fn a_stop_grace_period_of_1e20_exits_2_from_validate() {
     assert_bad_input(&out, "web.docker.stop_grace_period", "1e20");
 }
 
+/// The platform file reads durations through the same parser.
+#[test]
+fn a_platform_template_with_an_extreme_duration_exits_2() {
+    let dir = scratch_dir("hostile-platform");
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        "sidecars:\n  logging: {image: \"singer:1\", stop_grace_period: 1e20}\n",
+    )
+    .unwrap();
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
+    )
+    .unwrap();
+    let out = run(&[
+        os("validate"),
+        os("-c"),
+        conf.as_os_str(),
+        os("--platform"),
+        platform.as_os_str(),
+    ]);
+    assert_bad_input(
+        &out,
+        "is not a duration",
+        "platform stop_grace_period: 1e20",
+    );
+}
+
 /// `--name ../../escape --state-dir D/sub` wrote `D/escape.lock`.
 #[test]
 fn a_serviceset_name_cannot_escape_the_state_dir() {

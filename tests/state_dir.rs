@@ -177,3 +177,35 @@ fn the_daemon_skips_a_corrupt_record_and_repairs_the_rest() {
         "{log}"
     );
 }
+
+/// The record keeps DB_PASSWORD as a digest: the daemon must not create web
+/// with `sha256:…` as its password, and must say what to do instead.
+#[test]
+fn the_daemon_does_not_create_a_container_from_digests_and_says_to_redeploy() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    docker_ok(&["rm", "-f", &s.web()]);
+    let out = telefig()
+        .args(["daemon", "--once", "--state-dir"])
+        .arg(s.dir.join("state"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let log = text(&out);
+    assert!(log.contains("keeps only digests"), "{log}");
+    assert!(
+        log.contains(&format!("`{}`: DB_PASSWORD", s.web())),
+        "{log}"
+    );
+    assert!(log.contains("run the deploy again"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+    assert!(try_inspect(&s.web()).is_none(), "web created from digests");
+    // The deploy puts it back.
+    assert_exit(&s.start(&[]), 0);
+    let env = inspect(&s.web())["Config"]["Env"].to_string();
+    assert!(env.contains("DB_PASSWORD=hunter2"), "{env}");
+}

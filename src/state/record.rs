@@ -392,6 +392,24 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_reads_records_again_only_when_one_changed() {
+        let dir = tmp("cache");
+        let state = StateDir::new(&dir);
+        let svc = ServicesetName::parse("svc").unwrap();
+        state.save(&record("1")).unwrap();
+        let mut cache = RecordCache::default();
+        assert_eq!(cache.get(&state).records[0].commit.as_deref(), Some("1"));
+        let stamp = cache.stamp.clone();
+        assert_eq!(cache.get(&state).records.len(), 1);
+        assert_eq!(cache.stamp, stamp, "nothing changed, nothing read");
+        state.set_stopped(&svc, true).unwrap();
+        assert!(cache.get(&state).records[0].stopped);
+        state.remove(&svc).unwrap();
+        assert!(cache.get(&state).records.is_empty());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_corrupt_record_is_skipped_by_scan_and_named() {
         let dir = tmp("corrupt");
         let state = StateDir::new(&dir);
