@@ -32,6 +32,12 @@ fn assert_bad_input(out: &Output, needle: &str, what: &str) {
         stderr.contains(needle),
         "{what}: stderr lacks {needle:?}:\n{stderr}"
     );
+    // SPEC §6: the last line on stderr is a one-line summary.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("telefig: failed (exit 2): "),
+        "{what}: last line {last:?}"
+    );
 }
 
 fn os(s: &str) -> &OsStr {

@@ -105,7 +105,7 @@ fn a_secret_passed_with_e_is_nowhere_in_the_state_dir_nor_told_to_a_waiting_call
 /// Two deploys within one second shared `applied_at` and lost a history
 /// entry, so rollback went to the wrong version.
 #[test]
-fn rollback_after_three_quick_deploys_goes_to_the_one_before() {
+fn rollback_after_five_quick_deploys_goes_to_the_one_before() {
     if !require_docker() {
         return;
     }
@@ -175,6 +175,16 @@ fn the_daemon_skips_a_corrupt_record_and_repairs_the_rest() {
         inspect(&s.name("logging"))["State"]["Running"],
         true,
         "{log}"
+    );
+    let status = telefig()
+        .args(["status", "--name", s.id(), "--state-dir"])
+        .arg(s.dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&status).contains("aaa-broken.json"),
+        "{}",
+        text(&status)
     );
 }
 
