@@ -269,8 +269,17 @@ fn stamp(dir: &Path) -> Vec<(std::ffi::OsString, u64, Option<SystemTime>)> {
     stamp
 }
 
+/// Every write conceals again, so a record written by an older telefig
+/// (values in plain text) loses them the next time it is written.
 fn to_json(record: &Record) -> Vec<u8> {
-    serde_json::to_vec_pretty(record).expect("a record serializes")
+    let mut stored = record.clone();
+    stored.expanded = conceal(&record.expanded);
+    stored.variables = record
+        .variables
+        .iter()
+        .map(|v| conceal_env_entry(v))
+        .collect();
+    serde_json::to_vec_pretty(&stored).expect("a record serializes")
 }
 
 fn read_record(path: &Path) -> Result<Option<Record>, Error> {
@@ -354,6 +363,26 @@ mod tests {
             .map(|(_, p)| read_record(&p).unwrap().unwrap().commit.unwrap())
             .collect();
         assert_eq!(history, ["3", "1"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_plain_text_secret_left_by_an_older_telefig_is_concealed_when_written_again() {
+        let dir = tmp("upgrade");
+        let state = StateDir::new(&dir);
+        let svc = ServicesetName::parse("svc").unwrap();
+        let mut old = record("1");
+        old.variables = vec!["API_TOKEN=plain".into()];
+        let path = dir.join("servicesets/svc.json");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        state.save(&record("2")).unwrap();
+        for (_, p) in state.history_files(&svc).unwrap() {
+            assert!(!fs::read_to_string(p).unwrap().contains("plain"));
+        }
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        state.set_stopped(&svc, true).unwrap();
+        assert!(!fs::read_to_string(&path).unwrap().contains("plain"));
         fs::remove_dir_all(dir).unwrap();
     }
 
