@@ -13,6 +13,14 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
             let _ = err.print();
+            if code == 2 {
+                // The deploy system shows only the tail: end with the summary.
+                let text = err.kind().to_string();
+                let first = err.to_string();
+                let line = first.lines().next().unwrap_or(&text);
+                let line = line.strip_prefix("error: ").unwrap_or(line);
+                eprintln!("telefig: failed (exit 2): {line}");
+            }
             return ExitCode::from(code);
         }
     };

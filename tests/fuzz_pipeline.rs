@@ -25,6 +25,10 @@ fn pipeline(text: &str) -> Option<String> {
     match Graph::build(&expanded) {
         Ok(graph) => {
             assert_eq!(graph.len(), expanded.containers.len());
+            // The gate deadline sums and multiplies durations: it must not overflow.
+            for health in expanded.containers.iter().filter_map(|c| c.health) {
+                assert!(health.deadline() >= health.start_period);
+            }
             None
         }
         Err(e) => Some(e.to_string()),
@@ -74,6 +78,20 @@ const LINES: &[&str] = &[
     "    restart: sometimes",
     "    labels: {telefig.role: x}",
     "    stop_grace_period: 5s",
+    // Numeric extremes: every one is a message, never a panic.
+    "    stop_grace_period: 1e20",
+    "    stop_grace_period: -1",
+    "    stop_grace_period: .nan",
+    "    stop_grace_period: .inf",
+    "    stop_grace_period: 18446744073709551615",
+    "    stop_grace_period: 18446744073709551616",
+    "    stop_grace_period: \"99999999999999999999h\"",
+    "    stop_grace_period: \"9223372036854775807s\"",
+    "    healthcheck: {test: [CMD, x], interval: 1e20, retries: 4294967295}",
+    "    healthcheck: {test: [CMD, x], interval: 8760h, start_period: 8760h, retries: 4294967295}",
+    "    healthcheck: {test: [CMD, x], retries: 4294967296}",
+    "    healthcheck: {test: [CMD, x], retries: -1}",
+    "    healthcheck: {test: [CMD, x], timeout: -0.5, start_period: .nan}",
     "    logging:",
     "    discovery: {port: 1}",
     "    discovery: {prot: 1}",
@@ -142,6 +160,11 @@ fn regression_corpus() {
         "12: {}\n",
         // Templating that produces a newline inside a value.
         "web: {docker: {image: \"{{ X|default('a\\nb') }}\"}}\n",
+        // Durations at the edges (1e20 seconds panicked in Duration::from_secs_f64).
+        "web: {docker: {image: x, stop_grace_period: 1e20}}\n",
+        "web: {docker: {image: x, stop_grace_period: 18446744073709551615}}\n",
+        // The gate deadline, start_period + retries × interval, at its largest.
+        "web: {docker: {image: x, healthcheck: {test: [CMD, x], interval: 8760h, timeout: 8760h, start_period: 8760h, retries: 4294967295}}}\n",
     ] {
         let _ = pipeline(text);
     }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::name::{NameError, ServicesetName};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "telefig",
@@ -29,8 +31,8 @@ pub struct Global {
     #[arg(short = 'e', value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
     /// The serviceset's name (default: $ENV_NAME, else the file name).
-    #[arg(long, value_name = "NAME", global = true)]
-    pub name: Option<String>,
+    #[arg(long, value_name = "NAME", global = true, value_parser = parse_name)]
+    pub name: Option<ServicesetName>,
     /// The platform file (default: /etc/telefig/platform.yaml, else built in).
     #[arg(long, value_name = "FILE", global = true, env = "TELEFIG_PLATFORM")]
     pub platform: Option<PathBuf>,
@@ -146,7 +148,8 @@ pub struct DaemonArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
     /// The serviceset to roll back.
-    pub name: String,
+    #[arg(value_parser = parse_name)]
+    pub name: ServicesetName,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
 }
@@ -168,6 +171,10 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::spec::schema::parse_duration(s)
+fn parse_name(s: &str) -> Result<ServicesetName, NameError> {
+    ServicesetName::parse(s)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, crate::duration::Error> {
+    crate::duration::parse(s)
 }

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use super::UsageError;
 use super::args::Global;
 use crate::graph::Graph;
+use crate::name::ServicesetName;
 use crate::platform::{Expanded, Platform, expand};
 use crate::spec::{self, Vars};
 
 pub struct Loaded {
+    pub name: ServicesetName,
     pub file: PathBuf,
     pub vars: Vars,
     pub expanded: Expanded,
@@ -39,15 +41,9 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
     let vars = vars(g);
     let set = spec::load(&file, &vars)?;
     let platform = Platform::load(g.platform.as_deref())?;
-    let name = spec::serviceset_name(g.name.as_deref(), &vars, &file);
-    if !(spec::is_docker_name(&name) || name.chars().all(|c| c.is_ascii_alphanumeric()))
-        || name.is_empty()
-    {
-        return Err(UsageError(format!(
-            "serviceset name `{name}` is not usable as a label and lock name: pass --name with letters, digits, `_`, `.`, `-`"
-        ))
-        .into());
-    }
+    // `--name` was checked as it was parsed; ENV_NAME and the file name here.
+    let name = ServicesetName::parse(&spec::serviceset_name(g.name.as_deref(), &vars, &file))
+        .map_err(|e| UsageError(e.to_string()))?;
     let expanded = expand(&set, &name, &platform, &vars)?;
     // A cycle is a mistake in the file: point at the first member's entry.
     let graph = Graph::build(&expanded).map_err(|err| {
@@ -66,6 +62,7 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
         spec::Error::from(set.error_at(&owner, Some("depends_on"), err.to_string()))
     })?;
     Ok(Loaded {
+        name,
         file,
         vars,
         expanded,

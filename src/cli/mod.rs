@@ -48,6 +48,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || e.is::<crate::spec::Error>()
             || e.is::<crate::platform::Error>()
             || e.is::<crate::graph::Error>()
+            || e.is::<crate::name::NameError>()
+            || e.is::<crate::duration::Error>()
     });
     if bad_input { 2 } else { 1 }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{info, warn};
 
+use crate::name::ServicesetName;
 use crate::platform::CronJob;
 use crate::platform::schedule::Schedule;
 use crate::state::{CronRun, Record, StateDir};
@@ -34,7 +35,7 @@ impl CronRunner {
         let mut live = Vec::new();
         for record in records.iter().filter(|r| !r.stopped) {
             for job in &record.expanded.cron {
-                let key = (record.serviceset.clone(), job.name.clone());
+                let key = (record.serviceset.to_string(), job.name.clone());
                 live.push(key.clone());
                 let entry = match self.entries.get_mut(&key) {
                     Some(e) => e,
@@ -75,7 +76,7 @@ impl CronRunner {
     }
 }
 
-async fn run(state: StateDir, serviceset: String, job: CronJob, running: Arc<AtomicBool>) {
+async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running: Arc<AtomicBool>) {
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -88,7 +89,7 @@ async fn run(state: StateDir, serviceset: String, job: CronJob, running: Arc<Ato
         last_started: Some(now()),
         ..Default::default()
     };
-    let _ = state.save_cron_run(&serviceset, &job.name, &record);
+    let _ = save(&state, &serviceset, &job.name, &record).await;
     info!(%serviceset, cron = %job.name, "running {:?}", job.command);
     let mut command = match &job.user {
         Some(user) if user != "root" => {
@@ -119,8 +120,26 @@ async fn run(state: StateDir, serviceset: String, job: CronJob, running: Arc<Ato
     if code != Some(0) {
         warn!(%serviceset, cron = %job.name, "exited with {code:?}");
     }
-    if let Err(e) = state.save_cron_run(&serviceset, &job.name, &record) {
+    if let Err(e) = save(&state, &serviceset, &job.name, &record).await {
         warn!(%serviceset, cron = %job.name, "{e}");
     }
     running.store(false, Ordering::SeqCst);
+}
+
+/// Save a run off the async runtime: the write is synced to disk.
+async fn save(
+    state: &StateDir,
+    serviceset: &ServicesetName,
+    entry: &str,
+    run: &CronRun,
+) -> Result<(), crate::state::Error> {
+    let (state, serviceset, entry, run) = (
+        state.clone(),
+        serviceset.clone(),
+        entry.to_owned(),
+        run.clone(),
+    );
+    tokio::task::spawn_blocking(move || state.save_cron_run(&serviceset, &entry, &run))
+        .await
+        .unwrap_or(Ok(()))
 }

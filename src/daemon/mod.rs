@@ -29,7 +29,7 @@ use crate::engine::events::{ContainerEvent, EventKind};
 use crate::engine::gate::aborted;
 use crate::engine::{self, Engine};
 use crate::plan::Health;
-use crate::state::StateDir;
+use crate::state::{RecordCache, StateDir};
 use notify::Notifier;
 use repair::Repairer;
 use unhealthy::{Budget, Verdict};
@@ -108,6 +108,7 @@ pub async fn run(opts: Options, mut stop: watch::Receiver<bool>) -> Result<(), E
         pending: HashMap::new(),
         busy: Arc::default(),
         last_watchdog: Instant::now(),
+        records: RecordCache::default(),
     };
     watcher.watch(&mut stop).await;
     watcher.notifier.stopping();
@@ -135,13 +136,21 @@ async fn connect(notifier: &Notifier, stop: &mut watch::Receiver<bool>) -> Optio
 }
 
 /// Every recorded, not-stopped serviceset, all at once; READY comes after.
+/// A record that cannot be read is skipped, with a log line naming it: one
+/// bad file must not keep the rest of the host unrepaired.
 async fn boot_repair(repairer: &Repairer, notifier: &Notifier) -> Result<(), Error> {
-    let records: Vec<String> = repairer
-        .state
-        .list()?
+    let state = repairer.state.clone();
+    let scan = tokio::task::spawn_blocking(move || state.scan())
+        .await
+        .unwrap_or_default();
+    for e in &scan.unreadable {
+        error!("skipping a record: {e}");
+    }
+    let records: Vec<String> = scan
+        .records
         .into_iter()
         .filter(|r| !r.stopped)
-        .map(|r| r.serviceset)
+        .map(|r| r.serviceset.to_string())
         .collect();
     notifier.status(&format!("boot repair of {} servicesets", records.len()));
     // Gates can take minutes; keep systemd's start timeout ahead of us.
@@ -168,6 +177,8 @@ struct Watcher {
     /// Servicesets with a repair running now.
     busy: Arc<Mutex<HashSet<String>>>,
     last_watchdog: Instant,
+    /// The records, read again only when one changed.
+    records: RecordCache,
 }
 
 impl Watcher {
@@ -297,9 +308,8 @@ impl Watcher {
                 }
             }
         }
-        if let Ok(records) = self.repairer.state.list() {
-            self.cron.tick(&records, &self.repairer.state, now_secs());
-        }
+        let records = &self.records.get(&self.repairer.state).records;
+        self.cron.tick(records, &self.repairer.state, now_secs());
         if let Some(every) = self.notifier.watchdog_every
             && self.last_watchdog.elapsed() >= every
         {

@@ -16,10 +16,11 @@ use crate::engine::pull::Policy;
 use crate::engine::stop::stop_in_order;
 use crate::engine::{Engine, Event};
 use crate::graph::Graph;
+use crate::name::ServicesetName;
 use crate::plan::{self, RunState};
-use crate::platform::CreateBody;
+use crate::platform::{ContainerSpec, Expanded};
 use crate::spec::Condition;
-use crate::state::StateDir;
+use crate::state::{StateDir, restore_secrets};
 
 /// Longest a repair may take, lock wait included.
 const REPAIR_DEADLINE: Duration = Duration::from_secs(600);
@@ -45,28 +46,34 @@ impl Repairer {
     /// dependents Docker started before their dependency met its gate.
     /// Returns the plan's summary when something was done.
     pub async fn repair(&self, serviceset: &str, boot: bool) -> Result<Option<String>, Error> {
+        // A label that is no valid name cannot have a record.
+        let Ok(name) = ServicesetName::parse(serviceset) else {
+            return Ok(None);
+        };
         let deadline = Instant::now() + REPAIR_DEADLINE;
         let _lock = self
             .state
-            .lock(serviceset, deadline, |holder| {
+            .lock(&name, "daemon repair", deadline, |holder| {
                 info!(serviceset, "waiting for the lock, held by {holder}")
             })
             .await?;
-        let Some(record) = self.state.load(serviceset)? else {
+        let Some(record) = self.state.load(&name)? else {
             return Ok(None);
         };
         if record.stopped {
             return Ok(None);
         }
-        let expanded = &record.expanded;
-        let graph = Graph::build(expanded)?;
+        let mut expanded = record.expanded;
+        let graph = Graph::build(&expanded)?;
         let observed = self.engine.list(None).await?;
-        let bodies: BTreeMap<String, CreateBody> = expanded
+        let specs: BTreeMap<String, ContainerSpec> = expanded
             .containers
             .iter()
-            .map(|c| (c.name.clone(), c.create.clone()))
+            .map(|c| (c.name.clone(), c.clone()))
             .collect();
-        let mut plan = plan::plan(expanded, &graph, &observed, &bodies)?;
+        let mut plan = plan::plan(&expanded, &graph, &observed, &specs)?;
+        self.restore_secrets(&name, &mut expanded, &plan).await?;
+        let expanded = &expanded;
         if boot {
             let ours: Vec<_> = observed
                 .iter()
@@ -111,16 +118,60 @@ impl Repairer {
         }
     }
 
+    /// A record keeps secret values as digests: put back the values of the
+    /// containers the plan creates from the serviceset's other containers
+    /// (backups included), or refuse, saying to run the deploy again.
+    async fn restore_secrets(
+        &self,
+        name: &ServicesetName,
+        expanded: &mut Expanded,
+        plan: &plan::Plan,
+    ) -> Result<(), Error> {
+        let creates: Vec<&str> = plan
+            .actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.action,
+                    plan::ActionKind::Create | plan::ActionKind::Recreate
+                )
+            })
+            .map(|a| a.container.as_str())
+            .collect();
+        if creates.is_empty() {
+            return Ok(());
+        }
+        let candidates = self.engine.serviceset_env_values(name).await?;
+        let missing = restore_secrets(expanded, candidates.iter().map(String::as_str), |c| {
+            creates.contains(&c)
+        });
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(crate::state::Error::SecretsNotStored {
+            serviceset: name.clone(),
+            missing,
+        }
+        .into())
+    }
+
     /// `dependency` died or turned unhealthy: stop, now, the running
     /// containers that wait for it to be healthy (discovery deregisters).
     /// The next repair starts them once it is healthy again. Skipped when
     /// a deploy holds the lock: that deploy gates them itself.
     pub async fn regate(&self, serviceset: &str, dependency: &str) -> Result<Vec<String>, Error> {
         let deadline = Instant::now() + Duration::from_millis(200);
-        let Ok(_lock) = self.state.lock(serviceset, deadline, |_| {}).await else {
+        let Ok(name) = ServicesetName::parse(serviceset) else {
             return Ok(Vec::new());
         };
-        let Some(record) = self.state.load(serviceset)? else {
+        let Ok(_lock) = self
+            .state
+            .lock(&name, "daemon regate", deadline, |_| {})
+            .await
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(record) = self.state.load(&name)? else {
             return Ok(Vec::new());
         };
         let graph = Graph::build(&record.expanded)?;
@@ -160,10 +211,17 @@ impl Repairer {
         container: &str,
     ) -> Result<bool, Error> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let Ok(_lock) = self.state.lock(serviceset, deadline, |_| {}).await else {
+        let Ok(name) = ServicesetName::parse(serviceset) else {
             return Ok(false);
         };
-        let Some(record) = self.state.load(serviceset)? else {
+        let Ok(_lock) = self
+            .state
+            .lock(&name, "daemon restart", deadline, |_| {})
+            .await
+        else {
+            return Ok(false);
+        };
+        let Some(record) = self.state.load(&name)? else {
             return Ok(false);
         };
         let Some(spec) = record.expanded.get(container) else {

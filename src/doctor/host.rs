@@ -103,7 +103,7 @@ pub(super) fn recorded_policies(state_dir: &Path) -> RecordedPolicies {
         .flat_map(|r| {
             r.expanded.containers.iter().map(|c| {
                 (
-                    (r.serviceset.clone(), c.name.clone()),
+                    (r.serviceset.to_string(), c.name.clone()),
                     c.create.host_config.restart_policy.name.clone(),
                 )
             })

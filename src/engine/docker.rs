@@ -139,6 +139,34 @@ impl Engine {
         Ok(details(r))
     }
 
+    /// A container's environment (`KEY=VALUE`), kept out of
+    /// [`ContainerDetails`] so that no debug print shows its secrets. Used to
+    /// put back the secret values a record keeps only as digests.
+    pub async fn environment(&self, id: &str) -> Result<Vec<String>, Error> {
+        let r = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(Self::err("inspect", id))?;
+        Ok(r.config.and_then(|c| c.env).unwrap_or_default())
+    }
+
+    /// The environment values of every container of `serviceset` (backups
+    /// too): the candidates for secret values a record keeps as digests.
+    pub async fn serviceset_env_values(&self, serviceset: &str) -> Result<Vec<String>, Error> {
+        let mut values = Vec::new();
+        for o in self.list_serviceset(serviceset).await? {
+            // A container removed meanwhile has nothing to offer.
+            if let Ok(env) = self.environment(&o.id).await {
+                values.extend(
+                    env.into_iter()
+                        .filter_map(|e| Some(e.split_once('=')?.1.to_owned())),
+                );
+            }
+        }
+        Ok(values)
+    }
+
     /// Create `name` from `body`; returns the new container's id.
     pub async fn create(
         &self,

@@ -66,7 +66,7 @@ impl HostFacts {
     /// The daemon's clock minus the local one, when the daemon reported a
     /// time this can read. Positive: the daemon is ahead.
     pub fn clock_skew(&self) -> Option<SignedDuration> {
-        let daemon = rfc3339_with_offset(self.system_time.as_deref()?)?;
+        let daemon = rfc3339_nanos(self.system_time.as_deref()?)?;
         let local =
             i64::try_from(self.observed_at.duration_since(UNIX_EPOCH).ok()?.as_nanos()).ok()?;
         Some(SignedDuration(daemon - local))
@@ -164,42 +164,20 @@ fn daemon_err(op: &'static str) -> impl FnOnce(bollard::errors::Error) -> Error 
     }
 }
 
-/// Nanoseconds since the epoch of an RFC 3339 time with `Z` or a `±hh:mm`
-/// offset (Docker reports its clock in the daemon's local zone).
-fn rfc3339_with_offset(text: &str) -> Option<i64> {
-    let (_, time) = text.split_once('T')?;
-    let Some(at) = time.rfind(['+', '-']) else {
-        return rfc3339_nanos(text);
-    };
-    let (sign, offset) = (&time[at..at + 1], &time[at + 1..]);
-    let (h, m) = offset.split_once(':').unwrap_or((offset, "0"));
-    let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
-    let offset_nanos = minutes * 60 * 1_000_000_000 * if sign == "-" { -1 } else { 1 };
-    let utc_text = &text[..text.len() - time.len() + at];
-    // Local time = UTC + offset, so UTC = local − offset.
-    Some(rfc3339_nanos(&format!("{utc_text}Z"))? - offset_nanos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn daemon_time_with_and_without_an_offset() {
-        let utc = rfc3339_with_offset("2026-11-23T21:54:57.5Z").unwrap();
+        let utc = rfc3339_nanos("2026-11-23T21:54:57.5Z").unwrap();
+        assert_eq!(rfc3339_nanos("2026-11-23T22:54:57.5+01:00"), Some(utc));
+        assert_eq!(rfc3339_nanos("2026-11-23T16:24:57.5-05:30"), Some(utc));
         assert_eq!(
-            rfc3339_with_offset("2026-11-23T22:54:57.5+01:00"),
-            Some(utc)
-        );
-        assert_eq!(
-            rfc3339_with_offset("2026-11-23T16:24:57.5-05:30"),
-            Some(utc)
-        );
-        assert_eq!(
-            rfc3339_with_offset("2026-11-23T21:54:57Z"),
+            rfc3339_nanos("2026-11-23T21:54:57Z"),
             Some(utc - 500_000_000)
         );
-        assert_eq!(rfc3339_with_offset("yesterday"), None);
+        assert_eq!(rfc3339_nanos("yesterday"), None);
     }
 
     #[test]

@@ -97,35 +97,15 @@ pub fn rfc3339_seconds(text: &str) -> Option<i64> {
     rfc3339_nanos(text).map(|n| n.div_euclid(1_000_000_000))
 }
 
-/// Nanoseconds since the epoch; Docker's zero time (`0001-…`) is `None`.
+/// Nanoseconds since the epoch of an RFC 3339 time (`Z` or a `±hh:mm`
+/// offset, any fraction), as Docker reports times; Docker's zero time
+/// (`0001-…`) and anything unreadable are `None`.
 pub fn rfc3339_nanos(text: &str) -> Option<i64> {
-    if text.starts_with("0001-") {
-        return None;
+    let at: jiff::Timestamp = text.parse().ok()?;
+    if at.as_second() < -62_000_000_000 {
+        return None; // 0001-01-01: "never"
     }
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    let (time, fraction) = match time.split_once('.') {
-        Some((t, f)) => (t, f.split(['+', '-']).next().unwrap_or("")),
-        None => (time.split(['+']).next()?, ""),
-    };
-    let digits: String = fraction.chars().take(9).collect();
-    let nanos: i64 = if digits.is_empty() {
-        0
-    } else {
-        format!("{digits:0<9}").parse().ok()?
-    };
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, min, s) = (t.next()??, t.next()??, t.next()??);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + h * 3600 + min * 60 + s) * 1_000_000_000 + nanos)
+    i64::try_from(at.as_nanosecond()).ok()
 }
 
 /// "3d4h", "5m12s", "42s".
@@ -153,6 +133,28 @@ mod tests {
             rfc3339_nanos("2026-01-01T00:00:12.5Z") > rfc3339_nanos("2026-01-01T00:00:12.49999Z")
         );
         assert_eq!(rfc3339_nanos("0001-01-01T00:00:00Z"), None);
+    }
+
+    /// The hand-written parser dropped the offset when a fraction was present.
+    #[test]
+    fn timestamps_with_offsets_and_fractions() {
+        let utc = 1_795_470_897_500_000_000; // 2026-11-23T21:54:57.5Z
+        for (text, want) in [
+            ("2026-11-23T21:54:57.5Z", Some(utc)),
+            ("2026-11-23T21:54:57.500000000Z", Some(utc)),
+            ("2026-11-23T22:54:57.5+01:00", Some(utc)),
+            ("2026-11-23T16:24:57.5-05:30", Some(utc)),
+            ("2026-11-23T21:54:57.5+00:00", Some(utc)),
+            ("2026-11-23T21:54:57Z", Some(utc - 500_000_000)),
+            ("2026-11-23T22:54:57+01:00", Some(utc - 500_000_000)),
+            ("2026-11-23T21:54:57.123456789Z", Some(utc - 376_543_211)),
+            ("2026-11-24T03:24:57.5+05:30", Some(utc)),
+            ("2026-11-23T21:54:57.5", None),
+            ("yesterday", None),
+            ("", None),
+        ] {
+            assert_eq!(rfc3339_nanos(text), want, "{text}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub use observed::{Health, Observed, RunState, Timing};
 pub use repair::{reorder_after_boot, restart};
 
 use crate::graph::Graph;
-use crate::platform::{CreateBody, Expanded, config_hash};
+use crate::platform::{ContainerSpec, Expanded};
 use crate::spec::Condition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,12 +160,12 @@ pub enum Error {
 }
 
 /// Decide what `start` does. `observed` is every container on the host (one
-/// list call); `recorded` holds the create bodies the last `start` applied.
+/// list call); `recorded` holds the containers the last `start` applied.
 pub fn plan(
     desired: &Expanded,
     graph: &Graph,
     observed: &[Observed],
-    recorded: &BTreeMap<String, CreateBody>,
+    recorded: &BTreeMap<String, ContainerSpec>,
 ) -> Result<Plan, Error> {
     let ours = |o: &&Observed| o.serviceset() == Some(desired.serviceset.as_str());
     let mut actions = Vec::new();
@@ -201,8 +201,8 @@ pub fn plan(
             Some(h) if h.config_hash() != Some(spec.config_hash.as_str()) => {
                 let fields = h
                     .config_hash()
-                    .and_then(|hash| recorded.get(name).filter(|body| config_hash(body) == hash))
-                    .map(|body| spec.changed_fields(body))
+                    .and_then(|hash| recorded.get(name).filter(|r| r.config_hash == hash))
+                    .map(|r| spec.changed_fields(&r.create))
                     .unwrap_or_default();
                 (ActionKind::Recreate, Reason::ConfigChanged { fields })
             }

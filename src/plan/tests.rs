@@ -82,10 +82,10 @@ fn env_change_recreates_one_and_regates_discovery() {
     let (old, _) = desired(SET);
     let (new, graph) = desired(&SET.replace("A=1", "A=2"));
     let obs = all_running(&old);
-    let recorded: BTreeMap<String, CreateBody> = old
+    let recorded: BTreeMap<String, ContainerSpec> = old
         .containers
         .iter()
-        .map(|c| (c.name.clone(), c.create.clone()))
+        .map(|c| (c.name.clone(), c.clone()))
         .collect();
     let got = plan(&new, &graph, &obs, &recorded).unwrap().to_string();
     assert_eq!(

@@ -65,10 +65,12 @@ impl HealthTiming {
     /// How long a container may take to turn healthy before its gate fails:
     /// start_period + retries × interval, plus one more probe as margin.
     pub fn deadline(&self) -> Duration {
+        // Saturating: with extreme values the deadline is "never", and the
+        // operation's own deadline bounds the wait.
         self.start_period
-            + self.interval * (self.retries + 1)
-            + self.timeout
-            + Duration::from_secs(5)
+            .saturating_add(self.interval.saturating_mul(self.retries.saturating_add(1)))
+            .saturating_add(self.timeout)
+            .saturating_add(Duration::from_secs(5))
     }
 }
 
@@ -182,6 +184,35 @@ pub fn mask_env_entry(entry: &str) -> String {
     }
 }
 
+/// What a stored secret value becomes: `sha256:<hex>` of the value, enough
+/// to see that it changed, useless to read it.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// `KEY=VALUE` with the value replaced by its digest when the key looks
+/// secret; an entry that already holds a digest is left as it is.
+pub fn conceal_env_entry(entry: &str) -> String {
+    match entry.split_once('=') {
+        Some((k, v)) if is_secret_key(k) && !is_digest(v) => {
+            format!("{k}={}", secret_digest(v))
+        }
+        _ => entry.to_owned(),
+    }
+}
+
+pub fn secret_digest(value: &str) -> String {
+    let hex: String = Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{DIGEST_PREFIX}{hex}")
+}
+
+pub fn is_digest(value: &str) -> bool {
+    value
+        .strip_prefix(DIGEST_PREFIX)
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The create body as `render` prints it: the name, then the body with
 /// secret environment values masked.
 #[derive(Serialize)]
@@ -212,8 +243,11 @@ impl ContainerSpec {
     }
 }
 
+/// The body as compared for `changed_fields`: no bookkeeping labels, and
+/// secret values as digests (a record keeps only those).
 fn strip_bookkeeping(body: &CreateBody) -> CreateBody {
     let mut body = body.clone();
+    body.env = body.env.iter().map(|e| conceal_env_entry(e)).collect();
     for label in BOOKKEEPING_LABELS {
         body.labels.remove(label);
     }

@@ -27,7 +27,7 @@ impl Schedule {
     pub fn parse(text: &str) -> Result<Schedule, String> {
         let text = text.trim();
         if let Some(every) = text.strip_prefix("@every ") {
-            let d = crate::spec::schema::parse_duration(every)?;
+            let d = crate::duration::parse(every).map_err(|e| e.to_string())?;
             if d < Duration::from_secs(1) {
                 return Err(format!("`{text}`: @every needs at least 1s"));
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::duration;
 use crate::yaml::{KeyString, UniqueMap, Value, scalar_to_string};
 
 /// The whole file: `version` plus one entry per container, in file order.
@@ -427,92 +428,31 @@ impl<'de> Deserialize<'de> for DurationValue {
                 f.write_str("seconds (10) or a duration string (\"10s\", \"1m30s\", \"200ms\")")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(DurationValue(Duration::from_secs(v)))
+                duration::from_secs(v.into())
+                    .map(DurationValue)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(|v| DurationValue(Duration::from_secs(v)))
-                    .map_err(|_| E::custom(format!("`{v}` is not a duration")))
+                duration::from_secs(v.into())
+                    .map(DurationValue)
+                    .map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Some(v)
-                    .filter(|s| *s >= 0.0 && s.is_finite())
-                    .map(|s| DurationValue(Duration::from_secs_f64(s)))
-                    .ok_or_else(|| E::custom(format!("`{v}` is not a duration")))
+                duration::from_secs_f64(v)
+                    .map(DurationValue)
+                    .map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                parse_duration(v).map(DurationValue).map_err(E::custom)
+                duration::parse(v).map(DurationValue).map_err(E::custom)
             }
         }
         deserializer.deserialize_any(DurationVisitor)
     }
 }
 
-/// `1h2m3s`, `200ms`, `1.5s`, `90` (seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>()
-        && secs >= 0.0
-        && secs.is_finite()
-    {
-        return Ok(Duration::from_secs_f64(secs));
-    }
-    let bad = || {
-        format!("`{text}` is not a duration: use seconds (10) or units h, m, s, ms, us (\"1m30s\")")
-    };
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * scale);
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        for (text, ms) in [
-            ("10", 10_000),
-            ("10s", 10_000),
-            ("1m30s", 90_000),
-            ("200ms", 200),
-            ("1.5s", 1500),
-            ("1h", 3_600_000),
-        ] {
-            assert_eq!(
-                parse_duration(text).unwrap(),
-                Duration::from_millis(ms),
-                "{text}"
-            );
-        }
-        for text in ["", "10x", "s", "-1"] {
-            assert!(parse_duration(text).is_err(), "{text}");
-        }
-    }
 
     #[test]
     fn depends_on_list_and_map() {

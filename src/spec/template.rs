@@ -31,7 +31,10 @@ impl Vars {
 
     /// `-e` values first, then this process's environment.
     pub fn from_process(explicit: impl IntoIterator<Item = (String, String)>) -> Self {
-        Vars::new(explicit, std::env::vars())
+        // A variable that is not UTF-8 cannot be templated in; it is skipped, not a panic.
+        let environment = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Vars::new(explicit, environment)
     }
 
     /// A copy with `layer` consulted before everything else.

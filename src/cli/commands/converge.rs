@@ -13,16 +13,18 @@ use crate::engine::execute::{self, Options, Report};
 use crate::engine::pull::Policy;
 use crate::engine::{Engine, Event};
 use crate::graph::Graph;
+use crate::name::ServicesetName;
+use crate::plan::ActionKind;
 use crate::plan::{self, Observed, Plan};
-use crate::platform::{CreateBody, Expanded};
-use crate::state::{Record, StateDir};
+use crate::platform::{ContainerSpec, Expanded};
+use crate::state::{Record, StateDir, restore_secrets};
 
 pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let began = StdInstant::now();
     let loaded = load(g)?;
-    let name = loaded.expanded.serviceset.clone();
-    let mut session = Session::open(g, args.timeout.timeout, Some(&name)).await?;
-    let recorded = recorded_bodies(&session.state, &name);
+    let name = loaded.name.clone();
+    let mut session = Session::open(g, args.timeout.timeout, Some(&name), "start").await?;
+    let recorded = recorded_specs(&session.state, &name);
     let (plan, report) = converge(
         g,
         &mut session,
@@ -35,6 +37,7 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     if report.failure.is_none() {
         let vars = &loaded.vars;
         let record = Record::new(
+            &name,
             &loaded.file,
             &g.env,
             &loaded.expanded,
@@ -54,41 +57,77 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     finish(g, &plan, &report, began)
 }
 
-/// Re-apply the record before the current one, through the same path as `start`.
-pub async fn rollback(g: &Global, name: &str, timeout: Option<Duration>) -> Outcome {
+/// Re-apply the record before the current one, through the same path as
+/// `start`. It leaves the history only once the rollback succeeded.
+pub async fn rollback(g: &Global, name: &ServicesetName, timeout: Option<Duration>) -> Outcome {
     let began = StdInstant::now();
-    let mut session = Session::open(g, timeout, Some(name)).await?;
-    let Some(mut previous) = session.state.previous(name)? else {
+    let mut session = Session::open(g, timeout, Some(name), "rollback").await?;
+    let Some(previous) = session.state.previous(name)? else {
         return Err(UsageError(format!(
             "serviceset `{name}` has no earlier record to roll back to"
         ))
         .into());
     };
-    let graph = Graph::build(&previous.expanded)?;
-    let recorded = recorded_bodies(&session.state, name);
+    let mut expanded = previous.record.expanded.clone();
+    let graph = Graph::build(&expanded)?;
+    let recorded = recorded_specs(&session.state, name);
+    // The record keeps secret values as digests: take them back from the
+    // containers running now, or from `-e`, matched by digest.
+    let observed = session.engine.list(None).await?;
+    let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
+    put_back_secrets(&session, g, name, &mut expanded, &first).await?;
     let (plan, report) = converge(
         g,
         &mut session,
-        &previous.expanded,
+        &expanded,
         &graph,
         Policy::Missing,
-        |observed| plan::plan(&previous.expanded, &graph, observed, &recorded),
+        |observed| plan::plan(&expanded, &graph, observed, &recorded),
     )
     .await?;
     if report.failure.is_none() {
-        previous.applied_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        previous.stopped = false;
-        session.state.save(&previous)?;
+        session.state.rolled_back(previous)?;
     }
     finish(g, &plan, &report, began)
 }
 
+/// A record keeps secret values as digests: before creating a container
+/// from one, take the values back from the serviceset's containers (backups
+/// included) or from `-e`, matched by digest; refuse if one is missing.
+async fn put_back_secrets(
+    session: &Session,
+    g: &Global,
+    name: &ServicesetName,
+    expanded: &mut Expanded,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let creates: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Recreate))
+        .map(|a| a.container.as_str())
+        .collect();
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let mut candidates = session.engine.serviceset_env_values(name).await?;
+    candidates.extend(g.env.iter().map(|(_, v)| v.clone()));
+    let missing = restore_secrets(expanded, candidates.iter().map(String::as_str), |c| {
+        creates.contains(&c)
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let err = crate::state::Error::SecretsNotStored {
+        serviceset: name.clone(),
+        missing,
+    };
+    Err(UsageError(format!("{err}; or pass each value again with -e KEY=VALUE")).into())
+}
+
 pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     let began = StdInstant::now();
-    let (expanded, graph) = target(g)?;
-    let name = expanded.serviceset.clone();
+    let (name, mut expanded, graph) = target(g)?;
     if let Some(c) = &args.container
         && !graph.contains(c)
     {
@@ -97,7 +136,13 @@ pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
         ))
         .into());
     }
-    let mut session = Session::open(g, args.timeout.timeout, Some(&name)).await?;
+    let mut session = Session::open(g, args.timeout.timeout, Some(&name), "restart").await?;
+    if g.config.is_none() {
+        // From the record: a container to create needs its secret values back.
+        let observed = session.engine.list(None).await?;
+        let first = plan::restart(&expanded, &graph, &observed, args.container.as_deref());
+        put_back_secrets(&session, g, &name, &mut expanded, &first).await?;
+    }
     let (plan, report) = converge(
         g,
         &mut session,
@@ -198,7 +243,7 @@ pub async fn plan(g: &Global) -> Outcome {
         &loaded.expanded,
         &loaded.graph,
         &observed,
-        &recorded_bodies(&state, &loaded.expanded.serviceset),
+        &recorded_specs(&state, &loaded.name),
     )?;
     if g.json {
         print_json(&serde_json::json!({
@@ -222,8 +267,11 @@ fn policy(p: PullPolicy) -> Policy {
     }
 }
 
-/// The create bodies the last `start` applied, to name changed fields.
-fn recorded_bodies(state: &StateDir, serviceset: &str) -> BTreeMap<String, CreateBody> {
+/// The containers the last `start` applied, to name changed fields.
+fn recorded_specs(
+    state: &StateDir,
+    serviceset: &ServicesetName,
+) -> BTreeMap<String, ContainerSpec> {
     state
         .load(serviceset)
         .ok()
@@ -232,7 +280,7 @@ fn recorded_bodies(state: &StateDir, serviceset: &str) -> BTreeMap<String, Creat
             r.expanded
                 .containers
                 .into_iter()
-                .map(|c| (c.name, c.create))
+                .map(|c| (c.name.clone(), c))
                 .collect()
         })
         .unwrap_or_default()

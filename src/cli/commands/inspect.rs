@@ -22,9 +22,14 @@ pub async fn status(g: &Global) -> Outcome {
     // `--name` narrows; ENV_NAME does not (an operator wants the whole host).
     let containers = collect(&engine, g.name.as_deref()).await?;
     let all_ok = containers.iter().all(|c| c.ok);
-    let mut cron = StateDir::new(&g.state_dir).cron_runs();
+    let state = StateDir::new(&g.state_dir);
+    // The daemon skips a record it cannot read; say so here too.
+    for e in state.scan().unreadable {
+        eprintln!("warning: {e}");
+    }
+    let mut cron = state.cron_runs();
     if let Some(name) = &g.name {
-        cron.retain(|s, _| s == name);
+        cron.retain(|s, _| s == name.as_str());
     }
     if g.json {
         print_json(&serde_json::json!({ "ok": all_ok, "containers": containers, "cron": cron }))?;

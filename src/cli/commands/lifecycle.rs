@@ -9,23 +9,23 @@ use crate::engine::Event;
 use crate::engine::stop::stop_in_order;
 
 pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
-    let (expanded, graph) = target(g)?;
-    let session = Session::open(g, args.timeout, Some(&expanded.serviceset)).await?;
+    let (name, expanded, graph) = target(g)?;
+    let session = Session::open(g, args.timeout, Some(&name), "stop").await?;
     let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
     let emit = |e: Event| print_event(&e);
     stop_in_order(&session.engine, &expanded, &graph, &observed, false, &emit).await?;
-    session.state.set_stopped(&expanded.serviceset, true)?;
+    session.state.set_stopped(&name, true)?;
     println!("serviceset {}: stopped", expanded.serviceset);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
-    let (expanded, graph) = target(g)?;
-    let session = Session::open(g, args.timeout, Some(&expanded.serviceset)).await?;
+    let (name, expanded, graph) = target(g)?;
+    let session = Session::open(g, args.timeout, Some(&name), "down").await?;
     let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
     let emit = |e: Event| print_event(&e);
     stop_in_order(&session.engine, &expanded, &graph, &observed, true, &emit).await?;
-    session.state.remove(&expanded.serviceset)?;
+    session.state.remove(&name)?;
     println!(
         "serviceset {}: down, {} containers removed",
         expanded.serviceset,

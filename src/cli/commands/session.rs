@@ -14,6 +14,7 @@ use crate::cli::args::Global;
 use crate::cli::load::{self, Loaded};
 use crate::engine::{Engine, Event};
 use crate::graph::Graph;
+use crate::name::ServicesetName;
 use crate::platform::Expanded;
 use crate::state::{HostLock, StateDir};
 
@@ -28,11 +29,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connect to Docker and, when `lock` names a serviceset, take its host lock.
+    /// Connect to Docker and, when `lock` names a serviceset, take its host
+    /// lock for `operation` (the subcommand, which the lock file names).
     pub async fn open(
         g: &Global,
         timeout: Option<Duration>,
-        lock: Option<&str>,
+        lock: Option<&ServicesetName>,
+        operation: &str,
     ) -> anyhow::Result<Session> {
         let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
         let state = StateDir::new(&g.state_dir);
@@ -40,7 +43,7 @@ impl Session {
         let lock = match lock {
             Some(name) => Some(
                 state
-                    .lock(name, deadline, |holder| {
+                    .lock(name, operation, deadline, |holder| {
                         eprintln!("waiting for the lock on serviceset `{name}`, held by {holder}");
                     })
                     .await?,
@@ -57,14 +60,17 @@ impl Session {
 }
 
 /// The serviceset to act on: from `-c FILE`, else the record of `--name`.
-pub fn target(g: &Global) -> anyhow::Result<(Expanded, Graph)> {
+pub fn target(g: &Global) -> anyhow::Result<(ServicesetName, Expanded, Graph)> {
     if g.config.is_some() {
         let Loaded {
-            expanded, graph, ..
+            name,
+            expanded,
+            graph,
+            ..
         } = load::load(g)?;
-        return Ok((expanded, graph));
+        return Ok((name, expanded, graph));
     }
-    let name = g.name.as_deref().ok_or_else(|| {
+    let name = g.name.as_ref().ok_or_else(|| {
         UsageError(
             "name the serviceset: pass -c FILE, or --name NAME of one telefig started".into(),
         )
@@ -72,7 +78,7 @@ pub fn target(g: &Global) -> anyhow::Result<(Expanded, Graph)> {
     match StateDir::new(&g.state_dir).load(name)? {
         Some(record) => {
             let graph = Graph::build(&record.expanded)?;
-            Ok((record.expanded, graph))
+            Ok((name.clone(), record.expanded, graph))
         }
         None => {
             // A first deploy that failed leaves containers but no record; an
@@ -82,12 +88,12 @@ pub fn target(g: &Global) -> anyhow::Result<(Expanded, Graph)> {
                 g.state_dir.display()
             );
             let expanded = Expanded {
-                serviceset: name.to_owned(),
+                serviceset: name.to_string(),
                 containers: Vec::new(),
                 cron: Vec::new(),
             };
             let graph = Graph::build(&expanded)?;
-            Ok((expanded, graph))
+            Ok((name.clone(), expanded, graph))
         }
     }
 }

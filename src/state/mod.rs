@@ -1,0 +1,163 @@
+//! The state dir (default `/var/lib/telefig`): what telefig keeps between
+//! runs, and nothing else. It owns the files, not the decisions.
+//!
+//! ```text
+//! <dir>/                      0700
+//!   locks/<name>.lock         host lock: pid, subcommand, start time   (lock.rs)
+//!   servicesets/<name>.json   the record of what `start` applied        (record.rs)
+//!   history/<name>/<seq>.json earlier records, for `rollback`           (record.rs)
+//!   cron/<name>.json          the last run of each cron entry           (cron_runs.rs)
+//! ```
+//!
+//! Every directory is 0700 and every file 0600, whatever the umask. Files
+//! are replaced atomically (a synced temporary file renamed over, then the
+//! directory synced). No secret value is written here: secret-looking
+//! environment values are kept as digests (`secrets.rs`).
+
+mod cron_runs;
+mod lock;
+mod record;
+mod secrets;
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use cron_runs::CronRun;
+pub use lock::HostLock;
+pub use record::{HistoryEntry, Record, RecordCache, Scan};
+pub use secrets::{Unrestored, restore_secrets};
+
+use crate::name::ServicesetName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot use state dir {}: {source}; pass --state-dir DIR or fix its permissions", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("timed out after {}s waiting for the lock on serviceset `{serviceset}`, held by {holder}", .waited.as_secs())]
+    LockTimeout {
+        serviceset: ServicesetName,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("the record {} is unreadable ({source}); remove it and run `telefig start` again", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the record of serviceset `{serviceset}` keeps only digests of secret environment values ({}), so telefig cannot create those containers from it; run the deploy again (`telefig start -c FILE -e KEY=VALUE …`)",
+        .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    SecretsNotStored {
+        serviceset: ServicesetName,
+        missing: Vec<Unrestored>,
+    },
+}
+
+/// Directories 0700, files 0600.
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: &Path) -> StateDir {
+        StateDir {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// `<root>/<sub>`, created 0700 (the root too) if missing.
+    fn dir(&self, sub: &str) -> Result<PathBuf, Error> {
+        let dir = self.root.join(sub);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&dir)
+            .map_err(Self::io(&dir))?;
+        // The umask, or an older telefig, may have left them wider.
+        let mut d = dir.as_path();
+        loop {
+            restrict(d, DIR_MODE).map_err(Self::io(d))?;
+            if d == self.root {
+                break;
+            }
+            match d.parent() {
+                Some(p) if p.starts_with(&self.root) => d = p,
+                _ => break,
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Replace `path` atomically and durably: a temporary 0600 file, synced,
+    /// renamed over, then the directory synced so the rename survives a crash.
+    fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = open_private(&tmp, true)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            sync_dir(path)
+        };
+        write().map_err(Self::io(path))
+    }
+
+    /// Remove `path` (absent is fine), then sync its directory.
+    fn remove_durably(path: &Path) -> Result<(), Error> {
+        match fs::remove_file(path) {
+            Ok(()) => sync_dir(path).map_err(Self::io(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Self::io(path)(e)),
+        }
+    }
+}
+
+/// Open (creating) a file that only its owner may read, whatever the umask.
+fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(truncate)
+        .read(true)
+        .write(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    let current = fs::metadata(path)?.permissions().mode() & 0o7777;
+    if current != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}

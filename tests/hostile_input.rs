@@ -1,0 +1,240 @@
+//! Hostile command lines against the real binary: each must exit 2 with a
+//! message, never panic (exit 101), and write nothing outside the state dir.
+//! None of these reach Docker: they fail while reading their input.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Output;
+
+use support::*;
+
+fn run(args: &[&OsStr]) -> Output {
+    let state = scratch_dir("hostile-state");
+    telefig()
+        .args(args)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("run telefig")
+}
+
+fn assert_bad_input(out: &Output, needle: &str, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "{what}: telefig panicked:\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{what}: want exit 2\n{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{what}: stderr lacks {needle:?}:\n{stderr}"
+    );
+    // SPEC §6: the last line on stderr is a one-line summary.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("telefig: failed (exit 2): "),
+        "{what}: last line {last:?}"
+    );
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+#[test]
+fn non_utf8_arguments_exit_2_with_a_message() {
+    let bad = OsStr::from_bytes(b"\xff");
+    let bad_kv = OsStr::from_bytes(b"K=\xff");
+    let bad_name = OsStr::from_bytes(b"web\xff");
+    let conf = scratch_dir("hostile-conf").join("web.conf");
+    std::fs::write(&conf, "web: {docker: {image: x, version: v1}}\n").unwrap();
+    let cases: Vec<(Vec<&OsStr>, &str)> = vec![
+        (
+            vec![os("validate"), os("-c"), bad],
+            "cannot read serviceset file",
+        ),
+        (
+            vec![os("validate"), os("-c"), conf.as_os_str(), os("-e"), bad_kv],
+            "invalid UTF-8",
+        ),
+        (vec![os("stop"), os("--name"), bad_name], "invalid UTF-8"),
+        (
+            vec![os("stop"), os("-c"), bad],
+            "cannot read serviceset file",
+        ),
+        (
+            vec![os("stop"), os("--name"), os("web"), os("--timeout"), bad],
+            "invalid UTF-8",
+        ),
+        (vec![os("rollback"), bad_name], "invalid UTF-8"),
+        (vec![os("logs"), bad_name], "invalid UTF-8"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&args);
+        assert_bad_input(&out, needle, &format!("{args:?}"));
+    }
+}
+
+/// A state dir whose path is not UTF-8 is a usable path; the lock file
+/// recorded `std::env::args()`, which panicked on it.
+#[test]
+fn a_non_utf8_state_dir_does_not_panic() {
+    if !require_docker() {
+        return;
+    }
+    let mut dir = scratch_dir("hostile-bytes").into_os_string();
+    dir.push(OsStr::from_bytes(b"/st\xffate"));
+    let name = run_id();
+    let out = telefig()
+        .args(["stop", "--name", &name, "--state-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(Path::new(&dir).join(format!("locks/{name}.lock")).exists());
+}
+
+#[test]
+fn an_extreme_timeout_exits_2_with_a_message() {
+    for value in [
+        "1e20",
+        "NaN",
+        "18446744073709551616",
+        "99999999999999999999h",
+    ] {
+        let out = run(&[
+            os("stop"),
+            os("--name"),
+            os("web"),
+            os("--timeout"),
+            os(value),
+        ]);
+        assert_bad_input(&out, "is not a duration", value);
+    }
+}
+
+#[test]
+fn a_stop_grace_period_of_1e20_exits_2_from_validate() {
+    let conf = scratch_dir("hostile-grace").join("web.conf");
+    std::fs::write(
+        &conf,
+        "web:\n  docker: {image: x, version: v1, stop_grace_period: 1e20}\n",
+    )
+    .unwrap();
+    let out = run(&[os("validate"), os("-c"), conf.as_os_str()]);
+    assert_bad_input(&out, "web.docker.stop_grace_period", "1e20");
+}
+
+/// The platform file reads durations through the same parser.
+#[test]
+fn a_platform_template_with_an_extreme_duration_exits_2() {
+    let dir = scratch_dir("hostile-platform");
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        "sidecars:\n  logging: {image: \"singer:1\", stop_grace_period: 1e20}\n",
+    )
+    .unwrap();
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
+    )
+    .unwrap();
+    let out = run(&[
+        os("validate"),
+        os("-c"),
+        conf.as_os_str(),
+        os("--platform"),
+        platform.as_os_str(),
+    ]);
+    assert_bad_input(
+        &out,
+        "is not a duration",
+        "platform stop_grace_period: 1e20",
+    );
+}
+
+/// `--name ../../escape --state-dir D/sub` wrote `D/escape.lock`.
+#[test]
+fn a_serviceset_name_cannot_escape_the_state_dir() {
+    let root = scratch_dir("hostile-escape");
+    let state = root.join("a").join("sub");
+    let conf = root.join("web.conf");
+    std::fs::write(&conf, "web: {docker: {image: x, version: v1}}\n").unwrap();
+    let names = [
+        "../../escape",
+        "..",
+        ".",
+        "a/b",
+        "-x",
+        "",
+        "x y",
+        "/etc/passwd",
+    ];
+    for name in names {
+        for cmd in [
+            "stop", "down", "start", "restart", "status", "plan", "validate",
+        ] {
+            let flag = format!("--name={name}");
+            let mut args = vec![os(cmd), os(&flag)];
+            if matches!(cmd, "start" | "plan" | "validate") {
+                args.extend([os("-c"), conf.as_os_str()]);
+            }
+            let out = telefig()
+                .args(&args)
+                .arg("--state-dir")
+                .arg(&state)
+                .output()
+                .unwrap();
+            assert_bad_input(&out, "serviceset name", &format!("{cmd} --name {name:?}"));
+        }
+        let out = telefig()
+            .args(["rollback", "--state-dir"])
+            .arg(&state)
+            .args(["--", name])
+            .output()
+            .unwrap();
+        assert_bad_input(&out, "serviceset name", &format!("rollback {name:?}"));
+    }
+    // $ENV_NAME and the name derived from the file go through the same rule.
+    let out = telefig()
+        .args(["validate", "-c"])
+        .arg(&conf)
+        .env("ENV_NAME", "../../escape")
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "serviceset name", "ENV_NAME=../../escape");
+    let odd = root.join("-odd name.conf");
+    std::fs::write(&odd, "web: {docker: {image: x, version: v1}}\n").unwrap();
+    let out = telefig()
+        .args(["validate", "-c"])
+        .arg(&odd)
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "serviceset name", "a file named `-odd name.conf`");
+    assert_nothing_outside(&root, &state);
+}
+
+/// Every file under `root` lies under `inside` (or is one the test wrote).
+fn assert_nothing_outside(root: &Path, inside: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.starts_with(inside) || path.extension().is_some_and(|e| e == "conf") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                panic!("telefig wrote {} outside its state dir", path.display());
+            }
+        }
+    }
+}
