@@ -78,7 +78,9 @@ pub(super) fn container(
         },
     };
     let restart = &body.host_config.restart_policy.name;
-    if !matches!(place, Place::InitJob | Place::Job) && !matches!(restart.as_str(), "unless-stopped" | "always") {
+    if !matches!(place, Place::InitJob | Place::Job)
+        && !matches!(restart.as_str(), "unless-stopped" | "always")
+    {
         not_mapped.push(format!(
             "restart {restart} of {name} (the Pod restarts it: restartPolicy Always)"
         ));
@@ -120,10 +122,37 @@ pub(super) fn container(
 /// (`SIGINT`); none for what Kubernetes does not name.
 pub(super) fn stop_signal(signal: &str) -> Option<String> {
     const BY_NUMBER: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     let signal = signal.trim().to_ascii_uppercase();
     if let Ok(n) = signal.parse::<usize>() {

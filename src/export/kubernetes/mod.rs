@@ -130,7 +130,11 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
     let start: Vec<&ContainerSpec> = graph
         .start_order()
         .into_iter()
-        .map(|n| expanded.get(n).expect("the graph is built from the expanded containers"))
+        .map(|n| {
+            expanded
+                .get(n)
+                .expect("the graph is built from the expanded containers")
+        })
         .collect();
     let in_service = in_service(&start);
     let service: Vec<&ContainerSpec> = start

@@ -107,14 +107,9 @@ pub(super) fn pod_spec(
         }
     }
     let host_network = host_network(members)?;
-    let graces: Vec<i64> = members.iter().map(|c| c.create.stop_timeout).collect();
-    let grace = graces.iter().copied().max();
-    if graces.iter().any(|g| Some(*g) != grace) {
-        not_mapped.push(format!(
-            "per-container stop grace periods (the Pod has one: the longest, {}s)",
-            grace.unwrap_or_default()
-        ));
-    }
+    // The Pod has one grace period: the longest, so no container is
+    // killed sooner than under telefig.
+    let grace = members.iter().map(|c| c.create.stop_timeout).max();
     let any_lifecycle = init.iter().chain(&regular).any(|c| c.lifecycle.is_some());
     Ok(BuiltPod {
         spec: PodSpec {

@@ -9,9 +9,9 @@ use crate::yaml::{YamlError, to_string};
 
 const HOST_NETWORK: &[&str] = &[
     "As under telefig (network_mode: host), the containers share the node's network:",
-    "their ports bind on the node, so two of these Pods cannot run on one node, and",
-    "rollouts replace Pods without surge. Declare the ports as hostPort (or drop",
-    "hostNetwork and use a Service) so the scheduler knows which nodes are free.",
+    "their ports bind on the node, so two Pods using the same ports cannot share a node",
+    "(the Deployment replaces Pods without surge). Declare the ports as hostPort (or",
+    "drop hostNetwork and use a Service) so the scheduler knows which nodes are free.",
 ];
 const HOST_PATH: &[&str] = &[
     "A directory of whichever node runs the Pod, as the bind was on the host:",
@@ -29,19 +29,31 @@ pub fn to_yaml(manifest: &Manifest) -> Result<String, YamlError> {
     for object in &manifest.objects {
         let (head, text) = match object {
             Object::Secret(s) => (
-                format!("Secret {}: the serviceset's secret environment values", name(&s.metadata)),
+                format!(
+                    "Secret {}: the serviceset's secret environment values",
+                    name(&s.metadata)
+                ),
                 to_string(s)?,
             ),
             Object::Deployment(d) => (
-                format!("Deployment {}: the long-running containers", name(&d.metadata)),
+                format!(
+                    "Deployment {}: the long-running containers",
+                    name(&d.metadata)
+                ),
                 to_string(d)?,
             ),
             Object::Job(j) => (
-                format!("Job {}: a job nothing long-running waits for", name(&j.metadata)),
+                format!(
+                    "Job {}: a job nothing long-running waits for",
+                    name(&j.metadata)
+                ),
                 to_string(j)?,
             ),
             Object::CronJob(c) => (
-                format!("CronJob {}: a cron entry of the serviceset", name(&c.metadata)),
+                format!(
+                    "CronJob {}: a cron entry of the serviceset",
+                    name(&c.metadata)
+                ),
                 to_string(c)?,
             ),
         };

@@ -388,7 +388,15 @@ web:
     let spec = &crons[0].spec;
     assert_eq!(spec.schedule, "30 2 * * *");
     assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
-    let pod = spec.job_template.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = spec
+        .job_template
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
     let c = &pod.containers[0];
     assert_eq!(c.image.as_deref(), Some("reg.test/web:v1"));
     assert_eq!(
@@ -406,7 +414,11 @@ web:
         poke.command.as_deref(),
         Some(&["/bin/poke".to_owned(), "--now".to_owned()][..])
     );
-    assert!(m.not_mapped.iter().any(|n| n.contains("often")), "{:?}", m.not_mapped);
+    assert!(
+        m.not_mapped.iter().any(|n| n.contains("often")),
+        "{:?}",
+        m.not_mapped
+    );
 }
 
 #[test]
@@ -445,7 +457,11 @@ fn stop_signals_are_kubernetes_names() {
     let spec = pod_spec(export(set).unwrap());
     let lifecycle = spec.containers[0].lifecycle.as_ref().unwrap();
     assert_eq!(lifecycle.stop_signal.as_deref(), Some("SIGQUIT"));
-    assert_eq!(spec.os.unwrap().name, "linux", "stopSignal needs the Pod's OS");
+    assert_eq!(
+        spec.os.unwrap().name,
+        "linux",
+        "stopSignal needs the Pod's OS"
+    );
 }
 
 #[test]
