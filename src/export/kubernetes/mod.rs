@@ -93,10 +93,10 @@ impl Default for Options {
 /// One Kubernetes object of the export.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
-    Secret(Secret),
-    Deployment(Deployment),
-    Job(Job),
-    CronJob(CronJob),
+    Secret(Box<Secret>),
+    Deployment(Box<Deployment>),
+    Job(Box<Job>),
+    CronJob(Box<CronJob>),
 }
 
 /// The objects, in the order to apply them, and what was left out.
@@ -124,7 +124,7 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
     let mut objects = Vec::new();
     let mut not_mapped = Vec::new();
     if let Some(secret) = secrets.object(object_meta(set, ns, set, BTreeMap::new())) {
-        objects.push(Object::Secret(secret));
+        objects.push(Object::Secret(Box::new(secret)));
     }
 
     let start: Vec<&ContainerSpec> = graph
@@ -144,10 +144,13 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
         .collect();
     if !service.is_empty() {
         let pod = pod_spec(&service, PodKind::Service, &secrets)?;
-        let template = template(set, set, &service, &pod, &mut not_mapped);
         let host_network = pod.spec.host_network == Some(true);
         let annotations = annotations(&pod, &mut not_mapped);
-        objects.push(Object::Deployment(Deployment {
+        let template = PodTemplateSpec {
+            metadata: Some(pod_meta(set, set, &service, &mut not_mapped)),
+            spec: Some(pod.spec),
+        };
+        objects.push(Object::Deployment(Box::new(Deployment {
             metadata: object_meta(set, ns, set, annotations),
             spec: DeploymentSpec {
                 replicas: Some(options.replicas),
@@ -164,14 +167,11 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
                         max_unavailable: Some(IntOrString::Int(1)),
                     }),
                 }),
-                template: PodTemplateSpec {
-                    metadata: Some(template.0),
-                    spec: Some(template.1),
-                },
+                template,
                 ..Default::default()
             },
             status: None,
-        }));
+        })));
     }
 
     // A job another job waits for runs inside that job's Job.
@@ -188,20 +188,20 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
         check_name(&name, NameKind::Object)?;
         let members = job_members(job, &start);
         let pod = pod_spec(&members, PodKind::Job, &secrets)?;
-        let template = template(set, &name, &members, &pod, &mut not_mapped);
         let annotations = annotations(&pod, &mut not_mapped);
-        objects.push(Object::Job(Job {
+        let template = PodTemplateSpec {
+            metadata: Some(pod_meta(set, &name, &members, &mut not_mapped)),
+            spec: Some(pod.spec),
+        };
+        objects.push(Object::Job(Box::new(Job {
             metadata: object_meta(&name, ns, set, annotations),
             spec: Some(JobSpec {
                 backoff_limit: Some(job_retries(job)),
-                template: PodTemplateSpec {
-                    metadata: Some(template.0),
-                    spec: Some(template.1),
-                },
+                template,
                 ..Default::default()
             }),
             status: None,
-        }));
+        })));
     }
 
     let mut taken = BTreeSet::new();
@@ -214,7 +214,7 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
             n += 1;
         }
         let job = cron::cron_job(expanded, &entry, &name, &secrets, options, &mut not_mapped)?;
-        objects.extend(job.map(Object::CronJob));
+        objects.extend(job.map(|c| Object::CronJob(Box::new(c))));
     }
     Ok(Manifest {
         objects,
@@ -270,20 +270,6 @@ fn job_retries(job: &ContainerSpec) -> i32 {
         ("on-failure", Some(n)) => i32::try_from(n).unwrap_or(i32::MAX),
         _ => 0,
     }
-}
-
-fn template(
-    set: &str,
-    workload: &str,
-    members: &[&ContainerSpec],
-    pod: &BuiltPod,
-    not_mapped: &mut Vec<String>,
-) -> (
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    k8s_openapi::api::core::v1::PodSpec,
-) {
-    let meta = pod_meta(set, workload, members, not_mapped);
-    (meta, pod.spec.clone())
 }
 
 /// The ordering and not-mapped annotations of a workload; its notes are

@@ -73,7 +73,7 @@ fn export(set: &str) -> Result<Deployment, Error> {
         .objects
         .into_iter()
         .find_map(|o| match o {
-            Object::Deployment(d) => Some(d),
+            Object::Deployment(d) => Some(*d),
             _ => None,
         })
         .expect("a Deployment"))
@@ -313,7 +313,7 @@ fn jobs(m: &Manifest) -> Vec<&k8s_openapi::api::batch::v1::Job> {
     m.objects
         .iter()
         .filter_map(|o| match o {
-            Object::Job(j) => Some(j),
+            Object::Job(j) => Some(&**j),
             _ => None,
         })
         .collect()
