@@ -487,3 +487,33 @@ web:
     assert_eq!(annotations[super::ANNOTATION_CONTAINERS], "web: main");
     assert!(m.not_mapped.iter().any(|n| n.contains("label bad key!")));
 }
+
+#[test]
+fn names_labels_and_keys_follow_kubernetes_rules() {
+    use super::names::{dns_label, is_label_key, is_label_value, secret_key};
+    let cases = [
+        ("VtctldPeriodicMonitoring", "vtctld-periodic-monitoring"),
+        ("reports_nightly.v2", "reports-nightly-v2"),
+        ("--x--", "x"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(dns_label(text, 52), want, "{text}");
+    }
+    assert_eq!(dns_label(&"a".repeat(80), 52).len(), 52);
+    for key in ["team", "telefig.serviceset", "example.com/tier", "a_b.c-d"] {
+        assert!(is_label_key(key), "{key}");
+    }
+    for key in [
+        "",
+        "bad key",
+        "Example.com/x",
+        "a/b/c",
+        "-x",
+        &"k".repeat(64),
+    ] {
+        assert!(!is_label_key(key), "{key}");
+    }
+    assert!(is_label_value("") && is_label_value("v1.2_3"));
+    assert!(!is_label_value("has spaces") && !is_label_value("x-"));
+    assert_eq!(secret_key("A$B.c-d"), "A_B.c-d");
+}
