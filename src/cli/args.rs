@@ -64,7 +64,7 @@ pub enum Command {
     Status,
     /// Show what `start` would do, and why.
     Plan,
-    /// Print the expanded containers (Engine API create bodies, or a Kubernetes Pod).
+    /// Print the expanded containers (Engine API create bodies, or Kubernetes objects).
     Render(RenderArgs),
     /// Parse, template, expand and order the serviceset; no Docker needed.
     Validate,
@@ -125,13 +125,19 @@ pub struct RenderArgs {
     /// What to print.
     #[arg(long, value_enum, default_value_t = RenderFormat::Engine)]
     pub format: RenderFormat,
+    /// With --format kubernetes: the Deployment's replicas.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: Option<i32>,
+    /// With --format kubernetes: the namespace of every object.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RenderFormat {
     /// Docker Engine API create bodies plus the name.
     Engine,
-    /// A Kubernetes Pod manifest (for when one host is outgrown).
+    /// Kubernetes objects: Deployment, Jobs, CronJobs, Secret (for when one host is outgrown).
     Kubernetes,
 }
 

@@ -1,11 +1,12 @@
 //! `export`: an expanded serviceset in another orchestrator's terms, for
 //! when one host is outgrown. It reads the model `platform` and `graph`
-//! produce, talks to nothing, and prints nothing: `kubernetes::pod`
+//! produce, talks to nothing, and prints nothing: `kubernetes::export`
 //! returns typed objects, the `render` command prints them.
 //!
 //! What cannot be expressed is an [`Error`] that names the container and
 //! the way out; what has no equivalent but changes little (a CPU set, a
-//! user given by name) is listed in an annotation of the result.
+//! user given by name) is listed in an annotation of the result and
+//! returned for the command to print on stderr.
 //!
 //! The Kubernetes export (and the k8s-openapi crate) is the cargo feature
 //! `kubernetes`, on by default; `--no-default-features` leaves it out.
@@ -34,10 +35,6 @@ pub enum Error {
         "`{container}` mounts `{bind}`, a named Docker volume or an incomplete bind: a Pod here takes host paths only; write it as `/host/path:/container/path[:ro]`"
     )]
     Bind { container: String, bind: String },
-    #[error(
-        "serviceset `{0}` has only jobs: a Pod needs a long-running container; run the jobs as a Kubernetes Job instead"
-    )]
-    OnlyJobs(String),
     #[error(
         "`{first}` uses network mode `{first_mode}` but `{second}` uses `{second_mode}`: a Pod has one network namespace; give every container the same network_mode"
     )]

@@ -36,7 +36,13 @@ pub fn validate(g: &Global) -> Outcome {
 
 pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
     if args.format == RenderFormat::Kubernetes {
-        return render_kubernetes(g);
+        return render_kubernetes(g, args);
+    }
+    if args.replicas.is_some() || args.namespace.is_some() {
+        return Err(crate::cli::UsageError(
+            "--replicas and --namespace apply to --format kubernetes only".into(),
+        )
+        .into());
     }
     let loaded = load(g)?;
     let rendered: Vec<_> = loaded
@@ -49,25 +55,34 @@ pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The objects on stdout; what could not be mapped, one line each, on stderr.
 #[cfg(feature = "kubernetes")]
-fn render_kubernetes(g: &Global) -> Outcome {
+fn render_kubernetes(g: &Global, args: &RenderArgs) -> Outcome {
+    use crate::export::kubernetes::{Options, export, to_yaml};
     let loaded = load(g)?;
-    // What a Pod cannot express is a problem with the input: exit 2.
-    let pod = crate::export::kubernetes::pod(&loaded.expanded, &loaded.graph).map_err(|e| {
+    let options = Options {
+        replicas: args.replicas.unwrap_or(1),
+        namespace: args.namespace.clone(),
+    };
+    // What Kubernetes cannot express is a problem with the input: exit 2.
+    let manifest = export(&loaded.expanded, &loaded.graph, &options).map_err(|e| {
         crate::cli::UsageError(format!(
-            "cannot render {} as a Kubernetes Pod: {e}",
+            "cannot render {} as Kubernetes objects: {e}",
             loaded.file.display()
         ))
     })?;
-    let yaml = crate::yaml::to_string(&pod)
-        .map_err(|e| anyhow::anyhow!("cannot print the Pod as YAML: {e}"))?;
+    let yaml = to_yaml(&manifest)
+        .map_err(|e| anyhow::anyhow!("cannot print the Kubernetes objects as YAML: {e}"))?;
     print!("{yaml}");
+    for note in &manifest.not_mapped {
+        eprintln!("telefig: not mapped to Kubernetes: {note}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Built with `--no-default-features`: the export is not in this binary.
 #[cfg(not(feature = "kubernetes"))]
-fn render_kubernetes(_: &Global) -> Outcome {
+fn render_kubernetes(_: &Global, _: &RenderArgs) -> Outcome {
     Err(crate::cli::UsageError(
         "this telefig was built without the Kubernetes export (cargo feature `kubernetes`): \
          use a build with default features, or render --format engine"

@@ -1,24 +1,29 @@
 //! One expanded container as a Kubernetes `Container`: image, command,
-//! environment (secret values masked), resources, security context, and
-//! the mounts and probes built by `volumes` and `probes`.
+//! environment (secret values as references to the serviceset's Secret),
+//! resources, security context, stop signal, and the mounts and probes
+//! built by `volumes` and `probes`.
 //! What has no equivalent is pushed onto the `not_mapped` list.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, ResourceRequirements, SecurityContext,
+    Capabilities, Container, EnvVar, Lifecycle, ResourceRequirements, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::probes::{Startup, exec_command, probes};
+use super::secrets::Secrets;
 use super::volumes::Volumes;
 use super::{Error, Place};
-use crate::platform::{ContainerSpec, HostConfig, mask_env_entry};
+use crate::platform::{ContainerSpec, HostConfig};
 
+/// `spec` as a container placed at `place`; `held` when a dependent waits
+/// for it to be healthy.
 pub(super) fn container(
     spec: &ContainerSpec,
     place: Place,
     held: bool,
+    secrets: &Secrets,
     volumes: &mut Volumes,
     not_mapped: &mut Vec<String>,
 ) -> Result<Container, Error> {
@@ -31,12 +36,12 @@ pub(super) fn container(
     for (path, options) in &body.host_config.tmpfs {
         mounts.push(volumes.tmpfs(name, path, options, not_mapped));
     }
-    let env: Vec<EnvVar> = body.env.iter().map(|e| env_var(e)).collect();
+    let env: Vec<EnvVar> = body.env.iter().map(|e| secrets.env_var(name, e)).collect();
     let (readiness, liveness, startup) = match (&body.healthcheck, place) {
-        (Some(hc), Place::Job) => {
+        (Some(hc), Place::InitJob | Place::Job) => {
             if exec_command(&hc.test).is_some() {
                 not_mapped.push(format!(
-                    "healthcheck of {name} (init containers take no probes)"
+                    "healthcheck of {name} (a container that runs to completion takes no probes)"
                 ));
             }
             (None, None, None)
@@ -51,13 +56,31 @@ pub(super) fn container(
             "cpuset_cpus {cpus} of {name} (use the kubelet's static CPU manager)"
         ));
     }
-    if let Some(signal) = &body.stop_signal {
-        not_mapped.push(format!(
-            "stop_signal {signal} of {name} (the kubelet sends SIGTERM)"
-        ));
-    }
+    let lifecycle = match (&body.stop_signal, place) {
+        (None, _) => None,
+        (Some(signal), Place::InitJob) => {
+            not_mapped.push(format!(
+                "stop_signal {signal} of {name} (an init container takes no lifecycle; the kubelet sends SIGTERM)"
+            ));
+            None
+        }
+        (Some(signal), _) => match stop_signal(signal) {
+            Some(signal) => Some(Lifecycle {
+                stop_signal: Some(signal),
+                ..Default::default()
+            }),
+            None => {
+                not_mapped.push(format!(
+                    "stop_signal {signal} of {name} (not a signal Kubernetes names; the kubelet sends SIGTERM)"
+                ));
+                None
+            }
+        },
+    };
     let restart = &body.host_config.restart_policy.name;
-    if place != Place::Job && !matches!(restart.as_str(), "unless-stopped" | "always") {
+    if !matches!(place, Place::InitJob | Place::Job)
+        && !matches!(restart.as_str(), "unless-stopped" | "always")
+    {
         not_mapped.push(format!(
             "restart {restart} of {name} (the Pod restarts it: restartPolicy Always)"
         ));
@@ -87,6 +110,7 @@ pub(super) fn container(
         ),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         restart_policy: (place == Place::NativeSidecar).then(|| "Always".to_owned()),
+        lifecycle,
         readiness_probe: readiness,
         liveness_probe: liveness,
         startup_probe: startup,
@@ -94,15 +118,63 @@ pub(super) fn container(
     })
 }
 
-/// `KEY=VALUE`, the value masked when the key looks secret (as `render` does).
-fn env_var(entry: &str) -> EnvVar {
-    let masked = mask_env_entry(entry);
-    let (name, value) = masked.split_once('=').unwrap_or((&masked, ""));
-    EnvVar {
-        name: name.to_owned(),
-        value: Some(value.to_owned()),
-        value_from: None,
+/// Docker's stop signal (`SIGINT`, `INT`, `2`) as Kubernetes names it
+/// (`SIGINT`); none for what Kubernetes does not name.
+pub(super) fn stop_signal(signal: &str) -> Option<String> {
+    const BY_NUMBER: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    let signal = signal.trim().to_ascii_uppercase();
+    if let Ok(n) = signal.parse::<usize>() {
+        return BY_NUMBER.get(n.checked_sub(1)?).map(|s| (*s).to_owned());
     }
+    let named = if signal.starts_with("SIG") {
+        signal
+    } else {
+        format!("SIG{signal}")
+    };
+    let realtime = named
+        .strip_prefix("SIGRTMIN+")
+        .or_else(|| named.strip_prefix("SIGRTMAX-"))
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| (1..=14).contains(&n));
+    (BY_NUMBER.contains(&named.as_str())
+        || realtime
+        || named == "SIGRTMIN"
+        || named == "SIGRTMAX"
+        || named == "SIGIOT"
+        || named == "SIGPOLL")
+        .then_some(named)
 }
 
 fn resources(host: &HostConfig) -> Option<ResourceRequirements> {

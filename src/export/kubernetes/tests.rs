@@ -1,15 +1,19 @@
-//! The Pod built from a card service and the edge cases, checked field by
-//! field; `tests/render_kubernetes.rs` covers the printed YAML.
+//! The objects built from a card service and the edge cases, checked
+//! field by field; `tests/render_kubernetes.rs` covers the printed YAML,
+//! its golden text and the validation against Kubernetes' schemas.
 
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::containers::bytes_quantity;
 use super::probes::{Startup, probes};
 use super::volumes::Volumes;
-use super::{ANNOTATION_NOT_MAPPED, ANNOTATION_ORDERING, Error, pod};
+use super::{
+    ANNOTATION_NOT_MAPPED, ANNOTATION_ORDERING, Error, Manifest, Object, Options, export as build,
+};
 use crate::graph::Graph;
 use crate::platform::{HealthConfig, LABEL_SERVICESET, Platform, expand};
 use crate::spec::{self, Vars};
@@ -53,13 +57,30 @@ web:
     discovery: {port: 8080}
 "#;
 
-fn export(set: &str) -> Result<Pod, Error> {
+fn manifest(set: &str) -> Result<Manifest, Error> {
     let vars = Vars::new([], []);
     let set = spec::parse(Path::new("s.conf"), set, &vars).unwrap();
     let platform = Platform::parse(Path::new("p.yaml"), PLATFORM).unwrap();
     let expanded = expand(&set, "shop", &platform, &vars).unwrap();
     let graph = Graph::build(&expanded).unwrap();
-    pod(&expanded, &graph)
+    build(&expanded, &graph, &Options::default())
+}
+
+/// The Deployment of `set`.
+fn export(set: &str) -> Result<Deployment, Error> {
+    let manifest = manifest(set)?;
+    Ok(manifest
+        .objects
+        .into_iter()
+        .find_map(|o| match o {
+            Object::Deployment(d) => Some(*d),
+            _ => None,
+        })
+        .expect("a Deployment"))
+}
+
+fn pod_spec(d: Deployment) -> PodSpec {
+    d.spec.template.spec.unwrap()
 }
 
 fn names(containers: &[Container]) -> Vec<&str> {
@@ -68,13 +89,14 @@ fn names(containers: &[Container]) -> Vec<&str> {
 
 #[test]
 fn card_service_becomes_native_sidecars_around_the_main_container() {
-    let pod = export(CARD).unwrap();
-    assert_eq!(pod.metadata.name.as_deref(), Some("shop"));
+    let deployment = export(CARD).unwrap();
+    assert_eq!(deployment.metadata.name.as_deref(), Some("shop"));
     assert_eq!(
-        pod.metadata.labels.as_ref().unwrap()[LABEL_SERVICESET],
+        deployment.metadata.labels.as_ref().unwrap()[LABEL_SERVICESET],
         "shop"
     );
-    let spec = pod.spec.unwrap();
+    let annotations = deployment.metadata.annotations.clone().unwrap();
+    let spec = pod_spec(deployment);
     assert_eq!(spec.host_network, Some(true));
     assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
     assert_eq!(spec.termination_grace_period_seconds, Some(30));
@@ -85,16 +107,21 @@ fn card_service_becomes_native_sidecars_around_the_main_container() {
             .all(|c| c.restart_policy.as_deref() == Some("Always"))
     );
     assert_eq!(names(&spec.containers), ["web", "web-discovery"]);
-    let ordering = &pod.metadata.annotations.unwrap()[ANNOTATION_ORDERING];
+    let ordering = &annotations[ANNOTATION_ORDERING];
     assert!(
         ordering.contains("web-discovery once web is healthy"),
         "{ordering}"
+    );
+    // Discovery is Ready only once web is: it carries web's health check.
+    assert_eq!(
+        spec.containers[1].readiness_probe,
+        spec.containers[0].readiness_probe
     );
 }
 
 #[test]
 fn main_container_fields() {
-    let spec = export(CARD).unwrap().spec.unwrap();
+    let spec = pod_spec(export(CARD).unwrap());
     let web = &spec.containers[0];
     assert_eq!(web.image.as_deref(), Some("reg.test/web:v1"));
     assert_eq!(web.command.as_deref(), Some(&["/bin/web".to_owned()][..]));
@@ -109,7 +136,13 @@ fn main_container_fields() {
             .and_then(|e| e.value.clone())
     };
     assert_eq!(value("A").as_deref(), Some("1"));
-    assert_eq!(value("DB_PASSWORD").as_deref(), Some("<masked>"));
+    let secret = env.iter().find(|e| e.name == "DB_PASSWORD").unwrap();
+    assert_eq!(secret.value, None);
+    let reference = secret.value_from.as_ref().unwrap().secret_key_ref.as_ref();
+    assert_eq!(
+        reference.map(|r| (r.name.as_str(), r.key.as_str())),
+        Some(("shop", "DB_PASSWORD"))
+    );
     let limits = web.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!(limits["memory"], Quantity("512Mi".into()));
     assert_eq!(limits["cpu"], Quantity("1500m".into()));
@@ -142,7 +175,7 @@ fn main_container_fields() {
 
 #[test]
 fn healthcheck_becomes_probes() {
-    let spec = export(CARD).unwrap().spec.unwrap();
+    let spec = pod_spec(export(CARD).unwrap());
     let web = &spec.containers[0];
     let readiness = web.readiness_probe.as_ref().unwrap();
     assert_eq!(
@@ -208,7 +241,7 @@ web:
   depends_on: {migrate: {condition: completed}}
   sidecars: {logging: ~}
 "#;
-    let spec = export(set).unwrap().spec.unwrap();
+    let spec = pod_spec(export(set).unwrap());
     let init = spec.init_containers.unwrap();
     assert_eq!(names(&init), ["migrate", "web-logging"]);
     assert_eq!(init[0].restart_policy, None);
@@ -217,7 +250,7 @@ web:
 }
 
 #[test]
-fn what_a_pod_cannot_express_is_an_error() {
+fn what_kubernetes_cannot_express_is_an_error() {
     let job_after_main = r#"
 db:
   docker: {image: db, version: v1}
@@ -225,6 +258,9 @@ seed:
   kind: job
   docker: {image: seed, version: v1}
   depends_on: [db]
+web:
+  docker: {image: web, version: v1}
+  depends_on: {seed: {condition: completed}}
 "#;
     assert_eq!(
         export(job_after_main).unwrap_err(),
@@ -232,11 +268,6 @@ seed:
             container: "seed".into(),
             dependency: "db".into()
         }
-    );
-    let only_jobs = "seed:\n  kind: job\n  docker: {image: seed, version: v1}\n";
-    assert_eq!(
-        export(only_jobs).unwrap_err(),
-        Error::OnlyJobs("shop".into())
     );
     let named_volume = "web:\n  docker: {image: web, version: v1, volumes: [\"data:/data\"]}\n";
     assert!(matches!(export(named_volume), Err(Error::Bind { .. })));
@@ -253,12 +284,12 @@ seed:
 #[test]
 fn unmapped_settings_are_listed() {
     let set = "web:\n  docker: {image: web, version: v1, user: prod, cpuset_cpus: \"0-3\"}\n";
-    let pod = export(set).unwrap();
-    let notes = &pod.metadata.annotations.unwrap()[ANNOTATION_NOT_MAPPED];
+    let deployment = export(set).unwrap();
+    let notes = &deployment.metadata.annotations.unwrap()[ANNOTATION_NOT_MAPPED];
     assert!(notes.contains("user prod of web"), "{notes}");
     assert!(notes.contains("cpuset_cpus 0-3 of web"), "{notes}");
     let numeric = "web:\n  docker: {image: web, version: v1, user: \"1000:2000\"}\n";
-    let web = &export(numeric).unwrap().spec.unwrap().containers[0];
+    let web = &pod_spec(export(numeric).unwrap()).containers[0];
     let ctx = web.security_context.as_ref().unwrap();
     assert_eq!(
         (ctx.run_as_user, ctx.run_as_group),
@@ -276,4 +307,213 @@ fn volume_names_are_labels_and_unique() {
     assert_eq!(names, ["host-x-y", "host-x-y-2"]);
     assert_eq!(bytes_quantity(1000), "1000");
     assert_eq!(bytes_quantity(3 << 30), "3Gi");
+}
+
+fn jobs(m: &Manifest) -> Vec<&k8s_openapi::api::batch::v1::Job> {
+    m.objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Job(j) => Some(&**j),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn standalone_jobs_are_jobs_with_their_job_dependencies_first() {
+    let set = r#"
+schema:
+  kind: job
+  docker: {image: schema, version: v1}
+seed:
+  kind: job
+  docker: {image: seed, version: v1}
+  depends_on: {schema: {condition: completed}, db: {condition: healthy}}
+db:
+  docker: {image: db, version: v1}
+"#;
+    let m = manifest(set).unwrap();
+    let jobs = jobs(&m);
+    assert_eq!(jobs.len(), 1, "schema runs inside seed's Job");
+    let job = jobs[0];
+    assert_eq!(job.metadata.name.as_deref(), Some("shop-seed"));
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.backoff_limit, Some(0));
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(names(pod.init_containers.as_deref().unwrap()), ["schema"]);
+    assert_eq!(names(&pod.containers), ["seed"]);
+    // Waiting for db cannot be held in a Job: said, not dropped.
+    assert!(
+        m.not_mapped
+            .iter()
+            .any(|n| n.contains("seed once db is healthy")),
+        "{:?}",
+        m.not_mapped
+    );
+    // A serviceset of jobs only has no Deployment.
+    let only = manifest("seed:\n  kind: job\n  docker: {image: seed, version: v1}\n").unwrap();
+    assert!(matches!(only.objects.as_slice(), [Object::Job(_)]));
+}
+
+#[test]
+fn cron_entries_are_cron_jobs_that_never_overlap() {
+    let set = r#"
+web:
+  docker: {image: web, version: v1, environment: [API_KEY=k]}
+  sidecars:
+    cron:
+      - name: WebNightly
+        schedule: "30 2 * * *"
+        command: ["/bin/report", "--nightly"]
+        user: root
+      - name: poke
+        schedule: "@hourly"
+        command: docker exec -i web /bin/poke --now
+      - name: often
+        schedule: "@every 10s"
+        command: ["/bin/true"]
+"#;
+    let m = manifest(set).unwrap();
+    let crons: Vec<_> = m
+        .objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::CronJob(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let cron_names: Vec<_> = crons.iter().map(|c| c.metadata.name.as_deref()).collect();
+    assert_eq!(cron_names, [Some("shop-web-nightly"), Some("shop-poke")]);
+    let spec = &crons[0].spec;
+    assert_eq!(spec.schedule, "30 2 * * *");
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let pod = spec
+        .job_template
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("reg.test/web:v1"));
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["/bin/report".to_owned(), "--nightly".to_owned()][..])
+    );
+    assert_eq!(c.args, None);
+    assert_eq!(c.security_context.as_ref().unwrap().run_as_user, Some(0));
+    let env = c.env.as_ref().unwrap();
+    assert!(env.iter().any(|e| e.name == "API_KEY" && e.value.is_none()));
+    // `docker exec -i web cmd` runs cmd in web's image.
+    let poke = crons[1].spec.job_template.spec.as_ref().unwrap();
+    let poke = &poke.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        poke.command.as_deref(),
+        Some(&["/bin/poke".to_owned(), "--now".to_owned()][..])
+    );
+    assert!(
+        m.not_mapped.iter().any(|n| n.contains("often")),
+        "{:?}",
+        m.not_mapped
+    );
+}
+
+#[test]
+fn secret_lists_keys_without_values() {
+    let set = r#"
+aa:
+  docker: {image: a, version: v1, environment: [DB_PASSWORD=pw-one, SHARED_TOKEN=tok-same, PLAIN=x]}
+bb:
+  docker: {image: b, version: v1, environment: [DB_PASSWORD=pw-two, SHARED_TOKEN=tok-same]}
+"#;
+    let m = manifest(set).unwrap();
+    let Object::Secret(secret) = &m.objects[0] else {
+        panic!("the Secret comes first: {:?}", m.objects[0]);
+    };
+    let data = secret.string_data.as_ref().unwrap();
+    let keys: Vec<_> = data.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["SHARED_TOKEN", "aa.DB_PASSWORD", "bb.DB_PASSWORD"]);
+    assert!(data.values().all(String::is_empty));
+    let text = super::to_yaml(&m).unwrap();
+    for value in ["pw-one", "pw-two", "tok-same"] {
+        assert!(!text.contains(value), "{value} leaked:\n{text}");
+    }
+    assert!(text.contains("# Keys only"), "{text}");
+}
+
+#[test]
+fn stop_signals_are_kubernetes_names() {
+    use super::containers::stop_signal;
+    assert_eq!(stop_signal("SIGINT").as_deref(), Some("SIGINT"));
+    assert_eq!(stop_signal("quit").as_deref(), Some("SIGQUIT"));
+    assert_eq!(stop_signal("15").as_deref(), Some("SIGTERM"));
+    assert_eq!(stop_signal("SIGRTMIN+3").as_deref(), Some("SIGRTMIN+3"));
+    assert_eq!(stop_signal("SIGNOPE"), None);
+    assert_eq!(stop_signal("0"), None);
+    let set = "web:\n  docker: {image: web, version: v1, stop_signal: SIGQUIT}\n";
+    let spec = pod_spec(export(set).unwrap());
+    let lifecycle = spec.containers[0].lifecycle.as_ref().unwrap();
+    assert_eq!(lifecycle.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(
+        spec.os.unwrap().name,
+        "linux",
+        "stopSignal needs the Pod's OS"
+    );
+}
+
+#[test]
+fn labels_become_labels_or_annotations() {
+    let set = r#"
+web:
+  docker:
+    image: web
+    version: v1
+    labels: {team: data, note: "has spaces", "bad key!": x}
+"#;
+    let m = manifest(set).unwrap();
+    let Object::Deployment(d) = &m.objects[0] else {
+        panic!("a Deployment")
+    };
+    let meta = d.spec.template.metadata.as_ref().unwrap();
+    let labels = meta.labels.as_ref().unwrap();
+    assert_eq!(labels["team"], "data");
+    assert_eq!(labels[LABEL_SERVICESET], "shop");
+    assert_eq!(labels[super::LABEL_WORKLOAD], "shop");
+    let annotations = meta.annotations.as_ref().unwrap();
+    assert_eq!(annotations["note"], "has spaces");
+    assert_eq!(annotations[super::ANNOTATION_CONTAINERS], "web: main");
+    assert!(m.not_mapped.iter().any(|n| n.contains("label bad key!")));
+}
+
+#[test]
+fn names_labels_and_keys_follow_kubernetes_rules() {
+    use super::names::{dns_label, is_label_key, is_label_value, secret_key};
+    let cases = [
+        ("VtctldPeriodicMonitoring", "vtctld-periodic-monitoring"),
+        ("reports_nightly.v2", "reports-nightly-v2"),
+        ("--x--", "x"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(dns_label(text, 52), want, "{text}");
+    }
+    assert_eq!(dns_label(&"a".repeat(80), 52).len(), 52);
+    for key in ["team", "telefig.serviceset", "example.com/tier", "a_b.c-d"] {
+        assert!(is_label_key(key), "{key}");
+    }
+    for key in [
+        "",
+        "bad key",
+        "Example.com/x",
+        "a/b/c",
+        "-x",
+        &"k".repeat(64),
+    ] {
+        assert!(!is_label_key(key), "{key}");
+    }
+    assert!(is_label_value("") && is_label_value("v1.2_3"));
+    assert!(!is_label_value("has spaces") && !is_label_value("x-"));
+    assert_eq!(secret_key("A$B.c-d"), "A_B.c-d");
 }
