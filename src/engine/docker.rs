@@ -1,6 +1,7 @@
 //! The bollard calls, one method each, with errors that say what and on what.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -12,19 +13,29 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
+use super::bounds::{Deadline, Limit, bounded};
 use super::status::rfc3339_nanos;
-use super::{Error, status_is};
+use super::{Error, credentials, status_is};
 use crate::plan::{Health, Observed, RunState, Timing};
-use crate::platform::{CreateBody, LABEL_SERVICESET};
+use crate::platform::{CreateBody, LABEL_SERVICESET, Reference};
 
 /// Longest a single request may wait for response headers. Stop calls wait
 /// out the grace period before Docker answers, so this must exceed it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// A connection to dockerd. Clones share the connection, the limit on
+/// concurrent calls and what is known of local images.
 #[derive(Clone)]
 pub struct Engine {
     /// Visible to the other `engine` files, nowhere else.
     pub(super) docker: Docker,
+    limit: Limit,
+    /// Every call must answer by then (the operation's `--timeout`).
+    deadline: Option<Deadline>,
+    /// Digest-pinned references present only under another registry's
+    /// name (pulled through a mirror): a digest cannot be tagged, so the
+    /// container is created from the name the content is present under.
+    local_names: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// A piece of a container's output.
@@ -82,7 +93,43 @@ impl Engine {
             .map_err(connect_err)?
             .with_timeout(CLIENT_TIMEOUT);
         let docker = docker.negotiate_version().await.map_err(connect_err)?;
-        Ok(Engine { docker })
+        Ok(Engine {
+            docker,
+            limit: Limit::default(),
+            deadline: None,
+            local_names: Arc::default(),
+        })
+    }
+
+    /// The same connection, its calls bounded by `deadline`.
+    pub fn with_deadline(&self, deadline: Deadline) -> Engine {
+        Engine {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// The deadline its calls are bounded by, if any.
+    pub fn deadline(&self) -> Option<Deadline> {
+        self.deadline
+    }
+
+    /// Run one call under the shared limit and the deadline.
+    async fn call<F: std::future::Future>(
+        &self,
+        op: &'static str,
+        target: &str,
+        call: F,
+    ) -> Result<F::Output, Error> {
+        bounded(&self.limit, self.deadline, op, target, call).await
+    }
+
+    /// Remember that `reference` (pinned by digest) is present as `local`.
+    pub(super) fn present_as(&self, reference: &str, local: &str) {
+        self.local_names
+            .lock()
+            .expect("never poisoned")
+            .insert(reference.to_owned(), local.to_owned());
     }
 
     fn err(op: &'static str, target: &str) -> impl FnOnce(bollard::errors::Error) -> Error {
@@ -99,9 +146,12 @@ impl Engine {
             ..Default::default()
         };
         let summaries = self
-            .docker
-            .list_containers(Some(options))
-            .await
+            .call(
+                "list",
+                "containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?
             .map_err(Self::err("list", "containers"))?;
         Ok(summaries
             .into_iter()
@@ -132,40 +182,48 @@ impl Engine {
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerDetails, Error> {
         let r = self
-            .docker
-            .inspect_container(id, None)
-            .await
+            .call("inspect", id, self.docker.inspect_container(id, None))
+            .await?
             .map_err(Self::err("inspect", id))?;
         Ok(details(r))
     }
 
-    /// Create `name` from `body`; returns the new container's id.
+    /// Create `name` from `body`; returns the new container's id. The outer
+    /// error is the deadline's; the inner one Docker's answer.
     pub async fn create(
         &self,
         name: &str,
         body: &CreateBody,
-    ) -> Result<String, bollard::errors::Error> {
+    ) -> Result<Result<String, bollard::errors::Error>, Error> {
         // CreateBody serializes to the Engine API's shape; bollard's type reads it back.
-        let config: ContainerCreateBody =
+        let mut config: ContainerCreateBody =
             serde_json::from_value(serde_json::to_value(body).expect("CreateBody serializes"))
                 .expect("CreateBody is a subset of the Engine API create body");
+        if let Some(local) = config.image.as_ref().and_then(|image| {
+            let names = self.local_names.lock().expect("never poisoned");
+            names.get(image).cloned()
+        }) {
+            config.image = Some(local);
+        }
         let options = CreateContainerOptions {
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        Ok(self
-            .docker
-            .create_container(Some(options), config)
-            .await?
-            .id)
+        let created = self
+            .call(
+                "create",
+                name,
+                self.docker.create_container(Some(options), config),
+            )
+            .await?;
+        Ok(created.map(|r| r.id))
     }
 
     pub async fn start(&self, id: &str, name: &str) -> Result<(), Error> {
-        match self
+        let started = self
             .docker
-            .start_container(id, None::<StartContainerOptions>)
-            .await
-        {
+            .start_container(id, None::<StartContainerOptions>);
+        match self.call("start", name, started).await? {
             Err(e) if !status_is(&e, 304) => Err(Self::err("start", name)(e)),
             _ => Ok(()),
         }
@@ -177,7 +235,10 @@ impl Engine {
             t: Some(grace.as_secs().try_into().unwrap_or(i32::MAX)),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(options)).await {
+        match self
+            .call("stop", name, self.docker.stop_container(id, Some(options)))
+            .await?
+        {
             // 304: already stopped; 404: already gone. Both are what we wanted.
             Err(e) if !status_is(&e, 304) && !status_is(&e, 404) => Err(Self::err("stop", name)(e)),
             _ => Ok(()),
@@ -190,7 +251,14 @@ impl Engine {
             v: false,
             link: false,
         };
-        match self.docker.remove_container(id, Some(options)).await {
+        match self
+            .call(
+                "remove",
+                name,
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await?
+        {
             Err(e) if !status_is(&e, 404) => Err(Self::err("remove", name)(e)),
             _ => Ok(()),
         }
@@ -200,54 +268,72 @@ impl Engine {
         let options = RenameContainerOptions {
             name: new_name.to_owned(),
         };
-        self.docker
-            .rename_container(id, options)
-            .await
-            .map_err(Self::err("rename", new_name))
+        self.call(
+            "rename",
+            new_name,
+            self.docker.rename_container(id, options),
+        )
+        .await?
+        .map_err(Self::err("rename", new_name))
     }
 
     pub async fn image_present(&self, reference: &str) -> Result<bool, Error> {
-        match self.docker.inspect_image(reference).await {
+        match self
+            .call(
+                "inspect image",
+                reference,
+                self.docker.inspect_image(reference),
+            )
+            .await?
+        {
             Ok(_) => Ok(true),
             Err(e) if status_is(&e, 404) => Ok(false),
             Err(e) => Err(Self::err("inspect image", reference)(e)),
         }
     }
 
-    /// Pull one reference; the error text is Docker's.
-    pub async fn pull(&self, reference: &str) -> Result<(), String> {
+    /// Pull one reference. The outer error is the deadline's; the inner
+    /// one says why this registry did not serve it (Docker's words).
+    pub async fn pull(&self, reference: &Reference) -> Result<Result<(), String>, Error> {
+        let text = reference.to_string();
         let options = CreateImageOptions {
-            from_image: Some(reference.to_owned()),
+            from_image: Some(text.clone()),
             ..Default::default()
         };
-        let credentials = super::pull::credentials_for(reference);
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail {
-                        return Err(detail
-                            .message
-                            .unwrap_or_else(|| "unknown pull error".into()));
+        let pull = async {
+            let credentials = match credentials::for_registry(reference.registry()).await {
+                Ok(c) => c,
+                Err(e) => return Err(e.to_string()),
+            };
+            let mut stream = self.docker.create_image(Some(options), None, credentials);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(detail) = info.error_detail {
+                            return Err(detail
+                                .message
+                                .unwrap_or_else(|| "unknown pull error".into()));
+                        }
                     }
+                    Err(e) => return Err(super::docker_message(&e)),
                 }
-                Err(e) => return Err(super::docker_message(&e)),
             }
-        }
-        Ok(())
+            Ok(())
+        };
+        self.call("pull", &text, pull).await
     }
 
-    /// Tag `source` as `target` (`repo:tag`).
-    pub async fn tag(&self, source: &str, target: &str) -> Result<(), Error> {
-        let (repo, tag) = split_reference(target);
+    /// Tag `source` as `target`, which must carry a tag (a digest cannot be
+    /// given to an image by tagging).
+    pub async fn tag(&self, source: &str, target: &Reference) -> Result<(), Error> {
         let options = TagImageOptions {
-            repo: Some(repo.to_owned()),
-            tag: Some(tag.to_owned()),
+            repo: Some(target.repository()),
+            tag: Some(target.tag.clone().unwrap_or_else(|| "latest".into())),
         };
-        self.docker
-            .tag_image(source, Some(options))
-            .await
-            .map_err(Self::err("tag", target))
+        let text = target.to_string();
+        self.call("tag", &text, self.docker.tag_image(source, Some(options)))
+            .await?
+            .map_err(Self::err("tag", &text))
     }
 
     /// A container's output, stdout and stderr told apart.
@@ -286,15 +372,6 @@ impl Engine {
             out.push_str(&String::from_utf8_lossy(&chunk.bytes));
         }
         out
-    }
-}
-
-/// `registry:5000/a/b:tag` → (`registry:5000/a/b`, `tag`).
-fn split_reference(reference: &str) -> (&str, &str) {
-    let slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[slash..].rfind(':') {
-        Some(colon) => (&reference[..slash + colon], &reference[slash + colon + 1..]),
-        None => (reference, "latest"),
     }
 }
 
@@ -388,17 +465,5 @@ mod tests {
             Some(137)
         );
         assert_eq!(exit_code_from_status("Up 2 seconds"), None);
-    }
-
-    #[test]
-    fn references() {
-        assert_eq!(
-            split_reference("127.0.0.1:5000/a/b:v1"),
-            ("127.0.0.1:5000/a/b", "v1")
-        );
-        assert_eq!(
-            split_reference("127.0.0.1:5000/a"),
-            ("127.0.0.1:5000/a", "latest")
-        );
     }
 }

@@ -6,6 +6,8 @@
 //! stops, creates, starts, waits for gates (from the events stream, see
 //! [`gate`]) and rolls back, making no decision the plan did not make.
 
+mod bounds;
+mod credentials;
 mod docker;
 pub mod events;
 pub mod execute;
@@ -15,6 +17,7 @@ pub mod pull;
 pub mod status;
 pub mod stop;
 
+pub use bounds::{CONCURRENT_CALLS, Deadline};
 pub use docker::{ContainerDetails, Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
 pub use host::{ContainerRestart, HostFacts, SignedDuration};
@@ -57,6 +60,15 @@ pub enum Error {
     Interrupted,
     #[error("timed out after {}s ({what}); raise --timeout or look at the container's logs", .after.as_secs())]
     Timeout { what: String, after: Duration },
+    #[error(
+        "timed out {} {target}: the {}s deadline (--timeout) passed while Docker was still at it; {}",
+        bounds::doing(op), .after.as_secs(), bounds::left_behind(op)
+    )]
+    Deadline {
+        op: &'static str,
+        target: String,
+        after: Duration,
+    },
     #[error("{0} container(s) failed: {1}")]
     Failed(usize, String),
 }

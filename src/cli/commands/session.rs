@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::cli::UsageError;
 use crate::cli::args::Global;
 use crate::cli::load::{self, Loaded};
-use crate::engine::{Engine, Event};
+use crate::engine::{Deadline, Engine, Event};
 use crate::graph::Graph;
 use crate::platform::Expanded;
 use crate::state::{HostLock, StateDir};
@@ -34,9 +34,11 @@ impl Session {
         timeout: Option<Duration>,
         lock: Option<&str>,
     ) -> anyhow::Result<Session> {
-        let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // Every Docker call is bounded by it too, not only the lock wait and the gates.
+        let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
+        let deadline = bound.at;
         let state = StateDir::new(&g.state_dir);
-        let engine = Engine::connect().await?;
+        let engine = Engine::connect().await?.with_deadline(bound);
         let lock = match lock {
             Some(name) => Some(
                 state
