@@ -108,3 +108,86 @@ pub(super) fn doing(op: &str) -> String {
         _ => format!("{}ing", op.trim_end_matches('e')),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn no_more_than_the_limit_run_at_once() {
+        let limit = Limit::default();
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (running, most) = (&running, &most);
+        let calls = (0..3 * CONCURRENT_CALLS).map(|i| {
+            bounded(&limit, None, "create", "c", async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                for _ in 0..10 {
+                    tokio::task::yield_now().await;
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+                i
+            })
+        });
+        let done = futures_util::future::join_all(calls).await;
+        assert_eq!(done.len(), 3 * CONCURRENT_CALLS);
+        assert!(done.iter().all(Result::is_ok));
+        assert_eq!(most.load(Ordering::SeqCst), CONCURRENT_CALLS);
+    }
+
+    #[tokio::test]
+    async fn a_call_still_running_at_the_deadline_is_abandoned_and_says_what() {
+        let limit = Limit::default();
+        let deadline = Deadline::after(Duration::from_millis(50));
+        let err = bounded(
+            &limit,
+            Some(deadline),
+            "pull",
+            "reg:5000/web:v1",
+            std::future::pending::<()>(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("timed out pulling reg:5000/web:v1"),
+            "{err}"
+        );
+        assert!(err.contains("no container was changed"), "{err}");
+        // Waiting for a permit counts against the deadline too.
+        let held: Vec<_> =
+            futures_util::future::join_all((0..CONCURRENT_CALLS).map(|_| limit.0.acquire())).await;
+        let err = bounded(
+            &limit,
+            Some(Deadline::after(Duration::from_millis(50))),
+            "stop",
+            "web",
+            async {},
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("timed out stopping web"), "{err}");
+        drop(held);
+    }
+
+    #[test]
+    fn words() {
+        let cases = [
+            ("pull", "pulling"),
+            ("create", "creating"),
+            ("start", "starting"),
+            ("stop", "stopping"),
+            ("rename", "renaming"),
+            ("remove", "removing"),
+            ("tag", "tagging"),
+            ("inspect", "inspecting"),
+            ("list", "listing"),
+        ];
+        for (op, want) in cases {
+            assert_eq!(doing(op), want);
+        }
+    }
+}

@@ -246,10 +246,7 @@ mod tests {
             }}"#,
         );
         assert_eq!(
-            c.in_auths("reg.internal:5000")
-                .unwrap()
-                .username
-                .as_deref(),
+            c.in_auths("reg.internal:5000").unwrap().username.as_deref(),
             Some("a")
         );
         assert_eq!(
