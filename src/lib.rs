@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod engine;
 pub mod export;
+pub mod failpoint;
 pub mod graph;
 pub mod plan;
 pub mod platform;

@@ -214,6 +214,7 @@ impl StateDir {
     /// Write atomically: a temporary file, synced, then renamed over. The
     /// record it replaces goes to the history (the last few are kept).
     pub fn save(&self, record: &Record) -> Result<(), Error> {
+        crate::failpoint!("before", "record", &record.serviceset);
         let path = self.record_path(&record.serviceset)?;
         if let Some(previous) = self.load(&record.serviceset)?
             && previous.applied_at != record.applied_at
@@ -228,7 +229,9 @@ impl StateDir {
             f.sync_all()?;
             fs::rename(&tmp, &path)
         };
-        write().map_err(Self::io(&path))
+        write().map_err(Self::io(&path))?;
+        crate::failpoint!("after", "record", &record.serviceset);
+        Ok(())
     }
 
     pub fn set_stopped(&self, serviceset: &str, stopped: bool) -> Result<(), Error> {

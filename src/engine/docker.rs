@@ -114,14 +114,18 @@ impl Engine {
         self.deadline
     }
 
-    /// Run one call under the shared limit and the deadline.
+    /// Run one call under the shared limit and the deadline (and between
+    /// its two crash points, in a test build).
     async fn call<F: std::future::Future>(
         &self,
         op: &'static str,
         target: &str,
         call: F,
     ) -> Result<F::Output, Error> {
-        bounded(&self.limit, self.deadline, op, target, call).await
+        crate::failpoint!("before", op, target);
+        let answered = bounded(&self.limit, self.deadline, op, target, call).await;
+        crate::failpoint!("after", op, target);
+        answered
     }
 
     /// Remember that `reference` (pinned by digest) is present as `local`.
