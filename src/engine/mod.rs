@@ -8,6 +8,7 @@
 
 mod bounds;
 mod credentials;
+mod details;
 mod docker;
 pub mod events;
 pub mod execute;
@@ -18,7 +19,8 @@ pub mod status;
 pub mod stop;
 
 pub use bounds::{CONCURRENT_CALLS, Deadline};
-pub use docker::{ContainerDetails, Engine, LogChunk};
+pub use details::ContainerDetails;
+pub use docker::{Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
 pub use host::{ContainerRestart, HostFacts, SignedDuration};
 
