@@ -81,7 +81,7 @@ impl Engine {
 
     /// Run one call under the shared limit and the deadline (and between
     /// its two crash points, in a test build).
-    async fn call<F: std::future::Future>(
+    pub(super) async fn call<F: std::future::Future>(
         &self,
         op: &'static str,
         target: &str,
