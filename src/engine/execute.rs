@@ -225,8 +225,8 @@ pub async fn apply(
         .collect();
     let results = run.start_walk(&steps).await;
     // Created ahead but never reached (the walk stopped at a failure): never
-    // leave a container created but not started behind.
-    // This cleanup gets a moment past the deadline, should that have ended the walk.
+    // leave a container created but not started behind. This cleanup gets a
+    // moment past the deadline, should that have ended the walk.
     let cleanup = run
         .engine
         .with_deadline(Deadline::after(Duration::from_secs(10)));

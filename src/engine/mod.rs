@@ -2,6 +2,9 @@
 //!
 //! [`Engine`] wraps the client with the calls telefig needs, each returning
 //! a typed [`Error`] that names the container or image and Docker's answer.
+//! Every call runs under one limit on concurrent calls and the operation's
+//! deadline (`bounds`); registry credentials are found as the docker CLI
+//! finds them (`credentials`).
 //! [`execute`] walks a [`Plan`](crate::plan::Plan) over the graph: it pulls,
 //! stops, creates, starts, waits for gates (from the events stream, see
 //! [`gate`]) and rolls back, making no decision the plan did not make.

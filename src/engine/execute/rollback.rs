@@ -13,11 +13,11 @@ use super::{NodeResult, Options, Run, Step};
 use crate::engine::gate::GateFailure;
 use crate::engine::pull::Policy;
 use crate::engine::{Deadline, Error, Event};
+use crate::plan::{ActionKind, Plan};
+use crate::spec::Condition;
 
 /// The least time a rollback gets, past the operation's deadline if need be.
 const ROLLBACK_GRACE: Duration = Duration::from_secs(30);
-use crate::plan::{ActionKind, Plan};
-use crate::spec::Condition;
 
 impl Run<'_> {
     /// A gate failure in words: exit code, OOM, last health output, last log lines.
