@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod export;
+pub mod failpoint;
 pub mod graph;
 pub mod name;
 pub mod plan;

@@ -1,10 +1,11 @@
 //! The bollard calls, one method each, with errors that say what and on what.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HealthStatusEnum};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
@@ -12,60 +13,35 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-use super::status::rfc3339_nanos;
-use super::{Error, status_is};
-use crate::plan::{Health, Observed, RunState, Timing};
-use crate::platform::{CreateBody, LABEL_SERVICESET};
+use super::bounds::{Deadline, Limit, bounded};
+use super::details::{ContainerDetails, details, exit_code_from_status, health_from_status};
+use super::{Error, credentials, status_is};
+use crate::plan::{Observed, RunState};
+use crate::platform::{CreateBody, LABEL_SERVICESET, Reference};
 
 /// Longest a single request may wait for response headers. Stop calls wait
 /// out the grace period before Docker answers, so this must exceed it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// A connection to dockerd. Clones share the connection, the limit on
+/// concurrent calls and what is known of local images.
 #[derive(Clone)]
 pub struct Engine {
     /// Visible to the other `engine` files, nowhere else.
     pub(super) docker: Docker,
+    limit: Limit,
+    /// Every call must answer by then (the operation's `--timeout`).
+    deadline: Option<Deadline>,
+    /// Digest-pinned references present only under another registry's
+    /// name (pulled through a mirror): a digest cannot be tagged, so the
+    /// container is created from the name the content is present under.
+    local_names: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// A piece of a container's output.
 pub struct LogChunk {
     pub stderr: bool,
     pub bytes: Vec<u8>,
-}
-
-/// What `inspect` tells beyond a list entry.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerDetails {
-    pub id: String,
-    pub name: String,
-    /// The image reference it was created from (the list shows an id once
-    /// that tag is gone).
-    pub image: Option<String>,
-    pub running: bool,
-    pub restarting: bool,
-    pub exit_code: Option<i64>,
-    pub oom_killed: bool,
-    pub health: Option<Health>,
-    pub last_health_output: Option<String>,
-    pub restart_count: i64,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub error: Option<String>,
-    /// The end of the earliest passing health probe in Docker's log (ns).
-    pub healthy_since: Option<i64>,
-}
-
-impl ContainerDetails {
-    /// When it reached each gate, for the boot repair.
-    pub fn timing(&self) -> Timing {
-        let at = |t: &Option<String>| t.as_deref().and_then(rfc3339_nanos);
-        Timing {
-            started_at: at(&self.started_at),
-            healthy_since: self.healthy_since,
-            finished_at: at(&self.finished_at),
-            has_healthcheck: self.health.is_some(),
-        }
-    }
 }
 
 impl Engine {
@@ -82,7 +58,47 @@ impl Engine {
             .map_err(connect_err)?
             .with_timeout(CLIENT_TIMEOUT);
         let docker = docker.negotiate_version().await.map_err(connect_err)?;
-        Ok(Engine { docker })
+        Ok(Engine {
+            docker,
+            limit: Limit::default(),
+            deadline: None,
+            local_names: Arc::default(),
+        })
+    }
+
+    /// The same connection, its calls bounded by `deadline`.
+    pub fn with_deadline(&self, deadline: Deadline) -> Engine {
+        Engine {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// The deadline its calls are bounded by, if any.
+    pub fn deadline(&self) -> Option<Deadline> {
+        self.deadline
+    }
+
+    /// Run one call under the shared limit and the deadline (and between
+    /// its two crash points, in a test build).
+    pub(super) async fn call<F: std::future::Future>(
+        &self,
+        op: &'static str,
+        target: &str,
+        call: F,
+    ) -> Result<F::Output, Error> {
+        crate::failpoint!("before", op, target);
+        let answered = bounded(&self.limit, self.deadline, op, target, call).await;
+        crate::failpoint!("after", op, target);
+        answered
+    }
+
+    /// Remember that `reference` (pinned by digest) is present as `local`.
+    pub(super) fn present_as(&self, reference: &str, local: &str) {
+        self.local_names
+            .lock()
+            .expect("never poisoned")
+            .insert(reference.to_owned(), local.to_owned());
     }
 
     fn err(op: &'static str, target: &str) -> impl FnOnce(bollard::errors::Error) -> Error {
@@ -99,9 +115,12 @@ impl Engine {
             ..Default::default()
         };
         let summaries = self
-            .docker
-            .list_containers(Some(options))
-            .await
+            .call(
+                "list",
+                "containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?
             .map_err(Self::err("list", "containers"))?;
         Ok(summaries
             .into_iter()
@@ -132,9 +151,8 @@ impl Engine {
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerDetails, Error> {
         let r = self
-            .docker
-            .inspect_container(id, None)
-            .await
+            .call("inspect", id, self.docker.inspect_container(id, None))
+            .await?
             .map_err(Self::err("inspect", id))?;
         Ok(details(r))
     }
@@ -144,9 +162,8 @@ impl Engine {
     /// put back the secret values a record keeps only as digests.
     pub async fn environment(&self, id: &str) -> Result<Vec<String>, Error> {
         let r = self
-            .docker
-            .inspect_container(id, None)
-            .await
+            .call("inspect", id, self.docker.inspect_container(id, None))
+            .await?
             .map_err(Self::err("inspect", id))?;
         Ok(r.config.and_then(|c| c.env).unwrap_or_default())
     }
@@ -167,33 +184,42 @@ impl Engine {
         Ok(values)
     }
 
-    /// Create `name` from `body`; returns the new container's id.
+    /// Create `name` from `body`; returns the new container's id. The outer
+    /// error is the deadline's; the inner one Docker's answer.
     pub async fn create(
         &self,
         name: &str,
         body: &CreateBody,
-    ) -> Result<String, bollard::errors::Error> {
+    ) -> Result<Result<String, bollard::errors::Error>, Error> {
         // CreateBody serializes to the Engine API's shape; bollard's type reads it back.
-        let config: ContainerCreateBody =
+        let mut config: ContainerCreateBody =
             serde_json::from_value(serde_json::to_value(body).expect("CreateBody serializes"))
                 .expect("CreateBody is a subset of the Engine API create body");
+        if let Some(local) = config.image.as_ref().and_then(|image| {
+            let names = self.local_names.lock().expect("never poisoned");
+            names.get(image).cloned()
+        }) {
+            config.image = Some(local);
+        }
         let options = CreateContainerOptions {
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        Ok(self
-            .docker
-            .create_container(Some(options), config)
-            .await?
-            .id)
+        let created = self
+            .call(
+                "create",
+                name,
+                self.docker.create_container(Some(options), config),
+            )
+            .await?;
+        Ok(created.map(|r| r.id))
     }
 
     pub async fn start(&self, id: &str, name: &str) -> Result<(), Error> {
-        match self
+        let started = self
             .docker
-            .start_container(id, None::<StartContainerOptions>)
-            .await
-        {
+            .start_container(id, None::<StartContainerOptions>);
+        match self.call("start", name, started).await? {
             Err(e) if !status_is(&e, 304) => Err(Self::err("start", name)(e)),
             _ => Ok(()),
         }
@@ -205,7 +231,10 @@ impl Engine {
             t: Some(grace.as_secs().try_into().unwrap_or(i32::MAX)),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(options)).await {
+        match self
+            .call("stop", name, self.docker.stop_container(id, Some(options)))
+            .await?
+        {
             // 304: already stopped; 404: already gone. Both are what we wanted.
             Err(e) if !status_is(&e, 304) && !status_is(&e, 404) => Err(Self::err("stop", name)(e)),
             _ => Ok(()),
@@ -218,7 +247,14 @@ impl Engine {
             v: false,
             link: false,
         };
-        match self.docker.remove_container(id, Some(options)).await {
+        match self
+            .call(
+                "remove",
+                name,
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await?
+        {
             Err(e) if !status_is(&e, 404) => Err(Self::err("remove", name)(e)),
             _ => Ok(()),
         }
@@ -228,54 +264,72 @@ impl Engine {
         let options = RenameContainerOptions {
             name: new_name.to_owned(),
         };
-        self.docker
-            .rename_container(id, options)
-            .await
-            .map_err(Self::err("rename", new_name))
+        self.call(
+            "rename",
+            new_name,
+            self.docker.rename_container(id, options),
+        )
+        .await?
+        .map_err(Self::err("rename", new_name))
     }
 
     pub async fn image_present(&self, reference: &str) -> Result<bool, Error> {
-        match self.docker.inspect_image(reference).await {
+        match self
+            .call(
+                "inspect image",
+                reference,
+                self.docker.inspect_image(reference),
+            )
+            .await?
+        {
             Ok(_) => Ok(true),
             Err(e) if status_is(&e, 404) => Ok(false),
             Err(e) => Err(Self::err("inspect image", reference)(e)),
         }
     }
 
-    /// Pull one reference; the error text is Docker's.
-    pub async fn pull(&self, reference: &str) -> Result<(), String> {
+    /// Pull one reference. The outer error is the deadline's; the inner
+    /// one says why this registry did not serve it (Docker's words).
+    pub async fn pull(&self, reference: &Reference) -> Result<Result<(), String>, Error> {
+        let text = reference.to_string();
         let options = CreateImageOptions {
-            from_image: Some(reference.to_owned()),
+            from_image: Some(text.clone()),
             ..Default::default()
         };
-        let credentials = super::pull::credentials_for(reference);
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail {
-                        return Err(detail
-                            .message
-                            .unwrap_or_else(|| "unknown pull error".into()));
+        let pull = async {
+            let credentials = match credentials::for_registry(reference.registry()).await {
+                Ok(c) => c,
+                Err(e) => return Err(e.to_string()),
+            };
+            let mut stream = self.docker.create_image(Some(options), None, credentials);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(detail) = info.error_detail {
+                            return Err(detail
+                                .message
+                                .unwrap_or_else(|| "unknown pull error".into()));
+                        }
                     }
+                    Err(e) => return Err(super::docker_message(&e)),
                 }
-                Err(e) => return Err(super::docker_message(&e)),
             }
-        }
-        Ok(())
+            Ok(())
+        };
+        self.call("pull", &text, pull).await
     }
 
-    /// Tag `source` as `target` (`repo:tag`).
-    pub async fn tag(&self, source: &str, target: &str) -> Result<(), Error> {
-        let (repo, tag) = split_reference(target);
+    /// Tag `source` as `target`, which must carry a tag (a digest cannot be
+    /// given to an image by tagging).
+    pub async fn tag(&self, source: &str, target: &Reference) -> Result<(), Error> {
         let options = TagImageOptions {
-            repo: Some(repo.to_owned()),
-            tag: Some(tag.to_owned()),
+            repo: Some(target.repository()),
+            tag: Some(target.tag.clone().unwrap_or_else(|| "latest".into())),
         };
-        self.docker
-            .tag_image(source, Some(options))
-            .await
-            .map_err(Self::err("tag", target))
+        let text = target.to_string();
+        self.call("tag", &text, self.docker.tag_image(source, Some(options)))
+            .await?
+            .map_err(Self::err("tag", &text))
     }
 
     /// A container's output, stdout and stderr told apart.
@@ -314,119 +368,5 @@ impl Engine {
             out.push_str(&String::from_utf8_lossy(&chunk.bytes));
         }
         out
-    }
-}
-
-/// `registry:5000/a/b:tag` → (`registry:5000/a/b`, `tag`).
-fn split_reference(reference: &str) -> (&str, &str) {
-    let slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[slash..].rfind(':') {
-        Some(colon) => (&reference[..slash + colon], &reference[slash + colon + 1..]),
-        None => (reference, "latest"),
-    }
-}
-
-fn details(r: ContainerInspectResponse) -> ContainerDetails {
-    let state = r.state.unwrap_or_default();
-    let health = state.health.as_ref();
-    ContainerDetails {
-        image: r.config.as_ref().and_then(|c| c.image.clone()),
-        id: r.id.unwrap_or_default(),
-        name: r
-            .name
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_owned(),
-        running: state.running.unwrap_or(false),
-        restarting: state.restarting.unwrap_or(false),
-        exit_code: state.exit_code,
-        oom_killed: state.oom_killed.unwrap_or(false),
-        health: health.and_then(|h| match h.status {
-            Some(HealthStatusEnum::STARTING) => Some(Health::Starting),
-            Some(HealthStatusEnum::HEALTHY) => Some(Health::Healthy),
-            Some(HealthStatusEnum::UNHEALTHY) => Some(Health::Unhealthy),
-            _ => None,
-        }),
-        last_health_output: health
-            .and_then(|h| h.log.as_ref())
-            .and_then(|log| log.last())
-            .and_then(|l| l.output.clone())
-            .map(|o| o.trim().to_owned()),
-        restart_count: r.restart_count.unwrap_or(0),
-        started_at: state.started_at.clone(),
-        finished_at: state.finished_at,
-        error: state.error.filter(|e| !e.is_empty()),
-        // The log outlives restarts: only probes of the current run count.
-        healthy_since: health.and_then(|h| h.log.as_ref()).and_then(|log| {
-            let started = state
-                .started_at
-                .as_deref()
-                .and_then(rfc3339_nanos)
-                .unwrap_or(i64::MIN);
-            log.iter()
-                .filter(|l| l.exit_code == Some(0))
-                .filter(|l| {
-                    l.start
-                        .as_deref()
-                        .and_then(rfc3339_nanos)
-                        .is_some_and(|t| t >= started)
-                })
-                .filter_map(|l| l.end.as_deref().and_then(rfc3339_nanos))
-                .min()
-        }),
-    }
-}
-
-/// The list call's status text carries health: "Up 3 minutes (healthy)".
-fn health_from_status(status: &str) -> Option<Health> {
-    if status.contains("(healthy)") {
-        Some(Health::Healthy)
-    } else if status.contains("(unhealthy)") {
-        Some(Health::Unhealthy)
-    } else if status.contains("(health: starting)") {
-        Some(Health::Starting)
-    } else {
-        None
-    }
-}
-
-/// …and the exit code: "Exited (137) 2 seconds ago".
-fn exit_code_from_status(status: &str) -> Option<i64> {
-    let rest = status.strip_prefix("Exited (")?;
-    rest[..rest.find(')')?].parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_text() {
-        assert_eq!(
-            health_from_status("Up 3 minutes (healthy)"),
-            Some(Health::Healthy)
-        );
-        assert_eq!(
-            health_from_status("Up 1 second (health: starting)"),
-            Some(Health::Starting)
-        );
-        assert_eq!(health_from_status("Up 1 second"), None);
-        assert_eq!(
-            exit_code_from_status("Exited (137) 2 seconds ago"),
-            Some(137)
-        );
-        assert_eq!(exit_code_from_status("Up 2 seconds"), None);
-    }
-
-    #[test]
-    fn references() {
-        assert_eq!(
-            split_reference("127.0.0.1:5000/a/b:v1"),
-            ("127.0.0.1:5000/a/b", "v1")
-        );
-        assert_eq!(
-            split_reference("127.0.0.1:5000/a"),
-            ("127.0.0.1:5000/a", "latest")
-        );
     }
 }

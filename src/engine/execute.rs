@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::gate::{GateFailure, Monitor};
 use super::pull::{self, Policy, Pulled};
-use super::{Engine, Error, status_is};
+use super::{Deadline, Engine, Error, status_is};
 use crate::graph::{Direction, Graph, Milestone};
 use crate::plan::{ActionKind, Health, Observed, Plan, RunState};
 use crate::platform::{ContainerSpec, Expanded};
@@ -225,10 +225,14 @@ pub async fn apply(
         .collect();
     let results = run.start_walk(&steps).await;
     // Created ahead but never reached (the walk stopped at a failure): never
-    // leave a container created but not started behind.
+    // leave a container created but not started behind. This cleanup gets a
+    // moment past the deadline, should that have ended the walk.
+    let cleanup = run
+        .engine
+        .with_deadline(Deadline::after(Duration::from_secs(10)));
     for (name, id) in &precreated {
         if !results.contains_key(name) {
-            let _ = run.engine.remove(id, name).await;
+            let _ = cleanup.remove(id, name).await;
         }
     }
 
@@ -590,7 +594,7 @@ impl Run<'_> {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, Error> {
         self.check_abort()?;
         let name = &spec.name;
-        match self.engine.create(name, &spec.create).await {
+        match self.engine.create(name, &spec.create).await? {
             Ok(id) => {
                 (self.emit)(Event::Created {
                     container: name.clone(),
@@ -611,7 +615,7 @@ impl Run<'_> {
                         let id =
                             self.engine
                                 .create(name, &spec.create)
-                                .await
+                                .await?
                                 .map_err(|source| Error::Docker {
                                     op: "create",
                                     target: name.clone(),

@@ -121,11 +121,10 @@ impl Engine {
             if o.is_backup() {
                 continue;
             }
-            let inspected = match self
+            let inspect = self
                 .docker
-                .inspect_container(&o.id, None::<InspectContainerOptions>)
-                .await
-            {
+                .inspect_container(&o.id, None::<InspectContainerOptions>);
+            let inspected = match self.call("inspect", &o.name, inspect).await? {
                 Ok(r) => r,
                 // Removed between the list and the inspect: nothing to check.
                 Err(e) if status_is(&e, 404) => continue,

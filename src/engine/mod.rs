@@ -2,10 +2,16 @@
 //!
 //! [`Engine`] wraps the client with the calls telefig needs, each returning
 //! a typed [`Error`] that names the container or image and Docker's answer.
+//! Every call runs under one limit on concurrent calls and the operation's
+//! deadline (`bounds`); registry credentials are found as the docker CLI
+//! finds them (`credentials`).
 //! [`execute`] walks a [`Plan`](crate::plan::Plan) over the graph: it pulls,
 //! stops, creates, starts, waits for gates (from the events stream, see
 //! [`gate`]) and rolls back, making no decision the plan did not make.
 
+mod bounds;
+mod credentials;
+mod details;
 mod docker;
 pub mod events;
 pub mod execute;
@@ -16,7 +22,9 @@ mod registry;
 pub mod status;
 pub mod stop;
 
-pub use docker::{ContainerDetails, Engine, LogChunk};
+pub use bounds::{CONCURRENT_CALLS, Deadline};
+pub use details::ContainerDetails;
+pub use docker::{Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
 pub use host::{ContainerRestart, HostFacts, SignedDuration, endpoint};
 pub use registry::RegistryAnswer;
@@ -59,6 +67,15 @@ pub enum Error {
     Interrupted,
     #[error("timed out after {}s ({what}); raise --timeout or look at the container's logs", .after.as_secs())]
     Timeout { what: String, after: Duration },
+    #[error(
+        "timed out {} {target}: the {}s deadline (--timeout) passed while Docker was still at it; {}",
+        bounds::doing(op), .after.as_secs(), bounds::left_behind(op)
+    )]
+    Deadline {
+        op: &'static str,
+        target: String,
+        after: Duration,
+    },
     #[error("{0} container(s) failed: {1}")]
     Failed(usize, String),
 }

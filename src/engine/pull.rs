@@ -2,17 +2,17 @@
 //!
 //! Each image is tried at its primary reference, then at each mirror; an
 //! image served by a mirror is tagged under the primary's reference so the
-//! container's config (and hash) does not depend on who answered.
+//! container's config (and hash) does not depend on who answered. An image
+//! pinned by digest cannot be tagged: the engine creates its container from
+//! the name it is present under (the content is the same by definition).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use futures_util::future::join_all;
 
 use super::{Engine, Error};
-use crate::platform::Image;
+use crate::platform::{Image, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -54,6 +54,13 @@ pub async fn ensure_images<'a>(
             Err(e) => errors.push(e),
         }
     }
+    // The deadline passing is the news, whatever else failed with it.
+    if let Some(at) = errors
+        .iter()
+        .position(|e| matches!(e, Error::Deadline { .. }))
+    {
+        return Err(errors.swap_remove(at));
+    }
     match errors.len() {
         0 => Ok(pulled),
         1 => Err(errors.remove(0)),
@@ -73,7 +80,8 @@ async fn ensure_one(
     image: &Image,
     policy: Policy,
 ) -> Result<Option<Pulled>, Error> {
-    if policy != Policy::Always && engine.image_present(&image.reference).await? {
+    let wanted = parse(image, &image.reference)?;
+    if policy != Policy::Always && present(engine, image, &wanted).await? {
         return Ok(None);
     }
     if policy == Policy::Never {
@@ -84,10 +92,14 @@ async fn ensure_one(
     let started = Instant::now();
     let mut attempts = Vec::new();
     for source in &image.sources {
-        match engine.pull(source).await {
+        match engine.pull(&parse(image, source)?).await? {
             Ok(()) => {
                 if *source != image.reference {
-                    engine.tag(source, &image.reference).await?;
+                    if wanted.digest.is_some() {
+                        engine.present_as(&image.reference, source);
+                    } else {
+                        engine.tag(source, &wanted).await?;
+                    }
                 }
                 return Ok(Some(Pulled {
                     reference: image.reference.clone(),
@@ -104,38 +116,26 @@ async fn ensure_one(
     })
 }
 
-/// Credentials for the registry of `reference` from the Docker config file
-/// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), if any.
-pub fn credentials_for(reference: &str) -> Option<DockerCredentials> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let host = registry_host(reference);
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths.iter().find(|(k, _)| {
-        let k = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        k.split('/').next() == Some(host)
-    })?;
-    let encoded = entry.1.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let (user, pass) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some(DockerCredentials {
-        username: Some(user.to_owned()),
-        password: Some(pass.to_owned()),
-        serveraddress: Some(host.to_owned()),
-        ..Default::default()
-    })
+/// Whether the image is present under its reference, or — pinned by
+/// digest, the same content whoever served it — under a mirror's name.
+async fn present(engine: &Engine, image: &Image, wanted: &Reference) -> Result<bool, Error> {
+    if engine.image_present(&image.reference).await? {
+        return Ok(true);
+    }
+    if wanted.digest.is_some() {
+        for source in image.sources.iter().filter(|s| **s != image.reference) {
+            if engine.image_present(source).await? {
+                engine.present_as(&image.reference, source);
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
-fn registry_host(reference: &str) -> &str {
-    match reference.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
-        _ => "docker.io",
-    }
+fn parse(image: &Image, text: &str) -> Result<Reference, Error> {
+    Reference::parse(text).map_err(|e| Error::Pull {
+        image: image.reference.clone(),
+        attempts: vec![e.to_string()],
+    })
 }

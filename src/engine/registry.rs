@@ -26,11 +26,22 @@ impl Engine {
     /// Have dockerd resolve `reference` (`registry/name:tag`) on its registry.
     /// Err only when dockerd itself did not answer.
     pub async fn inspect_distribution(&self, reference: &str) -> Result<RegistryAnswer, Error> {
-        let credentials = super::pull::credentials_for(reference);
-        match self
-            .docker
-            .inspect_registry_image(reference, credentials)
+        // The credentials a pull would send; a helper that fails sends none
+        // and the registry's 401 says so.
+        let registry = crate::platform::Reference::parse(reference)
+            .map(|r| r.registry().to_owned())
+            .unwrap_or_default();
+        let credentials = super::credentials::for_registry(&registry)
             .await
+            .ok()
+            .flatten();
+        match self
+            .call(
+                "distribution inspect",
+                reference,
+                self.docker.inspect_registry_image(reference, credentials),
+            )
+            .await?
         {
             Ok(inspect) => Ok(RegistryAnswer::Serves {
                 digest: inspect.descriptor.digest.unwrap_or_default(),

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Registries;
+use super::reference::{self, Reference};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
@@ -27,44 +28,37 @@ pub struct ImageRequest<'a> {
 }
 
 pub fn resolve(req: &ImageRequest, registries: &Registries) -> Result<Image, String> {
-    let image = req.image.trim();
-    if image.is_empty() {
-        return Err("the image name is empty".into());
-    }
-    let (name, suffix) = split_tag(image)?;
-    let suffix = match (req.version, suffix) {
-        (Some(v), Suffix::Digest(_)) => {
+    let mut reference = Reference::parse(req.image).map_err(|e| e.to_string())?;
+    match (req.version, &reference.digest) {
+        (Some(v), Some(_)) => {
             return Err(format!(
-                "`{image}` is pinned by digest; remove version `{v}` or the digest"
+                "`{}` is pinned by digest; remove version `{v}` or the digest",
+                req.image.trim()
             ));
         }
-        (Some(v), _) => Suffix::Tag(check_tag(v)?),
-        (None, Suffix::None) => match req.fallback_version {
-            Some(v) => Suffix::Tag(check_tag(v)?),
+        (Some(v), None) => reference.tag = Some(check_version(v)?.to_owned()),
+        (None, None) if reference.tag.is_none() => match req.fallback_version {
+            Some(v) => reference.tag = Some(check_version(v)?.to_owned()),
             None => {
                 return Err(format!(
-                    "no version for image `{image}`: set `version:` or export BUILD_COMMIT"
+                    "no version for image `{}`: set `version:` or export BUILD_COMMIT",
+                    req.image.trim()
                 ));
             }
         },
-        (None, s) => s,
-    };
-    let tail = match &suffix {
-        Suffix::Tag(t) => format!("{name}:{t}"),
-        Suffix::Digest(d) => format!("{name}@{d}"),
-        Suffix::None => unreachable!("handled above"),
-    };
-    if has_registry_host(name) {
-        return Ok(single(tail));
+        (None, _) => {}
+    }
+    if reference.has_host() {
+        return Ok(single(reference.to_string()));
     }
     match req.registry.map(str::trim) {
-        Some("dockerhub" | "docker.io") => Ok(single(tail)),
-        Some(host) if !host.is_empty() => Ok(single(format!("{host}/{tail}"))),
-        _ if registries.primary.is_empty() => Ok(single(tail)),
+        Some("dockerhub" | "docker.io") => Ok(single(reference.to_string())),
+        Some(host) if !host.is_empty() => Ok(single(reference.on_host(host).to_string())),
+        _ if registries.primary.is_empty() => Ok(single(reference.to_string())),
         _ => {
             let sources = std::iter::once(&registries.primary)
                 .chain(&registries.mirrors)
-                .map(|r| format!("{r}/{tail}"))
+                .map(|r| reference.on_host(r).to_string())
                 .collect::<Vec<_>>();
             Ok(Image {
                 reference: sources[0].clone(),
@@ -81,48 +75,12 @@ fn single(reference: String) -> Image {
     }
 }
 
-enum Suffix<'a> {
-    None,
-    Tag(&'a str),
-    Digest(&'a str),
-}
-
-fn split_tag(image: &str) -> Result<(&str, Suffix<'_>), String> {
-    if let Some((name, digest)) = image.split_once('@') {
-        return Ok((name, Suffix::Digest(digest)));
+/// A `version:` (or BUILD_COMMIT), used as the image tag.
+fn check_version(version: &str) -> Result<&str, String> {
+    if version.is_empty() {
+        return Err("the image version is empty: set `version:` or export BUILD_COMMIT".into());
     }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(colon) => {
-            let at = last_slash + colon;
-            Ok((&image[..at], Suffix::Tag(check_tag(&image[at + 1..])?)))
-        }
-        None => Ok((image, Suffix::None)),
-    }
-}
-
-/// Docker's tag rule: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn check_tag(tag: &str) -> Result<&str, String> {
-    let mut chars = tag.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
-        && tag.len() <= 128
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
-        Ok(tag)
-    } else if tag.is_empty() {
-        Err("the image version is empty: set `version:` or export BUILD_COMMIT".into())
-    } else {
-        Err(format!(
-            "`{tag}` is not a valid image tag: use letters, digits, `_`, `.`, `-` (up to 128, not starting with `.` or `-`)"
-        ))
-    }
-}
-
-fn has_registry_host(name: &str) -> bool {
-    match name.split_once('/') {
-        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
-        None => false,
-    }
+    reference::check_tag(version).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod container;
 mod expand;
 mod image;
+pub mod reference;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,8 @@ use serde::Deserialize;
 
 pub use container::*;
 pub use expand::{CronJob, Expanded, expand};
-pub use image::{Image, check_tag};
+pub use image::Image;
+pub use reference::Reference;
 
 use crate::diagnostic::{SourceError, UnknownName};
 use crate::spec::schema::KeyValues;

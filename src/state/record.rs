@@ -145,6 +145,7 @@ impl StateDir {
     /// Make `record` the current one, atomically and durably; the record it
     /// replaces goes to the history first (the last few are kept).
     pub fn save(&self, record: &Record) -> Result<(), Error> {
+        crate::failpoint!("before", "record", record.serviceset.as_str());
         let path = self
             .dir("servicesets")?
             .join(format!("{}.json", record.serviceset));
@@ -155,7 +156,9 @@ impl StateDir {
             self.push_history(&previous)?;
         }
         record.seq = next;
-        Self::write_atomic(&path, &to_json(&record))
+        Self::write_atomic(&path, &to_json(&record))?;
+        crate::failpoint!("after", "record", record.serviceset.as_str());
+        Ok(())
     }
 
     /// Mark the serviceset stopped on purpose (or not), in place: the same

@@ -405,14 +405,83 @@ pub struct Registry {
     /// `127.0.0.1:<port>`: the registry part of image references.
     pub addr: String,
     pub dir: PathBuf,
+    /// The account every request needs, when started with one.
+    pub login: Option<Login>,
     child: Option<Child>,
+}
+
+/// A registry account (htpasswd, bcrypt), and a docker CLI config dir
+/// logged in with it (the fixtures push through it; never `~/.docker`).
+#[derive(Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+    pub cli_config: PathBuf,
 }
 
 impl Registry {
     /// Start one and wait until `GET /v2/` answers 200.
     pub fn start() -> Registry {
+        Registry::launch(None)
+    }
+
+    /// Start one that answers only `user` (htpasswd auth, a fresh password
+    /// per run), and log a private docker CLI config in to it.
+    pub fn start_with_login(user: &str) -> Registry {
+        let password = format!("pw-{}", run_id());
+        let mut registry = Registry::launch(Some((user, &password)));
+        let cli_config = registry.dir.join("docker-cli");
+        fs::create_dir_all(&cli_config).expect("mkdir docker-cli");
+        let mut login = Command::new("docker")
+            .arg("--config")
+            .arg(&cli_config)
+            .args([
+                "login",
+                "--username",
+                user,
+                "--password-stdin",
+                &registry.addr,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker login");
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = login.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker login {}: {}",
+            registry.addr,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        registry.login = Some(Login {
+            user: user.to_owned(),
+            password,
+            cli_config,
+        });
+        registry
+    }
+
+    fn launch(login: Option<(&str, &str)>) -> Registry {
         let bin = registry_binary();
         let dir = scratch_dir("registry");
+        let auth = match login {
+            None => String::new(),
+            Some((user, password)) => {
+                let path = dir.join("htpasswd");
+                fs::write(&path, htpasswd(user, password)).expect("write htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: telefig-test\n    path: {}\n",
+                    path.display()
+                )
+            }
+        };
         let mut last_log = String::new();
         for _attempt in 0..5 {
             let port = free_port();
@@ -424,7 +493,7 @@ impl Registry {
                     "version: 0.1\n\
                      log:\n  level: warn\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n",
+                     http:\n  addr: {addr}\n{auth}",
                     dir.join("data").display()
                 ),
             )
@@ -443,11 +512,13 @@ impl Registry {
                 port,
                 addr,
                 dir: dir.clone(),
+                login: None,
                 child: Some(child),
             };
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                if registry.answers() {
+                let status = http_get_status(&registry.addr, "/v2/");
+                if status == Some(200) || (login.is_some() && status == Some(401)) {
                     return registry;
                 }
                 let exited = registry
@@ -470,9 +541,10 @@ impl Registry {
         );
     }
 
-    /// Whether `GET http://127.0.0.1:<port>/v2/` answers 200.
+    /// Whether `GET http://127.0.0.1:<port>/v2/` answers 200 (401 with a login).
     pub fn answers(&self) -> bool {
-        http_get_status(&self.addr, "/v2/") == Some(200)
+        let status = http_get_status(&self.addr, "/v2/");
+        status == Some(200) || (self.login.is_some() && status == Some(401))
     }
 
     /// `127.0.0.1:<port>/<path>`.
@@ -491,7 +563,15 @@ impl Registry {
     pub fn push_as(&self, src: &str, path: &str) -> String {
         let dst = self.reference(path);
         retag(src, &dst);
-        docker_ok(&["push", &dst]);
+        match &self.login {
+            None => docker_ok(&["push", &dst]),
+            Some(login) => docker_ok(&[
+                OsStr::new("--config"),
+                login.cli_config.as_os_str(),
+                OsStr::new("push"),
+                OsStr::new(&dst),
+            ]),
+        };
         dst
     }
 
@@ -520,6 +600,18 @@ impl Drop for Registry {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// An htpasswd line with a bcrypt hash (the only kind the registry takes).
+fn htpasswd(user: &str, password: &str) -> String {
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", user, password])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run htpasswd ({e}); install Debian's apache2-utils: apt-get install -y apache2-utils")
+        });
+    assert!(out.status.success(), "htpasswd failed: {out:?}");
+    String::from_utf8(out.stdout).expect("htpasswd prints text")
 }
 
 fn registry_binary() -> PathBuf {
@@ -585,7 +677,8 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 
 /// `telefig` (the binary Cargo built for this test run), with the variables
 /// that would leak the caller's deploy context cleared: BUILD_COMMIT,
-/// ENV_NAME, DEPLOY_ID, STAGE_NAME, NO_COLOR and every TELEFIG_*.
+/// ENV_NAME, DEPLOY_ID, STAGE_NAME, NO_COLOR and every TELEFIG_*; and
+/// `DOCKER_CONFIG` an empty dir (a test that needs one sets its own).
 pub fn telefig() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_telefig"));
     for key in [
@@ -602,5 +695,11 @@ pub fn telefig() -> Command {
             cmd.env_remove(&key);
         }
     }
+    // Registry credentials come from the test, never from the host's ~/.docker.
+    static NO_DOCKER_CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    cmd.env(
+        "DOCKER_CONFIG",
+        NO_DOCKER_CONFIG.get_or_init(|| scratch_dir("docker-config")),
+    );
     cmd
 }

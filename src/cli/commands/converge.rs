@@ -229,7 +229,11 @@ async fn converge(
         };
         eprintln!("retrying (attempt {} of {ATTEMPTS}): {why}", attempt + 1);
         tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        let bound = session.engine.deadline();
         session.engine = reconnect(session.deadline).await?;
+        if let Some(bound) = bound {
+            session.engine = session.engine.with_deadline(bound);
+        }
         attempt += 1;
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::cli::UsageError;
 use crate::cli::args::Global;
 use crate::cli::load::{self, Loaded};
-use crate::engine::{Engine, Event};
+use crate::engine::{Deadline, Engine, Event};
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::platform::Expanded;
@@ -37,9 +37,11 @@ impl Session {
         lock: Option<&ServicesetName>,
         operation: &str,
     ) -> anyhow::Result<Session> {
-        let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // Every Docker call is bounded by it too, not only the lock wait and the gates.
+        let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
+        let deadline = bound.at;
         let state = StateDir::new(&g.state_dir);
-        let engine = Engine::connect().await?;
+        let engine = Engine::connect().await?.with_deadline(bound);
         let lock = match lock {
             Some(name) => Some(
                 state

@@ -12,9 +12,12 @@ use tokio::time::Instant;
 use super::{NodeResult, Options, Run, Step};
 use crate::engine::gate::GateFailure;
 use crate::engine::pull::Policy;
-use crate::engine::{Error, Event};
+use crate::engine::{Deadline, Error, Event};
 use crate::plan::{ActionKind, Plan};
 use crate::spec::Condition;
+
+/// The least time a rollback gets, past the operation's deadline if need be.
+const ROLLBACK_GRACE: Duration = Duration::from_secs(30);
 
 impl Run<'_> {
     /// A gate failure in words: exit code, OOM, last health output, last log lines.
@@ -105,16 +108,24 @@ impl Run<'_> {
         if steps.is_empty() {
             return restored;
         }
-        // A rollback must not be cut short by the abort that caused it.
+        // A rollback must not be cut short by the abort that caused it. It
+        // has what is left of the operation's deadline, and at least
+        // ROLLBACK_GRACE to put back what was kept aside when the deadline
+        // itself caused the failure.
         let (_keep, abort) = watch::channel(false);
+        let deadline = self.opts.deadline.max(Instant::now() + ROLLBACK_GRACE);
+        let engine = self.engine.with_deadline(Deadline {
+            at: deadline,
+            budget: self.engine.deadline().map_or(ROLLBACK_GRACE, |d| d.budget),
+        });
         let rollback = Run {
-            engine: self.engine,
+            engine: &engine,
             expanded: self.expanded,
             graph: self.graph,
             monitor: OnceLock::new(),
             opts: Options {
                 pull: Policy::Never,
-                deadline: Instant::now() + Duration::from_secs(600),
+                deadline,
                 abort,
             },
             emit: self.emit,

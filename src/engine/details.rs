@@ -1,0 +1,135 @@
+//! What Docker says about a container, read into telefig's terms: the
+//! inspect answer ([`ContainerDetails`]) and the list call's status text.
+
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+
+use super::status::rfc3339_nanos;
+use crate::plan::{Health, Timing};
+
+/// What `inspect` tells beyond a list entry.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    /// The image reference it was created from (the list shows an id once
+    /// that tag is gone).
+    pub image: Option<String>,
+    pub running: bool,
+    pub restarting: bool,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub health: Option<Health>,
+    pub last_health_output: Option<String>,
+    pub restart_count: i64,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    /// The end of the earliest passing health probe in Docker's log (ns).
+    pub healthy_since: Option<i64>,
+}
+
+impl ContainerDetails {
+    /// When it reached each gate, for the boot repair.
+    pub fn timing(&self) -> Timing {
+        let at = |t: &Option<String>| t.as_deref().and_then(rfc3339_nanos);
+        Timing {
+            started_at: at(&self.started_at),
+            healthy_since: self.healthy_since,
+            finished_at: at(&self.finished_at),
+            has_healthcheck: self.health.is_some(),
+        }
+    }
+}
+
+pub(super) fn details(r: ContainerInspectResponse) -> ContainerDetails {
+    let state = r.state.unwrap_or_default();
+    let health = state.health.as_ref();
+    ContainerDetails {
+        image: r.config.as_ref().and_then(|c| c.image.clone()),
+        id: r.id.unwrap_or_default(),
+        name: r
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        running: state.running.unwrap_or(false),
+        restarting: state.restarting.unwrap_or(false),
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        health: health.and_then(|h| match h.status {
+            Some(HealthStatusEnum::STARTING) => Some(Health::Starting),
+            Some(HealthStatusEnum::HEALTHY) => Some(Health::Healthy),
+            Some(HealthStatusEnum::UNHEALTHY) => Some(Health::Unhealthy),
+            _ => None,
+        }),
+        last_health_output: health
+            .and_then(|h| h.log.as_ref())
+            .and_then(|log| log.last())
+            .and_then(|l| l.output.clone())
+            .map(|o| o.trim().to_owned()),
+        restart_count: r.restart_count.unwrap_or(0),
+        started_at: state.started_at.clone(),
+        finished_at: state.finished_at,
+        error: state.error.filter(|e| !e.is_empty()),
+        // The log outlives restarts: only probes of the current run count.
+        healthy_since: health.and_then(|h| h.log.as_ref()).and_then(|log| {
+            let started = state
+                .started_at
+                .as_deref()
+                .and_then(rfc3339_nanos)
+                .unwrap_or(i64::MIN);
+            log.iter()
+                .filter(|l| l.exit_code == Some(0))
+                .filter(|l| {
+                    l.start
+                        .as_deref()
+                        .and_then(rfc3339_nanos)
+                        .is_some_and(|t| t >= started)
+                })
+                .filter_map(|l| l.end.as_deref().and_then(rfc3339_nanos))
+                .min()
+        }),
+    }
+}
+
+/// The list call's status text carries health: "Up 3 minutes (healthy)".
+pub(super) fn health_from_status(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+/// …and the exit code: "Exited (137) 2 seconds ago".
+pub(super) fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest[..rest.find(')')?].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_text() {
+        assert_eq!(
+            health_from_status("Up 3 minutes (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(health_from_status("Up 1 second"), None);
+        assert_eq!(
+            exit_code_from_status("Exited (137) 2 seconds ago"),
+            Some(137)
+        );
+        assert_eq!(exit_code_from_status("Up 2 seconds"), None);
+    }
+}

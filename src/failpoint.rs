@@ -1,0 +1,48 @@
+//! Named points where a test build kills its own process, to prove that a
+//! rerun converges from a crash at exactly that point.
+//!
+//! Compiled in only with the `failpoints` cargo feature (the integration
+//! tests turn it on through the crate's dev-dependency on itself); in any
+//! other build [`failpoint!`](crate::failpoint) expands to nothing. A point
+//! is named `<when>:<what>:<target>`: `before` or `after` one Docker call
+//! (`pull`, `create`, `start`, `stop`, `rename`, `remove`) or one record
+//! write (`record`), and the container, image or serviceset it is about.
+//! `TELEFIG_FAILPOINT` names where to die, in full (`after:create:web`) or
+//! without the target (`after:create`: the first such point reached); the
+//! process then sends itself SIGKILL, as the OOM killer or a host crash
+//! would. While it is set (to anything: `none` kills nowhere), every point
+//! reached is announced on stderr (`failpoint: NAME`), so a test can see
+//! which points a run passes.
+
+/// Mark a point: `failpoint!("before", "create", name)`.
+#[macro_export]
+macro_rules! failpoint {
+    ($when:expr, $what:expr, $target:expr) => {
+        #[cfg(feature = "failpoints")]
+        $crate::failpoint::reached($when, $what, $target);
+    };
+}
+
+/// Die here if `TELEFIG_FAILPOINT` names this point.
+#[cfg(feature = "failpoints")]
+pub fn reached(when: &str, what: &str, target: &str) {
+    use std::sync::OnceLock;
+    static WANTED: OnceLock<Option<String>> = OnceLock::new();
+    let Some(wanted) = WANTED.get_or_init(|| std::env::var("TELEFIG_FAILPOINT").ok()) else {
+        return;
+    };
+    let kind = format!("{when}:{what}");
+    let name = format!("{kind}:{target}");
+    eprintln!("failpoint: {name}");
+    if *wanted == name || *wanted == kind {
+        eprintln!("failpoint: killing telefig at {name}");
+        // SAFETY: kill(2) on our own pid with a constant signal number.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        // SIGKILL is not delivered synchronously on every kernel; never go on.
+        loop {
+            std::thread::park();
+        }
+    }
+}
