@@ -97,7 +97,6 @@ impl Repairer {
             expanded,
             &graph,
             &plan,
-            &observed,
             opts,
             &emit,
         )

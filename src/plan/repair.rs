@@ -45,6 +45,7 @@ pub fn restart(
                 reason,
                 existing_id: holder.map(|h| h.id.clone()),
                 backup_id: None,
+                readiness: None,
             }
         })
         .collect();
@@ -87,6 +88,7 @@ pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<Stri
         if let Some((dep, _)) = too_early {
             let a = &mut plan.actions[index];
             a.action = ActionKind::Restart;
+            a.readiness = None;
             a.reason = Reason::StartedTooEarly {
                 dependency: dep.to_owned(),
             };

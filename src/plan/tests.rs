@@ -271,3 +271,68 @@ fn a_container_docker_is_restarting_is_left_to_docker() {
     });
     assert!(got.contains("keep     web            up to date"), "{got}");
 }
+
+const JOB_SET: &str = "migrate:\n  kind: job\n  docker: {image: m, version: v1}\napp:\n  docker: {image: a, version: v1}\n  depends_on: {migrate: {condition: completed}}\n";
+
+/// Regression: a retry of `start` after SIGKILL found the job still running
+/// and treated it as completed, so `app` started before the migration ended.
+#[test]
+fn a_running_job_counts_as_completed() {
+    let (expanded, graph) = desired(JOB_SET);
+    let obs = all_running(&expanded);
+    let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        p.to_string(),
+        "serviceset shop: 2 unchanged\n  keep     migrate  job still running; its dependents wait for it to exit 0\n  keep     app      up to date\n"
+    );
+    assert_eq!(
+        p.get("migrate").unwrap().readiness,
+        Some(Readiness::AwaitExit)
+    );
+    assert_eq!(p.get("app").unwrap().readiness, Some(Readiness::Ready));
+    // Exited 0: ready. Docker restarting it: still running.
+    let readiness = |state, exit_code| {
+        let mut obs = all_running(&expanded);
+        let job = obs.iter_mut().find(|o| o.name == "migrate").unwrap();
+        job.state = state;
+        job.exit_code = exit_code;
+        let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+        p.get("migrate").unwrap().readiness
+    };
+    assert_eq!(readiness(RunState::Exited, Some(0)), Some(Readiness::Ready));
+    assert_eq!(
+        readiness(RunState::Restarting, None),
+        Some(Readiness::AwaitExit)
+    );
+    // Exited non-zero: run again (a start, which waits for its exit as a gate).
+    assert_eq!(readiness(RunState::Exited, Some(3)), None);
+}
+
+#[test]
+fn a_kept_service_is_ready_only_when_running_and_healthy() {
+    let (expanded, graph) = desired(SET);
+    let readiness = |state, health| {
+        let mut obs = all_running(&expanded);
+        let web = obs.iter_mut().find(|o| o.name == "web").unwrap();
+        web.state = state;
+        web.health = health;
+        let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+        p.get("web").unwrap().readiness
+    };
+    use Readiness::*;
+    assert_eq!(readiness(RunState::Running, None), Some(Ready));
+    assert_eq!(
+        readiness(RunState::Running, Some(Health::Healthy)),
+        Some(Ready)
+    );
+    assert_eq!(
+        readiness(RunState::Running, Some(Health::Starting)),
+        Some(AwaitGates)
+    );
+    assert_eq!(
+        readiness(RunState::Running, Some(Health::Unhealthy)),
+        Some(AwaitGates)
+    );
+    assert_eq!(readiness(RunState::Restarting, None), Some(AwaitGates));
+    assert_eq!(readiness(RunState::Exited, None), None, "started, not kept");
+}

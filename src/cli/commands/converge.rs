@@ -166,7 +166,7 @@ async fn converge(
                 deadline: session.deadline,
                 abort: abort.clone(),
             };
-            let report = run(g, &session.engine, expanded, graph, &plan, &observed, opts).await?;
+            let report = run(g, &session.engine, expanded, graph, &plan, opts).await?;
             Ok::<_, AttemptError>((plan, report))
         }
         .await;
@@ -244,13 +244,12 @@ async fn run(
     expanded: &Expanded,
     graph: &Graph,
     plan: &Plan,
-    observed: &[Observed],
     opts: Options,
 ) -> Result<Report, crate::engine::Error> {
     let progress = Progress::new(g.json);
     let ticker = progress.ticker();
     let emit = |e: Event| progress.record(e);
-    let report = execute::apply(engine, expanded, graph, plan, observed, opts, &emit).await;
+    let report = execute::apply(engine, expanded, graph, plan, opts, &emit).await;
     if let Some(t) = ticker {
         t.abort();
     }

@@ -1,0 +1,215 @@
+//! Regressions for retries, stops and signals, against the real engine:
+//! a job a killed `start` left running is waited for on the retry; every
+//! stop outside the record path honours the container's own grace period;
+//! a second SIGTERM during a rollback exits at once, saying what is left.
+
+#[path = "support/stack.rs"]
+mod stack;
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use stack::{assert_exit, nanos, started_nanos, text};
+use support::*;
+
+/// A serviceset named after its run id, its files and state dir in a scratch
+/// directory; images `tf.local/<name>:1` are busybox.
+struct Set {
+    guard: Cleanup,
+    dir: PathBuf,
+}
+
+impl Set {
+    fn new(images: &[&str]) -> Set {
+        let base = busybox_image("1");
+        for image in images {
+            retag(&base, &format!("tf.local/{image}:1"));
+        }
+        let set = Set {
+            guard: Cleanup::new(),
+            dir: scratch_dir("retries"),
+        };
+        let label = test_label(set.id());
+        let (k, v) = label.split_once('=').unwrap();
+        std::fs::write(
+            set.dir.join("platform.yaml"),
+            format!("registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\n"),
+        )
+        .unwrap();
+        set
+    }
+
+    fn id(&self) -> &str {
+        self.guard.id()
+    }
+
+    fn name(&self, container: &str) -> String {
+        format!("{}-{container}", self.id())
+    }
+
+    /// Write the serviceset file; `{id}` in `text` stands for the run id.
+    fn write(&self, text: &str) {
+        let text = format!("version: 1\n{}", text.replace("{id}", self.id()));
+        std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = telefig();
+        cmd.args(args)
+            .arg("-c")
+            .arg(self.dir.join("serviceset.conf"))
+            .arg("--platform")
+            .arg(self.dir.join("platform.yaml"))
+            .args(["--name", self.id(), "--state-dir"])
+            .arg(self.dir.join("state"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn telefig(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Spawn `telefig ARGS`, its output going to files read by [`Set::output`].
+    fn spawn(&self, args: &[&str]) -> Child {
+        let out = std::fs::File::create(self.dir.join("spawned.out")).unwrap();
+        let err = std::fs::File::create(self.dir.join("spawned.err")).unwrap();
+        self.command(args).stdout(out).stderr(err).spawn().unwrap()
+    }
+
+    fn output(&self, status: std::process::ExitStatus) -> Output {
+        Output {
+            status,
+            stdout: std::fs::read(self.dir.join("spawned.out")).unwrap_or_default(),
+            stderr: std::fs::read(self.dir.join("spawned.err")).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Set {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn running(name: &str) -> bool {
+    try_inspect(name).is_some_and(|c| c["State"]["Running"] == true)
+}
+
+fn finished_nanos(name: &str) -> i64 {
+    nanos(inspect(name)["State"]["FinishedAt"].as_str().unwrap())
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// When Docker reported container `id` dying, after `since` (ns).
+fn died_at(id: &str, since: i64) -> Option<i64> {
+    let secs = |ns: i64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    docker_ok(&[
+        "events",
+        "--since",
+        &secs(since),
+        "--until",
+        &secs(now_nanos()),
+        "--filter",
+        &format!("container={id}"),
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.TimeNano}}",
+    ])
+    .lines()
+    .filter_map(|l| l.trim().parse().ok())
+    .next()
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait; done";
+
+/// `app` waits for the job `migrate` (sleeps 4 s, then exits `code`).
+fn job_set(code: u8) -> Set {
+    let set = Set::new(&["job", "app"]);
+    set.write(&format!(
+        r#"{{id}}-migrate:
+  kind: job
+  docker: {{image: job, version: "1", command: ["sh", "-c", "sleep 4; exit {code}"]}}
+{{id}}-app:
+  docker: {{image: app, version: "1", command: ["sh", "-c", "{LOOP}"]}}
+  depends_on: {{"{{id}}-migrate": {{condition: completed}}}}
+"#
+    ));
+    set
+}
+
+/// The first `start` is SIGKILLed while the job runs; returns the retry's output.
+fn kill_first_start_while_the_job_runs(set: &Set) -> Output {
+    let mut first = set.spawn(&["start"]);
+    let migrate = set.name("migrate");
+    assert!(
+        wait_until(Duration::from_secs(20), || running(&migrate)),
+        "the job runs"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(running(&migrate), "the job outlives the killed start");
+    set.telefig(&["start"])
+}
+
+#[test]
+fn a_running_job_counts_as_completed() {
+    if !require_docker() {
+        return;
+    }
+    let set = job_set(0);
+    let retry = kill_first_start_while_the_job_runs(&set);
+    assert_exit(&retry, 0);
+    let (migrate, app) = (set.name("migrate"), set.name("app"));
+    assert!(
+        !running(&migrate),
+        "the retry returned while the job still ran\n{}",
+        text(&retry)
+    );
+    assert_eq!(inspect(&migrate)["State"]["ExitCode"], 0);
+    assert!(
+        started_nanos(&app) > finished_nanos(&migrate),
+        "app started after the job exited\n{}",
+        text(&retry)
+    );
+}
+
+#[test]
+fn a_running_job_that_then_fails_fails_the_retry() {
+    if !require_docker() {
+        return;
+    }
+    let set = job_set(3);
+    let retry = kill_first_start_while_the_job_runs(&set);
+    assert_exit(&retry, 1);
+    assert!(
+        text(&retry).contains("exited with code 3"),
+        "{}",
+        text(&retry)
+    );
+    assert!(!running(&set.name("app")), "app never started");
+}
