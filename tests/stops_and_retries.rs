@@ -35,7 +35,9 @@ impl Set {
         let (k, v) = label.split_once('=').unwrap();
         std::fs::write(
             set.dir.join("platform.yaml"),
-            format!("registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\n"),
+            format!(
+                "registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\n"
+            ),
         )
         .unwrap();
         set
@@ -212,4 +214,75 @@ fn a_running_job_that_then_fails_fails_the_retry() {
         text(&retry)
     );
     assert!(!running(&set.name("app")), "app never started");
+}
+
+/// Ignores SIGTERM (PID 1 with the signal ignored): only the kill after the
+/// grace period ends it.
+const DEAF: &str = "trap '' TERM; while :; do sleep 1; done";
+
+/// Longer than the fixed 10 s telefig once used outside the record path.
+const GRACE_SECS: i64 = 12;
+
+fn container_id(name: &str) -> String {
+    inspect(name)["Id"].as_str().unwrap().to_owned()
+}
+
+/// How long after `asked` (ns) Docker killed `id`: its die event.
+fn killed_after(id: &str, asked: i64) -> Duration {
+    let died = died_at(id, asked).unwrap_or_else(|| panic!("no die event for {id}"));
+    Duration::from_nanos((died - asked) as u64)
+}
+
+fn assert_waited_its_grace(waited: Duration, what: &str) {
+    assert!(
+        waited >= Duration::from_secs(GRACE_SECS as u64) - Duration::from_millis(500),
+        "{what}: killed {waited:?} after the stop request; its stop_grace_period is {GRACE_SECS}s"
+    );
+}
+
+/// Regression: with no record, `down --name` stopped every container with a
+/// fixed 10 s grace period instead of the container's own.
+#[test]
+fn down_without_a_record_ignores_the_grace_period() {
+    if !require_docker() {
+        return;
+    }
+    let set = Set::new(&["deaf"]);
+    set.write(&format!(
+        "{{id}}-deaf:\n  docker: {{image: deaf, version: \"1\", stop_grace_period: {GRACE_SECS}s, command: [\"sh\", \"-c\", \"{DEAF}\"]}}\n"
+    ));
+    assert_exit(&set.telefig(&["start"]), 0);
+    let id = container_id(&set.name("deaf"));
+    let asked = now_nanos();
+    let down = telefig()
+        .args(["down", "--name", set.id(), "--state-dir"])
+        .arg(set.dir.join("no-record-here"))
+        .output()
+        .unwrap();
+    assert_exit(&down, 0);
+    assert!(!exists(&set.name("deaf")), "removed\n{}", text(&down));
+    assert_waited_its_grace(killed_after(&id, asked), "down --name without a record");
+}
+
+/// Regression: orphans removed by `start` were stopped with a fixed 10 s.
+#[test]
+fn orphans_removed_by_start_ignore_the_grace_period() {
+    if !require_docker() {
+        return;
+    }
+    let set = Set::new(&["deaf", "app"]);
+    let app = format!(
+        "{{id}}-app:\n  docker: {{image: app, version: \"1\", command: [\"sh\", \"-c\", \"{LOOP}\"]}}\n"
+    );
+    set.write(&format!(
+        "{app}{{id}}-deaf:\n  docker: {{image: deaf, version: \"1\", stop_grace_period: {GRACE_SECS}s, command: [\"sh\", \"-c\", \"{DEAF}\"]}}\n"
+    ));
+    assert_exit(&set.telefig(&["start"]), 0);
+    let id = container_id(&set.name("deaf"));
+    set.write(&app);
+    let asked = now_nanos();
+    let start = set.telefig(&["start"]);
+    assert_exit(&start, 0);
+    assert!(!exists(&set.name("deaf")), "the orphan is removed");
+    assert_waited_its_grace(killed_after(&id, asked), "an orphan removed by start");
 }

@@ -18,7 +18,6 @@ use crate::engine::{Engine, Event};
 use crate::graph::Graph;
 use crate::plan::{self, RunState};
 use crate::platform::CreateBody;
-use crate::spec::Condition;
 use crate::state::StateDir;
 
 /// Longest a repair may take, lock wait included.
@@ -92,15 +91,7 @@ impl Repairer {
             abort: self.abort.clone(),
         };
         let emit = |e: Event| log_event(serviceset, e);
-        let report = execute::apply(
-            &self.engine,
-            expanded,
-            &graph,
-            &plan,
-            opts,
-            &emit,
-        )
-        .await?;
+        let report = execute::apply(&self.engine, expanded, &graph, &plan, opts, &emit).await?;
         match report.failure {
             None => Ok(Some(plan.summary())),
             Some(why) => Err(Error::RepairFailed {
@@ -123,33 +114,14 @@ impl Repairer {
             return Ok(Vec::new());
         };
         let graph = Graph::build(&record.expanded)?;
-        let waiting: Vec<String> = graph
-            .dependents(dependency)
-            .into_iter()
-            .filter(|(_, gate)| *gate == Condition::Healthy)
-            .flat_map(|(d, _)| graph.downstream(d))
-            .collect();
-        if waiting.is_empty() {
+        let observed = self.engine.list_serviceset(serviceset).await?;
+        let plan = plan::regate(serviceset, &graph, &observed, dependency);
+        if plan.is_empty() {
             return Ok(Vec::new());
         }
-        let observed: Vec<_> = self
-            .engine
-            .list_serviceset(serviceset)
-            .await?
-            .into_iter()
-            .filter(|o| waiting.contains(&o.name) && o.state == RunState::Running)
-            .collect();
         let emit = |e: Event| log_event(serviceset, e);
-        stop_in_order(
-            &self.engine,
-            &record.expanded,
-            &graph,
-            &observed,
-            false,
-            &emit,
-        )
-        .await?;
-        Ok(observed.into_iter().map(|o| o.name).collect())
+        stop_in_order(&self.engine, &graph, &plan, &emit).await?;
+        Ok(plan.actions.into_iter().map(|a| a.container).collect())
     }
 
     /// Restart a container that stayed unhealthy past its budget.
@@ -165,9 +137,9 @@ impl Repairer {
         let Some(record) = self.state.load(serviceset)? else {
             return Ok(false);
         };
-        let Some(spec) = record.expanded.get(container) else {
+        if record.expanded.get(container).is_none() {
             return Ok(false);
-        };
+        }
         let observed = self.engine.list_serviceset(serviceset).await?;
         let Some(o) = observed
             .iter()
@@ -175,7 +147,7 @@ impl Repairer {
         else {
             return Ok(false);
         };
-        self.engine.stop(&o.id, container, spec.stop_grace).await?;
+        self.engine.stop(&o.id, container).await?;
         self.engine.start(&o.id, container).await?;
         Ok(true)
     }

@@ -114,7 +114,10 @@ pub struct Report {
 #[derive(Debug, Clone)]
 enum Step {
     /// Already right: only check its gates, as the plan's readiness says.
-    Check { id: String, readiness: Readiness },
+    Check {
+        id: String,
+        readiness: Readiness,
+    },
     /// Create it (unless created ahead of the walk: `precreated`), then start it.
     Create {
         precreated: Option<String>,
@@ -320,9 +323,7 @@ impl Run<'_> {
             .filter(|a| a.action == ActionKind::Remove)
             .map(|a| async move {
                 let id = a.existing_id.as_deref().unwrap_or(&a.container);
-                self.engine
-                    .stop(id, &a.container, Duration::from_secs(10))
-                    .await?;
+                self.engine.stop(id, &a.container).await?;
                 self.engine.remove(id, &a.container).await?;
                 (self.emit)(Event::Removed {
                     container: a.container.clone(),
@@ -359,8 +360,7 @@ impl Run<'_> {
                 let (action, id) = affected[name.as_str()];
                 self.check_abort()?;
                 in_flight.push(async move {
-                    let spec = self.spec(&name);
-                    self.engine.stop(id, &name, spec.stop_grace).await?;
+                    self.engine.stop(id, &name).await?;
                     (self.emit)(Event::Stopped {
                         container: name.clone(),
                     });

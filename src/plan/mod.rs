@@ -14,10 +14,12 @@ use serde::Serialize;
 mod observed;
 mod readiness;
 mod repair;
+mod stop;
 
 pub use observed::{Health, Observed, RunState, Timing};
 pub use readiness::Readiness;
 pub use repair::{reorder_after_boot, restart};
+pub use stop::{StopAction, StopPlan, StopReason, regate, stop};
 
 use crate::graph::Graph;
 use crate::platform::{CreateBody, Expanded, config_hash};
