@@ -336,3 +336,66 @@ fn a_kept_service_is_ready_only_when_running_and_healthy() {
     assert_eq!(readiness(RunState::Restarting, None), Some(AwaitGates));
     assert_eq!(readiness(RunState::Exited, None), None, "started, not kept");
 }
+
+/// Regression: after dockerd restarted, a `started`-gated sidecar that had
+/// to be recreated made the repair restart the service and its discovery,
+/// as if Docker had started the service too early at boot.
+#[test]
+fn a_recreated_sidecar_restarts_the_service() {
+    let (expanded, graph) = desired(SET);
+    let timing = |started, healthy: Option<i64>| Timing {
+        started_at: Some(started),
+        healthy_since: healthy,
+        finished_at: None,
+        has_healthcheck: healthy.is_some(),
+    };
+    // Docker started web at 10 (healthy at 20) and discovery at 30; the
+    // logging sidecar is gone (removed), or stopped since 5.
+    let timings = std::collections::HashMap::from([
+        ("web".to_owned(), timing(10, Some(20))),
+        ("web-discovery".to_owned(), timing(30, None)),
+    ]);
+    let without_logging: Vec<Observed> = all_running(&expanded)
+        .into_iter()
+        .filter(|o| o.name != "web-logging")
+        .collect();
+    let mut p = plan(&expanded, &graph, &without_logging, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(
+        p.to_string(),
+        "serviceset shop: 1 to create, 2 unchanged\n  create   web-logging    no such container\n  keep     web            up to date\n  keep     web-discovery  up to date\n"
+    );
+
+    let mut stopped = all_running(&expanded);
+    let logging = stopped
+        .iter_mut()
+        .find(|o| o.name == "web-logging")
+        .unwrap();
+    logging.state = RunState::Exited;
+    let mut timings = timings.clone();
+    timings.insert("web-logging".into(), timing(5, None));
+    let mut p = plan(&expanded, &graph, &stopped, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(p.summary(), "1 to start, 2 unchanged", "{p}");
+    // Its last run started after web did: web started too early after all.
+    timings.insert("web-logging".into(), timing(12, None));
+    let mut p = plan(&expanded, &graph, &stopped, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(p.summary(), "1 to start, 2 to restart", "{p}");
+
+    // web itself is gone: discovery, which waits for it to be healthy, follows it.
+    let without_web: Vec<Observed> = all_running(&expanded)
+        .into_iter()
+        .filter(|o| o.name != "web")
+        .collect();
+    let mut p = plan(&expanded, &graph, &without_web, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(
+        p.get("web-discovery")
+            .map(|a| (a.action, a.reason.to_string())),
+        Some((
+            ActionKind::Restart,
+            "started before `web` met its gate".to_owned()
+        ))
+    );
+}
