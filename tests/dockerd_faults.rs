@@ -486,6 +486,68 @@ fn without_live_restore_the_daemon_regates_discovery_after_dockerd_restarts() {
     eprintln!("test took {} ms", t.elapsed().as_millis());
 }
 
+/// Regression: after repairing the start order (discovery restarted once
+/// web was healthy), the daemon read the events of its own repair, and of
+/// the restart the repair had already seen, as fresh drift: it stopped
+/// discovery again and started it ~0.5 s later, a deregister/register flap.
+#[test]
+fn the_daemon_undoes_its_own_boot_repair() {
+    if !requirements() {
+        return;
+    }
+    let mut s = Scene::new(false, 1, "5s");
+    assert_exit(&s.run(&["start"], "start"), 0);
+    let _daemon = s.spawn_daemon();
+    let discovery = s.name("discovery");
+    let restarted = now_nanos();
+    s.engine.restart();
+    // Everything its repair caused or saw is read, then nothing is pending.
+    let settled = |log: &str| {
+        log.split_once("reconnected to Docker")
+            .is_some_and(|(_, after)| {
+                after
+                    .split_once("boot repair:")
+                    .is_some_and(|(_, after)| after.contains("idle: events settled"))
+            })
+    };
+    let idle = wait_until(Duration::from_secs(30), || settled(&s.daemon_log()));
+    let after_reconnect = s
+        .daemon_log()
+        .split_once("reconnected to Docker")
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_default();
+    assert!(
+        !after_reconnect.contains("went down"),
+        "the daemon stopped what its own repair had just started:\n{}",
+        s.daemon_log()
+    );
+    let secs = |ns: i64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    let starts = s.engine.docker_ok(&[
+        "events",
+        "--since",
+        &secs(restarted),
+        "--until",
+        &secs(now_nanos()),
+        "--filter",
+        &format!("container={discovery}"),
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.TimeNano}}",
+    ]);
+    assert!(
+        starts.lines().count() <= 2,
+        "discovery started by dockerd, then at most once by the repair: {starts}\n{}",
+        s.daemon_log()
+    );
+    assert!(
+        idle,
+        "the daemon settles after its repair\n{}",
+        s.daemon_log()
+    );
+    assert!(s.all().iter().all(|n| s.running(n)), "{}", s.daemon_log());
+}
+
 #[test]
 fn dockerd_restart_during_start_fails_cleanly_and_a_rerun_converges() {
     if !requirements() {

@@ -3,6 +3,7 @@
 //! so it never races a deploy; it re-reads the record under the lock.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -10,13 +11,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::Error;
+use super::{Error, now_nanos};
 use crate::engine::execute::{self, Options};
 use crate::engine::pull::Policy;
 use crate::engine::stop::stop_in_order;
 use crate::engine::{Engine, Event};
 use crate::graph::Graph;
-use crate::plan::{self, RunState};
+use crate::plan::{self, OwnEvents, RunState};
 use crate::platform::CreateBody;
 use crate::state::StateDir;
 
@@ -28,6 +29,8 @@ pub struct Repairer {
     pub engine: Engine,
     pub state: StateDir,
     pub abort: watch::Receiver<bool>,
+    /// What this daemon's repairs announced, for telling drift from their echo.
+    pub own: Arc<Mutex<OwnEvents>>,
 }
 
 fn log_event(serviceset: &str, event: Event) {
@@ -59,6 +62,12 @@ impl Repairer {
         }
         let expanded = &record.expanded;
         let graph = Graph::build(expanded)?;
+        if boot {
+            self.own
+                .lock()
+                .expect("own events")
+                .looked(serviceset, now_nanos());
+        }
         let observed = self.engine.list(None).await?;
         let bodies: BTreeMap<String, CreateBody> = expanded
             .containers
@@ -91,7 +100,17 @@ impl Repairer {
             abort: self.abort.clone(),
         };
         let emit = |e: Event| log_event(serviceset, e);
-        let report = execute::apply(&self.engine, expanded, &graph, &plan, opts, &emit).await?;
+        let announced = self
+            .own
+            .lock()
+            .expect("own events")
+            .expect(&plan, now_nanos());
+        let report = execute::apply(&self.engine, expanded, &graph, &plan, opts, &emit).await;
+        self.own
+            .lock()
+            .expect("own events")
+            .finished(announced, now_nanos());
+        let report = report?;
         match report.failure {
             None => Ok(Some(plan.summary())),
             Some(why) => Err(Error::RepairFailed {

@@ -12,11 +12,13 @@ use std::fmt;
 use serde::Serialize;
 
 mod observed;
+mod own_events;
 mod readiness;
 mod repair;
 mod stop;
 
 pub use observed::{Health, Observed, RunState, Timing};
+pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
 pub use repair::{reorder_after_boot, restart};
 pub use stop::{StopAction, StopPlan, StopReason, regate, stop};
