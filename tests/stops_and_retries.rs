@@ -286,3 +286,82 @@ fn orphans_removed_by_start_ignore_the_grace_period() {
     assert!(!exists(&set.name("deaf")), "the orphan is removed");
     assert_waited_its_grace(killed_after(&id, asked), "an orphan removed by start");
 }
+
+/// Regression: a second SIGTERM while `start` rolled back (waiting for the
+/// restored version's gate, minutes with a long start period) was
+/// swallowed. It must exit at once, saying what is left as is.
+#[test]
+fn a_second_signal_during_a_rollback_is_swallowed() {
+    if !require_docker() {
+        return;
+    }
+    let set = Set::new(&["web", "reg"]);
+    let ctl = set.dir.join("ctl");
+    std::fs::create_dir_all(&ctl).unwrap();
+    std::fs::write(ctl.join("ok"), "").unwrap();
+    // web turns healthy only while ctl/ok exists (each run anew: the
+    // container's files outlive a restart); its start period is long.
+    let write = |env: &str| {
+        set.write(&format!(
+            r#"{{id}}-web:
+  docker:
+    image: web
+    version: "1"
+    environment: [{env}]
+    volumes: ["{ctl}:/ctl"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; rm -f /ready; until test -e /ctl/ok; do sleep 0.2; done; touch /ready; {LOOP}"]
+    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: 60s, retries: 2}}
+{{id}}-reg:
+  docker: {{image: reg, version: "1", command: ["sh", "-c", "{LOOP}"]}}
+  depends_on: {{"{{id}}-web": {{condition: healthy}}}}
+"#,
+            ctl = ctl.display()
+        ))
+    };
+    write("A=1");
+    assert_exit(&set.telefig(&["start"]), 0);
+    let web = set.name("web");
+    let old_id = container_id(&web);
+
+    // A new deploy that never turns healthy; its rollback's will not either.
+    std::fs::remove_file(ctl.join("ok")).unwrap();
+    write("A=2");
+    let mut start = set.spawn(&["start"]);
+    let pid = start.id().to_string();
+    let term = || {
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+    };
+    let new_is_up = wait_until(Duration::from_secs(20), || {
+        try_inspect(&web)
+            .is_some_and(|c| c["Id"] != old_id.as_str() && c["State"]["Running"] == true)
+    });
+    assert!(new_is_up, "the new web runs");
+    term();
+    let rolling_back = wait_until(Duration::from_secs(20), || {
+        try_inspect(&web)
+            .is_some_and(|c| c["Id"] == old_id.as_str() && c["State"]["Running"] == true)
+    });
+    assert!(
+        rolling_back,
+        "the previous web is back, waiting for its gate"
+    );
+    let second = Instant::now();
+    term();
+    let status = wait_for_exit(&mut start, Duration::from_secs(10));
+    let out = status.map(|s| set.output(s));
+    let out = out.unwrap_or_else(|| panic!("still rolling back 10 s after a second SIGTERM"));
+    eprintln!(
+        "exited {} ms after the second SIGTERM",
+        second.elapsed().as_millis()
+    );
+    assert_exit(&out, 1);
+    let last = stack::last_stderr_line(&out);
+    assert!(last.contains("interrupted twice"), "{}", text(&out));
+    assert!(
+        last.contains(&format!("the previous `{web}` is back"))
+            && last.contains(&format!("stopped: {}", set.name("reg")))
+            && last.contains("re-run `telefig start`"),
+        "says what is left: {last}"
+    );
+}

@@ -52,6 +52,11 @@ pub enum Event {
     Stopped {
         container: String,
     },
+    /// The previous version, stopped and renamed, kept until its successor passes.
+    KeptAside {
+        container: String,
+        aside: String,
+    },
     Created {
         container: String,
     },
@@ -66,6 +71,10 @@ pub enum Event {
     Failed {
         container: String,
         why: String,
+    },
+    /// The version kept aside has its name back (its gate is waited for next).
+    PutBack {
+        container: String,
     },
     RolledBack {
         container: String,
@@ -367,6 +376,10 @@ impl Run<'_> {
                     if action == ActionKind::Recreate {
                         let aside = format!("{name}.previous-{}", &id[..id.len().min(12)]);
                         self.engine.rename(id, &aside).await?;
+                        (self.emit)(Event::KeptAside {
+                            container: name.clone(),
+                            aside,
+                        });
                     }
                     Ok::<_, Error>((name, action, id))
                 });
