@@ -71,8 +71,9 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
     };
 
     let started = Instant::now();
-    // Events from here on are read once the boot repair is done; those it
-    // caused, or saw, are told apart from drift.
+    // Events from the boot repair's start on are read once it is done:
+    // those it caused, or saw, are not drift; anything else that happened
+    // meanwhile is.
     let since = now_nanos() / 1_000_000_000;
     // The watch loop pings the watchdog; until it runs, a long boot repair must not look hung.
     let pinger = notifier.watchdog_every.map(|every| {

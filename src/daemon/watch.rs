@@ -21,7 +21,7 @@ use super::unhealthy::{self, Budget, Verdict};
 use super::{boot_repair, connect, cron, now_nanos};
 use crate::engine::events::{ContainerEvent, EventKind};
 use crate::engine::gate::aborted;
-use crate::plan::{Change, Health};
+use crate::plan::{Change, Health, NotDrift};
 
 /// Wait after an event before repairing, so a burst becomes one repair.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -134,6 +134,10 @@ impl Watcher {
         );
         if let Some(why) = verdict {
             debug!(%serviceset, %container, "not drift ({why:?}): {:?}", e.kind);
+            if why == NotDrift::Own && e.kind == EventKind::Start {
+                // Started afresh by a repair: an unhealthy spell before it is over.
+                self.budget.healthy(&serviceset, &container, Instant::now());
+            }
             return;
         }
         if e.kind == EventKind::Other {
