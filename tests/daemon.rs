@@ -223,3 +223,58 @@ fn cron_entries_run_and_their_exit_code_shows_in_status() {
     assert_eq!(tick["owner"], s.web().as_str());
     assert!(tick["output_tail"].as_str().unwrap().contains("tick"));
 }
+
+/// Regression: after its boot repair restarted web and discovery in order,
+/// the daemon read that repair's own stop/die events as drift and stopped
+/// discovery again right after READY (a deregister/register flap).
+#[test]
+fn the_daemon_undoes_its_own_boot_repair() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    // A reboot in the worst order: discovery, then web, then its sidecars.
+    let all = s.all();
+    let mut args = vec!["stop", "-t", "1"];
+    args.extend(all.iter().map(String::as_str));
+    docker_ok(&args);
+    let discovery = s.name("discovery");
+    for name in [&discovery, &s.web()]
+        .into_iter()
+        .chain(["logging", "metrics", "proxy"].map(|k| s.name(k)).iter())
+    {
+        docker_ok(&["start", name]);
+    }
+
+    let notify = NotifySocket::new(&s.dir);
+    let _daemon = Daemon::spawn(&s, &notify, &[]);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{}",
+        daemon_log(&s)
+    );
+    assert!(
+        daemon_log(&s).contains("boot repair: 2 to restart"),
+        "the boot repair restarted web and discovery\n{}",
+        daemon_log(&s)
+    );
+    let repaired = started_nanos(&discovery);
+    let idle = wait_until(Duration::from_secs(20), || {
+        daemon_log(&s).contains("idle: events settled")
+    });
+    assert!(
+        !daemon_log(&s).contains("went down"),
+        "the daemon stopped what its own repair had just started\n{}",
+        daemon_log(&s)
+    );
+    assert_eq!(
+        started_nanos(&discovery),
+        repaired,
+        "discovery was not restarted again\n{}",
+        daemon_log(&s)
+    );
+    assert!(idle, "the daemon settles after READY\n{}", daemon_log(&s));
+    assert!(running(&discovery));
+}

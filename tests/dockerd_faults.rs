@@ -247,6 +247,16 @@ impl Drop for Scene {
 struct Terminate(Option<Child>);
 
 impl Terminate {
+    /// Send it `SIG<name>` (STOP, CONT, …).
+    fn signal(&self, name: &str) {
+        let child = self.0.as_ref().expect("still running");
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name}");
+    }
+
     /// SIGTERM it and wait up to `limit`; its exit status, or `None` if it
     /// had to be killed.
     fn stop(&mut self, limit: Duration) -> Option<ExitStatus> {
@@ -360,6 +370,11 @@ fn live_restore_keeps_containers_running_across_a_dockerd_restart() {
     eprintln!("test took {} ms", t.elapsed().as_millis());
 }
 
+/// Also a regression: a `started`-gated sidecar (logging) that the repair
+/// after reconnecting had to recreate made it restart web and discovery, as
+/// if Docker had started them too early at boot. The daemon is paused while
+/// dockerd restarts and logging goes, so its reconnect repair is the one
+/// that finds logging missing; the test waits for that repair to finish.
 #[test]
 fn the_daemon_reconnects_after_dockerd_restarts_and_keeps_repairing() {
     if !requirements() {
@@ -370,20 +385,28 @@ fn the_daemon_reconnects_after_dockerd_restarts_and_keeps_repairing() {
     assert_exit(&s.run(&["start"], "start"), 0);
 
     let mut daemon = s.spawn_daemon();
-    std::thread::sleep(Duration::from_secs(1));
-
-    s.engine.restart();
+    let untouched = [s.web(), s.name("discovery")];
+    let before: Vec<i64> = untouched.iter().map(|n| s.started_nanos(n)).collect();
 
     let logging = s.name("logging");
     let old_id = s
         .engine
         .docker_ok(&["inspect", "--format", "{{.Id}}", &logging]);
+    daemon.signal("STOP");
+    s.engine.restart();
     s.engine.docker_ok(&["rm", "-f", &logging]);
     let removed = Instant::now();
-    let back = wait_until(Duration::from_secs(15), || s.running(&logging));
+    daemon.signal("CONT");
+    let repaired = |log: &str| {
+        log.split_once("reconnected to Docker")
+            .is_some_and(|(_, after)| after.contains("boot repair:"))
+    };
+    let back = wait_until(Duration::from_secs(20), || {
+        s.running(&logging) && repaired(&s.daemon_log())
+    });
     assert!(
         back,
-        "{logging} recreated and running within 15 s of its removal\ndaemon log:\n{}\ndockerd log tail:\n{}",
+        "{logging} recreated and running, and the reconnect repair done, within 20 s\ndaemon log:\n{}\ndockerd log tail:\n{}",
         s.daemon_log(),
         s.engine.log_tail(20)
     );
@@ -398,6 +421,13 @@ fn the_daemon_reconnects_after_dockerd_restarts_and_keeps_repairing() {
     for name in s.all() {
         assert!(s.running(&name), "{name} running\n{}", s.daemon_log());
     }
+    let after: Vec<i64> = untouched.iter().map(|n| s.started_nanos(n)).collect();
+    assert_eq!(
+        after,
+        before,
+        "web and discovery were not restarted for a recreated sidecar\n{}",
+        s.daemon_log()
+    );
 
     eprintln!("daemon log:\n{}", s.daemon_log());
 
@@ -454,6 +484,68 @@ fn without_live_restore_the_daemon_regates_discovery_after_dockerd_restarts() {
     );
     eprintln!("daemon log:\n{}", s.daemon_log());
     eprintln!("test took {} ms", t.elapsed().as_millis());
+}
+
+/// Regression: after repairing the start order (discovery restarted once
+/// web was healthy), the daemon read the events of its own repair, and of
+/// the restart the repair had already seen, as fresh drift: it stopped
+/// discovery again and started it ~0.5 s later, a deregister/register flap.
+#[test]
+fn the_daemon_undoes_its_own_boot_repair() {
+    if !requirements() {
+        return;
+    }
+    let mut s = Scene::new(false, 1, "5s");
+    assert_exit(&s.run(&["start"], "start"), 0);
+    let _daemon = s.spawn_daemon();
+    let discovery = s.name("discovery");
+    let restarted = now_nanos();
+    s.engine.restart();
+    // Everything its repair caused or saw is read, then nothing is pending.
+    let settled = |log: &str| {
+        log.split_once("reconnected to Docker")
+            .is_some_and(|(_, after)| {
+                after
+                    .split_once("boot repair:")
+                    .is_some_and(|(_, after)| after.contains("idle: events settled"))
+            })
+    };
+    let idle = wait_until(Duration::from_secs(30), || settled(&s.daemon_log()));
+    let after_reconnect = s
+        .daemon_log()
+        .split_once("reconnected to Docker")
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_default();
+    assert!(
+        !after_reconnect.contains("went down"),
+        "the daemon stopped what its own repair had just started:\n{}",
+        s.daemon_log()
+    );
+    let secs = |ns: i64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    let starts = s.engine.docker_ok(&[
+        "events",
+        "--since",
+        &secs(restarted),
+        "--until",
+        &secs(now_nanos()),
+        "--filter",
+        &format!("container={discovery}"),
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.TimeNano}}",
+    ]);
+    assert!(
+        starts.lines().count() <= 2,
+        "discovery started by dockerd, then at most once by the repair: {starts}\n{}",
+        s.daemon_log()
+    );
+    assert!(
+        idle,
+        "the daemon settles after its repair\n{}",
+        s.daemon_log()
+    );
+    assert!(s.all().iter().all(|n| s.running(n)), "{}", s.daemon_log());
 }
 
 #[test]

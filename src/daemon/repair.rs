@@ -3,6 +3,7 @@
 //! so it never races a deploy; it re-reads the record under the lock.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -10,16 +11,15 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::Error;
+use super::{Error, now_nanos};
 use crate::engine::execute::{self, Options};
 use crate::engine::pull::Policy;
 use crate::engine::stop::stop_in_order;
 use crate::engine::{Engine, Event};
 use crate::graph::Graph;
 use crate::name::ServicesetName;
-use crate::plan::{self, RunState};
+use crate::plan::{self, OwnEvents, RunState};
 use crate::platform::{ContainerSpec, Expanded};
-use crate::spec::Condition;
 use crate::state::{StateDir, restore_secrets};
 
 /// Longest a repair may take, lock wait included.
@@ -30,6 +30,8 @@ pub struct Repairer {
     pub engine: Engine,
     pub state: StateDir,
     pub abort: watch::Receiver<bool>,
+    /// What this daemon's repairs announced, for telling drift from their echo.
+    pub own: Arc<Mutex<OwnEvents>>,
 }
 
 fn log_event(serviceset: &str, event: Event) {
@@ -65,6 +67,12 @@ impl Repairer {
         }
         let mut expanded = record.expanded;
         let graph = Graph::build(&expanded)?;
+        if boot {
+            self.own
+                .lock()
+                .expect("own events")
+                .looked(serviceset, now_nanos());
+        }
         let observed = self.engine.list(None).await?;
         let specs: BTreeMap<String, ContainerSpec> = expanded
             .containers
@@ -99,16 +107,17 @@ impl Repairer {
             abort: self.abort.clone(),
         };
         let emit = |e: Event| log_event(serviceset, e);
-        let report = execute::apply(
-            &self.engine,
-            expanded,
-            &graph,
-            &plan,
-            &observed,
-            opts,
-            &emit,
-        )
-        .await?;
+        let announced = self
+            .own
+            .lock()
+            .expect("own events")
+            .expect(&plan, now_nanos());
+        let report = execute::apply(&self.engine, expanded, &graph, &plan, opts, &emit).await;
+        self.own
+            .lock()
+            .expect("own events")
+            .finished(announced, now_nanos());
+        let report = report?;
         match report.failure {
             None => Ok(Some(plan.summary())),
             Some(why) => Err(Error::RepairFailed {
@@ -175,33 +184,14 @@ impl Repairer {
             return Ok(Vec::new());
         };
         let graph = Graph::build(&record.expanded)?;
-        let waiting: Vec<String> = graph
-            .dependents(dependency)
-            .into_iter()
-            .filter(|(_, gate)| *gate == Condition::Healthy)
-            .flat_map(|(d, _)| graph.downstream(d))
-            .collect();
-        if waiting.is_empty() {
+        let observed = self.engine.list_serviceset(serviceset).await?;
+        let plan = plan::regate(serviceset, &graph, &observed, dependency);
+        if plan.is_empty() {
             return Ok(Vec::new());
         }
-        let observed: Vec<_> = self
-            .engine
-            .list_serviceset(serviceset)
-            .await?
-            .into_iter()
-            .filter(|o| waiting.contains(&o.name) && o.state == RunState::Running)
-            .collect();
         let emit = |e: Event| log_event(serviceset, e);
-        stop_in_order(
-            &self.engine,
-            &record.expanded,
-            &graph,
-            &observed,
-            false,
-            &emit,
-        )
-        .await?;
-        Ok(observed.into_iter().map(|o| o.name).collect())
+        stop_in_order(&self.engine, &graph, &plan, &emit).await?;
+        Ok(plan.actions.into_iter().map(|a| a.container).collect())
     }
 
     /// Restart a container that stayed unhealthy past its budget.
@@ -224,9 +214,9 @@ impl Repairer {
         let Some(record) = self.state.load(&name)? else {
             return Ok(false);
         };
-        let Some(spec) = record.expanded.get(container) else {
+        if record.expanded.get(container).is_none() {
             return Ok(false);
-        };
+        }
         let observed = self.engine.list_serviceset(serviceset).await?;
         let Some(o) = observed
             .iter()
@@ -234,7 +224,7 @@ impl Repairer {
         else {
             return Ok(false);
         };
-        self.engine.stop(&o.id, container, spec.stop_grace).await?;
+        self.engine.stop(&o.id, container).await?;
         self.engine.start(&o.id, container).await?;
         Ok(true)
     }

@@ -1,6 +1,8 @@
 //! The unhealthy budget: a container that stays unhealthy longer than the
 //! budget is restarted, with exponential backoff between restarts and a cap
-//! on how many; Docker's own restart policy only acts on exits.
+//! on how many; Docker's own restart policy only acts on exits. A container
+//! healthy for [`HEALTHY_RESET`] without a break starts afresh: its count
+//! and backoff are forgotten.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,10 +12,15 @@ use tokio::time::Instant;
 /// After this many restarts the daemon stops trying and says so.
 pub const MAX_RESTARTS: u32 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Healthy this long in one stretch: past restarts no longer count.
+pub const HEALTHY_RESET: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 struct Entry {
+    /// Unhealthy since.
     since: Option<Instant>,
+    /// Healthy since (the last turn to healthy, or start).
+    healthy_since: Option<Instant>,
     restarts: u32,
     next_allowed: Instant,
 }
@@ -52,18 +59,25 @@ impl Budget {
             .entry((serviceset.to_owned(), container.to_owned()))
             .or_insert(Entry {
                 since: None,
+                healthy_since: None,
                 restarts: 0,
                 next_allowed: now,
             });
+        let healthy_for = e.healthy_since.take().map(|h| now.duration_since(h));
+        if healthy_for.is_some_and(|d| d >= HEALTHY_RESET) {
+            e.restarts = 0;
+            e.next_allowed = now;
+        }
         e.since.get_or_insert(now);
     }
 
-    pub fn healthy(&mut self, serviceset: &str, container: &str) {
+    pub fn healthy(&mut self, serviceset: &str, container: &str, now: Instant) {
         if let Some(e) = self
             .entries
             .get_mut(&(serviceset.to_owned(), container.to_owned()))
         {
             e.since = None;
+            e.healthy_since.get_or_insert(now);
         }
     }
 
@@ -124,9 +138,10 @@ mod tests {
         assert!(b.due(t0 + s(25)).is_empty());
         assert_eq!(b.due(t0 + s(31)).len(), 1);
         // Healthy again: nothing is due however long it runs.
-        b.healthy("svc", "web");
-        assert!(b.due(t0 + s(1000)).is_empty());
-        let mut t = t0 + s(1000);
+        b.healthy("svc", "web", t0 + s(40));
+        assert!(b.due(t0 + s(599)).is_empty());
+        // Unhealthy again within 10 minutes of turning healthy: the count goes on.
+        let mut t = t0 + s(600);
         b.unhealthy("svc", "web", t);
         let mut verdicts = Vec::new();
         for _ in 0..20 {
@@ -138,5 +153,52 @@ mod tests {
             "{verdicts:?}"
         );
         assert_eq!(verdicts.len() as u32, MAX_RESTARTS - 2 + 1);
+    }
+}
+
+#[cfg(test)]
+mod reset_tests {
+    use super::*;
+
+    fn restart(n: u32) -> Verdict {
+        Verdict::Restart {
+            serviceset: "svc".into(),
+            container: "web".into(),
+            restarts: n,
+        }
+    }
+
+    /// Regression: after five restarts over a container's whole lifetime
+    /// the daemon never restarted it again, however long it ran healthy.
+    #[test]
+    fn the_unhealthy_budget_never_resets() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = Budget::new(s(10));
+        let mut t = t0;
+        // Five bad spells, each a restart, each followed by a short healthy one.
+        for n in 1..=MAX_RESTARTS {
+            b.unhealthy("svc", "web", t);
+            t += s(700); // past any backoff
+            assert_eq!(b.due(t), [restart(n)]);
+            t += s(1);
+            b.healthy("svc", "web", t);
+            t += s(60);
+        }
+        // Healthy for 9 minutes only: still over the cap.
+        b.unhealthy("svc", "web", t);
+        t += s(700);
+        assert!(matches!(b.due(t)[..], [Verdict::GiveUp { .. }]));
+        b.healthy("svc", "web", t);
+        t += HEALTHY_RESET - s(60);
+        b.unhealthy("svc", "web", t);
+        t += s(700);
+        assert!(matches!(b.due(t)[..], [Verdict::GiveUp { .. }]));
+        // Healthy for 10 minutes in one stretch: it starts afresh.
+        b.healthy("svc", "web", t);
+        t += HEALTHY_RESET;
+        b.unhealthy("svc", "web", t);
+        assert!(b.due(t + s(9)).is_empty(), "the budget still applies");
+        assert_eq!(b.due(t + s(10)), [restart(1)]);
     }
 }

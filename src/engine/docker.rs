@@ -225,10 +225,12 @@ impl Engine {
         }
     }
 
-    /// Stop with the container's own stop signal and this grace period.
-    pub async fn stop(&self, id: &str, name: &str, grace: Duration) -> Result<(), Error> {
+    /// Stop with the container's own stop signal and grace period: no `t`
+    /// is sent, so Docker waits the container's `StopTimeout` (set from
+    /// `stop_grace_period` at create) before it kills it.
+    pub async fn stop(&self, id: &str, name: &str) -> Result<(), Error> {
         let options = StopContainerOptions {
-            t: Some(grace.as_secs().try_into().unwrap_or(i32::MAX)),
+            t: None,
             signal: None,
         };
         match self

@@ -25,7 +25,7 @@ use super::gate::{GateFailure, Monitor};
 use super::pull::{self, Policy, Pulled};
 use super::{Deadline, Engine, Error, status_is};
 use crate::graph::{Direction, Graph, Milestone};
-use crate::plan::{ActionKind, Health, Observed, Plan, RunState};
+use crate::plan::{ActionKind, Plan, Readiness};
 use crate::platform::{ContainerSpec, Expanded};
 use crate::spec::Condition;
 
@@ -52,6 +52,11 @@ pub enum Event {
     Stopped {
         container: String,
     },
+    /// The previous version, stopped and renamed, kept until its successor passes.
+    KeptAside {
+        container: String,
+        aside: String,
+    },
     Created {
         container: String,
     },
@@ -66,6 +71,10 @@ pub enum Event {
     Failed {
         container: String,
         why: String,
+    },
+    /// The version kept aside has its name back (its gate is waited for next).
+    PutBack {
+        container: String,
     },
     RolledBack {
         container: String,
@@ -113,11 +122,10 @@ pub struct Report {
 /// What the start walk does at a node.
 #[derive(Debug, Clone)]
 enum Step {
-    /// Already right: only check its gates. `ready` when the list call
-    /// already showed it running and healthy (or without a healthcheck).
+    /// Already right: only check its gates, as the plan's readiness says.
     Check {
         id: String,
-        ready: bool,
+        readiness: Readiness,
     },
     /// Create it (unless created ahead of the walk: `precreated`), then start it.
     Create {
@@ -163,7 +171,6 @@ pub async fn apply(
     expanded: &Expanded,
     graph: &Graph,
     plan: &Plan,
-    observed: &[Observed],
     opts: Options,
     emit: Sink<'_>,
 ) -> Result<Report, Error> {
@@ -204,17 +211,10 @@ pub async fn apply(
         .map(|a| {
             let existing = a.existing_id.clone().unwrap_or_default();
             let step = match a.action {
-                ActionKind::Keep => {
-                    let ready = observed.iter().any(|o| {
-                        o.id == existing
-                            && o.state == RunState::Running
-                            && matches!(o.health, None | Some(Health::Healthy))
-                    });
-                    Step::Check {
-                        id: existing,
-                        ready,
-                    }
-                }
+                ActionKind::Keep => Step::Check {
+                    id: existing,
+                    readiness: a.readiness.unwrap_or(Readiness::AwaitGates),
+                },
                 ActionKind::Create | ActionKind::Recreate => Step::Create {
                     precreated: precreated.get(&a.container).cloned(),
                 },
@@ -336,9 +336,7 @@ impl Run<'_> {
             .filter(|a| a.action == ActionKind::Remove)
             .map(|a| async move {
                 let id = a.existing_id.as_deref().unwrap_or(&a.container);
-                self.engine
-                    .stop(id, &a.container, Duration::from_secs(10))
-                    .await?;
+                self.engine.stop(id, &a.container).await?;
                 self.engine.remove(id, &a.container).await?;
                 (self.emit)(Event::Removed {
                     container: a.container.clone(),
@@ -375,14 +373,17 @@ impl Run<'_> {
                 let (action, id) = affected[name.as_str()];
                 self.check_abort()?;
                 in_flight.push(async move {
-                    let spec = self.spec(&name);
-                    self.engine.stop(id, &name, spec.stop_grace).await?;
+                    self.engine.stop(id, &name).await?;
                     (self.emit)(Event::Stopped {
                         container: name.clone(),
                     });
                     if action == ActionKind::Recreate {
                         let aside = format!("{name}.previous-{}", &id[..id.len().min(12)]);
                         self.engine.rename(id, &aside).await?;
+                        (self.emit)(Event::KeptAside {
+                            container: name.clone(),
+                            aside,
+                        });
                     }
                     Ok::<_, Error>((name, action, id))
                 });
@@ -454,8 +455,13 @@ impl Run<'_> {
         let spec = self.spec(name);
         let started = Instant::now();
         let mut created = None;
+        // Whether an exit during the gate wait is a change a fresh plan acts on.
+        let mut exit_is_change = false;
         let (id, needs_start) = match step {
-            Step::Check { ready: true, .. } => {
+            Step::Check {
+                readiness: Readiness::Ready,
+                ..
+            } => {
                 let done = if spec.is_job() {
                     Milestone::Completed
                 } else {
@@ -464,7 +470,10 @@ impl Run<'_> {
                 let _ = tx.send((name.to_owned(), done));
                 return NodeResult::Passed { millis: 0 };
             }
-            Step::Check { id, .. } => (id, false),
+            Step::Check { id, readiness } => {
+                exit_is_change = readiness == Readiness::AwaitGates;
+                (id, false)
+            }
             Step::Create {
                 precreated: Some(id),
             } => {
@@ -537,8 +546,9 @@ impl Run<'_> {
             {
                 // A kept container that is gone or exited when we look was
                 // seen in a moment of change: a fresh plan will act on it.
+                // A job's exit is its result, not a change.
                 let retryable = matches!(failure, GateFailure::Removed | GateFailure::Docker(_))
-                    || (!needs_start && matches!(failure, GateFailure::Exited(_)));
+                    || (exit_is_change && matches!(failure, GateFailure::Exited(_)));
                 return fail(self.describe(&id, gate, failure, budget).await, retryable);
             }
             let milestone = match gate {

@@ -12,10 +12,16 @@ use std::fmt;
 use serde::Serialize;
 
 mod observed;
+mod own_events;
+mod readiness;
 mod repair;
+mod stop;
 
 pub use observed::{Health, Observed, RunState, Timing};
+pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
+pub use readiness::Readiness;
 pub use repair::{reorder_after_boot, restart};
+pub use stop::{StopAction, StopPlan, StopReason, regate, stop};
 
 use crate::graph::Graph;
 use crate::platform::{ContainerSpec, Expanded};
@@ -58,6 +64,8 @@ impl ActionKind {
 pub enum Reason {
     UpToDate,
     Completed,
+    /// A job still running: on a retry, its dependents wait for it to exit 0.
+    JobRunning,
     Missing,
     /// `fields` is empty when no record of the previous config exists.
     ConfigChanged {
@@ -88,6 +96,9 @@ impl fmt::Display for Reason {
         match self {
             Reason::UpToDate => f.write_str("up to date"),
             Reason::Completed => f.write_str("job completed"),
+            Reason::JobRunning => {
+                f.write_str("job still running; its dependents wait for it to exit 0")
+            }
             Reason::Missing => f.write_str("no such container"),
             Reason::ConfigChanged { fields } if fields.is_empty() => {
                 f.write_str("config hash changed (no record of the previous config to compare)")
@@ -134,6 +145,10 @@ pub struct Action {
     /// A previous version kept aside (from an interrupted run), to roll back to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
+    /// For a kept container: whether it meets its gate now, or what the
+    /// start walk waits for before its dependents may start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,6 +221,12 @@ pub fn plan(
                     .unwrap_or_default();
                 (ActionKind::Recreate, Reason::ConfigChanged { fields })
             }
+            // A job a killed earlier run left running: never "completed" yet.
+            Some(h)
+                if spec.is_job() && matches!(h.state, RunState::Running | RunState::Restarting) =>
+            {
+                (ActionKind::Keep, Reason::JobRunning)
+            }
             // Restarting: Docker's restart policy is at work; telefig does not fight it.
             Some(h) if matches!(h.state, RunState::Running | RunState::Restarting) => {
                 (ActionKind::Keep, Reason::UpToDate)
@@ -221,12 +242,16 @@ pub fn plan(
                 },
             ),
         };
+        let readiness = holder
+            .filter(|_| action == ActionKind::Keep)
+            .map(|h| Readiness::of_kept(spec.is_job(), h));
         actions.push(Action {
             container: name.to_owned(),
             action,
             reason,
             existing_id: holder.map(|h| h.id.clone()),
             backup_id: backup.filter(|_| holder.is_none()).map(|b| b.id.clone()),
+            readiness,
         });
     }
     regate_healthy_dependents(graph, &mut actions);
@@ -252,6 +277,7 @@ pub fn plan(
             reason,
             existing_id: Some(o.id.clone()),
             backup_id: None,
+            readiness: None,
         });
     }
     Ok(Plan {
@@ -278,6 +304,7 @@ fn regate_healthy_dependents(graph: &Graph, actions: &mut [Action]) {
                 .find(|a| a.container == dependent && a.action == ActionKind::Keep)
             {
                 a.action = ActionKind::Restart;
+                a.readiness = None;
                 a.reason = Reason::DependencyRecreated {
                     dependency: dependency.clone(),
                 };

@@ -45,6 +45,7 @@ pub fn restart(
                 reason,
                 existing_id: holder.map(|h| h.id.clone()),
                 backup_id: None,
+                readiness: None,
             }
         })
         .collect();
@@ -57,8 +58,16 @@ pub fn restart(
 /// At boot Docker starts every `unless-stopped` container at once. A
 /// dependent that started before its dependency met the gate (discovery
 /// registering a service that was not healthy yet) is restarted, in order.
-/// `timings` come from inspect; a dependency that has not met its gate at
-/// all counts as "too early" for every running dependent.
+/// `timings` come from inspect. The rule is about what Docker started when:
+/// - a dependency this plan (re)starts goes down or comes up now, so a
+///   dependent waiting for it to be `healthy` follows it;
+/// - otherwise the dependent is too early if it started before the
+///   dependency (in its last run) met the gate, or if a running dependency
+///   has not met it at all;
+/// - a dependency telefig brings back now (missing, or stopped with no
+///   earlier start to compare) was not started by Docker at boot: its
+///   `started`/`completed` dependents have launched already and keep
+///   running — a log shipper's loss does not take the service down.
 pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<String, Timing>) {
     for name in graph.start_order() {
         let Some(index) = plan.actions.iter().position(|a| a.container == name) else {
@@ -69,24 +78,25 @@ pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<Stri
         }
         let started = timings.get(name).and_then(|t| t.started_at);
         let too_early = graph.dependencies(name).into_iter().find(|(dep, gate)| {
-            let dep_action = plan
+            let acts_now = plan
                 .actions
                 .iter()
                 .find(|a| a.container == *dep)
-                .map(|a| a.action);
-            if dep_action != Some(ActionKind::Keep) {
-                // The dependency is (re)started now: its dependents must follow it.
+                .is_some_and(|a| a.action != ActionKind::Keep);
+            if acts_now && *gate == Condition::Healthy {
                 return true;
             }
             let met = timings.get(*dep).and_then(|t| gate_met_at(t, *gate));
             match (started, met) {
                 (Some(s), Some(m)) => s < m,
+                (_, None) if acts_now => false,
                 _ => true,
             }
         });
         if let Some((dep, _)) = too_early {
             let a = &mut plan.actions[index];
             a.action = ActionKind::Restart;
+            a.readiness = None;
             a.reason = Reason::StartedTooEarly {
                 dependency: dep.to_owned(),
             };

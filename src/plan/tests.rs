@@ -271,3 +271,131 @@ fn a_container_docker_is_restarting_is_left_to_docker() {
     });
     assert!(got.contains("keep     web            up to date"), "{got}");
 }
+
+const JOB_SET: &str = "migrate:\n  kind: job\n  docker: {image: m, version: v1}\napp:\n  docker: {image: a, version: v1}\n  depends_on: {migrate: {condition: completed}}\n";
+
+/// Regression: a retry of `start` after SIGKILL found the job still running
+/// and treated it as completed, so `app` started before the migration ended.
+#[test]
+fn a_running_job_counts_as_completed() {
+    let (expanded, graph) = desired(JOB_SET);
+    let obs = all_running(&expanded);
+    let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        p.to_string(),
+        "serviceset shop: 2 unchanged\n  keep     migrate  job still running; its dependents wait for it to exit 0\n  keep     app      up to date\n"
+    );
+    assert_eq!(
+        p.get("migrate").unwrap().readiness,
+        Some(Readiness::AwaitExit)
+    );
+    assert_eq!(p.get("app").unwrap().readiness, Some(Readiness::Ready));
+    // Exited 0: ready. Docker restarting it: still running.
+    let readiness = |state, exit_code| {
+        let mut obs = all_running(&expanded);
+        let job = obs.iter_mut().find(|o| o.name == "migrate").unwrap();
+        job.state = state;
+        job.exit_code = exit_code;
+        let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+        p.get("migrate").unwrap().readiness
+    };
+    assert_eq!(readiness(RunState::Exited, Some(0)), Some(Readiness::Ready));
+    assert_eq!(
+        readiness(RunState::Restarting, None),
+        Some(Readiness::AwaitExit)
+    );
+    // Exited non-zero: run again (a start, which waits for its exit as a gate).
+    assert_eq!(readiness(RunState::Exited, Some(3)), None);
+}
+
+#[test]
+fn a_kept_service_is_ready_only_when_running_and_healthy() {
+    let (expanded, graph) = desired(SET);
+    let readiness = |state, health| {
+        let mut obs = all_running(&expanded);
+        let web = obs.iter_mut().find(|o| o.name == "web").unwrap();
+        web.state = state;
+        web.health = health;
+        let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+        p.get("web").unwrap().readiness
+    };
+    use Readiness::*;
+    assert_eq!(readiness(RunState::Running, None), Some(Ready));
+    assert_eq!(
+        readiness(RunState::Running, Some(Health::Healthy)),
+        Some(Ready)
+    );
+    assert_eq!(
+        readiness(RunState::Running, Some(Health::Starting)),
+        Some(AwaitGates)
+    );
+    assert_eq!(
+        readiness(RunState::Running, Some(Health::Unhealthy)),
+        Some(AwaitGates)
+    );
+    assert_eq!(readiness(RunState::Restarting, None), Some(AwaitGates));
+    assert_eq!(readiness(RunState::Exited, None), None, "started, not kept");
+}
+
+/// Regression: after dockerd restarted, a `started`-gated sidecar that had
+/// to be recreated made the repair restart the service and its discovery,
+/// as if Docker had started the service too early at boot.
+#[test]
+fn a_recreated_sidecar_restarts_the_service() {
+    let (expanded, graph) = desired(SET);
+    let timing = |started, healthy: Option<i64>| Timing {
+        started_at: Some(started),
+        healthy_since: healthy,
+        finished_at: None,
+        has_healthcheck: healthy.is_some(),
+    };
+    // Docker started web at 10 (healthy at 20) and discovery at 30; the
+    // logging sidecar is gone (removed), or stopped since 5.
+    let timings = std::collections::HashMap::from([
+        ("web".to_owned(), timing(10, Some(20))),
+        ("web-discovery".to_owned(), timing(30, None)),
+    ]);
+    let without_logging: Vec<Observed> = all_running(&expanded)
+        .into_iter()
+        .filter(|o| o.name != "web-logging")
+        .collect();
+    let mut p = plan(&expanded, &graph, &without_logging, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(
+        p.to_string(),
+        "serviceset shop: 1 to create, 2 unchanged\n  create   web-logging    no such container\n  keep     web            up to date\n  keep     web-discovery  up to date\n"
+    );
+
+    let mut stopped = all_running(&expanded);
+    let logging = stopped
+        .iter_mut()
+        .find(|o| o.name == "web-logging")
+        .unwrap();
+    logging.state = RunState::Exited;
+    let mut timings = timings.clone();
+    timings.insert("web-logging".into(), timing(5, None));
+    let mut p = plan(&expanded, &graph, &stopped, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(p.summary(), "1 to start, 2 unchanged", "{p}");
+    // Its last run started after web did: web started too early after all.
+    timings.insert("web-logging".into(), timing(12, None));
+    let mut p = plan(&expanded, &graph, &stopped, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(p.summary(), "1 to start, 2 to restart", "{p}");
+
+    // web itself is gone: discovery, which waits for it to be healthy, follows it.
+    let without_web: Vec<Observed> = all_running(&expanded)
+        .into_iter()
+        .filter(|o| o.name != "web")
+        .collect();
+    let mut p = plan(&expanded, &graph, &without_web, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(
+        p.get("web-discovery")
+            .map(|a| (a.action, a.reason.to_string())),
+        Some((
+            ActionKind::Restart,
+            "started before `web` met its gate".to_owned()
+        ))
+    );
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use super::session::{Progress, Session, abort_on_signal, target};
@@ -200,7 +201,11 @@ async fn converge(
     pull: Policy,
     plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
 ) -> anyhow::Result<(Plan, Report)> {
-    let (abort, _signals) = abort_on_signal();
+    let progress = Progress::new(g.json);
+    let (abort, _signals) = {
+        let progress = progress.clone();
+        abort_on_signal(move || progress.left())
+    };
     let mut attempt = 1;
     loop {
         let outcome = async {
@@ -211,7 +216,7 @@ async fn converge(
                 deadline: session.deadline,
                 abort: abort.clone(),
             };
-            let report = run(g, &session.engine, expanded, graph, &plan, &observed, opts).await?;
+            let report = run(&progress, &session.engine, expanded, graph, &plan, opts).await?;
             Ok::<_, AttemptError>((plan, report))
         }
         .await;
@@ -291,18 +296,16 @@ fn recorded_specs(
 }
 
 async fn run(
-    g: &Global,
+    progress: &Arc<Progress>,
     engine: &Engine,
     expanded: &Expanded,
     graph: &Graph,
     plan: &Plan,
-    observed: &[Observed],
     opts: Options,
 ) -> Result<Report, crate::engine::Error> {
-    let progress = Progress::new(g.json);
     let ticker = progress.ticker();
     let emit = |e: Event| progress.record(e);
-    let report = execute::apply(engine, expanded, graph, plan, observed, opts, &emit).await;
+    let report = execute::apply(engine, expanded, graph, plan, opts, &emit).await;
     if let Some(t) = ticker {
         t.abort();
     }

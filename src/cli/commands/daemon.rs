@@ -8,7 +8,9 @@ use crate::cli::{Outcome, UsageError};
 use crate::daemon::{self, Options};
 
 pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
-    let (stop, _signals) = abort_on_signal();
+    let (stop, _signals) = abort_on_signal(|| {
+        "repairs in flight are cut short (no container is stopped on the way out); the next `telefig daemon` repairs what is left".to_owned()
+    });
     let opts = Options {
         state_dir: g.state_dir.clone(),
         unhealthy_budget: args.unhealthy_budget,

@@ -1,7 +1,7 @@
 //! What the Docker-facing commands share: the deadline, the engine
 //! connection, the host lock, signal handling, and progress lines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,9 +100,13 @@ pub fn target(g: &Global) -> anyhow::Result<(ServicesetName, Expanded, Graph)> {
     }
 }
 
-/// A flag that turns true on SIGTERM or SIGINT. Keep the returned task
-/// alive for as long as the flag matters.
-pub fn abort_on_signal() -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+/// A flag that turns true on SIGTERM or SIGINT. A second signal exits at
+/// once (status 1), saying what `left` reports is left as is — a rollback
+/// or a stop with a long grace period is not interruptible otherwise. Keep
+/// the returned task alive for as long as the flag matters.
+pub fn abort_on_signal(
+    left: impl Fn() -> String + Send + 'static,
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -116,12 +120,87 @@ pub fn abort_on_signal() -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>)
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        eprintln!("received {name}: finishing the Docker call in flight, then stopping");
-        let _ = tx.send(true);
+        eprintln!(
+            "received {name}: finishing the Docker call in flight, then stopping (a second signal exits at once)"
+        );
         // Keep the sender alive so waiters see the flag rather than a closed channel.
-        std::future::pending::<()>().await;
+        let _ = tx.send(true);
+        let again = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        let left = left();
+        eprintln!("error: received {again} again: exiting now, without finishing; {left}");
+        eprintln!("telefig: failed (exit 1): interrupted twice; {left}");
+        std::process::exit(1);
     });
     (rx, task)
+}
+
+/// What an interrupted operation leaves as is, from its events: versions
+/// kept aside and not put back, containers stopped and not started again.
+#[derive(Debug, Default)]
+pub struct LeftAsIs {
+    aside: BTreeMap<String, String>,
+    put_back: BTreeSet<String>,
+    stopped: BTreeSet<String>,
+}
+
+impl LeftAsIs {
+    pub fn record(&mut self, event: &Event) {
+        match event {
+            Event::KeptAside { container, aside } => {
+                self.aside.insert(container.clone(), aside.clone());
+            }
+            Event::Stopped { container } => {
+                self.stopped.insert(container.clone());
+            }
+            Event::Started { container } => {
+                self.stopped.remove(container);
+            }
+            Event::PutBack { container } => {
+                self.aside.remove(container);
+                self.put_back.insert(container.clone());
+            }
+            Event::Passed { container, .. } | Event::RolledBack { container } => {
+                self.aside.remove(container);
+                self.put_back.remove(container);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl std::fmt::Display for LeftAsIs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self
+            .aside
+            .iter()
+            .map(|(c, aside)| format!("the previous `{c}` is kept aside, stopped, as `{aside}`"))
+            .collect();
+        parts.extend(
+            self.put_back
+                .iter()
+                .map(|c| format!("the previous `{c}` is back but has not passed its gate")),
+        );
+        let stopped: Vec<&str> = self
+            .stopped
+            .iter()
+            .filter(|c| !self.aside.contains_key(*c) && !self.put_back.contains(*c))
+            .map(String::as_str)
+            .collect();
+        if !stopped.is_empty() {
+            parts.push(format!("stopped: {}", stopped.join(", ")));
+        }
+        if parts.is_empty() {
+            parts.push("nothing was stopped or kept aside".into());
+        }
+        write!(
+            f,
+            "{}; re-run `telefig start` to converge",
+            parts.join("; ")
+        )
+    }
 }
 
 /// Progress of an operation: one line per event for people (none with
@@ -130,6 +209,7 @@ pub fn abort_on_signal() -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>)
 pub struct Progress {
     quiet: bool,
     waiting: Mutex<BTreeMap<String, std::time::Instant>>,
+    left: Mutex<LeftAsIs>,
 }
 
 impl Progress {
@@ -137,10 +217,23 @@ impl Progress {
         Arc::new(Progress {
             quiet,
             waiting: Mutex::default(),
+            left: Mutex::default(),
         })
     }
 
+    /// What is left as is, should the operation end now.
+    pub fn left(&self) -> String {
+        self.left
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .to_string()
+    }
+
     pub fn record(&self, event: Event) {
+        self.left
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&event);
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             match &event {
@@ -193,6 +286,7 @@ pub fn print_event(event: &Event) {
         Event::Pulled(p) => format!("pulled     {} in {} ms", p.reference, p.millis),
         Event::Removed { container, why } => format!("removed    {container} ({why})"),
         Event::Stopped { container } => format!("stopped    {container}"),
+        Event::KeptAside { container, aside } => format!("kept aside {container} as {aside}"),
         Event::Created { container } => format!("created    {container}"),
         Event::Started { container } => format!("started    {container}"),
         Event::Passed {
@@ -201,9 +295,53 @@ pub fn print_event(event: &Event) {
             millis,
         } => format!("{gate:<10} {container} after {millis} ms"),
         Event::Failed { container, why } => format!("FAILED     {container}: {why}"),
+        Event::PutBack { container } => format!("put back   {container} (previous version)"),
         Event::RolledBack { container } => {
             format!("rolled back {container} to its previous version")
         }
     };
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_interrupted_rollback_leaves_is_said() {
+        let mut left = LeftAsIs::default();
+        let stopped = |c: &str| Event::Stopped {
+            container: c.into(),
+        };
+        left.record(&stopped("web-discovery"));
+        left.record(&stopped("web"));
+        left.record(&Event::KeptAside {
+            container: "web".into(),
+            aside: "web.previous-abc".into(),
+        });
+        assert_eq!(
+            left.to_string(),
+            "the previous `web` is kept aside, stopped, as `web.previous-abc`; stopped: web-discovery; re-run `telefig start` to converge"
+        );
+        left.record(&Event::PutBack {
+            container: "web".into(),
+        });
+        left.record(&Event::Started {
+            container: "web".into(),
+        });
+        assert_eq!(
+            left.to_string(),
+            "the previous `web` is back but has not passed its gate; stopped: web-discovery; re-run `telefig start` to converge"
+        );
+        left.record(&Event::RolledBack {
+            container: "web".into(),
+        });
+        left.record(&Event::Started {
+            container: "web-discovery".into(),
+        });
+        assert_eq!(
+            left.to_string(),
+            "nothing was stopped or kept aside; re-run `telefig start` to converge"
+        );
+    }
 }

@@ -93,6 +93,9 @@ impl Run<'_> {
                 let _ = self.engine.remove(&new.id, name).await;
             }
             if self.engine.rename(backup, name).await.is_ok() {
+                (self.emit)(Event::PutBack {
+                    container: name.clone(),
+                });
                 restored.insert(name.clone());
                 steps.insert(name.clone(), Step::StartExisting { id: backup.clone() });
             }

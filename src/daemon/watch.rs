@@ -1,0 +1,258 @@
+//! Following Docker's events after the boot repair: drift is repaired, a
+//! dependency that goes down has its `healthy` dependents stopped, a
+//! container unhealthy past its budget is restarted, cron entries run.
+//! Events the daemon's own repairs caused, or that a boot repair already
+//! saw, are not drift (`plan::OwnEvents` decides). Every task spawned here
+//! is kept in a `JoinSet` and drained on shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch as signal;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::notify::Notifier;
+use super::repair::Repairer;
+use super::unhealthy::{self, Budget, Verdict};
+use super::{boot_repair, connect, cron, now_nanos};
+use crate::engine::events::{ContainerEvent, EventKind};
+use crate::engine::gate::aborted;
+use crate::plan::{Change, Health, NotDrift};
+use crate::state::RecordCache;
+
+/// Wait after an event before repairing, so a burst becomes one repair.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+const TICK: Duration = Duration::from_millis(250);
+/// With nothing pending, this long without an event that mattered is "idle".
+const SETTLE: Duration = Duration::from_secs(1);
+
+pub struct Watcher {
+    repairer: Repairer,
+    pub notifier: Notifier,
+    budget: Budget,
+    cron: cron::CronRunner,
+    /// Servicesets to repair, and when.
+    pending: HashMap<String, Instant>,
+    /// Servicesets with a repair running now.
+    busy: Arc<Mutex<HashSet<String>>>,
+    /// Repairs, re-gates and restarts spawned, drained on shutdown.
+    tasks: JoinSet<()>,
+    /// The last event that mattered (or the stream's connection).
+    last_news: Instant,
+    idle: bool,
+    last_watchdog: Instant,
+    /// The records, read again only when one changed.
+    records: RecordCache,
+}
+
+fn change(kind: EventKind) -> Option<Change> {
+    match kind {
+        EventKind::Create => Some(Change::Created),
+        EventKind::Start => Some(Change::Started),
+        EventKind::Die { .. } => Some(Change::Died),
+        EventKind::Stop => Some(Change::Stopped),
+        EventKind::Destroy => Some(Change::Destroyed),
+        EventKind::Oom | EventKind::Health(_) | EventKind::Other => None,
+    }
+}
+
+impl Watcher {
+    pub fn new(repairer: Repairer, notifier: Notifier, budget: Duration) -> Watcher {
+        Watcher {
+            repairer,
+            notifier,
+            budget: Budget::new(budget),
+            cron: cron::CronRunner::default(),
+            pending: HashMap::new(),
+            busy: Arc::default(),
+            tasks: JoinSet::new(),
+            last_news: Instant::now(),
+            idle: false,
+            last_watchdog: Instant::now(),
+            records: RecordCache::default(),
+        }
+    }
+
+    /// Follow events from `since` (seconds since the epoch) until `stop`.
+    pub async fn watch(&mut self, stop: &mut signal::Receiver<bool>, mut since: i64) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            let mut events = self.repairer.engine.container_events(None, since);
+            self.last_news = Instant::now();
+            self.idle = false;
+            loop {
+                tokio::select! {
+                    _ = aborted(stop) => return,
+                    event = events.next() => match event {
+                        Some(Ok(e)) => {
+                            since = e.time_nanos / 1_000_000_000;
+                            self.on_event(e);
+                        }
+                        Some(Err(e)) => { warn!("events stream failed: {e}"); break; }
+                        None => { warn!("events stream ended (dockerd restarting?); reconnecting"); break; }
+                    },
+                    _ = tick.tick() => self.on_tick(),
+                }
+            }
+            let Some(engine) = connect(&self.notifier, stop).await else {
+                return;
+            };
+            self.repairer.engine = engine;
+            info!("reconnected to Docker; checking every serviceset");
+            // Events were missed, and without live-restore dockerd restarted
+            // every container at once: repair as at boot, order included.
+            if let Err(e) = boot_repair(&self.repairer, &self.notifier).await {
+                warn!("repair after reconnecting: {e}");
+            }
+        }
+    }
+
+    /// Wait for every task spawned to finish (an aborted repair rolls back
+    /// what it started). A second signal exits at once (see `cli`).
+    pub async fn drain(&mut self) {
+        if !self.tasks.is_empty() {
+            info!(
+                "shutting down: waiting for {} repair task(s) to finish",
+                self.tasks.len()
+            );
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    fn on_event(&mut self, e: ContainerEvent) {
+        let Some(serviceset) = e.serviceset.clone() else {
+            return;
+        };
+        let Some(container) = e.container.clone().filter(|c| *c == e.name) else {
+            return;
+        };
+        let verdict = self.repairer.own.lock().expect("own events").judge(
+            &serviceset,
+            &container,
+            change(e.kind),
+            e.time_nanos,
+        );
+        if let Some(why) = verdict {
+            debug!(%serviceset, %container, "not drift ({why:?}): {:?}", e.kind);
+            if why == NotDrift::Own && e.kind == EventKind::Start {
+                // Started afresh by a repair: an unhealthy spell before it is over.
+                self.budget.healthy(&serviceset, &container, Instant::now());
+            }
+            return;
+        }
+        if e.kind == EventKind::Other {
+            return;
+        }
+        self.last_news = Instant::now();
+        self.idle = false;
+        match e.kind {
+            EventKind::Die { .. } | EventKind::Health(Health::Unhealthy) => {
+                if e.kind == EventKind::Health(Health::Unhealthy) {
+                    self.budget
+                        .unhealthy(&serviceset, &container, Instant::now());
+                }
+                let repairer = self.repairer.clone();
+                let (s, c) = (serviceset.clone(), container.clone());
+                self.tasks.spawn(async move {
+                    match repairer.regate(&s, &c).await {
+                        Ok(stopped) if !stopped.is_empty() => {
+                            info!(serviceset = %s, "`{c}` went down: stopped {stopped:?} until it is healthy again");
+                        }
+                        Err(err) => warn!(serviceset = %s, "re-gating dependents of `{c}`: {err}"),
+                        _ => {}
+                    }
+                });
+            }
+            EventKind::Health(Health::Healthy) | EventKind::Start => {
+                self.budget.healthy(&serviceset, &container, Instant::now())
+            }
+            _ => {}
+        }
+        if matches!(e.kind, EventKind::Create) {
+            return;
+        }
+        let due = Instant::now() + DEBOUNCE;
+        self.pending
+            .entry(serviceset)
+            .and_modify(|d| *d = (*d).min(due))
+            .or_insert(due);
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        while self.tasks.try_join_next().is_some() {}
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for serviceset in due {
+            if !self
+                .busy
+                .lock()
+                .expect("busy set")
+                .insert(serviceset.clone())
+            {
+                continue; // a repair runs; this one stays pending until it is done
+            }
+            self.pending.remove(&serviceset);
+            let repairer = self.repairer.clone();
+            let busy = self.busy.clone();
+            self.tasks.spawn(async move {
+                match repairer.repair(&serviceset, false).await {
+                    Ok(Some(summary)) => info!(%serviceset, "repaired: {summary}"),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(%serviceset, "repair failed, will retry on the next event: {e}")
+                    }
+                }
+                busy.lock().expect("busy set").remove(&serviceset);
+            });
+        }
+        for verdict in self.budget.due(now) {
+            match verdict {
+                Verdict::Restart {
+                    serviceset,
+                    container,
+                    restarts,
+                } => {
+                    warn!(%serviceset, %container, "unhealthy past its budget: restarting it (restart {restarts} of at most {})", unhealthy::MAX_RESTARTS);
+                    let repairer = self.repairer.clone();
+                    self.tasks.spawn(async move {
+                        if let Err(e) = repairer.restart_unhealthy(&serviceset, &container).await {
+                            warn!(%serviceset, %container, "restart failed: {e}");
+                        }
+                    });
+                }
+                Verdict::GiveUp {
+                    serviceset,
+                    container,
+                } => {
+                    error!(%serviceset, %container, "still unhealthy after {} restarts; leaving it to an operator", unhealthy::MAX_RESTARTS);
+                }
+            }
+        }
+        let records = &self.records.get(&self.repairer.state).records;
+        self.cron
+            .tick(records, &self.repairer.state, now_nanos() / 1_000_000_000);
+        if !self.idle
+            && self.pending.is_empty()
+            && self.tasks.is_empty()
+            && self.last_news.elapsed() >= SETTLE
+        {
+            self.idle = true;
+            info!("idle: events settled, no repair pending");
+        }
+        if let Some(every) = self.notifier.watchdog_every
+            && self.last_watchdog.elapsed() >= every
+        {
+            self.notifier.watchdog();
+            self.last_watchdog = Instant::now();
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Plans that stop: which of a serviceset's containers `stop`, `down` and
+//! the daemon's re-gating stop, and which they remove.
+//!
+//! Every stop waits the container's own grace period (its `StopTimeout`,
+//! which telefig sets from `stop_grace_period` at create) before Docker
+//! kills it: a container whose file telefig no longer has — no record, an
+//! orphan, a version kept aside — is stopped as it was configured, never
+//! with a fixed number. The engine walks the graph in stop order over the
+//! containers listed here; those the graph does not know stop alongside.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{Observed, RunState};
+use crate::graph::Graph;
+use crate::spec::Condition;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum StopReason {
+    /// `stop` or `down` asked for the whole serviceset.
+    Requested,
+    /// It waits for a dependency to be healthy, which went down.
+    DependencyDown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StopAction {
+    pub container: String,
+    pub id: String,
+    /// Running (or paused, restarting): stopped with its own grace period.
+    pub stop: bool,
+    /// Removed once stopped (`down`).
+    pub remove: bool,
+    #[serde(flatten)]
+    pub reason: StopReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StopPlan {
+    pub serviceset: String,
+    /// In stop order; containers the graph does not know come last.
+    pub actions: Vec<StopAction>,
+    /// For `DependencyDown`: the dependency that went down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+}
+
+/// Whether Docker would have to stop it (it has a process, or will soon).
+fn live(o: &Observed) -> bool {
+    !matches!(
+        o.state,
+        RunState::Exited | RunState::Created | RunState::Dead
+    )
+}
+
+/// `stop` (`remove: false`) or `down` (`remove: true`) of every container
+/// of `serviceset` in `observed`, known to the graph or not.
+pub fn stop(serviceset: &str, graph: &Graph, observed: &[Observed], remove: bool) -> StopPlan {
+    let ours: Vec<&Observed> = observed
+        .iter()
+        .filter(|o| o.serviceset() == Some(serviceset))
+        .filter(|o| remove || live(o))
+        .collect();
+    StopPlan {
+        serviceset: serviceset.to_owned(),
+        actions: in_stop_order(graph, ours)
+            .map(|o| StopAction {
+                container: o.name.clone(),
+                id: o.id.clone(),
+                stop: live(o),
+                remove,
+                reason: StopReason::Requested,
+            })
+            .collect(),
+        dependency: None,
+    }
+}
+
+/// `dependency` died or turned unhealthy: the running containers that wait
+/// for it to be healthy, and what depends on them, stop now (discovery
+/// deregisters); a later repair starts them once it passes again.
+pub fn regate(
+    serviceset: &str,
+    graph: &Graph,
+    observed: &[Observed],
+    dependency: &str,
+) -> StopPlan {
+    let waiting: Vec<String> = graph
+        .dependents(dependency)
+        .into_iter()
+        .filter(|(_, gate)| *gate == Condition::Healthy)
+        .flat_map(|(d, _)| graph.downstream(d))
+        .collect();
+    let ours: Vec<&Observed> = observed
+        .iter()
+        .filter(|o| o.serviceset() == Some(serviceset) && !o.is_backup())
+        .filter(|o| waiting.contains(&o.name) && o.state == RunState::Running)
+        .collect();
+    StopPlan {
+        serviceset: serviceset.to_owned(),
+        actions: in_stop_order(graph, ours)
+            .map(|o| StopAction {
+                container: o.name.clone(),
+                id: o.id.clone(),
+                stop: true,
+                remove: false,
+                reason: StopReason::DependencyDown,
+            })
+            .collect(),
+        dependency: Some(dependency.to_owned()),
+    }
+}
+
+/// The graph's stop order, then the containers it does not know, by name.
+fn in_stop_order<'a>(
+    graph: &Graph,
+    mut containers: Vec<&'a Observed>,
+) -> impl Iterator<Item = &'a Observed> {
+    let order = graph.stop_order();
+    containers.sort_by_key(|o| {
+        let at = order.iter().position(|n| *n == o.name);
+        (at.is_none(), at, o.name.clone())
+    });
+    containers.into_iter()
+}
+
+impl StopPlan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn get(&self, container: &str) -> Option<&StopAction> {
+        self.actions.iter().find(|a| a.container == container)
+    }
+}
+
+impl fmt::Display for StopAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match (self.stop, self.remove) {
+            (true, true) => "stop+rm",
+            (true, false) => "stop",
+            (false, true) => "remove",
+            (false, false) => "keep",
+        };
+        write!(f, "{what:<8} {}", self.container)
+    }
+}
+
+impl fmt::Display for StopPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.dependency {
+            Some(d) => writeln!(f, "serviceset {}: `{d}` went down", self.serviceset)?,
+            None => writeln!(f, "serviceset {}", self.serviceset)?,
+        }
+        for a in &self.actions {
+            writeln!(f, "  {a}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::platform::{LABEL_CONTAINER, LABEL_SERVICESET};
+
+    fn graph() -> Graph {
+        Graph::from_edges(
+            ["web-logging", "web", "web-discovery"],
+            [
+                ("web-logging", "web", Condition::Started),
+                ("web", "web-discovery", Condition::Healthy),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn container(name: &str, state: RunState) -> Observed {
+        Observed {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: "img".into(),
+            labels: BTreeMap::from([
+                (LABEL_SERVICESET.into(), "shop".into()),
+                (LABEL_CONTAINER.into(), name.into()),
+            ]),
+            state,
+            health: None,
+            exit_code: None,
+        }
+    }
+
+    fn observed() -> Vec<Observed> {
+        let mut foreign = container("other-web", RunState::Running);
+        foreign
+            .labels
+            .insert(LABEL_SERVICESET.into(), "billing".into());
+        vec![
+            container("web-logging", RunState::Running),
+            container("web", RunState::Running),
+            container("web-discovery", RunState::Exited),
+            // Not in the graph: the file dropped it, or there is no record.
+            container("old-worker", RunState::Running),
+            foreign,
+        ]
+    }
+
+    #[test]
+    fn stop_takes_the_running_ones_dependents_first_strays_alongside() {
+        let p = stop("shop", &graph(), &observed(), false);
+        assert_eq!(
+            p.to_string(),
+            "serviceset shop\n  stop     web\n  stop     web-logging\n  stop     old-worker\n"
+        );
+    }
+
+    #[test]
+    fn down_removes_every_one_and_stops_those_running() {
+        let p = stop("shop", &graph(), &observed(), true);
+        assert_eq!(
+            p.to_string(),
+            "serviceset shop\n  remove   web-discovery\n  stop+rm  web\n  stop+rm  web-logging\n  stop+rm  old-worker\n"
+        );
+    }
+
+    /// Regression: without a record telefig knows no graph and no grace
+    /// periods; `down --name` still takes every container of the serviceset.
+    #[test]
+    fn without_a_record_down_takes_them_all_by_label() {
+        let empty = Graph::from_edges([], []).unwrap();
+        let p = stop("shop", &empty, &observed(), true);
+        assert_eq!(p.actions.len(), 4, "{p}");
+    }
+
+    #[test]
+    fn regate_stops_what_waits_for_the_dependency_to_be_healthy() {
+        let mut obs = observed();
+        obs[2].state = RunState::Running;
+        let p = regate("shop", &graph(), &obs, "web");
+        assert_eq!(
+            p.to_string(),
+            "serviceset shop: `web` went down\n  stop     web-discovery\n"
+        );
+        // logging's dependent waits only for it to start: nothing to stop.
+        assert!(regate("shop", &graph(), &obs, "web-logging").is_empty());
+        // Already stopped: nothing to do.
+        assert!(regate("shop", &graph(), &observed(), "web").is_empty());
+    }
+}
