@@ -153,7 +153,11 @@ fn template_error(file: &Path, raw: &str, err: TemplateError) -> SourceError {
             let column = raw
                 .lines()
                 .nth(line - 1)
-                .and_then(|l| l.find(name.as_str()))
+                .and_then(|l| {
+                    // The use inside the template, not a same-named key before it.
+                    let from = l.find('{').unwrap_or(0);
+                    l[from..].find(name.as_str()).map(|c| c + from)
+                })
                 .map_or(1, |c| c + 1);
             SourceError::new(file, err.to_string()).at(raw, *line, column)
         }
