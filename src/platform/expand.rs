@@ -39,8 +39,12 @@ pub struct CronJob {
     pub owner: String,
     pub name: String,
     pub schedule: String,
+    /// argv; a string command of the file is `/bin/sh -c <line>`.
     pub command: Vec<String>,
     pub user: Option<String>,
+    /// The schedule's IANA time zone; the host's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
 }
 
 /// Docker's defaults, used when a healthcheck leaves a timing out.
@@ -105,7 +109,8 @@ fn expand_declared(
     for (kind, sidecar) in &entry.sidecars.0 {
         let params = match sidecar {
             SidecarEntry::Cron(entries) => {
-                out.cron.extend(cron_jobs(set, owner, entries)?);
+                let jobs = cron_jobs(set, owner, entries, &out.cron)?;
+                out.cron.extend(jobs);
                 continue;
             }
             SidecarEntry::Params(params) => params,
@@ -486,34 +491,52 @@ fn cron_jobs(
     set: &Serviceset,
     owner: &str,
     entries: &[CronEntry],
+    earlier: &[CronJob],
 ) -> Result<Vec<CronJob>, SourceError> {
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let at = |msg: String| set.error_at(owner, Some("cron"), msg);
-            super::schedule::Schedule::parse(&e.schedule)
-                .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
-            let command = split_words(&e.command)
-                .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
-            if command.is_empty() {
-                return Err(at(format!(
-                    "cron entry {} of `{owner}` has an empty command",
-                    i + 1
-                )));
+    let mut jobs: Vec<CronJob> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let name = e
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{owner}-cron-{}", i + 1));
+        let at = |msg: String| set.error_at(owner, Some("cron"), msg);
+        let what = match &e.name {
+            Some(name) => format!("cron job `{name}` of `{owner}`"),
+            None => format!("cron entry {} of `{owner}`", i + 1),
+        };
+        super::schedule::Schedule::parse(&e.schedule, e.tz.as_deref())
+            .map_err(|m| at(format!("{what}: {m}")))?;
+        let command = match &e.command {
+            // As cron does: the line is shell syntax (quotes, redirections).
+            Words::Line(line) if !line.trim().is_empty() => {
+                vec!["/bin/sh".to_owned(), "-c".to_owned(), line.clone()]
             }
-            Ok(CronJob {
-                owner: owner.to_owned(),
-                name: e
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{owner}-cron-{}", i + 1)),
-                schedule: e.schedule.clone(),
-                command,
-                user: e.user.clone(),
-            })
-        })
-        .collect()
+            Words::Line(_) => Vec::new(),
+            Words::List(argv) => argv.clone(),
+        };
+        if command.is_empty() {
+            return Err(at(format!("{what} has an empty command")));
+        }
+        if let Some(user) = &e.user
+            && (user.is_empty() || user.contains(char::is_whitespace))
+        {
+            return Err(at(format!("{what}: `{user}` is not a user name")));
+        }
+        if earlier.iter().chain(&jobs).any(|j| j.name == name) {
+            return Err(at(format!(
+                "{what}: another cron job of this serviceset is named `{name}`; job names are unique in a serviceset"
+            )));
+        }
+        jobs.push(CronJob {
+            owner: owner.to_owned(),
+            name,
+            schedule: e.schedule.clone(),
+            command,
+            user: e.user.clone(),
+            tz: e.tz.clone(),
+        });
+    }
+    Ok(jobs)
 }
 
 fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {

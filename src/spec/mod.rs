@@ -6,6 +6,7 @@
 //! containers the rest of telefig works with.
 
 mod check;
+pub mod cron;
 pub mod schema;
 pub mod template;
 

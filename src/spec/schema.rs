@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+pub use super::cron::CronEntry;
+use super::cron::CronEntries;
 use crate::yaml::{KeyString, UniqueMap, Value, scalar_to_string};
 
 /// The whole file: `version` plus one entry per container, in file order.
@@ -136,18 +138,8 @@ pub struct Healthcheck {
     pub disable: bool,
 }
 
-/// A cron entry, run on the host by `telefig daemon`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CronEntry {
-    pub name: Option<String>,
-    pub schedule: String,
-    pub command: Words,
-    pub user: Option<String>,
-}
-
 /// `sidecars:` — kind → parameters (`knox:` with no value is allowed), and
-/// `cron:` → a list of entries.
+/// `cron:` → its jobs (see [`super::cron`]).
 #[derive(Debug, Clone, Default)]
 pub struct Sidecars(pub Vec<(String, SidecarEntry)>);
 
@@ -176,8 +168,9 @@ impl<'de> Deserialize<'de> for Sidecars {
                     }
                     let entry = if kind == "cron" {
                         SidecarEntry::Cron(
-                            map.next_value::<Option<Vec<CronEntry>>>()?
-                                .unwrap_or_default(),
+                            map.next_value::<Option<CronEntries>>()?
+                                .unwrap_or_default()
+                                .0,
                         )
                     } else {
                         SidecarEntry::Params(
