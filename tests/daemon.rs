@@ -264,6 +264,8 @@ fn map_form_cron_runs_shell_lines_as_their_user() {
         .to_owned();
     assert!(greeter.contains("HELLO, NOBODY"), "{greeter}");
     assert!(greeter.contains("to-stderr"), "{greeter}");
-    let rooted = st["cron"][s.id()]["Rooted"]["output_tail"].as_str().unwrap();
+    let rooted = st["cron"][s.id()]["Rooted"]["output_tail"]
+        .as_str()
+        .unwrap();
     assert!(rooted.contains("it's 0"), "{rooted}");
 }

@@ -40,8 +40,7 @@ impl CronRunner {
                 let entry = match self.entries.get_mut(&key) {
                     Some(e) => e,
                     None => {
-                        let Ok(schedule) = Schedule::parse(&job.schedule, job.tz.as_deref())
-                        else {
+                        let Ok(schedule) = Schedule::parse(&job.schedule, job.tz.as_deref()) else {
                             continue;
                         };
                         let due = match schedule {

@@ -197,6 +197,15 @@ impl Context<'_> {
             ("name".to_owned(), name.to_owned()),
         ]);
         for (param, value) in given.iter() {
+            if template.params.is_empty() {
+                return Err(at(format!(
+                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
+                ))
+                .with_help(Some(format!(
+                    "the platform's `{kind}` template ({}) declares no parameters; add `params: {{{param}: …}}` to it",
+                    self.platform.source.display()
+                ))));
+            }
             if !template.params.iter().any(|(p, _)| p == param) {
                 let known = template.params.iter().map(|(p, _)| p.as_str());
                 return Err(at(format!(
@@ -214,7 +223,7 @@ impl Context<'_> {
                     "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
                 ))
             })?;
-            layer.insert(param.clone(), text);
+            layer.insert(param.clone(), bool_as_declared(template, param, text));
         }
         for (param, default) in &template.params {
             if layer.contains_key(param) {
@@ -358,6 +367,20 @@ impl Context<'_> {
             config_hash,
             create,
         })
+    }
+}
+
+/// A parameter whose declared default is `true`/`false` takes YAML 1.1
+/// spellings (`True`, `yes`, `off`) as that boolean, in the template's
+/// spelling, so `zum: {wait_for_deps: True}` reaches the command as `true`.
+fn bool_as_declared(template: &SidecarTemplate, param: &str, text: String) -> String {
+    let declared_bool = template
+        .params
+        .iter()
+        .any(|(p, d)| p == param && d.as_deref().is_some_and(|d| d == "true" || d == "false"));
+    match crate::spec::schema::yaml11_bool_text(&text) {
+        Some(b) if declared_bool => b.to_string(),
+        _ => text,
     }
 }
 

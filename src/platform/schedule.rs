@@ -39,7 +39,9 @@ impl Schedule {
         let zone = match tz {
             None => TimeZone::system(),
             Some(name) => TimeZone::get(name).map_err(|_| {
-                format!("unknown time zone `{name}`: use an IANA name such as `Europe/Paris` or `UTC`")
+                format!(
+                    "unknown time zone `{name}`: use an IANA name such as `Europe/Paris` or `UTC`"
+                )
             })?,
         };
         let parsed = if vixie_ands_days(text) {

@@ -54,9 +54,7 @@ impl<'de> Deserialize<'de> for CronEntries {
                 let mut out: Vec<CronEntry> = Vec::new();
                 while let Some(KeyString(name)) = map.next_key()? {
                     if out.iter().any(|e| e.name.as_deref() == Some(name.as_str())) {
-                        return Err(de::Error::custom(format!(
-                            "duplicate cron job `{name}`"
-                        )));
+                        return Err(de::Error::custom(format!("duplicate cron job `{name}`")));
                     }
                     let mut entry: CronEntry = map.next_value()?;
                     match &entry.name {

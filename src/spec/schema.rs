@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-pub use super::cron::CronEntry;
 use super::cron::CronEntries;
+pub use super::cron::CronEntry;
 use crate::yaml::{KeyString, UniqueMap, Value, scalar_to_string};
 
 /// The whole file: `version` plus one entry per container, in file order.
@@ -121,6 +121,7 @@ pub struct DockerSection {
     pub ports: Vec<Scalar>,
     pub stop_grace_period: Option<DurationValue>,
     pub stop_signal: Option<String>,
+    #[serde(default, deserialize_with = "yaml11_bool_opt")]
     pub privileged: Option<bool>,
     #[serde(default)]
     pub cap_add: Vec<String>,
@@ -134,7 +135,7 @@ pub struct Healthcheck {
     pub timeout: Option<DurationValue>,
     pub start_period: Option<DurationValue>,
     pub retries: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11_bool")]
     pub disable: bool,
 }
 
@@ -185,6 +186,30 @@ impl<'de> Deserialize<'de> for Sidecars {
         }
         deserializer.deserialize_any(SidecarsVisitor)
     }
+}
+
+/// A boolean as YAML 1.1 (which the original Python tool reads) spells it:
+/// `true`/`True`, and also `yes`/`no`/`on`/`off` in any of their cases.
+pub fn yaml11_bool_text(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+fn yaml11_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    deserializer.deserialize_any(ScalarText {
+        expecting: "true or false",
+        floats: false,
+        check: |text: String| {
+            yaml11_bool_text(&text).ok_or_else(|| format!("`{text}` is not true or false"))
+        },
+    })
+}
+
+fn yaml11_bool_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    yaml11_bool(deserializer).map(Some)
 }
 
 /// `depends_on`: a list of names, or a map of name → `{condition: …}`.
@@ -528,6 +553,20 @@ mod tests {
                 ("b".into(), Condition::Completed)
             ]
         );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans() {
+        for (text, want) in [
+            ("True", true),
+            ("yes", true),
+            ("off", false),
+            ("false", false),
+        ] {
+            let hc: Healthcheck = crate::yaml::from_str(&format!("disable: {text}")).unwrap();
+            assert_eq!(hc.disable, want, "{text}");
+        }
+        assert!(crate::yaml::from_str::<Healthcheck>("disable: maybe").is_err());
     }
 
     #[test]

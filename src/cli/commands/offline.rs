@@ -6,11 +6,12 @@ use clap::CommandFactory;
 
 use crate::cli::Outcome;
 use crate::cli::args::{Cli, Global, RenderArgs, RenderFormat};
-use crate::cli::load::load;
+use crate::cli::load::{load, say_resolved};
 use crate::cli::output::print_json;
 
 pub fn validate(g: &Global) -> Outcome {
     let loaded = load(g)?;
+    say_resolved(&loaded);
     let e = &loaded.expanded;
     if g.json {
         print_json(&serde_json::json!({
@@ -36,6 +37,7 @@ pub fn validate(g: &Global) -> Outcome {
 
 pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
     let loaded = load(g)?;
+    say_resolved(&loaded);
     if args.format == RenderFormat::Kubernetes {
         // What a Pod cannot express is a problem with the input: exit 2.
         let pod = crate::export::kubernetes::pod(&loaded.expanded, &loaded.graph).map_err(|e| {
