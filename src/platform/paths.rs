@@ -28,13 +28,15 @@ pub struct Bases {
 impl Bases {
     /// This process's current directory and `TARGET` from `vars`.
     pub fn current(vars: &Vars) -> Bases {
-        Bases {
-            cwd: std::env::current_dir().ok(),
-            target: vars
-                .get("TARGET")
-                .filter(|t| !t.is_empty())
-                .map(PathBuf::from),
-        }
+        let cwd = std::env::current_dir().ok();
+        let target = vars
+            .get("TARGET")
+            .filter(|t| !t.is_empty())
+            .map(|t| match &cwd {
+                Some(cwd) => cwd.join(t),
+                None => PathBuf::from(t),
+            });
+        Bases { cwd, target }
     }
 
     fn describe(&self) -> String {
