@@ -11,10 +11,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::container::*;
+pub use super::cron::CronJob;
 use super::image::{self, ImageRequest};
 use super::{Error, Order, Platform, SidecarTemplate, param_text};
 use crate::diagnostic::{SourceError, did_you_mean};
-use crate::spec::schema::{CronEntry, DockerSection, SidecarEntry, Words};
+use crate::spec::schema::{DockerSection, SidecarEntry, Words};
 use crate::spec::template::{self, Vars};
 use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
 use crate::yaml::{self, UniqueMap, Value};
@@ -31,20 +32,6 @@ impl Expanded {
     pub fn get(&self, name: &str) -> Option<&ContainerSpec> {
         self.containers.iter().find(|c| c.name == name)
     }
-}
-
-/// A scheduled command the daemon runs on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CronJob {
-    pub owner: String,
-    pub name: String,
-    pub schedule: String,
-    /// argv; a string command of the file is `/bin/sh -c <line>`.
-    pub command: Vec<String>,
-    pub user: Option<String>,
-    /// The schedule's IANA time zone; the host's when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tz: Option<String>,
 }
 
 /// Docker's defaults, used when a healthcheck leaves a timing out.
@@ -109,7 +96,7 @@ fn expand_declared(
     for (kind, sidecar) in &entry.sidecars.0 {
         let params = match sidecar {
             SidecarEntry::Cron(entries) => {
-                let jobs = cron_jobs(set, owner, entries, &out.cron)?;
+                let jobs = super::cron::jobs(set, owner, entries, &out.cron)?;
                 out.cron.extend(jobs);
                 continue;
             }
@@ -508,58 +495,6 @@ fn template_strings(value: &Value, vars: &Vars) -> Result<Value, template::Templ
         ),
         other => other.clone(),
     })
-}
-
-fn cron_jobs(
-    set: &Serviceset,
-    owner: &str,
-    entries: &[CronEntry],
-    earlier: &[CronJob],
-) -> Result<Vec<CronJob>, SourceError> {
-    let mut jobs: Vec<CronJob> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let name = e
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{owner}-cron-{}", i + 1));
-        let at = |msg: String| set.error_at(owner, Some("cron"), msg);
-        let what = match &e.name {
-            Some(name) => format!("cron job `{name}` of `{owner}`"),
-            None => format!("cron entry {} of `{owner}`", i + 1),
-        };
-        super::schedule::Schedule::parse(&e.schedule, e.tz.as_deref())
-            .map_err(|m| at(format!("{what}: {m}")))?;
-        let command = match &e.command {
-            // As cron does: the line is shell syntax (quotes, redirections).
-            Words::Line(line) if !line.trim().is_empty() => {
-                vec!["/bin/sh".to_owned(), "-c".to_owned(), line.clone()]
-            }
-            Words::Line(_) => Vec::new(),
-            Words::List(argv) => argv.clone(),
-        };
-        if command.is_empty() {
-            return Err(at(format!("{what} has an empty command")));
-        }
-        if let Some(user) = &e.user
-            && (user.is_empty() || user.contains(char::is_whitespace))
-        {
-            return Err(at(format!("{what}: `{user}` is not a user name")));
-        }
-        if earlier.iter().chain(&jobs).any(|j| j.name == name) {
-            return Err(at(format!(
-                "{what}: another cron job of this serviceset is named `{name}`; job names are unique in a serviceset"
-            )));
-        }
-        jobs.push(CronJob {
-            owner: owner.to_owned(),
-            name,
-            schedule: e.schedule.clone(),
-            command,
-            user: e.user.clone(),
-            tz: e.tz.clone(),
-        });
-    }
-    Ok(jobs)
 }
 
 fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {

@@ -8,6 +8,7 @@
 //! this one see only that model, never the YAML.
 
 mod container;
+mod cron;
 mod expand;
 mod image;
 pub mod paths;
