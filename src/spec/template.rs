@@ -98,8 +98,75 @@ fn has_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
 
+/// Where each piece of a rendered text came from in its template, so a
+/// position found in the output (a YAML error) can be shown in the file.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    /// Output range, source start, and whether the output is the source
+    /// copied verbatim (template data) rather than an expression's value.
+    spans: Vec<(std::ops::Range<usize>, usize, bool)>,
+}
+
+impl SourceMap {
+    /// The 1-based (line, column) in `source` of (line, column) in `rendered`.
+    /// Without spans (a text with no Jinja syntax) positions are unchanged.
+    pub fn to_source(
+        &self,
+        rendered: &str,
+        source: &str,
+        line: usize,
+        column: usize,
+    ) -> (usize, usize) {
+        if self.spans.is_empty() {
+            return (line, column);
+        }
+        let offset = offset_of(rendered, line, column);
+        let found = self
+            .spans
+            .iter()
+            .find(|(out, _, _)| out.contains(&offset))
+            .or_else(|| self.spans.iter().find(|(out, _, _)| out.start >= offset))
+            .or(self.spans.last());
+        let Some((out, src, raw)) = found else {
+            return (line, column);
+        };
+        let at = if *raw {
+            src + offset.saturating_sub(out.start).min(out.len())
+        } else {
+            *src
+        };
+        line_col(source, at.min(source.len()))
+    }
+}
+
+/// The byte offset of 1-based (line, column) in `text`.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (start + column.saturating_sub(1)).min(text.len())
+}
+
+/// The 1-based (line, column) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = offset - before.rfind('\n').map_or(0, |nl| nl + 1) + 1;
+    (line, column)
+}
+
 /// Render `text` as a Jinja template with `vars`.
 pub fn render(text: &str, vars: &Vars) -> Result<String, TemplateError> {
+    render_mapped(text, vars).map(|(out, _)| out)
+}
+
+/// [`render`], and where each part of the output came from.
+pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), TemplateError> {
+    if !has_template(text) {
+        return Ok((text.to_owned(), SourceMap::default()));
+    }
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let template = env
@@ -111,8 +178,17 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, TemplateError> {
     // an empty value, and render again, so that every name is reported.
     let candidates = template.undeclared_variables(false);
     loop {
-        let err = match template.render(Value::from(context.clone())) {
-            Ok(out) if undefined.is_empty() => return Ok(out),
+        let err = match template.render_with_spans(Value::from(context.clone())) {
+            Ok((out, spans)) if undefined.is_empty() => {
+                let spans = spans
+                    .iter()
+                    .map(|s| {
+                        let raw = s.kind() == minijinja::OutputSpanKind::Raw;
+                        (s.output_range(), s.source_range().start, raw)
+                    })
+                    .collect();
+                return Ok((out, SourceMap { spans }));
+            }
             Ok(_) => return Err(TemplateError::Undefined(undefined)),
             Err(err) => err,
         };
@@ -237,6 +313,22 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(render(input, &v).unwrap(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn positions_in_the_output_map_back_to_the_file() {
+        let source = "{# note #}\n{% if A %}\na: {{ A }}\n{% endif %}\nb: [\n";
+        let (out, map) = render_mapped(source, &vars(&[("A", "xyz")])).unwrap();
+        assert_eq!(out, "\n\na: xyz\n\nb: [");
+        // `b: [` is line 5 of the output and line 5 of the file; `xyz` is
+        // the expression on line 3.
+        assert_eq!(map.to_source(&out, source, 5, 4), (5, 4));
+        assert_eq!(map.to_source(&out, source, 3, 4), (3, 7));
+        let (out, map) = render_mapped("{%- set x = 1 %}\nk: v\n", &vars(&[])).unwrap();
+        assert_eq!(
+            map.to_source(&out, "{%- set x = 1 %}\nk: v\n", 1, 2),
+            (2, 1)
+        );
     }
 
     #[test]
