@@ -65,15 +65,52 @@ fn main() -> ExitCode {
     }
 }
 
-/// `configure-serviceset -c F -e K=V` → `telefig start -c F -e K=V`.
+/// `configure-serviceset -c F -e K=V` → `telefig start -c F -e K=V`;
+/// `configure-serviceset -v` (or `--version`, as the deploy agent probes
+/// it) → `telefig --version`.
 fn arguments() -> Vec<OsString> {
-    let mut args: Vec<OsString> = std::env::args_os().collect();
+    drop_in_arguments(std::env::args_os().collect())
+}
+
+fn drop_in_arguments(mut args: Vec<OsString>) -> Vec<OsString> {
     let invoked_as = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned());
-    if invoked_as.as_deref() == Some("configure-serviceset") {
-        args.insert(1, "start".into());
+    if invoked_as.as_deref() != Some("configure-serviceset") {
+        return args;
     }
+    let asks_version = args
+        .iter()
+        .skip(1)
+        .any(|a| a == "-v" || a == "-V" || a == "--version");
+    if asks_version {
+        return vec![args.swap_remove(0), "--version".into()];
+    }
+    args.insert(1, "start".into());
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<OsString> {
+        line.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn configure_serviceset_is_start_and_answers_the_version_probe() {
+        assert_eq!(
+            drop_in_arguments(args("/usr/bin/configure-serviceset -c f.conf -e A=1")),
+            args("/usr/bin/configure-serviceset start -c f.conf -e A=1")
+        );
+        for probe in ["-v", "-V", "--version"] {
+            assert_eq!(
+                drop_in_arguments(args(&format!("configure-serviceset {probe}"))),
+                args("configure-serviceset --version")
+            );
+        }
+        assert_eq!(drop_in_arguments(args("telefig -V")), args("telefig -V"));
+    }
 }

@@ -278,3 +278,49 @@ fn the_daemon_undoes_its_own_boot_repair() {
     assert!(idle, "the daemon settles after READY\n{}", daemon_log(&s));
     assert!(running(&discovery));
 }
+
+/// Real files key `cron:` by job name and give one shell line (quotes,
+/// redirections) and a host user; the daemon runs each through `/bin/sh -c`
+/// as that user, on a schedule read by croner (six fields: seconds first).
+#[test]
+fn map_form_cron_runs_shell_lines_as_their_user() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    s.add_cron(concat!(
+        "      Greeter:\n",
+        "        schedule: \"* * * * * *\"\n",
+        "        command: 'echo \"hello, $(id -un)\" 2>&1 | tr a-z A-Z; echo to-stderr >&2; exit 4'\n",
+        "        user: nobody\n",
+        "      Rooted: {schedule: \"*/1 * * * * *\", command: echo \"it's $(id -u)\" > /dev/stdout, user: root, tz: UTC}\n",
+    ));
+    assert_exit(&s.start(&[]), 0);
+    let notify = NotifySocket::new(&s.dir);
+    let _daemon = Daemon::spawn(&s, &notify, &[]);
+    let status = || -> Value {
+        let out = telefig()
+            .args(["status", "--json", "--name", s.id(), "--state-dir"])
+            .arg(s.dir.join("state"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ran = wait_until(Duration::from_secs(20), || {
+        let st = status();
+        st["cron"][s.id()]["Greeter"]["exit_code"] == 4
+            && st["cron"][s.id()]["Rooted"]["exit_code"] == 0
+    });
+    assert!(ran, "{}\n{}", status(), daemon_log(&s));
+    let st = status();
+    let greeter = st["cron"][s.id()]["Greeter"]["output_tail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(greeter.contains("HELLO, NOBODY"), "{greeter}");
+    assert!(greeter.contains("to-stderr"), "{greeter}");
+    let rooted = st["cron"][s.id()]["Rooted"]["output_tail"]
+        .as_str()
+        .unwrap();
+    assert!(rooted.contains("it's 0"), "{rooted}");
+}

@@ -7,12 +7,16 @@ use super::UsageError;
 use super::args::Global;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
+use crate::platform::paths::{self, Bases, ResolvedPath};
 use crate::platform::{Expanded, Platform, expand};
 use crate::spec::{self, Vars};
 
 pub struct Loaded {
     pub name: ServicesetName,
+    /// The serviceset file, absolute.
     pub file: PathBuf,
+    /// Relative paths of the input and the absolute ones used for them.
+    pub resolved: Vec<ResolvedPath>,
     pub vars: Vars,
     pub expanded: Expanded,
     pub graph: Graph,
@@ -36,15 +40,46 @@ fn owner_of(spec: &crate::platform::ContainerSpec) -> Option<&str> {
     }
 }
 
+/// Say on stderr which files a relative path stood for (`render` and
+/// `plan` print their result on stdout).
+pub fn say_resolved(loaded: &Loaded) {
+    for r in &loaded.resolved {
+        eprintln!("using {r}");
+    }
+}
+
 pub fn load(g: &Global) -> anyhow::Result<Loaded> {
-    let file = config_path(g)?;
+    let given = config_path(g)?;
     let vars = vars(g);
-    let set = spec::load(&file, &vars)?;
+    let bases = Bases::current(&vars);
+    // A relative -c is relative to the build: the current directory, then $TARGET.
+    let (file, from) = paths::resolve(&given, &bases).map_err(|m| {
+        UsageError(format!(
+            "cannot find the serviceset file: {m}; pass -c with an absolute path or set TARGET to the build directory"
+        ))
+    })?;
+    let mut resolved = Vec::new();
+    if let Some(from) = from {
+        resolved.push(ResolvedPath {
+            container: None,
+            given: given.display().to_string(),
+            used: file.clone(),
+            from,
+        });
+    }
+    // Messages name the file as given when it was found as given.
+    let shown = if from == Some(paths::Base::CurrentDir) {
+        &given
+    } else {
+        &file
+    };
+    let set = spec::load(shown, &vars)?;
     let platform = Platform::load(g.platform.as_deref())?;
     // `--name` was checked as it was parsed; ENV_NAME and the file name here.
     let name = ServicesetName::parse(&spec::serviceset_name(g.name.as_deref(), &vars, &file))
         .map_err(|e| UsageError(e.to_string()))?;
-    let expanded = expand(&set, &name, &platform, &vars)?;
+    let mut expanded = expand(&set, &name, &platform, &vars)?;
+    resolved.extend(paths::resolve_binds(&set, &mut expanded, &bases).map_err(spec::Error::from)?);
     // A cycle is a mistake in the file: point at the first member's entry.
     let graph = Graph::build(&expanded).map_err(|err| {
         let crate::graph::Error::Cycle(members) = &err;
@@ -64,6 +99,7 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
     Ok(Loaded {
         name,
         file,
+        resolved,
         vars,
         expanded,
         graph,

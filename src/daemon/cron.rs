@@ -1,6 +1,6 @@
 //! Cron entries of the recorded servicesets, run on the host by the daemon:
-//! one run at a time per entry, each run's exit code and output tail kept in
-//! the state dir for `status`.
+//! one run at a time per entry, as the entry's user, each run's exit code
+//! and output tail kept in the state dir for `status`.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{info, warn};
+use uzers::os::unix::UserExt;
 
 use crate::name::ServicesetName;
 use crate::platform::CronJob;
@@ -40,7 +41,7 @@ impl CronRunner {
                 let entry = match self.entries.get_mut(&key) {
                     Some(e) => e,
                     None => {
-                        let Ok(schedule) = Schedule::parse(&job.schedule) else {
+                        let Ok(schedule) = Schedule::parse(&job.schedule, job.tz.as_deref()) else {
                             continue;
                         };
                         let due = match schedule {
@@ -82,7 +83,7 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
     };
-    let mut record = CronRun {
+    let record = CronRun {
         owner: job.owner.clone(),
         schedule: job.schedule.clone(),
         running: true,
@@ -91,16 +92,12 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
     };
     let _ = save(&state, &serviceset, &job.name, &record).await;
     info!(%serviceset, cron = %job.name, "running {:?}", job.command);
-    let mut command = match &job.user {
-        Some(user) if user != "root" => {
-            let mut c = tokio::process::Command::new("runuser");
-            c.args(["-u", user, "--"]).args(&job.command);
-            c
-        }
-        _ => {
-            let mut c = tokio::process::Command::new(&job.command[0]);
-            c.args(&job.command[1..]);
-            c
+    let mut command = match host_command(&job) {
+        Ok(command) => command,
+        Err(message) => {
+            finish(&state, &serviceset, &job, record, Some(127), message, now()).await;
+            running.store(false, Ordering::SeqCst);
+            return;
         }
     };
     command.stdin(Stdio::null()).kill_on_drop(true);
@@ -112,18 +109,68 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
         }
         Err(e) => (Some(127), format!("cannot run {:?}: {e}", job.command)),
     };
+    finish(&state, &serviceset, &job, record, code, output, now()).await;
+    running.store(false, Ordering::SeqCst);
+}
+
+/// Record a finished run: its exit code and the tail of its output.
+async fn finish(
+    state: &StateDir,
+    serviceset: &ServicesetName,
+    job: &CronJob,
+    mut record: CronRun,
+    code: Option<i32>,
+    output: String,
+    now: i64,
+) {
     let lines: Vec<&str> = output.lines().collect();
     record.output_tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
     record.exit_code = code;
     record.running = false;
-    record.last_finished = Some(now());
+    record.last_finished = Some(now);
     if code != Some(0) {
         warn!(%serviceset, cron = %job.name, "exited with {code:?}");
     }
-    if let Err(e) = save(&state, &serviceset, &job.name, &record).await {
+    if let Err(e) = save(state, serviceset, &job.name, &record).await {
         warn!(%serviceset, cron = %job.name, "{e}");
     }
-    running.store(false, Ordering::SeqCst);
+}
+
+/// The job's argv, run as its `user` the way cron does: that user's uid and
+/// primary gid, `HOME`, `USER`, `LOGNAME` and `SHELL`, in its home
+/// directory. When the daemon is not root, or the user is the daemon's own,
+/// the command runs as the daemon's user.
+fn host_command(job: &CronJob) -> Result<tokio::process::Command, String> {
+    let mut command = tokio::process::Command::new(&job.command[0]);
+    command.args(&job.command[1..]);
+    let Some(name) = job.user.as_deref() else {
+        return Ok(command);
+    };
+    let me = uzers::get_effective_uid();
+    let own_name = uzers::get_user_by_uid(me).map(|u| u.name().to_string_lossy().into_owned());
+    if me != 0 || own_name.as_deref() == Some(name) {
+        return Ok(command);
+    }
+    let user = uzers::get_user_by_name(name).ok_or_else(|| {
+        format!(
+            "cron job `{}`: no user `{name}` on this host; create it or change `user:`",
+            job.name
+        )
+    })?;
+    let home = user.home_dir();
+    command
+        .uid(user.uid())
+        .gid(user.primary_group_id())
+        .env("HOME", home)
+        .env("USER", name)
+        .env("LOGNAME", name)
+        .env("SHELL", "/bin/sh")
+        .current_dir(if home.is_dir() {
+            home
+        } else {
+            std::path::Path::new("/")
+        });
+    Ok(command)
 }
 
 /// Save a run off the async runtime: the write is synced to disk.

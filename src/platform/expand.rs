@@ -11,10 +11,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::container::*;
+pub use super::cron::CronJob;
 use super::image::{self, ImageRequest};
 use super::{Error, Order, Platform, SidecarTemplate, param_text};
 use crate::diagnostic::{SourceError, did_you_mean};
-use crate::spec::schema::{CronEntry, DockerSection, SidecarEntry, Words};
+use crate::spec::schema::{DockerSection, SidecarEntry, Words};
 use crate::spec::template::{self, Vars};
 use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
 use crate::yaml::{self, UniqueMap, Value};
@@ -31,16 +32,6 @@ impl Expanded {
     pub fn get(&self, name: &str) -> Option<&ContainerSpec> {
         self.containers.iter().find(|c| c.name == name)
     }
-}
-
-/// A scheduled command the daemon runs on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CronJob {
-    pub owner: String,
-    pub name: String,
-    pub schedule: String,
-    pub command: Vec<String>,
-    pub user: Option<String>,
 }
 
 /// Docker's defaults, used when a healthcheck leaves a timing out.
@@ -105,7 +96,8 @@ fn expand_declared(
     for (kind, sidecar) in &entry.sidecars.0 {
         let params = match sidecar {
             SidecarEntry::Cron(entries) => {
-                out.cron.extend(cron_jobs(set, owner, entries)?);
+                let jobs = super::cron::jobs(set, owner, entries, &out.cron)?;
+                out.cron.extend(jobs);
                 continue;
             }
             SidecarEntry::Params(params) => params,
@@ -192,6 +184,15 @@ impl Context<'_> {
             ("name".to_owned(), name.to_owned()),
         ]);
         for (param, value) in given.iter() {
+            if template.params.is_empty() {
+                return Err(at(format!(
+                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
+                ))
+                .with_help(Some(format!(
+                    "the platform's `{kind}` template ({}) declares no parameters; add `params: {{{param}: …}}` to it",
+                    self.platform.source.display()
+                ))));
+            }
             if !template.params.iter().any(|(p, _)| p == param) {
                 let known = template.params.iter().map(|(p, _)| p.as_str());
                 return Err(at(format!(
@@ -209,7 +210,7 @@ impl Context<'_> {
                     "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
                 ))
             })?;
-            layer.insert(param.clone(), text);
+            layer.insert(param.clone(), bool_as_declared(template, param, text));
         }
         for (param, default) in &template.params {
             if layer.contains_key(param) {
@@ -356,6 +357,20 @@ impl Context<'_> {
     }
 }
 
+/// A parameter whose declared default is `true`/`false` takes YAML 1.1
+/// spellings (`True`, `yes`, `off`) as that boolean, in the template's
+/// spelling, so `zum: {wait_for_deps: True}` reaches the command as `true`.
+fn bool_as_declared(template: &SidecarTemplate, param: &str, text: String) -> String {
+    let declared_bool = template
+        .params
+        .iter()
+        .any(|(p, d)| p == param && d.as_deref().is_some_and(|d| d == "true" || d == "false"));
+    match crate::spec::schema::yaml11_bool_text(&text) {
+        Some(b) if declared_bool => b.to_string(),
+        _ => text,
+    }
+}
+
 fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: String) {
     match pairs.iter_mut().find(|(k, _)| k == key) {
         Some(pair) => pair.1 = value,
@@ -480,40 +495,6 @@ fn template_strings(value: &Value, vars: &Vars) -> Result<Value, template::Templ
         ),
         other => other.clone(),
     })
-}
-
-fn cron_jobs(
-    set: &Serviceset,
-    owner: &str,
-    entries: &[CronEntry],
-) -> Result<Vec<CronJob>, SourceError> {
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let at = |msg: String| set.error_at(owner, Some("cron"), msg);
-            super::schedule::Schedule::parse(&e.schedule)
-                .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
-            let command = split_words(&e.command)
-                .map_err(|m| at(format!("cron entry {} of `{owner}`: {m}", i + 1)))?;
-            if command.is_empty() {
-                return Err(at(format!(
-                    "cron entry {} of `{owner}` has an empty command",
-                    i + 1
-                )));
-            }
-            Ok(CronJob {
-                owner: owner.to_owned(),
-                name: e
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{owner}-cron-{}", i + 1)),
-                schedule: e.schedule.clone(),
-                command,
-                user: e.user.clone(),
-            })
-        })
-        .collect()
 }
 
 fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {

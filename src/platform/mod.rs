@@ -8,8 +8,10 @@
 //! this one see only that model, never the YAML.
 
 mod container;
+mod cron;
 mod expand;
 mod image;
+pub mod paths;
 pub mod reference;
 pub mod schedule;
 
@@ -307,6 +309,30 @@ mod tests {
         }
         assert_eq!(p.template("singer").unwrap().kind, "logging");
         assert_eq!(p.template("discovery").unwrap().order, Order::AfterHealthy);
+    }
+
+    #[test]
+    fn a_template_without_params_says_so() {
+        let platform = Platform::parse(
+            Path::new("p.yaml"),
+            "sidecars:\n  discovery: {image: zk:1, order: after_healthy}\n",
+        )
+        .unwrap();
+        let vars = crate::spec::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
+        let set = crate::spec::parse(
+            Path::new("s.conf"),
+            "web:\n  sidecars:\n    discovery: {port: 8080}\n",
+            &vars,
+        )
+        .unwrap();
+        let err = expand(&set, "shop", &platform, &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the platform's `discovery` template (p.yaml) declares no parameters; add `params: {port: …}`"),
+            "{err}"
+        );
+        assert!(!err.contains("its parameters are"), "{err}");
     }
 
     #[test]

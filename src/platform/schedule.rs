@@ -1,30 +1,30 @@
-//! Cron schedules: five fields (minute hour day-of-month month weekday),
-//! the `@hourly`-style macros, and `@every <duration>` (telefig's own, for
-//! sub-minute schedules). Times are UTC, as on most fleet hosts.
+//! Cron schedules, read by the `croner` crate: five fields (minute hour
+//! day-of-month month weekday) or six with seconds first, names (`MON`,
+//! `JAN`), the `@hourly`-style macros, Vixie cron's day rule (when both day
+//! fields are restricted, either may match), plus `@reboot` and telefig's own
+//! `@every <duration>` for sub-minute intervals. A schedule is evaluated in
+//! the host's local time zone unless the entry names another (`tz:`), with
+//! daylight-saving transitions handled by croner over `jiff`.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use croner::Cron;
+use croner::parser::CronParser;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+#[derive(Debug, Clone)]
 pub enum Schedule {
-    Fields(Box<Fields>),
+    Cron(Box<Cron>, TimeZone),
     Every(Duration),
     Reboot,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fields {
-    minutes: Vec<bool>,
-    hours: Vec<bool>,
-    days: Vec<bool>,
-    months: Vec<bool>,
-    weekdays: Vec<bool>,
-    /// Standard cron: when both day fields are restricted, either may match.
-    days_restricted: bool,
-    weekdays_restricted: bool,
-}
-
 impl Schedule {
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    /// Parse `text`, read in the time zone `tz` (an IANA name), or the
+    /// host's when `None`.
+    pub fn parse(text: &str, tz: Option<&str>) -> Result<Schedule, String> {
         let text = text.trim();
         if let Some(every) = text.strip_prefix("@every ") {
             let d = crate::duration::parse(every).map_err(|e| e.to_string())?;
@@ -33,131 +33,71 @@ impl Schedule {
             }
             return Ok(Schedule::Every(d));
         }
-        let expanded = match text {
-            "@yearly" | "@annually" => "0 0 1 1 *",
-            "@monthly" => "0 0 1 * *",
-            "@weekly" => "0 0 * * 0",
-            "@daily" | "@midnight" => "0 0 * * *",
-            "@hourly" => "0 * * * *",
-            "@reboot" => return Ok(Schedule::Reboot),
-            t if t.starts_with('@') => {
-                return Err(format!(
-                    "unknown schedule `{t}`; use five fields, @hourly, @daily, @weekly, @monthly, @yearly, @reboot or @every 30s"
-                ));
-            }
-            t => t,
-        };
-        let parts: Vec<&str> = expanded.split_whitespace().collect();
-        if parts.len() != 5 {
-            return Err(format!(
-                "schedule `{text}` is not five cron fields (minute hour day month weekday)"
-            ));
+        if text == "@reboot" {
+            return Ok(Schedule::Reboot);
         }
-        let field = |i: usize, lo: u32, hi: u32, what: &str| {
-            parse_field(parts[i], lo, hi).map_err(|m| format!("schedule `{text}`, {what}: {m}"))
+        let zone = match tz {
+            None => TimeZone::system(),
+            Some(name) => TimeZone::get(name).map_err(|_| {
+                format!(
+                    "unknown time zone `{name}`: use an IANA name such as `Europe/Paris` or `UTC`"
+                )
+            })?,
         };
-        let mut weekdays = field(4, 0, 7, "weekday")?;
-        if weekdays[7] {
-            weekdays[0] = true; // 7 is Sunday too
-        }
-        weekdays.truncate(7);
-        Ok(Schedule::Fields(Box::new(Fields {
-            minutes: field(0, 0, 59, "minute")?,
-            hours: field(1, 0, 23, "hour")?,
-            days: field(2, 1, 31, "day of month")?,
-            months: field(3, 1, 12, "month")?,
-            weekdays,
-            days_restricted: parts[2] != "*",
-            weekdays_restricted: parts[4] != "*",
-        })))
+        let parsed = if vixie_ands_days(text) {
+            CronParser::builder().dom_and_dow(true).build().parse(text)
+        } else {
+            Cron::from_str(text)
+        };
+        let cron = parsed.map_err(|e| {
+            format!(
+                "schedule `{text}`: {}; use five cron fields (minute hour day month weekday), six with seconds first, @hourly, @daily, @weekly, @monthly, @yearly, @reboot or @every 30s",
+                e.to_string().trim_end_matches('.')
+            )
+        })?;
+        Ok(Schedule::Cron(Box::new(cron), zone))
     }
 
     /// The first run strictly after `now` (seconds since the epoch); `None`
-    /// for `@reboot` (run once when the daemon starts).
+    /// for `@reboot` (run once when the daemon starts) and for a schedule
+    /// that never comes (`0 0 30 2 *`).
     pub fn next_after(&self, now: i64) -> Option<i64> {
         match self {
             Schedule::Reboot => None,
             Schedule::Every(d) => Some(now + d.as_secs().max(1) as i64),
-            Schedule::Fields(f) => {
-                // Five years of minutes covers every satisfiable schedule (Feb 29).
-                let first = now.div_euclid(60) + 1;
-                (first..first + 5 * 366 * 24 * 60)
-                    .map(|m| m * 60)
-                    .find(|t| f.matches(*t))
+            Schedule::Cron(cron, zone) => {
+                let start = Timestamp::from_second(now).ok()?.to_zoned(zone.clone());
+                let next = cron.find_next_occurrence(&start, false).ok()?;
+                Some(next.timestamp().as_second())
             }
         }
     }
 }
 
-impl Fields {
-    fn matches(&self, t: i64) -> bool {
-        let days = t.div_euclid(86_400);
-        let secs = t.rem_euclid(86_400);
-        let (_, month, day) = civil_from_days(days);
-        let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-        let day_ok = match (self.days_restricted, self.weekdays_restricted) {
-            (true, true) => self.days[day as usize] || self.weekdays[weekday],
-            _ => self.days[day as usize] && self.weekdays[weekday],
-        };
-        self.minutes[(secs / 60 % 60) as usize]
-            && self.hours[(secs / 3600) as usize]
-            && self.months[month as usize]
-            && day_ok
-    }
+/// Vixie cron ORs the two day fields only when neither starts with `*`: a
+/// stepped star (`*/2`) counts as a star, so the days are ANDed. croner
+/// treats only a bare `*` so; ask it to AND in that case.
+fn vixie_ands_days(text: &str) -> bool {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let (dom, dow) = match fields.len() {
+        5 => (fields[2], fields[4]),
+        6 | 7 => (fields[3], fields[5]),
+        _ => return false,
+    };
+    dom.starts_with('*') || dow.starts_with('*')
 }
 
-/// `*`, `5`, `1-5`, `*/15`, `1-30/5`, and comma lists of those.
-fn parse_field(text: &str, lo: u32, hi: u32) -> Result<Vec<bool>, String> {
-    let mut set = vec![false; hi as usize + 1];
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or(format!("bad step in `{part}`"))?,
-            ),
-            None => (part, 1),
-        };
-        let (start, end) = match range {
-            "*" => (lo, hi),
-            r => match r.split_once('-') {
-                Some((a, b)) => (number(a, lo, hi)?, number(b, lo, hi)?),
-                None => {
-                    let n = number(r, lo, hi)?;
-                    (n, if part.contains('/') { hi } else { n })
-                }
-            },
-        };
-        if start > end {
-            return Err(format!("`{part}` runs backwards"));
-        }
-        for v in (start..=end).step_by(step as usize) {
-            set[v as usize] = true;
-        }
-    }
-    Ok(set)
-}
-
-fn number(text: &str, lo: u32, hi: u32) -> Result<u32, String> {
-    text.parse::<u32>()
-        .ok()
-        .filter(|n| (lo..=hi).contains(n))
-        .ok_or_else(|| format!("`{text}` is not a number from {lo} to {hi}"))
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, in UTC.
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    let date = Timestamp::from_second(days.saturating_mul(86_400))
+        .unwrap_or(Timestamp::MAX)
+        .to_zoned(TimeZone::UTC)
+        .date();
+    (
+        i64::from(date.year()),
+        date.month() as u32,
+        date.day() as u32,
+    )
 }
 
 #[cfg(test)]
@@ -167,19 +107,58 @@ mod tests {
     // 2026-11-23T21:14:30Z, a Monday.
     const NOW: i64 = 1_795_468_470;
 
+    fn at(schedule: &str, tz: &str) -> i64 {
+        Schedule::parse(schedule, Some(tz))
+            .unwrap()
+            .next_after(NOW)
+            .unwrap()
+    }
+
     #[test]
-    fn next_runs() {
-        let at = |s: &str| Schedule::parse(s).unwrap().next_after(NOW).unwrap();
-        assert_eq!(at("* * * * *"), NOW - 30 + 60);
-        assert_eq!(at("*/15 * * * *") % 900, 0);
-        assert_eq!(at("@hourly"), NOW - 14 * 60 - 30 + 3600);
-        assert_eq!(at("0 0 * * *"), (NOW / 86_400 + 1) * 86_400);
-        assert_eq!(at("@every 2s"), NOW + 2);
+    fn next_runs_in_utc() {
+        let utc = |s: &str| at(s, "UTC");
+        assert_eq!(utc("* * * * *"), NOW - 30 + 60);
+        assert_eq!(utc("*/15 * * * *") % 900, 0);
+        assert_eq!(utc("@hourly"), NOW - 14 * 60 - 30 + 3600);
+        assert_eq!(utc("0 0 * * *"), (NOW / 86_400 + 1) * 86_400);
+        assert_eq!(utc("*/5 * * * * *"), NOW + 5);
+        assert_eq!(
+            Schedule::parse("@every 2s", None)
+                .unwrap()
+                .next_after(NOW)
+                .unwrap(),
+            NOW + 2
+        );
         // Next Sunday midnight: 2026-11-29.
-        assert_eq!(civil_from_days(at("0 0 * * 0") / 86_400), (2026, 11, 29));
-        assert_eq!(civil_from_days(at("0 0 * * 7") / 86_400), (2026, 11, 29));
-        assert_eq!(civil_from_days(at("0 0 1 1 *") / 86_400), (2027, 1, 1));
-        assert_eq!(civil_from_days(at("0 0 29 2 *") / 86_400), (2028, 2, 29));
+        assert_eq!(civil_from_days(utc("0 0 * * 0") / 86_400), (2026, 11, 29));
+        assert_eq!(civil_from_days(utc("0 0 * * 7") / 86_400), (2026, 11, 29));
+        assert_eq!(civil_from_days(utc("0 0 * * SUN") / 86_400), (2026, 11, 29));
+        assert_eq!(civil_from_days(utc("0 0 1 1 *") / 86_400), (2027, 1, 1));
+        assert_eq!(civil_from_days(utc("0 0 29 2 *") / 86_400), (2028, 2, 29));
+    }
+
+    #[test]
+    fn a_stepped_day_of_month_is_unrestricted_with_a_wildcard_weekday() {
+        // `*/2` in day-of-month with `*` weekday: odd days only (Vixie cron
+        // ANDs a star weekday), not "every day because weekday is *".
+        let next = at("0 0 */2 * *", "UTC");
+        assert_eq!(civil_from_days(next / 86_400), (2026, 11, 25));
+        // `*/2` starts with a star, so with a restricted weekday the two
+        // are ANDed as Vixie cron does: an odd day that is a Monday.
+        let next = at("0 0 */2 * 1", "UTC");
+        assert_eq!(civil_from_days(next / 86_400), (2026, 12, 7));
+        // Both restricted: either matches (the 1st or any Friday).
+        let next = at("0 0 1 * 5", "UTC");
+        assert_eq!(civil_from_days(next / 86_400), (2026, 11, 27));
+    }
+
+    #[test]
+    fn schedules_are_read_in_the_named_time_zone() {
+        // 02:00 in New York (UTC-5 in November) is 07:00 UTC.
+        let next = at("0 2 * * *", "America/New_York");
+        assert_eq!(next % 86_400, 7 * 3600);
+        let next = at("0 2 * * *", "Asia/Kolkata");
+        assert_eq!(next % 86_400, 20 * 3600 + 30 * 60);
     }
 
     #[test]
@@ -188,13 +167,14 @@ mod tests {
             "* * * *",
             "61 * * * *",
             "*/0 * * * *",
-            "5-1 * * * *",
             "@often",
             "@every 100ms",
             "a * * * *",
         ] {
-            assert!(Schedule::parse(bad).is_err(), "{bad}");
+            assert!(Schedule::parse(bad, None).is_err(), "{bad}");
         }
+        let err = Schedule::parse("@daily", Some("Mars/Olympus")).unwrap_err();
+        assert!(err.contains("unknown time zone `Mars/Olympus`"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! containers the rest of telefig works with.
 
 mod check;
+pub mod cron;
 pub mod schema;
 pub mod template;
 
@@ -41,6 +42,10 @@ pub struct Serviceset {
     pub file: PathBuf,
     /// The templated text the YAML was parsed from, for pointing at lines.
     pub text: String,
+    /// The file as written, and where each part of `text` came from in it:
+    /// errors point at the file's own lines.
+    pub source: String,
+    pub source_map: template::SourceMap,
     pub containers: Vec<Declared>,
 }
 
@@ -61,12 +66,19 @@ pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
 
 /// Template, parse and check `raw`, the content of `file`.
 pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
-    let text = template::render(raw, vars).map_err(|err| template_error(file, raw, err))?;
-    let parsed: schema::ServicesetFile =
-        yaml::from_str(&text).map_err(|err| yaml_error(file, &text, err))?;
+    let (text, source_map) =
+        template::render_mapped(raw, vars).map_err(|err| template_error(file, raw, err))?;
+    let parsed: schema::ServicesetFile = yaml::from_str(&text).map_err(|mut err| {
+        err.location = err
+            .location
+            .map(|(line, column)| source_map.to_source(&text, raw, line, column));
+        yaml_error(file, raw, err)
+    })?;
     let serviceset = Serviceset {
         file: file.to_path_buf(),
         text,
+        source: raw.to_owned(),
+        source_map,
         containers: parsed
             .containers
             .into_iter()
@@ -114,7 +126,10 @@ impl Serviceset {
                 at = (start + 2 + offset, line.len() - line.trim_start().len() + 1);
             }
         }
-        err.at(&self.text, at.0, at.1)
+        let (line, column) = self
+            .source_map
+            .to_source(&self.text, &self.source, at.0, at.1);
+        err.at(&self.source, line, column)
     }
 }
 
@@ -153,7 +168,11 @@ fn template_error(file: &Path, raw: &str, err: TemplateError) -> SourceError {
             let column = raw
                 .lines()
                 .nth(line - 1)
-                .and_then(|l| l.find(name.as_str()))
+                .and_then(|l| {
+                    // The use inside the template, not a same-named key before it.
+                    let from = l.find('{').unwrap_or(0);
+                    l[from..].find(name.as_str()).map(|c| c + from)
+                })
                 .map_or(1, |c| c + 1);
             SourceError::new(file, err.to_string()).at(raw, *line, column)
         }

@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::cron::CronEntries;
+pub use super::cron::CronEntry;
 use crate::duration;
 use crate::yaml::{KeyString, UniqueMap, Value, scalar_to_string};
 
@@ -120,6 +122,7 @@ pub struct DockerSection {
     pub ports: Vec<Scalar>,
     pub stop_grace_period: Option<DurationValue>,
     pub stop_signal: Option<String>,
+    #[serde(default, deserialize_with = "yaml11_bool_opt")]
     pub privileged: Option<bool>,
     #[serde(default)]
     pub cap_add: Vec<String>,
@@ -133,22 +136,12 @@ pub struct Healthcheck {
     pub timeout: Option<DurationValue>,
     pub start_period: Option<DurationValue>,
     pub retries: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11_bool")]
     pub disable: bool,
 }
 
-/// A cron entry, run on the host by `telefig daemon`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CronEntry {
-    pub name: Option<String>,
-    pub schedule: String,
-    pub command: Words,
-    pub user: Option<String>,
-}
-
 /// `sidecars:` — kind → parameters (`knox:` with no value is allowed), and
-/// `cron:` → a list of entries.
+/// `cron:` → its jobs (see [`super::cron`]).
 #[derive(Debug, Clone, Default)]
 pub struct Sidecars(pub Vec<(String, SidecarEntry)>);
 
@@ -177,8 +170,9 @@ impl<'de> Deserialize<'de> for Sidecars {
                     }
                     let entry = if kind == "cron" {
                         SidecarEntry::Cron(
-                            map.next_value::<Option<Vec<CronEntry>>>()?
-                                .unwrap_or_default(),
+                            map.next_value::<Option<CronEntries>>()?
+                                .unwrap_or_default()
+                                .0,
                         )
                     } else {
                         SidecarEntry::Params(
@@ -193,6 +187,30 @@ impl<'de> Deserialize<'de> for Sidecars {
         }
         deserializer.deserialize_any(SidecarsVisitor)
     }
+}
+
+/// A boolean as YAML 1.1 (which the original Python tool reads) spells it:
+/// `true`/`True`, and also `yes`/`no`/`on`/`off` in any of their cases.
+pub fn yaml11_bool_text(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+fn yaml11_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    deserializer.deserialize_any(ScalarText {
+        expecting: "true or false",
+        floats: false,
+        check: |text: String| {
+            yaml11_bool_text(&text).ok_or_else(|| format!("`{text}` is not true or false"))
+        },
+    })
+}
+
+fn yaml11_bool_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    yaml11_bool(deserializer).map(Some)
 }
 
 /// `depends_on`: a list of names, or a map of name → `{condition: …}`.
@@ -475,6 +493,20 @@ mod tests {
                 ("b".into(), Condition::Completed)
             ]
         );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans() {
+        for (text, want) in [
+            ("True", true),
+            ("yes", true),
+            ("off", false),
+            ("false", false),
+        ] {
+            let hc: Healthcheck = crate::yaml::from_str(&format!("disable: {text}")).unwrap();
+            assert_eq!(hc.disable, want, "{text}");
+        }
+        assert!(crate::yaml::from_str::<Healthcheck>("disable: maybe").is_err());
     }
 
     #[test]

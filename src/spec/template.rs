@@ -1,13 +1,18 @@
-//! `{{ NAME }}` templating, the subset of Jinja that serviceset files use.
+//! Jinja templating of serviceset files and platform templates (minijinja).
 //!
-//! Supported: `{{ NAME }}` and `{{ NAME|default("value") }}` /
-//! `{{ NAME|default("value", true) }}` (the second form also replaces an
-//! empty value, as in Jinja). Values are looked up in [`Vars`], a stack of
-//! layers where the first one that defines a name wins: `-e K=V` before the
-//! process environment, and for sidecar templates their parameters first.
-//! Templating is applied to raw text, before YAML parsing, like Jinja is.
+//! The original tool renders the raw file text with Python Jinja before the
+//! YAML is parsed; so does this module: `{{ NAME }}`, filters (`default`,
+//! `lower`, `int`, `join`, …), `{% if %}`/`{% for %}` blocks, `{# comments #}`
+//! and whitespace control all work. Undefined names are strict, as with
+//! Jinja's `StrictUndefined`: every one of them is reported, each with the
+//! line of its first use, not only the first. Values are looked up in
+//! [`Vars`], a stack of layers where the first one that defines a name wins:
+//! `-e K=V` before the process environment, and for sidecar templates their
+//! parameters first. This module knows nothing about YAML.
 
 use std::collections::BTreeMap;
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 /// Layered variables; the first layer that defines a name wins.
 #[derive(Debug, Clone, Default)]
@@ -51,13 +56,26 @@ impl Vars {
             .find_map(|l| l.get(name))
             .map(String::as_str)
     }
+
+    /// Every name with the value that wins.
+    fn flatten(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for layer in self.layers.iter().rev() {
+            for (k, v) in layer {
+                out.insert(k.clone(), Value::from(v.as_str()));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    /// Every undefined name, with the 1-based line where it is used.
+    /// Every undefined name, with the 1-based line where it is first used.
     #[error("{}", undefined_message(.0))]
     Undefined(Vec<(String, usize)>),
+    /// The template does not parse, or fails while rendering (a filter
+    /// given a value it cannot take, an unknown filter).
     #[error("line {line}, column {column}: {message}")]
     Syntax {
         line: usize,
@@ -78,167 +96,188 @@ fn undefined_message(names: &[(String, usize)]) -> String {
     )
 }
 
-/// Replace every `{{ … }}` in `text`.
-pub fn render(text: &str, vars: &Vars) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
-    let mut undefined = Vec::new();
-    let mut rest = text;
-    let mut offset = 0;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let start = offset + open;
-        let (line, column) = line_col(text, start);
-        let body_start = open + 2;
-        let Some(close) = rest[body_start..].find("}}") else {
-            return Err(TemplateError::Syntax {
-                line,
-                column,
-                message: "`{{` is never closed with `}}`".into(),
-            });
-        };
-        let expr = parse_expression(&rest[body_start..body_start + close]).map_err(|message| {
-            TemplateError::Syntax {
-                line,
-                column,
-                message,
-            }
-        })?;
-        match expr.evaluate(vars) {
-            Some(value) => out.push_str(&value),
-            None => undefined.push((expr.name.to_string(), line)),
+/// Whether `text` holds any Jinja syntax at all.
+fn has_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// Where each piece of a rendered text came from in its template, so a
+/// position found in the output (a YAML error) can be shown in the file.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    /// Output range, source start, and whether the output is the source
+    /// copied verbatim (template data) rather than an expression's value.
+    spans: Vec<(std::ops::Range<usize>, usize, bool)>,
+}
+
+impl SourceMap {
+    /// The 1-based (line, column) in `source` of (line, column) in `rendered`.
+    /// Without spans (a text with no Jinja syntax) positions are unchanged.
+    pub fn to_source(
+        &self,
+        rendered: &str,
+        source: &str,
+        line: usize,
+        column: usize,
+    ) -> (usize, usize) {
+        if self.spans.is_empty() {
+            return (line, column);
         }
-        let consumed = body_start + close + 2;
-        rest = &rest[consumed..];
-        offset += consumed;
-    }
-    out.push_str(rest);
-    if undefined.is_empty() {
-        Ok(out)
-    } else {
-        Err(TemplateError::Undefined(undefined))
+        let offset = offset_of(rendered, line, column);
+        let found = self
+            .spans
+            .iter()
+            .find(|(out, _, _)| out.contains(&offset))
+            .or_else(|| self.spans.iter().find(|(out, _, _)| out.start >= offset))
+            .or(self.spans.last());
+        let Some((out, src, raw)) = found else {
+            return (line, column);
+        };
+        let at = if *raw {
+            src + offset.saturating_sub(out.start).min(out.len())
+        } else {
+            *src
+        };
+        line_col(source, at.min(source.len()))
     }
 }
 
-/// Render a value that is known to be a single line (a string in a parsed
-/// template). Errors carry line 1.
+/// The byte offset of 1-based (line, column) in `text`.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (start + column.saturating_sub(1)).min(text.len())
+}
+
+/// The 1-based (line, column) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = offset - before.rfind('\n').map_or(0, |nl| nl + 1) + 1;
+    (line, column)
+}
+
+/// Render `text` as a Jinja template with `vars`.
+pub fn render(text: &str, vars: &Vars) -> Result<String, TemplateError> {
+    render_mapped(text, vars).map(|(out, _)| out)
+}
+
+/// [`render`], and where each part of the output came from.
+pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), TemplateError> {
+    if !has_template(text) {
+        return Ok((text.to_owned(), SourceMap::default()));
+    }
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let template = env
+        .template_from_str(text)
+        .map_err(|err| syntax_error(text, &err))?;
+    let mut context = vars.flatten();
+    let mut undefined: Vec<(String, usize)> = Vec::new();
+    // Strict rendering stops at the first undefined name: note it, give it
+    // an empty value, and render again, so that every name is reported.
+    let candidates = template.undeclared_variables(false);
+    loop {
+        let err = match template.render_with_spans(Value::from(context.clone())) {
+            Ok((out, spans)) if undefined.is_empty() => {
+                let spans = spans
+                    .iter()
+                    .map(|s| {
+                        let raw = s.kind() == minijinja::OutputSpanKind::Raw;
+                        (s.output_range(), s.source_range().start, raw)
+                    })
+                    .collect();
+                return Ok((out, SourceMap { spans }));
+            }
+            Ok(_) => return Err(TemplateError::Undefined(undefined)),
+            Err(err) => err,
+        };
+        let name = (err.kind() == ErrorKind::UndefinedError)
+            .then(|| undefined_name(text, &err, &candidates, &context))
+            .flatten();
+        match name {
+            Some(name) => {
+                undefined.push((name.clone(), err.line().unwrap_or(1)));
+                context.insert(name, Value::from(""));
+            }
+            // A later failure may come from the empty stand-in values:
+            // the undefined names are what to fix first.
+            None if !undefined.is_empty() => return Err(TemplateError::Undefined(undefined)),
+            None => return Err(syntax_error(text, &err)),
+        }
+    }
+}
+
+/// Render a value of a parsed template (a string in a sidecar template or
+/// the platform environment). Text without Jinja syntax is returned as is.
 pub fn render_str(text: &str, vars: &Vars) -> Result<String, TemplateError> {
-    if text.contains("{{") {
+    if has_template(text) {
         render(text, vars)
     } else {
         Ok(text.to_owned())
     }
 }
 
-fn line_col(text: &str, byte: usize) -> (usize, usize) {
-    let before = &text[..byte];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(byte, |nl| byte - nl - 1) + 1;
-    (line, column)
-}
-
-#[derive(Debug)]
-struct Expression<'a> {
-    name: &'a str,
-    default: Option<(String, bool)>,
-}
-
-impl Expression<'_> {
-    fn evaluate(&self, vars: &Vars) -> Option<String> {
-        let value = vars.get(self.name);
-        match (&self.default, value) {
-            (Some((fallback, true)), Some("")) => Some(fallback.clone()),
-            (_, Some(v)) => Some(v.to_owned()),
-            (Some((fallback, _)), None) => Some(fallback.clone()),
-            (None, None) => None,
-        }
+/// The undeclared, not yet defined name that the failing expression uses:
+/// the first one that appears as a whole word in the error's span (or, when
+/// minijinja gives no span, on the error's line).
+fn undefined_name(
+    text: &str,
+    err: &minijinja::Error,
+    candidates: &std::collections::HashSet<String>,
+    context: &BTreeMap<String, Value>,
+) -> Option<String> {
+    // minijinja names it in its detail: "`Z` is undefined".
+    let named = err
+        .detail()
+        .and_then(|d| d.strip_prefix('`')?.split_once("` is undefined"))
+        .map(|(name, _)| name);
+    if let Some(name) = named.filter(|n| !context.contains_key(*n)) {
+        return Some(name.to_owned());
     }
-}
-
-fn parse_expression(src: &str) -> Result<Expression<'_>, String> {
-    let mut parts = src.splitn(2, '|');
-    let name = parts.next().unwrap_or("").trim();
-    if name.is_empty() {
-        return Err("empty `{{ }}`: expected a variable name".into());
-    }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "`{name}` is not a variable name (letters, digits and `_`); only `{{{{ NAME }}}}` and `{{{{ NAME|default(\"value\", true) }}}}` are supported"
-        ));
-    }
-    let default = match parts.next() {
-        None => None,
-        Some(filter) => Some(parse_default(filter.trim())?),
+    let span = match err.range() {
+        Some(range) => text.get(range)?,
+        None => text.lines().nth(err.line()?.checked_sub(1)?)?,
     };
-    Ok(Expression { name, default })
-}
-
-/// `default("value")`, `default('value', true)`, `d(3)`.
-fn parse_default(filter: &str) -> Result<(String, bool), String> {
-    let args = ["default(", "d("]
+    candidates
         .iter()
-        .find_map(|p| filter.strip_prefix(p))
-        .and_then(|a| a.trim_end().strip_suffix(')'))
-        .ok_or_else(|| {
-            format!("unsupported filter `{filter}`: only `default(\"value\", true)` is supported")
-        })?;
-    let args = args.trim();
-    let (value, rest) = parse_literal(args)?;
-    let rest = rest.trim();
-    let boolean = if rest.is_empty() {
-        false
-    } else {
-        let flag = rest
-            .strip_prefix(',')
-            .map(str::trim)
-            .ok_or_else(|| format!("expected `,` or `)` after the default value in `{filter}`"))?;
-        let flag = flag.strip_prefix("boolean=").unwrap_or(flag);
-        match flag {
-            "true" | "True" => true,
-            "false" | "False" => false,
-            other => {
-                return Err(format!(
-                    "the second argument of default must be true or false, not `{other}`"
-                ));
-            }
-        }
-    };
-    Ok((value, boolean))
+        .filter(|c| !context.contains_key(c.as_str()))
+        .filter_map(|c| word_position(span, c).map(|at| (at, c)))
+        .min()
+        .map(|(_, c)| c.clone())
 }
 
-/// A quoted string or a bare number/word; returns the value and the rest.
-fn parse_literal(src: &str) -> Result<(String, &str), String> {
-    let mut chars = src.char_indices();
-    match chars.next() {
-        Some((_, q @ ('"' | '\''))) => {
-            let mut value = String::new();
-            let mut escaped = false;
-            for (i, c) in chars {
-                if escaped {
-                    value.push(c);
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    return Ok((value, &src[i + 1..]));
-                } else {
-                    value.push(c);
-                }
-            }
-            Err(format!("unterminated string in default({src}"))
-        }
-        Some(_) => {
-            let end = src.find(',').unwrap_or(src.len());
-            let word = src[..end].trim();
-            if word.is_empty()
-                || !word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                return Err(format!("default value `{word}` must be quoted"));
-            }
-            Ok((word.to_owned(), &src[end..]))
-        }
-        None => Err("default() needs a value".into()),
+/// Where `word` appears in `text` with no identifier character either side.
+fn word_position(text: &str, word: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+fn syntax_error(text: &str, err: &minijinja::Error) -> TemplateError {
+    let line = err.line().unwrap_or(1);
+    let column = err
+        .range()
+        .filter(|r| r.start <= text.len())
+        .map(|r| {
+            let before = &text[..r.start];
+            r.start - before.rfind('\n').map_or(0, |nl| nl + 1) + 1
+        })
+        .unwrap_or(1);
+    let message = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    TemplateError::Syntax {
+        line,
+        column,
+        message,
     }
 }
 
@@ -255,7 +294,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let v = vars(&[("A", "1"), ("EMPTY", "")]);
+        let v = vars(&[("A", "1"), ("EMPTY", ""), ("NAME", "Vtctld"), ("N", "3")]);
         let cases = [
             ("x{{A}}y", "x1y"),
             ("{{ A }}", "1"),
@@ -266,10 +305,33 @@ mod tests {
             ("{{ B|default(3) }}", "3"),
             ("{{A}}-{{A}}", "1-1"),
             ("no templates", "no templates"),
+            ("{{ NAME|lower }}", "vtctld"),
+            ("{{ N|int + 1 }}", "4"),
+            ("{{ ['a', 'b']|join(',') }}", "a,b"),
+            ("{% if A == '1' %}one{% else %}other{% endif %}", "one"),
+            ("{% for i in range(N|int) %}{{ i }}{% endfor %}", "012"),
+            ("a{# a comment #}b", "ab"),
+            ("a\n  {%- if B is defined %}x{% endif %}\nb", "a\nb"),
         ];
         for (input, want) in cases {
             assert_eq!(render(input, &v).unwrap(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn positions_in_the_output_map_back_to_the_file() {
+        let source = "{# note #}\n{% if A %}\na: {{ A }}\n{% endif %}\nb: [\n";
+        let (out, map) = render_mapped(source, &vars(&[("A", "xyz")])).unwrap();
+        assert_eq!(out, "\n\na: xyz\n\nb: [");
+        // `b: [` is line 5 of the output and line 5 of the file; `xyz` is
+        // the expression on line 3.
+        assert_eq!(map.to_source(&out, source, 5, 4), (5, 4));
+        assert_eq!(map.to_source(&out, source, 3, 4), (3, 7));
+        let (out, map) = render_mapped("{%- set x = 1 %}\nk: v\n", &vars(&[])).unwrap();
+        assert_eq!(
+            map.to_source(&out, "{%- set x = 1 %}\nk: v\n", 1, 2),
+            (2, 1)
+        );
     }
 
     #[test]
@@ -280,7 +342,7 @@ mod tests {
 
     #[test]
     fn undefined_names_every_variable_and_line() {
-        let err = render("a: {{X}}\nb: {{Y}}\n", &vars(&[])).unwrap_err();
+        let err = render("a: {{X}}\nb: {{Y}}\nc: {{ X }}\n", &vars(&[])).unwrap_err();
         assert_eq!(
             err,
             TemplateError::Undefined(vec![("X".into(), 1), ("Y".into(), 2)])
@@ -289,15 +351,25 @@ mod tests {
     }
 
     #[test]
+    fn undefined_inside_blocks_and_filters_are_all_reported() {
+        let text = "{% if MODE == 'a' %}\nx: {{ HEAP|int }}\n{% endif %}\ny: {{ Z|lower }}\n";
+        let err = render(text, &vars(&[])).unwrap_err();
+        let TemplateError::Undefined(names) = err else {
+            panic!("{err}")
+        };
+        let names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["MODE", "Z"]);
+    }
+
+    #[test]
     fn syntax_errors() {
         for (input, needle) in [
-            ("a: {{X", "never closed"),
-            ("{{ }}", "empty"),
-            ("{{ X|upper }}", "unsupported filter"),
-            ("{{ a.b }}", "not a variable name"),
-            ("{{ X|default(\"a) }}", "unterminated"),
+            ("a: {{X", "syntax error"),
+            ("{{ }}", "syntax error"),
+            ("{{ X|no_such_filter }}", "unknown filter"),
+            ("{% if %}", "syntax error"),
         ] {
-            let err = render(input, &vars(&[])).unwrap_err().to_string();
+            let err = render(input, &vars(&[("X", "1")])).unwrap_err().to_string();
             assert!(err.contains(needle), "{input}: {err}");
         }
     }

@@ -245,6 +245,7 @@ async fn converge(
 
 pub async fn plan(g: &Global) -> Outcome {
     let loaded = load(g)?;
+    crate::cli::load::say_resolved(&loaded);
     let engine = Engine::connect().await?;
     let observed = engine.list(None).await?;
     let state = StateDir::new(&g.state_dir);

@@ -6,11 +6,12 @@ use clap::CommandFactory;
 
 use crate::cli::Outcome;
 use crate::cli::args::{Cli, Global, RenderArgs, RenderFormat};
-use crate::cli::load::load;
+use crate::cli::load::{load, say_resolved};
 use crate::cli::output::print_json;
 
 pub fn validate(g: &Global) -> Outcome {
     let loaded = load(g)?;
+    say_resolved(&loaded);
     let e = &loaded.expanded;
     if g.json {
         print_json(&serde_json::json!({
@@ -45,6 +46,7 @@ pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
         .into());
     }
     let loaded = load(g)?;
+    say_resolved(&loaded);
     let rendered: Vec<_> = loaded
         .expanded
         .containers
@@ -60,6 +62,7 @@ pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
 fn render_kubernetes(g: &Global, args: &RenderArgs) -> Outcome {
     use crate::export::kubernetes::{Options, export, to_yaml};
     let loaded = load(g)?;
+    say_resolved(&loaded);
     let options = Options {
         replicas: args.replicas.unwrap_or(1),
         namespace: args.namespace.clone(),

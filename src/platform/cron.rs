@@ -1,0 +1,76 @@
+//! The `cron:` sidecar of a declared container → the jobs `telefig daemon`
+//! runs on the host: schedules checked (with their time zone), a string
+//! command turned into `/bin/sh -c <line>` as cron runs it, names unique in
+//! the serviceset.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::SourceError;
+use crate::spec::Serviceset;
+use crate::spec::schema::{CronEntry, Words};
+
+/// A scheduled command the daemon runs on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronJob {
+    pub owner: String,
+    pub name: String,
+    pub schedule: String,
+    /// argv; a string command of the file is `/bin/sh -c <line>`.
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    /// The schedule's IANA time zone; the host's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+}
+
+pub(super) fn jobs(
+    set: &Serviceset,
+    owner: &str,
+    entries: &[CronEntry],
+    earlier: &[CronJob],
+) -> Result<Vec<CronJob>, SourceError> {
+    let mut jobs: Vec<CronJob> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let name = e
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{owner}-cron-{}", i + 1));
+        let at = |msg: String| set.error_at(owner, Some("cron"), msg);
+        let what = match &e.name {
+            Some(name) => format!("cron job `{name}` of `{owner}`"),
+            None => format!("cron entry {} of `{owner}`", i + 1),
+        };
+        super::schedule::Schedule::parse(&e.schedule, e.tz.as_deref())
+            .map_err(|m| at(format!("{what}: {m}")))?;
+        let command = match &e.command {
+            // As cron does: the line is shell syntax (quotes, redirections).
+            Words::Line(line) if !line.trim().is_empty() => {
+                vec!["/bin/sh".to_owned(), "-c".to_owned(), line.clone()]
+            }
+            Words::Line(_) => Vec::new(),
+            Words::List(argv) => argv.clone(),
+        };
+        if command.is_empty() {
+            return Err(at(format!("{what} has an empty command")));
+        }
+        if let Some(user) = &e.user
+            && (user.is_empty() || user.contains(char::is_whitespace))
+        {
+            return Err(at(format!("{what}: `{user}` is not a user name")));
+        }
+        if earlier.iter().chain(&jobs).any(|j| j.name == name) {
+            return Err(at(format!(
+                "{what}: another cron job of this serviceset is named `{name}`; job names are unique in a serviceset"
+            )));
+        }
+        jobs.push(CronJob {
+            owner: owner.to_owned(),
+            name,
+            schedule: e.schedule.clone(),
+            command,
+            user: e.user.clone(),
+            tz: e.tz.clone(),
+        });
+    }
+    Ok(jobs)
+}
