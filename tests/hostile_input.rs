@@ -54,7 +54,7 @@ fn non_utf8_arguments_exit_2_with_a_message() {
     let cases: Vec<(Vec<&OsStr>, &str)> = vec![
         (
             vec![os("validate"), os("-c"), bad],
-            "cannot read serviceset file",
+            "serviceset file",
         ),
         (
             vec![os("validate"), os("-c"), conf.as_os_str(), os("-e"), bad_kv],
@@ -63,7 +63,7 @@ fn non_utf8_arguments_exit_2_with_a_message() {
         (vec![os("stop"), os("--name"), bad_name], "invalid UTF-8"),
         (
             vec![os("stop"), os("-c"), bad],
-            "cannot read serviceset file",
+            "serviceset file",
         ),
         (
             vec![os("stop"), os("--name"), os("web"), os("--timeout"), bad],

@@ -41,7 +41,7 @@ pub(super) fn entries(expanded: &Expanded) -> Vec<Entry<'_>> {
             schedule: &c.schedule,
             command: &c.command,
             user: c.user.as_deref(),
-            time_zone: None,
+            time_zone: c.tz.as_deref(),
         })
         .collect()
 }
@@ -141,6 +141,9 @@ pub(super) fn cron_name(serviceset: &str, entry: &str) -> String {
     }
 }
 
+/// Characters that make a command line more than words to split.
+const SHELL_SYNTAX: &[char] = &['|', '&', ';', '<', '>', '$', '`', '(', ')', '*', '?', '~', '#'];
+
 /// The container whose image runs the command, and the command: the
 /// owner and the entry's command, or the target of `docker exec`.
 fn exec_target<'a>(
@@ -151,7 +154,15 @@ fn exec_target<'a>(
     let owner = expanded
         .get(entry.owner)
         .expect("a cron entry belongs to a container of the serviceset");
-    let words = entry.command;
+    // A string command is `/bin/sh -c LINE`; a LINE that is plain words
+    // (no pipes, redirections or expansions) reads like the argv it stands for.
+    let split = match entry.command {
+        [sh, c, line] if sh == "/bin/sh" && c == "-c" && !line.contains(SHELL_SYNTAX) => {
+            shell_words::split(line).ok()
+        }
+        _ => None,
+    };
+    let words = split.as_deref().unwrap_or(entry.command);
     if words.len() >= 3 && words[0] == "docker" && words[1] == "exec" {
         let mut i = 2;
         while i < words.len() && words[i].starts_with('-') {
@@ -178,5 +189,5 @@ fn exec_target<'a>(
             return (target, words[i + 1..].to_vec());
         }
     }
-    (owner, words.to_vec())
+    (owner, entry.command.to_vec())
 }
