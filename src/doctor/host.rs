@@ -161,6 +161,8 @@ pub(super) mod tests {
             negotiated_api_version: "1.47".into(),
             operating_system: None,
             live_restore_enabled: false,
+            logging_driver: None,
+            docker_root_dir: None,
             system_time: Some("2026-03-01T12:00:01Z".into()),
             observed_at: UNIX_EPOCH + Duration::from_secs(1_772_366_400),
             containers: vec![],

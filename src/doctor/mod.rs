@@ -10,6 +10,7 @@
 
 mod host;
 mod local;
+mod logs;
 mod registry;
 
 use std::path::Path;
@@ -97,6 +98,10 @@ pub async fn run(state_dir: &Path, platform: Option<&Path>) -> Vec<Check> {
                 host::api_version(facts),
                 host::live_restore(facts),
                 host::restart_policies(facts, &records),
+                logs::log_limits(
+                    facts.logging_driver.as_deref(),
+                    logs::read_daemon_json(Path::new(logs::DAEMON_JSON)),
+                ),
             ]
         }
         Err(unreachable) => vec![unreachable.clone()],

@@ -30,6 +30,10 @@ pub struct HostFacts {
     pub negotiated_api_version: String,
     pub operating_system: Option<String>,
     pub live_restore_enabled: bool,
+    /// The daemon's default log driver (`docker info`'s LoggingDriver).
+    pub logging_driver: Option<String>,
+    /// Where Docker keeps images and containers (`docker info`'s DockerRootDir).
+    pub docker_root_dir: Option<String>,
     /// The daemon's clock, RFC 3339 as Docker reports it.
     pub system_time: Option<String>,
     /// The local clock halfway through the `info` call that read `system_time`.
@@ -109,6 +113,8 @@ impl Engine {
             ),
             operating_system: info.operating_system,
             live_restore_enabled: info.live_restore_enabled.unwrap_or(false),
+            logging_driver: info.logging_driver,
+            docker_root_dir: info.docker_root_dir,
             system_time: info.system_time,
             observed_at,
             containers: self.restart_policies().await?,
@@ -188,6 +194,8 @@ mod tests {
             negotiated_api_version: "1.46".into(),
             operating_system: None,
             live_restore_enabled: true,
+            logging_driver: None,
+            docker_root_dir: None,
             system_time: Some("1970-01-01T00:00:10Z".into()),
             observed_at: UNIX_EPOCH + Duration::from_secs(4),
             containers: vec![],

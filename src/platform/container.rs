@@ -145,6 +145,19 @@ pub struct HostConfig {
     pub privileged: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub cap_add: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub log_config: Option<LogConfig>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cgroup_parent: Option<String>,
+}
+
+/// `HostConfig.LogConfig`: the log driver and its options (`max-size`, …).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub driver: String,
+    #[serde(rename = "Config", default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -78,10 +78,17 @@ fn expand_declared(
         platform,
         serviceset: &out.serviceset,
         vars,
+        owner_cgroup: None,
     };
     let mut main = ctx
         .build(owner, role, &entry.docker, owner, build_commit)
         .map_err(|(field, msg)| set.error_at(owner, field, format!("{owner}: {msg}")))?;
+    // Sidecars run under their owner's cgroup unless their template names one.
+    let owner_cgroup = main.create.host_config.cgroup_parent.clone();
+    let ctx = Context {
+        owner_cgroup: owner_cgroup.as_deref(),
+        ..ctx
+    };
     main.depends_on = entry
         .depends_on
         .0
@@ -163,6 +170,8 @@ struct Context<'a> {
     platform: &'a Platform,
     serviceset: &'a str,
     vars: &'a Vars,
+    /// The owner's cgroup parent, inherited by its sidecars.
+    owner_cgroup: Option<&'a str>,
 }
 
 /// A build failure: the field it concerns (to point at) and the message.
@@ -316,7 +325,12 @@ impl Context<'_> {
 
         let (healthcheck, health) = healthcheck(docker).map_err(|m| (Some("healthcheck"), m))?;
         let stop_grace = docker.stop_grace_period.map_or(DEFAULT_STOP_GRACE, |d| d.0);
-        let host_config = host_config(docker, &role)?;
+        let mut host_config = host_config(docker, &role)?;
+        host_config.log_config = Some(super::log_config(
+            docker.logging.as_ref(),
+            &self.platform.defaults.logging,
+        ));
+        host_config.cgroup_parent = self.cgroup_parent(docker)?;
         let mut create = CreateBody {
             image: image.reference.clone(),
             entrypoint: docker
@@ -354,6 +368,29 @@ impl Context<'_> {
             config_hash,
             create,
         })
+    }
+}
+
+impl Context<'_> {
+    /// Own `cgroup_parent`, else the owner's (for a sidecar), else the
+    /// platform default templated with the serviceset's name.
+    fn cgroup_parent(&self, docker: &DockerSection) -> Result<Option<String>, FieldError> {
+        if let Some(own) = docker.cgroup_parent.as_deref().or(self.owner_cgroup) {
+            return Ok(Some(own.to_owned()).filter(|c| !c.is_empty()));
+        }
+        let Some(text) = &self.platform.defaults.cgroup_parent else {
+            return Ok(None);
+        };
+        let rendered = template::render_str(text, self.vars).map_err(|e| {
+            (
+                None,
+                format!(
+                    "platform `defaults.cgroup_parent` ({}): {e}",
+                    self.platform.source.display()
+                ),
+            )
+        })?;
+        Ok(Some(rendered).filter(|c| !c.is_empty()))
     }
 }
 
@@ -475,6 +512,8 @@ fn host_config(docker: &DockerSection, role: &Role) -> Result<HostConfig, FieldE
         nano_cpus: docker.cpus.map(|c| (c * 1e9) as i64),
         privileged: docker.privileged,
         cap_add: docker.cap_add.clone(),
+        log_config: None,
+        cgroup_parent: None,
     })
 }
 

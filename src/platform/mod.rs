@@ -9,6 +9,7 @@
 
 mod container;
 mod cron;
+mod defaults;
 mod expand;
 mod image;
 pub mod paths;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use container::*;
+pub use defaults::{Defaults, log_config};
 pub use expand::{CronJob, Expanded, expand};
 pub use image::Image;
 pub use reference::Reference;
@@ -66,6 +68,7 @@ pub struct Platform {
     pub environment: Vec<(String, String)>,
     pub labels: Vec<(String, String)>,
     pub sidecars: Vec<SidecarTemplate>,
+    pub defaults: Defaults,
 }
 
 /// Where a sidecar sits relative to its owner (SPEC §3).
@@ -103,6 +106,8 @@ struct PlatformFile {
     labels: KeyValues,
     #[serde(default)]
     sidecars: UniqueMap<Value>,
+    #[serde(default)]
+    defaults: Defaults,
 }
 
 /// The kinds telefig knows without a template (run on the host, not as a container).
@@ -146,6 +151,7 @@ impl Platform {
             environment: file.environment.0,
             labels: file.labels.0,
             sidecars,
+            defaults: file.defaults,
         };
         platform.check(text)?;
         Ok(platform)

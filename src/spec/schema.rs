@@ -126,6 +126,19 @@ pub struct DockerSection {
     pub privileged: Option<bool>,
     #[serde(default)]
     pub cap_add: Vec<String>,
+    /// Compose's `logging: {driver, options}`: the container's log driver.
+    pub logging: Option<LoggingSection>,
+    /// The cgroup the container (and, by default, its sidecars) runs under.
+    pub cgroup_parent: Option<String>,
+}
+
+/// `logging: {driver: json-file, options: {max-size: 100m}}`, as in Compose.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub options: KeyValues,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
