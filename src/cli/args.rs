@@ -48,6 +48,9 @@ pub struct Global {
         default_value = "/var/lib/telefig"
     )]
     pub state_dir: PathBuf,
+    /// Stop without draining (incidents): `start`, `stop`, `restart`, `down`, `rollback`.
+    #[arg(long, global = true)]
+    pub no_drain: bool,
 }
 
 #[derive(Debug, Subcommand)]

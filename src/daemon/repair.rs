@@ -185,7 +185,8 @@ impl Repairer {
         };
         let graph = Graph::build(&record.expanded)?;
         let observed = self.engine.list_serviceset(serviceset).await?;
-        let plan = plan::regate(serviceset, &graph, &observed, dependency);
+        let plan = plan::regate(serviceset, &graph, &observed, dependency)
+            .with_drain(Some(&record.expanded), false);
         if plan.is_empty() {
             return Ok(Vec::new());
         }

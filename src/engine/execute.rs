@@ -52,6 +52,12 @@ pub enum Event {
     Stopped {
         container: String,
     },
+    /// Waited before the stop (or not: `--no-drain`).
+    Drained {
+        container: String,
+        millis: u128,
+        outcome: super::drain::DrainOutcome,
+    },
     /// The previous version, stopped and renamed, kept until its successor passes.
     KeptAside {
         container: String,
@@ -372,7 +378,11 @@ impl Run<'_> {
             for name in walk.ready() {
                 let (action, id) = affected[name.as_str()];
                 self.check_abort()?;
+                let drain = plan.get(&name).and_then(|a| a.drain.as_ref());
                 in_flight.push(async move {
+                    if let Some(d) = drain {
+                        super::drain::drain(self.engine, id, &name, d, self.emit).await?;
+                    }
                     self.engine.stop(id, &name).await?;
                     (self.emit)(Event::Stopped {
                         container: name.clone(),

@@ -13,6 +13,7 @@ mod bounds;
 mod credentials;
 mod details;
 mod docker;
+pub mod drain;
 pub mod events;
 pub mod execute;
 pub mod gate;

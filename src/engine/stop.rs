@@ -1,6 +1,7 @@
 //! Carrying out a [`StopPlan`]: `stop`, `down`, the daemon's re-gating.
 //! Which containers, and whether each is removed, the plan decided; this
-//! walks the graph in stop order over them.
+//! walks the graph in stop order over them, draining first where the plan
+//! says (after the dependents, discovery, have stopped).
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
@@ -55,6 +56,9 @@ async fn stop_one<'a>(
     a: &'a StopAction,
     emit: &(dyn Fn(Event) + Sync),
 ) -> Result<&'a StopAction, Error> {
+    if let Some(d) = &a.drain {
+        super::drain::drain(engine, &a.id, &a.container, d, emit).await?;
+    }
     engine.stop(&a.id, &a.container).await?;
     emit(Event::Stopped {
         container: a.container.clone(),

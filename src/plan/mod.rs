@@ -11,12 +11,14 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod drain;
 mod observed;
 mod own_events;
 mod readiness;
 mod repair;
 mod stop;
 
+pub use drain::{Drain, drain_for};
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
@@ -149,6 +151,9 @@ pub struct Action {
     /// start walk waits for before its dependents may start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness: Option<Readiness>,
+    /// For a recreate or restart of a running container: wait before its stop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -252,6 +257,7 @@ pub fn plan(
             existing_id: holder.map(|h| h.id.clone()),
             backup_id: backup.filter(|_| holder.is_none()).map(|b| b.id.clone()),
             readiness,
+            drain: None,
         });
     }
     regate_healthy_dependents(graph, &mut actions);
@@ -278,12 +284,15 @@ pub fn plan(
             existing_id: Some(o.id.clone()),
             backup_id: None,
             readiness: None,
+            drain: None,
         });
     }
-    Ok(Plan {
+    let mut plan = Plan {
         serviceset: desired.serviceset.clone(),
         actions,
-    })
+    };
+    drain::assign(&mut plan, desired, observed);
+    Ok(plan)
 }
 
 /// A container that waits for a recreated one to be `healthy` (discovery,

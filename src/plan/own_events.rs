@@ -158,6 +158,7 @@ mod tests {
                     existing_id: None,
                     backup_id: None,
                     readiness: None,
+                    drain: None,
                 })
                 .collect(),
         }

@@ -46,13 +46,16 @@ pub fn restart(
                 existing_id: holder.map(|h| h.id.clone()),
                 backup_id: None,
                 readiness: None,
+                drain: None,
             }
         })
         .collect();
-    Plan {
+    let mut plan = Plan {
         serviceset: desired.serviceset.clone(),
         actions,
-    }
+    };
+    super::drain::assign(&mut plan, desired, observed);
+    plan
 }
 
 /// At boot Docker starts every `unless-stopped` container at once. A

@@ -35,6 +35,9 @@ pub struct StopAction {
     pub remove: bool,
     #[serde(flatten)]
     pub reason: StopReason,
+    /// Wait before the stop (set by [`StopPlan::with_drain`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<super::Drain>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +75,7 @@ pub fn stop(serviceset: &str, graph: &Graph, observed: &[Observed], remove: bool
                 stop: live(o),
                 remove,
                 reason: StopReason::Requested,
+                drain: None,
             })
             .collect(),
         dependency: None,
@@ -107,6 +111,7 @@ pub fn regate(
                 stop: true,
                 remove: false,
                 reason: StopReason::DependencyDown,
+                drain: None,
             })
             .collect(),
         dependency: Some(dependency.to_owned()),

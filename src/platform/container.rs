@@ -82,6 +82,9 @@ pub struct ContainerSpec {
     pub depends_on: Vec<Dependency>,
     pub health: Option<HealthTiming>,
     pub stop_grace: Duration,
+    /// Drain before stop; outside the config hash (it changes no container).
+    #[serde(default)]
+    pub drain: super::drain::DrainSpec,
     pub config_hash: String,
     pub create: CreateBody,
 }
@@ -345,6 +348,7 @@ mod tests {
             depends_on: vec![],
             health: None,
             stop_grace: Duration::from_secs(10),
+            drain: Default::default(),
             config_hash: String::new(),
             create: b,
         };

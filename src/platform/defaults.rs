@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::container::LogConfig;
-use crate::spec::schema::LoggingSection;
+use super::drain::DrainCheckTemplate;
+use crate::spec::schema::{DurationValue, LoggingSection};
 
 /// `defaults:` of the platform file.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +24,10 @@ pub struct Defaults {
     pub logging: LoggingSection,
     /// Template text; `{{serviceset}}` is the serviceset's name.
     pub cgroup_parent: Option<String>,
+    /// How long a declared service keeps serving after deregistering.
+    pub drain_period: Option<DurationValue>,
+    /// Polled during the drain period; the drain ends when it passes.
+    pub drain_check: Option<DrainCheckTemplate>,
 }
 
 impl Default for Defaults {
@@ -30,6 +35,8 @@ impl Default for Defaults {
         Defaults {
             logging: default_logging(),
             cgroup_parent: None,
+            drain_period: None,
+            drain_check: None,
         }
     }
 }

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::container::*;
 pub use super::cron::CronJob;
+use super::drain::DrainSpec;
 use super::image::{self, ImageRequest};
 use super::{Error, Order, Platform, SidecarTemplate, param_text};
 use crate::diagnostic::{SourceError, did_you_mean};
-use crate::spec::schema::{DockerSection, SidecarEntry, Words};
+use crate::spec::schema::{DockerSection, DurationValue, SidecarEntry, Words};
 use crate::spec::template::{self, Vars};
 use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
 use crate::yaml::{self, UniqueMap, Value};
@@ -83,6 +84,11 @@ fn expand_declared(
     let mut main = ctx
         .build(owner, role, &entry.docker, owner, build_commit)
         .map_err(|(field, msg)| set.error_at(owner, field, format!("{owner}: {msg}")))?;
+    if main.role == Role::Main {
+        main.drain = ctx
+            .drain(owner, entry.drain_period)
+            .map_err(|msg| set.error_at(owner, Some("drain_period"), format!("{owner}: {msg}")))?;
+    }
     // Sidecars run under their owner's cgroup unless their template names one.
     let owner_cgroup = main.create.host_config.cgroup_parent.clone();
     let ctx = Context {
@@ -365,6 +371,7 @@ impl Context<'_> {
             depends_on: Vec::new(),
             health,
             stop_grace,
+            drain: Default::default(),
             config_hash,
             create,
         })
@@ -372,6 +379,28 @@ impl Context<'_> {
 }
 
 impl Context<'_> {
+    /// The declared service's drain: its own period, else the platform's,
+    /// with the platform's check templated for it.
+    fn drain(&self, name: &str, own: Option<DurationValue>) -> Result<DrainSpec, String> {
+        let defaults = &self.platform.defaults;
+        let vars = self
+            .vars
+            .with_layer(BTreeMap::from([("container".to_owned(), name.to_owned())]));
+        let period = own
+            .or(defaults.drain_period)
+            .map_or(Duration::ZERO, |d| d.0);
+        let check = match &defaults.drain_check {
+            Some(t) if !period.is_zero() => Some(t.resolve(&vars).map_err(|e| {
+                format!(
+                    "platform `defaults.drain_check` ({}): {e}",
+                    self.platform.source.display()
+                )
+            })?),
+            _ => None,
+        };
+        Ok(DrainSpec { period, check })
+    }
+
     /// Own `cgroup_parent`, else the owner's (for a sidecar), else the
     /// platform default templated with the serviceset's name.
     fn cgroup_parent(&self, docker: &DockerSection) -> Result<Option<String>, FieldError> {

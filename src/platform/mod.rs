@@ -10,6 +10,7 @@
 mod container;
 mod cron;
 mod defaults;
+pub mod drain;
 mod expand;
 mod image;
 pub mod paths;

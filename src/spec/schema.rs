@@ -83,6 +83,8 @@ pub struct ContainerEntry {
     pub depends_on: DependsOn,
     #[serde(default)]
     pub kind: ContainerKind,
+    /// Drain before stop (extension): how long it keeps serving once deregistered.
+    pub drain_period: Option<DurationValue>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -210,7 +210,10 @@ async fn converge(
     loop {
         let outcome = async {
             let observed = session.engine.list(None).await?;
-            let plan = plan_for(&observed)?;
+            let mut plan = plan_for(&observed)?;
+            if g.no_drain {
+                plan.skip_drain();
+            }
             let opts = Options {
                 pull,
                 deadline: session.deadline,

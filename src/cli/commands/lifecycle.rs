@@ -14,7 +14,8 @@ pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
     let (name, expanded, graph) = target(g)?;
     let session = Session::open(g, args.timeout, Some(&name), "stop").await?;
     let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
-    let plan = plan::stop(&expanded.serviceset, &graph, &observed, false);
+    let plan = plan::stop(&expanded.serviceset, &graph, &observed, false)
+        .with_drain(Some(&expanded), g.no_drain);
     let emit = |e: Event| print_event(&e);
     stop_in_order(&session.engine, &graph, &plan, &emit).await?;
     session.state.set_stopped(&name, true)?;
@@ -26,7 +27,8 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     let (name, expanded, graph) = target(g)?;
     let session = Session::open(g, args.timeout, Some(&name), "down").await?;
     let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
-    let plan = plan::stop(&expanded.serviceset, &graph, &observed, true);
+    let plan = plan::stop(&expanded.serviceset, &graph, &observed, true)
+        .with_drain(Some(&expanded), g.no_drain);
     let emit = |e: Event| print_event(&e);
     stop_in_order(&session.engine, &graph, &plan, &emit).await?;
     session.state.remove(&name)?;

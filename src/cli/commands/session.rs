@@ -286,6 +286,20 @@ pub fn print_event(event: &Event) {
         Event::Pulled(p) => format!("pulled     {} in {} ms", p.reference, p.millis),
         Event::Removed { container, why } => format!("removed    {container} ({why})"),
         Event::Stopped { container } => format!("stopped    {container}"),
+        Event::Drained {
+            container,
+            outcome: crate::engine::drain::DrainOutcome::Skipped,
+            ..
+        } => format!("not draining {container}: --no-drain"),
+        Event::Drained {
+            container,
+            millis,
+            outcome,
+        } => format!(
+            "draining   {container}: {:.1} s, {}",
+            *millis as f64 / 1000.0,
+            outcome.as_str()
+        ),
         Event::KeptAside { container, aside } => format!("kept aside {container} as {aside}"),
         Event::Created { container } => format!("created    {container}"),
         Event::Started { container } => format!("started    {container}"),
