@@ -63,6 +63,8 @@ pub enum Command {
     Restart(RestartArgs),
     /// Stop and remove the serviceset's containers.
     Down(TimeoutArgs),
+    /// Remove old images telefig pulled (never the current or rollback version).
+    Gc(GcArgs),
     /// Show telefig's containers on this host (no file needed).
     Status,
     /// Show what `start` would do, and why.
@@ -95,6 +97,13 @@ pub struct StartArgs {
     /// When to pull images.
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Say what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -30,6 +30,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Start(a) => commands::start(g, a).await,
         Command::Stop(a) => commands::stop(g, a).await,
         Command::Down(a) => commands::down(g, a).await,
+        Command::Gc(a) => commands::gc(g, a).await,
         Command::Restart(a) => commands::restart(g, a).await,
         Command::Status => commands::status(g).await,
         Command::Logs(a) => commands::logs(g, a).await,

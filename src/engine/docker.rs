@@ -101,7 +101,10 @@ impl Engine {
             .insert(reference.to_owned(), local.to_owned());
     }
 
-    fn err(op: &'static str, target: &str) -> impl FnOnce(bollard::errors::Error) -> Error {
+    pub(super) fn err(
+        op: &'static str,
+        target: &str,
+    ) -> impl FnOnce(bollard::errors::Error) -> Error {
         let target = target.to_owned();
         move |source| Error::Docker { op, target, source }
     }

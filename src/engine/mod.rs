@@ -18,6 +18,7 @@ pub mod events;
 pub mod execute;
 pub mod gate;
 mod host;
+pub mod images;
 pub mod pull;
 mod registry;
 pub mod status;

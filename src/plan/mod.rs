@@ -12,6 +12,7 @@ use std::fmt;
 use serde::Serialize;
 
 mod drain;
+pub mod gc;
 mod observed;
 mod own_events;
 mod readiness;

@@ -70,6 +70,8 @@ pub struct Platform {
     pub labels: Vec<(String, String)>,
     pub sidecars: Vec<SidecarTemplate>,
     pub defaults: Defaults,
+    /// Image cleanup: versions kept, disk high and low water marks.
+    pub images: crate::plan::gc::GcPolicy,
 }
 
 /// Where a sidecar sits relative to its owner (SPEC §3).
@@ -109,6 +111,8 @@ struct PlatformFile {
     sidecars: UniqueMap<Value>,
     #[serde(default)]
     defaults: Defaults,
+    #[serde(default)]
+    images: crate::plan::gc::GcPolicy,
 }
 
 /// The kinds telefig knows without a template (run on the host, not as a container).
@@ -153,6 +157,7 @@ impl Platform {
             labels: file.labels.0,
             sidecars,
             defaults: file.defaults,
+            images: file.images,
         };
         platform.check(text)?;
         Ok(platform)

@@ -15,6 +15,7 @@
 //! environment values are kept as digests (`secrets.rs`).
 
 mod cron_runs;
+mod images;
 mod lock;
 mod record;
 mod secrets;

@@ -199,7 +199,10 @@ impl StateDir {
     }
 
     /// History files with their sequence numbers, newest first.
-    fn history_files(&self, serviceset: &ServicesetName) -> Result<Vec<(u64, PathBuf)>, Error> {
+    pub(super) fn history_files(
+        &self,
+        serviceset: &ServicesetName,
+    ) -> Result<Vec<(u64, PathBuf)>, Error> {
         let dir = self.history_dir(serviceset)?;
         let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
             .map_err(Self::io(&dir))?
@@ -285,7 +288,7 @@ fn to_json(record: &Record) -> Vec<u8> {
     serde_json::to_vec_pretty(&stored).expect("a record serializes")
 }
 
-fn read_record(path: &Path) -> Result<Option<Record>, Error> {
+pub(super) fn read_record(path: &Path) -> Result<Option<Record>, Error> {
     match fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)

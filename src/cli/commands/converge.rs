@@ -55,6 +55,7 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
             session.state.save(&record)?;
         }
     }
+    super::gc::after_start(g, &session, &name, &report).await;
     finish(g, &plan, &report, began)
 }
 

@@ -3,6 +3,7 @@
 mod converge;
 mod daemon;
 mod doctor;
+mod gc;
 mod inspect;
 mod lifecycle;
 mod offline;
@@ -11,6 +12,7 @@ mod session;
 pub use converge::{plan, restart, start};
 pub use daemon::{daemon, rollback};
 pub use doctor::doctor;
+pub use gc::gc;
 pub use inspect::{logs, status};
 pub use lifecycle::{down, stop};
 pub use offline::{completions, man, render, validate};

@@ -1,0 +1,335 @@
+//! Image cleanup: which of a serviceset's images may go, and which stay.
+//!
+//! Pure: fed the images on the host, what telefig pulled for this
+//! serviceset (and for the others), the images every container uses, the
+//! image references of the current record and of the history (newest
+//! first), the disk use of Docker's data root and the platform's settings.
+//! It never picks an image that telefig did not pull for this serviceset,
+//! that another serviceset pulled, that any container uses (running,
+//! stopped, or kept aside for a rollback), or that belongs to one of the
+//! newest `keep` versions (the current deploy and the rollback target with
+//! the default 2). It removes only while the data root is above the high
+//! water mark, least recently deployed first, until the estimate is below
+//! the low one, as kubelet does.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+/// An image as Docker lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageObs {
+    pub id: String,
+    /// `repo:tag` references it carries.
+    pub references: Vec<String>,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// Bytes used and total on Docker's data root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Disk {
+    pub used: u64,
+    pub total: u64,
+}
+
+impl Disk {
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        self.used as f64 * 100.0 / self.total as f64
+    }
+}
+
+/// The platform's `images:` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcPolicy {
+    /// Versions (deploys, newest first) whose images are always kept.
+    pub keep: usize,
+    /// Percent of the data root above which cleanup starts.
+    pub high: f64,
+    /// Percent it cleans down to.
+    pub low: f64,
+}
+
+impl Default for GcPolicy {
+    fn default() -> Self {
+        GcPolicy {
+            keep: 2,
+            high: 85.0,
+            low: 80.0,
+        }
+    }
+}
+
+pub struct GcInput<'a> {
+    pub images: &'a [ImageObs],
+    /// References telefig pulled for this serviceset.
+    pub pulled: &'a BTreeSet<String>,
+    /// References telefig pulled for any other serviceset.
+    pub pulled_by_others: &'a BTreeSet<String>,
+    /// Image references and ids of every container on the host.
+    pub in_use: &'a BTreeSet<String>,
+    /// Image references of each deploy, the current record first, then the
+    /// history newest first.
+    pub versions: &'a [BTreeSet<String>],
+    pub disk: Disk,
+    pub policy: GcPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "why")]
+pub enum Keep {
+    PulledByAnother,
+    UsedByAContainer,
+    RecentVersion { age: usize },
+    BelowHighWater,
+    BelowLowWater,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    pub reference: String,
+    pub id: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GcPlan {
+    pub disk: Disk,
+    pub remove: Vec<Removal>,
+    pub kept: Vec<(String, Keep)>,
+    /// Use once the removals are done (an estimate: layers may be shared).
+    pub disk_after: Disk,
+}
+
+/// Decide the cleanup.
+pub fn gc(input: &GcInput) -> GcPlan {
+    let mut kept = Vec::new();
+    // Candidates: references telefig pulled for this serviceset, with
+    // how many deploys ago each was last used (None: in no record).
+    let mut candidates: Vec<(Option<usize>, i64, Removal)> = Vec::new();
+    for image in input.images {
+        for reference in &image.references {
+            if !input.pulled.contains(reference) {
+                continue;
+            }
+            let age = input.versions.iter().position(|v| v.contains(reference));
+            let why = if input.pulled_by_others.contains(reference) {
+                Some(Keep::PulledByAnother)
+            } else if input.in_use.contains(reference) || input.in_use.contains(&image.id) {
+                Some(Keep::UsedByAContainer)
+            } else {
+                age.filter(|a| *a < input.policy.keep)
+                    .map(|age| Keep::RecentVersion { age })
+            };
+            match why {
+                Some(why) => kept.push((reference.clone(), why)),
+                None => candidates.push((
+                    age,
+                    image.created,
+                    Removal {
+                        reference: reference.clone(),
+                        id: image.id.clone(),
+                        size: image.size,
+                    },
+                )),
+            }
+        }
+    }
+    // Least recently deployed first: never in a record, then oldest deploy,
+    // then oldest image.
+    candidates.sort_by_key(|(age, created, r)| {
+        (
+            std::cmp::Reverse(age.unwrap_or(usize::MAX)),
+            *created,
+            r.reference.clone(),
+        )
+    });
+    let mut disk_after = input.disk;
+    let mut remove = Vec::new();
+    let above_high = input.disk.percent() >= input.policy.high;
+    for (_, _, r) in candidates {
+        if !above_high {
+            kept.push((r.reference, Keep::BelowHighWater));
+        } else if disk_after.percent() < input.policy.low {
+            kept.push((r.reference, Keep::BelowLowWater));
+        } else {
+            // An image is freed once its last reference goes.
+            let last_ref = !remove.iter().any(|x: &Removal| x.id == r.id)
+                && input.images.iter().find(|i| i.id == r.id).is_some_and(|i| {
+                    i.references
+                        .iter()
+                        .all(|x| *x == r.reference || !input.pulled.contains(x))
+                });
+            if last_ref {
+                disk_after.used = disk_after.used.saturating_sub(r.size);
+            }
+            remove.push(r);
+        }
+    }
+    GcPlan {
+        disk: input.disk,
+        remove,
+        kept,
+        disk_after,
+    }
+}
+
+impl fmt::Display for GcPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "data root {:.1} % used ({} of {} MB)",
+            self.disk.percent(),
+            self.disk.used >> 20,
+            self.disk.total >> 20
+        )?;
+        for r in &self.remove {
+            writeln!(f, "  remove {} ({} MB)", r.reference, r.size >> 20)?;
+        }
+        for (reference, why) in &self.kept {
+            let why = match why {
+                Keep::PulledByAnother => "another serviceset pulled it".to_owned(),
+                Keep::UsedByAContainer => "a container uses it".to_owned(),
+                Keep::RecentVersion { age: 0 } => "the current deploy".to_owned(),
+                Keep::RecentVersion { age: 1 } => "the rollback target".to_owned(),
+                Keep::RecentVersion { age } => format!("deployed {age} versions ago"),
+                Keep::BelowHighWater => "disk below the high-water mark".to_owned(),
+                Keep::BelowLowWater => "disk below the low-water mark".to_owned(),
+            };
+            writeln!(f, "  keep   {reference} ({why})")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    fn image(tag: &str, created: i64) -> ImageObs {
+        ImageObs {
+            id: format!("sha256:{tag}"),
+            references: vec![format!("reg/web:{tag}")],
+            size: 100 * MB,
+            created,
+        }
+    }
+
+    fn set(refs: &[&str]) -> BTreeSet<String> {
+        refs.iter().map(|r| format!("reg/web:{r}")).collect()
+    }
+
+    fn run(disk_pct: u64, in_use: &[&str], others: &[&str]) -> GcPlan {
+        let images: Vec<ImageObs> = (1..=6).map(|v| image(&format!("v{v}"), v)).collect();
+        let pulled = set(&["v1", "v2", "v3", "v4", "v5", "v6"]);
+        // v6 is current; the history holds v5 … v1 (newest first).
+        let versions: Vec<BTreeSet<String>> =
+            (1..=6).rev().map(|v| set(&[&format!("v{v}")])).collect();
+        let mut foreign = images.clone();
+        foreign.push(ImageObs {
+            id: "sha256:base".into(),
+            references: vec!["busybox:latest".into()],
+            size: 10 * MB,
+            created: 0,
+        });
+        gc(&GcInput {
+            images: &foreign,
+            pulled: &pulled,
+            pulled_by_others: &set(others),
+            in_use: &set(in_use),
+            versions: &versions,
+            disk: Disk {
+                used: disk_pct * 1000 * MB / 100,
+                total: 1000 * MB,
+            },
+            policy: GcPolicy::default(),
+        })
+    }
+
+    fn removed(p: &GcPlan) -> Vec<&str> {
+        p.remove.iter().map(|r| r.reference.as_str()).collect()
+    }
+
+    #[test]
+    fn above_high_water_keeps_current_and_rollback_removes_oldest_first() {
+        // 90 % of 1000 MB; each image 100 MB: removing v1..v4 reaches 50 %,
+        // but the low mark (80 %) is reached after two.
+        let p = run(90, &["v6"], &[]);
+        assert_eq!(removed(&p), ["reg/web:v1", "reg/web:v2"], "{p}");
+        assert!(p.disk_after.percent() < 80.0, "{p}");
+        let text = p.to_string();
+        assert!(
+            text.contains("keep   reg/web:v5 (the rollback target)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reg/web:v3 (disk below the low-water mark)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("busybox"),
+            "never an image telefig did not pull: {text}"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_removes_every_old_version_but_never_current_or_rollback() {
+        let p = run(100, &[], &[]);
+        assert_eq!(
+            removed(&p),
+            ["reg/web:v1", "reg/web:v2", "reg/web:v3"],
+            "{p}"
+        );
+        let p = run(200, &[], &[]);
+        assert_eq!(
+            removed(&p),
+            ["reg/web:v1", "reg/web:v2", "reg/web:v3", "reg/web:v4"],
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn below_high_water_nothing_goes() {
+        assert!(run(84, &[], &[]).remove.is_empty());
+    }
+
+    #[test]
+    fn in_use_or_pulled_by_another_serviceset_stays() {
+        let p = run(200, &["v1"], &["v2"]);
+        assert_eq!(removed(&p), ["reg/web:v3", "reg/web:v4"], "{p}");
+        assert!(
+            p.kept
+                .contains(&("reg/web:v1".into(), Keep::UsedByAContainer))
+        );
+        assert!(
+            p.kept
+                .contains(&("reg/web:v2".into(), Keep::PulledByAnother))
+        );
+    }
+
+    #[test]
+    fn a_kept_aside_containers_image_is_in_use_by_id() {
+        let images = [image("v1", 1)];
+        let p = gc(&GcInput {
+            images: &images,
+            pulled: &set(&["v1"]),
+            pulled_by_others: &BTreeSet::new(),
+            in_use: &BTreeSet::from(["sha256:v1".to_owned()]),
+            versions: &[],
+            disk: Disk {
+                used: 10,
+                total: 10,
+            },
+            policy: GcPolicy::default(),
+        });
+        assert!(p.remove.is_empty(), "{p}");
+    }
+}

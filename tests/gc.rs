@@ -1,0 +1,178 @@
+//! Image cleanup that never deletes a rollback target (issue 14, item 2),
+//! against the real Docker Engine and a loopback registry: six versions
+//! deployed, the cleanup after the sixth keeps the current one and the
+//! rollback target and removes the rest; with the registry stopped,
+//! `telefig rollback` still restores the previous version without a pull.
+
+#[path = "support/stack.rs"]
+mod stack;
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use stack::{assert_exit, text};
+use support::*;
+
+struct Deploys {
+    guard: Cleanup,
+    dir: PathBuf,
+    registry: Registry,
+}
+
+impl Deploys {
+    fn new(policy: &str) -> Deploys {
+        let guard = Cleanup::new();
+        let registry = Registry::start();
+        let dir = scratch_dir("gc");
+        let label = test_label(guard.id());
+        let (k, v) = label.split_once('=').unwrap();
+        std::fs::write(
+            dir.join("platform.yaml"),
+            format!(
+                "registries: {{primary: \"{}\"}}\nlabels: {{{k}: \"{v}\"}}\nimages: {policy}\n",
+                registry.addr
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("serviceset.conf"),
+            format!(
+                r#"{id}-web:
+  docker:
+    image: {id}/web
+    version: "{{{{V}}}}"
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+"#,
+                id = guard.id()
+            ),
+        )
+        .unwrap();
+        let d = Deploys {
+            guard,
+            dir,
+            registry,
+        };
+        // Six distinct images, pushed, then untagged so telefig pulls them.
+        for v in 1..=6 {
+            let src = busybox_image(&format!("gc-v{v}"));
+            let pushed = d
+                .registry
+                .push_as(&src, &format!("{}/web:v{v}", d.guard.id()));
+            untag(&pushed);
+        }
+        d
+    }
+
+    fn reference(&self, v: u32) -> String {
+        self.registry
+            .reference(&format!("{}/web:v{v}", self.guard.id()))
+    }
+
+    fn telefig(&self, args: &[&str]) -> Output {
+        telefig()
+            .args(args)
+            .arg("--platform")
+            .arg(self.dir.join("platform.yaml"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .output()
+            .unwrap()
+    }
+
+    fn deploy(&self, v: u32) -> Output {
+        let conf = self.dir.join("serviceset.conf");
+        self.telefig(&[
+            "start",
+            "-c",
+            conf.to_str().unwrap(),
+            "--name",
+            self.guard.id(),
+            "-e",
+            &format!("V=v{v}"),
+        ])
+    }
+}
+
+impl Drop for Deploys {
+    fn drop(&mut self) {
+        cleanup(self.guard.id());
+        for v in 1..=6 {
+            untag(&self.reference(v));
+        }
+    }
+}
+
+#[test]
+fn sixth_deploy_keeps_current_and_rollback_images_and_removes_the_rest() {
+    if !require_docker() {
+        return;
+    }
+    // High water 0 %: the cleanup always runs; low 0 %: it removes every
+    // image it may.
+    let mut d = Deploys::new("{keep: 2, high: 0, low: 0}");
+    for v in 1..=6 {
+        let out = d.deploy(v);
+        assert_exit(&out, 0);
+    }
+    assert!(image_exists(&d.reference(6)), "current");
+    assert!(image_exists(&d.reference(5)), "rollback target");
+    for v in 1..=4 {
+        assert!(!image_exists(&d.reference(v)), "v{v} removed");
+    }
+    // An image telefig did not pull is never touched.
+    assert!(image_exists(&busybox_image("gc-v1")));
+
+    // The rollback needs no registry: the previous version's image is here.
+    d.registry.stop();
+    assert!(
+        !d.registry.answers(),
+        "the registry is down during the rollback"
+    );
+    let out = d.telefig(&["rollback", d.guard.id()]);
+    assert_exit(&out, 0);
+    assert!(!text(&out).contains("pulled"), "{}", text(&out));
+    assert_eq!(
+        inspect(&format!("{}-web", d.guard.id()))["Config"]["Image"],
+        d.reference(5)
+    );
+}
+
+#[test]
+fn below_the_high_water_mark_or_dry_run_nothing_is_removed() {
+    if !require_docker() {
+        return;
+    }
+    // High water 100 %: never reached.
+    let d = Deploys::new("{keep: 1, high: 100, low: 99}");
+    for v in 1..=3 {
+        assert_exit(&d.deploy(v), 0);
+    }
+    for v in 1..=3 {
+        assert!(image_exists(&d.reference(v)), "v{v} kept");
+    }
+    // `gc --dry-run` with a platform whose marks are 0 says, removes nothing.
+    std::fs::write(
+        d.dir.join("platform.yaml"),
+        std::fs::read_to_string(d.dir.join("platform.yaml"))
+            .unwrap()
+            .replace(
+                "{keep: 1, high: 100, low: 99}",
+                "{keep: 1, high: 0, low: 0}",
+            ),
+    )
+    .unwrap();
+    let out = d.telefig(&["gc", "--dry-run", "--name", d.guard.id()]);
+    assert_exit(&out, 0);
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("remove {}", d.reference(1))),
+        "{said}"
+    );
+    assert!(said.contains("would remove 2 image(s)"), "{said}");
+    assert!(image_exists(&d.reference(1)));
+    let out = d.telefig(&["gc", "--name", d.guard.id()]);
+    assert_exit(&out, 0);
+    assert!(!image_exists(&d.reference(1)) && !image_exists(&d.reference(2)));
+    assert!(image_exists(&d.reference(3)), "the current version stays");
+}
