@@ -8,6 +8,7 @@
 //! file in the state dir that is removed at once. Printing and the exit
 //! code are the `doctor` command's.
 
+mod disk;
 mod host;
 mod local;
 mod logs;
@@ -65,6 +66,14 @@ impl Check {
     }
 }
 
+/// The platform's image cleanup settings (defaults when it cannot be read:
+/// the registry check reports that).
+fn images_policy(platform: Option<&Path>) -> crate::plan::gc::GcPolicy {
+    crate::platform::Platform::load(platform)
+        .map(|p| p.images)
+        .unwrap_or_default()
+}
+
 /// Every check, in the order they are shown. A Docker Engine that does not
 /// answer is one failed check; the checks that need it say they did not run.
 pub async fn run(state_dir: &Path, platform: Option<&Path>) -> Vec<Check> {
@@ -102,6 +111,7 @@ pub async fn run(state_dir: &Path, platform: Option<&Path>) -> Vec<Check> {
                     facts.logging_driver.as_deref(),
                     logs::read_daemon_json(Path::new(logs::DAEMON_JSON)),
                 ),
+                disk::data_root(facts.docker_root_dir.as_deref(), &images_policy(platform)),
             ]
         }
         Err(unreachable) => vec![unreachable.clone()],

@@ -166,8 +166,16 @@ mod tests {
         let d = web.drain.as_ref().expect("web drains");
         assert_eq!((d.period, d.skipped), (Duration::from_secs(3), false));
         assert!(plan.get("web-discovery").unwrap().drain.is_none());
+        assert!(
+            plan.to_string().contains("; drains up to 3.0 s first"),
+            "{plan}"
+        );
         plan.skip_drain();
         assert!(plan.get("web").unwrap().drain.as_ref().unwrap().skipped);
+        assert!(
+            plan.to_string().contains("; not drained (--no-drain)"),
+            "{plan}"
+        );
     }
 
     #[test]

@@ -367,13 +367,18 @@ impl fmt::Display for Plan {
             .max()
             .unwrap_or(0);
         for a in &self.actions {
-            writeln!(
+            write!(
                 f,
                 "  {:<8} {:<width$}  {}",
                 a.action.as_str(),
                 a.container,
                 a.reason
             )?;
+            match &a.drain {
+                Some(d) if d.skipped => writeln!(f, "; not drained (--no-drain)")?,
+                Some(d) => writeln!(f, "; drains up to {:.1} s first", d.period.as_secs_f64())?,
+                None => writeln!(f)?,
+            }
         }
         Ok(())
     }

@@ -253,12 +253,15 @@ pub async fn plan(g: &Global) -> Outcome {
     let engine = Engine::connect().await?;
     let observed = engine.list(None).await?;
     let state = StateDir::new(&g.state_dir);
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         &loaded.expanded,
         &loaded.graph,
         &observed,
         &recorded_specs(&state, &loaded.name),
     )?;
+    if g.no_drain {
+        plan.skip_drain();
+    }
     if g.json {
         print_json(&serde_json::json!({
             "plan": plan,
