@@ -1,11 +1,11 @@
 //! Drain before stop, measured (issue 14, item 1): two instances of one
 //! service on loopback ports, each with a discovery sidecar that writes its
 //! `host:port` into a shared serverset file when its owner is healthy and
-//! removes it when stopped; a client re-reads that file and sees each
-//! change 500 ms late (the way a ZooKeeper-backed serverset reaches
-//! clients late) and sends requests continuously. Deploying a new version of one instance drops no
-//! request with a drain period longer than the client's refresh; the same
-//! deploy with `--no-drain` drops some, so the test can fail.
+//! removes it when stopped; a client re-reads that file, sees each change
+//! 2 s late (the way a ZooKeeper-backed serverset reaches clients late)
+//! and sends requests continuously. Deploying a new version of one
+//! instance drops no request with a drain period (3 s) longer than that
+//! lag; the same deploy with `--no-drain` drops some, so the test can fail.
 
 #[path = "support/stack.rs"]
 mod stack;
@@ -25,7 +25,7 @@ use support::*;
 /// How often the client re-reads the serverset file.
 const REFRESH: Duration = Duration::from_millis(20);
 /// How late the client sees a change of it (less than the drain period).
-const LAG: Duration = Duration::from_millis(500);
+const LAG: Duration = Duration::from_secs(2);
 
 struct Fleet {
     guard: Cleanup,
@@ -57,7 +57,7 @@ impl Fleet {
         );
         let platform = format!(
             "registries: {{primary: tf.local}}\nlabels: {{{k}: \"{v}\"}}\n\
-             defaults: {{drain_period: 1500ms}}\n\
+             defaults: {{drain_period: 3s}}\n\
              sidecars:\n  discovery:\n    image: drainweb:disc\n    order: after_healthy\n    params: {{port: ~}}\n    \
              volumes: [\"{sdir}:{sdir}\"]\n    command: [\"sh\", \"-c\", {register:?}]\n"
         );
