@@ -52,7 +52,12 @@ pub async fn drain(
     let outcome = if drain.skipped {
         DrainOutcome::Skipped
     } else {
-        let end = began + drain.period;
+        // The operation's deadline bounds the drain too: the stop still
+        // needs its grace period after it.
+        let mut end = began + drain.period;
+        if let Some(d) = engine.deadline() {
+            end = end.min(d.at);
+        }
         match &drain.check {
             None => {
                 tokio::time::sleep_until(end).await;
