@@ -22,6 +22,14 @@ use std::time::{Duration, Instant};
 use stack::{assert_exit, text};
 use support::*;
 
+/// One scenario at a time: each runs a busy client, and a loaded host
+/// makes health probes time out.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// How often the client re-reads the serverset file.
 const REFRESH: Duration = Duration::from_millis(20);
 /// How late the client sees a change of it (less than the drain period).
@@ -50,11 +58,7 @@ impl Fleet {
         let ss = serverset.display();
         // Register: append `127.0.0.1:port` atomically (write aside, rename);
         // deregister on TERM the same way.
-        let register = format!(
-            "E=127.0.0.1:{{{{port}}}}; F={ss}; \
-             update() {{ grep -vx \"$E\" $F > $F.$$ ; [ \"$1\" = add ] && echo \"$E\" >> $F.$$ ; mv $F.$$ $F; }}; \
-             trap 'update del; exit 0' TERM; update add; while :; do sleep 1 & wait; done"
-        );
+        let register = register_script("{{port}}", &ss.to_string());
         let platform = format!(
             "registries: {{primary: tf.local}}\nlabels: {{{k}: \"{v}\"}}\n\
              defaults: {{drain_period: 3s}}\n\
@@ -88,7 +92,7 @@ impl Fleet {
     version: {version}
     command: ["sh", "-c", "httpd -p 127.0.0.1:{port} -h /www; trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
     stop_grace_period: 1s
-    healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{port}/index.html"], interval: 200ms, timeout: 1s, retries: 3}}
+    healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{port}/index.html"], interval: 300ms, timeout: 5s, retries: 20, start_period: 20s}}
   sidecars:
     discovery: {{port: {port}}}
 "#
@@ -108,6 +112,18 @@ impl Fleet {
             .arg(self.dir.join("state"));
         cmd.output().unwrap()
     }
+}
+
+/// A discovery sidecar's script: add `127.0.0.1:<port>` to the serverset
+/// file, remove it on TERM; each change under a lock directory (sidecars of
+/// both instances may start at once), written aside and renamed over.
+fn register_script(port: &str, serverset: &str) -> String {
+    format!(
+        "E=127.0.0.1:{port}; F={serverset}; \
+         update() {{ until mkdir $F.lock 2>/dev/null; do sleep 0.05; done; \
+         grep -vx \"$E\" $F > $F.$$ ; [ \"$1\" = add ] && echo \"$E\" >> $F.$$ ; mv $F.$$ $F; rmdir $F.lock; }}; \
+         trap 'update del; exit 0' TERM; update add; while :; do sleep 1 & wait; done"
+    )
 }
 
 fn read_serverset(path: &Path) -> Vec<SocketAddr> {
@@ -160,6 +176,8 @@ fn client(serverset: PathBuf, stop: Arc<AtomicBool>) -> (u64, u64) {
         if !request(addr) {
             failed += 1;
         }
+        // Leave the host's cores to the engine and the health probes.
+        thread::sleep(Duration::from_millis(1));
     }
     (sent, failed)
 }
@@ -208,6 +226,7 @@ fn redeploy_with_drain_drops_no_request() {
     if !require_docker() {
         return;
     }
+    let _one = serial();
     let (sent, failed, out) = redeploy_under_load(&[]);
     eprintln!("drain: {failed} of {sent} requests failed");
     assert!(sent > 500, "the client kept sending: {sent}");
@@ -221,11 +240,100 @@ fn redeploy_with_no_drain_drops_requests() {
     if !require_docker() {
         return;
     }
+    let _one = serial();
     let (sent, failed, out) = redeploy_under_load(&["--no-drain"]);
     eprintln!("--no-drain: {failed} of {sent} requests failed");
     assert!(out.contains("not draining"), "{out}");
     assert!(
         failed > 0,
         "without drain some requests must fail ({sent} sent)\n{out}"
+    );
+}
+
+/// The same scenario with Docker Compose (`up -d` of the new version), for
+/// comparison: Compose stops the service while it is still registered.
+#[test]
+fn compose_redeploy_drops_requests() {
+    if !require_docker() {
+        return;
+    }
+    let _one = serial();
+    let compose = Path::new("/usr/bin/docker-compose");
+    if !compose.exists() {
+        eprintln!("no docker-compose on this machine: skipped");
+        return;
+    }
+    let fleet = Fleet::new();
+    let label = test_label(fleet.guard.id());
+    let (k, v) = label.split_once('=').unwrap();
+    let sdir = fleet.dir.display();
+    let ss = fleet.serverset.display();
+    let mut services = String::new();
+    for (i, port) in fleet.ports.iter().enumerate() {
+        let register = register_script(&port.to_string(), &ss.to_string())
+            // Compose interpolates `$`: `$$` is a literal one.
+            .replace('$', "$$");
+        let web_tag = if i == 0 { "${V0}" } else { "v1" };
+        services += &format!(
+            r#"  web{i}:
+    image: tf.local/drainweb:{web_tag}
+    network_mode: host
+    stop_grace_period: 1s
+    labels: {{{k}: "{v}"}}
+    command: ["sh", "-c", "httpd -p 127.0.0.1:{port} -h /www; trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+    healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{port}/index.html"], interval: 300ms, timeout: 5s, retries: 20, start_period: 20s}}
+  web{i}-discovery:
+    image: tf.local/drainweb:disc
+    network_mode: host
+    labels: {{{k}: "{v}"}}
+    depends_on: {{web{i}: {{condition: service_healthy}}}}
+    volumes: ["{sdir}:{sdir}"]
+    command: ["sh", "-c", {register:?}]
+"#
+        );
+    }
+    let file = fleet.dir.join("compose.yaml");
+    std::fs::write(&file, format!("version: \"2.4\"\nservices:\n{services}")).unwrap();
+    let project = fleet.guard.id().replace('-', "");
+    let up = |version: &str| {
+        std::process::Command::new(compose)
+            .args(["-p", &project, "-f"])
+            .arg(&file)
+            .args(["up", "-d"])
+            .env("V0", version)
+            .output()
+            .unwrap()
+    };
+    assert_exit(&up("v1"), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || read_serverset(&fleet.serverset)
+            .len()
+            == 2),
+        "both instances registered"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (path, stop) = (fleet.serverset.clone(), stop.clone());
+        thread::spawn(move || client(path, stop))
+    };
+    thread::sleep(LAG);
+    let out = up("v2");
+    let registered = wait_until(Duration::from_secs(20), || {
+        read_serverset(&fleet.serverset).len() == 2
+    });
+    thread::sleep(LAG * 2);
+    stop.store(true, Ordering::Relaxed);
+    let (sent, failed) = load.join().unwrap();
+    let _ = std::process::Command::new(compose)
+        .args(["-p", &project, "-f"])
+        .arg(&file)
+        .args(["down", "-t", "1"])
+        .output();
+    assert_exit(&out, 0);
+    assert!(registered, "the new version registered again");
+    eprintln!("compose: {failed} of {sent} requests failed");
+    assert!(
+        failed > 0,
+        "compose stops the service while it is registered ({sent} sent)"
     );
 }
