@@ -7,6 +7,7 @@
 //! talks to Docker). The `cli` module and `main.rs` sit on top.
 
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod diagnostic;
 pub mod doctor;
@@ -16,6 +17,7 @@ pub mod export;
 pub mod failpoint;
 pub mod graph;
 pub mod name;
+pub mod ops;
 pub mod plan;
 pub mod platform;
 pub mod spec;

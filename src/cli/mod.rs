@@ -50,6 +50,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || e.is::<crate::graph::Error>()
             || e.is::<crate::name::NameError>()
             || e.is::<crate::duration::Error>()
+            || e.downcast_ref::<crate::ops::Error>()
+                .is_some_and(crate::ops::Error::is_bad_input)
     });
     if bad_input { 2 } else { 1 }
 }

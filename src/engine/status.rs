@@ -3,8 +3,6 @@
 //! One list call finds them; one inspect each (in parallel) adds what the
 //! list lacks: restart count, start time, last exit code.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -45,9 +43,7 @@ pub async fn collect(
         .buffered(INSPECT_CONCURRENCY)
         .collect()
         .await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::now_secs();
     let mut out: Vec<ContainerStatus> = listed
         .into_iter()
         .zip(details)
