@@ -21,16 +21,12 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::gate::{GateFailure, Monitor};
+use super::gate::Monitor;
 use super::pull::{self, Policy, Pulled};
 use super::{Deadline, Engine, Error, status_is};
 use crate::graph::{Direction, Graph, Milestone};
-use crate::plan::{ActionKind, Plan, Readiness};
+use crate::plan::{self, ActionKind, GateWait, Plan, Readiness};
 use crate::platform::{ContainerSpec, Expanded};
-use crate::spec::Condition;
-
-/// How long a container may take to be running after `start` returns.
-const STARTED_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct Options {
     pub pull: Policy,
@@ -522,18 +518,8 @@ impl Run<'_> {
         let mut abort = self.opts.abort.clone();
         let has_healthcheck = spec.health.is_some();
         let now = Instant::now();
-        let gates: &[(Condition, Duration)] = if spec.is_job() {
-            &[(Condition::Completed, Duration::MAX)]
-        } else {
-            &[
-                (Condition::Started, STARTED_DEADLINE),
-                (
-                    Condition::Healthy,
-                    spec.health.map_or(STARTED_DEADLINE, |h| h.deadline()),
-                ),
-            ]
-        };
-        for &(gate, budget) in gates {
+        for wait in plan::gates(spec) {
+            let GateWait { gate, budget } = wait;
             let deadline = now
                 .checked_add(budget)
                 .map_or(self.opts.deadline, |d| d.min(self.opts.deadline));
@@ -544,26 +530,13 @@ impl Run<'_> {
                 .wait(&id, gate, has_healthcheck, deadline, &mut abort)
                 .await
             {
-                // A kept container that is gone or exited when we look was
-                // seen in a moment of change: a fresh plan will act on it.
-                // A job's exit is its result, not a change.
-                let retryable = matches!(failure, GateFailure::Removed | GateFailure::Docker(_))
-                    || (exit_is_change && matches!(failure, GateFailure::Exited(_)));
+                let retryable = plan::is_retryable(&failure, exit_is_change);
                 return fail(self.describe(&id, gate, failure, budget).await, retryable);
             }
-            let milestone = match gate {
-                Condition::Started => Milestone::Started,
-                Condition::Healthy => Milestone::Healthy,
-                Condition::Completed => Milestone::Completed,
-            };
-            let _ = tx.send((name.to_owned(), milestone));
+            let _ = tx.send((name.to_owned(), wait.milestone()));
         }
         let millis = started.elapsed().as_millis();
-        let gate = match (spec.is_job(), has_healthcheck) {
-            (true, _) => "completed",
-            (false, true) => "healthy",
-            (false, false) => "running",
-        };
+        let gate = plan::passed_as(spec);
         if needs_start {
             (self.emit)(Event::Passed {
                 container: name.to_owned(),

@@ -57,11 +57,13 @@ pub async fn collect(
                 d.exit_code.or(o.exit_code)
             };
             let health = if running { d.health.or(o.health) } else { None };
-            let ok = if role == "job" {
-                exit_code == Some(0) || (running && health != Some(Health::Unhealthy))
-            } else {
-                running && matches!(health, None | Some(Health::Healthy))
-            };
+            let ok = crate::plan::status_ok(
+                role == "job",
+                running,
+                exit_code,
+                health == Some(Health::Unhealthy),
+                matches!(health, None | Some(Health::Healthy)),
+            );
             let started_at = d.started_at.filter(|s| !s.starts_with("0001-"));
             let uptime_seconds = started_at
                 .as_deref()

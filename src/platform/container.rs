@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::image::Image;
-use crate::spec::Condition;
+use crate::graph::Gate;
 
 pub const LABEL_SERVICESET: &str = "telefig.serviceset";
 pub const LABEL_CONTAINER: &str = "telefig.container";
@@ -49,7 +49,7 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {
     pub name: String,
-    pub gate: Condition,
+    pub gate: Gate,
 }
 
 /// Healthcheck timings with Docker's defaults filled in, for gate deadlines.

@@ -15,9 +15,10 @@ pub use super::cron::CronJob;
 use super::image::{self, ImageRequest};
 use super::{Error, Order, Platform, SidecarTemplate, param_text};
 use crate::diagnostic::{SourceError, did_you_mean};
+use crate::graph::Gate;
 use crate::spec::schema::{DockerSection, SidecarEntry, Words};
 use crate::spec::template::{self, Vars};
-use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
+use crate::spec::{ContainerKind, Declared, Serviceset, parse_bytes};
 use crate::yaml::{self, UniqueMap, Value};
 
 /// The full container set of one serviceset.
@@ -88,7 +89,7 @@ fn expand_declared(
         .iter()
         .map(|(name, gate)| Dependency {
             name: name.clone(),
-            gate: *gate,
+            gate: (*gate).into(),
         })
         .collect();
 
@@ -144,11 +145,11 @@ fn expand_declared(
             }),
             Order::AfterHealthy => spec.depends_on.push(Dependency {
                 name: owner.clone(),
-                gate: Condition::Healthy,
+                gate: Gate::Healthy,
             }),
             Order::AfterStarted => spec.depends_on.push(Dependency {
                 name: owner.clone(),
-                gate: Condition::Started,
+                gate: Gate::Started,
             }),
         }
         sidecars.push(spec);

@@ -85,7 +85,7 @@ pub struct SidecarTemplate {
     pub kind: String,
     pub aliases: Vec<String>,
     pub order: Order,
-    pub gate: spec::Condition,
+    pub gate: crate::graph::Gate,
     /// Declared parameters and their defaults; `None` means required.
     pub params: Vec<(String, Option<String>)>,
     /// The container fields, strings not yet templated.
@@ -225,7 +225,7 @@ impl SidecarTemplate {
             fail(format!("in sidecar template `{kind}`: {}", e.message)).with_help(hint)
         })?;
         let order = meta.order.unwrap_or(Order::Before);
-        let gate = meta.gate.unwrap_or_default();
+        let gate = meta.gate.unwrap_or_default().into();
         if order != Order::Before && meta.gate.is_some() {
             return Err(fail(format!(
                 "sidecar template `{kind}`: `gate` applies to `order: before` only (the owner waits for the sidecar)"
@@ -284,6 +284,17 @@ fn template_error(path: &Path, text: &str, kind: &str, message: String) -> Sourc
     match found {
         Some((i, l)) => err.at(text, i + 1, l.len() - l.trim_start().len() + 1),
         None => err,
+    }
+}
+
+/// The file's `condition:` as the graph's gate.
+impl From<spec::Condition> for crate::graph::Gate {
+    fn from(c: spec::Condition) -> Self {
+        match c {
+            spec::Condition::Started => crate::graph::Gate::Started,
+            spec::Condition::Healthy => crate::graph::Gate::Healthy,
+            spec::Condition::Completed => crate::graph::Gate::Completed,
+        }
     }
 }
 
