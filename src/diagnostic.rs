@@ -147,6 +147,30 @@ impl<'a> UnknownName<'a> {
     }
 }
 
+/// A file that could not be loaded: unreadable, or invalid at a place in
+/// it. The serviceset file (`spec::Error`) and the platform file
+/// (`platform::Error`) both fail this way.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {what} {}: {source}; {hint}", .path.display())]
+    Read {
+        /// Which file, in words: "serviceset file", "platform file".
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    Invalid(Box<SourceError>),
+}
+
+impl From<SourceError> for LoadError {
+    fn from(err: SourceError) -> Self {
+        LoadError::Invalid(Box::new(err))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,8 +45,7 @@ pub async fn run(cli: Cli) -> Outcome {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|e| {
         e.is::<UsageError>()
-            || e.is::<crate::spec::Error>()
-            || e.is::<crate::platform::Error>()
+            || e.is::<crate::diagnostic::LoadError>()
             || e.is::<crate::graph::Error>()
             || e.is::<crate::name::NameError>()
             || e.is::<crate::duration::Error>()

@@ -35,6 +35,17 @@ pub enum Role {
     Job,
 }
 
+/// The restart policy a container gets unless the file names one: a job
+/// runs once (`no`), anything else `unless-stopped`. `role` is the
+/// `telefig.role` label.
+pub fn default_restart_policy(role: &str) -> &'static str {
+    if role == "job" {
+        "no"
+    } else {
+        "unless-stopped"
+    }
+}
+
 impl Role {
     pub fn label(&self) -> &'static str {
         match self {

@@ -436,11 +436,7 @@ fn healthcheck(
 }
 
 fn host_config(docker: &DockerSection, role: &Role) -> Result<HostConfig, FieldError> {
-    let default_restart = if *role == Role::Job {
-        "no"
-    } else {
-        "unless-stopped"
-    };
+    let default_restart = super::container::default_restart_policy(role.label());
     let restart = docker.restart.as_deref().unwrap_or(default_restart);
     let restart_policy = match restart.split_once(':') {
         Some((name, n)) => RestartPolicy {

@@ -33,22 +33,8 @@ use crate::yaml::{self, UniqueMap, Value};
 pub const DEFAULT_PLATFORM_PATH: &str = "/etc/telefig/platform.yaml";
 const BUILT_IN: &str = include_str!("default.yaml");
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read platform file {}: {source}; pass --platform FILE or fix its permissions", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(Box<SourceError>),
-}
-
-impl From<SourceError> for Error {
-    fn from(err: SourceError) -> Self {
-        Error::Invalid(Box::new(err))
-    }
-}
+/// A platform file that could not be loaded.
+pub type Error = crate::diagnostic::LoadError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,8 +111,10 @@ impl Platform {
             None => return Ok(Platform::built_in()),
         };
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            what: "platform file",
             path: path.clone(),
             source,
+            hint: "pass --platform FILE or fix its permissions",
         })?;
         Platform::parse(&path, &text)
     }
