@@ -10,6 +10,7 @@
 mod container;
 mod cron;
 mod expand;
+mod fields;
 mod image;
 pub mod paths;
 pub mod reference;

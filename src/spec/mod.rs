@@ -9,6 +9,7 @@ mod check;
 pub mod cron;
 pub mod schema;
 pub mod template;
+mod values;
 
 use std::path::{Path, PathBuf};
 
