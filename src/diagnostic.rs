@@ -3,7 +3,7 @@
 //! A [`SourceError`] is file + line + column + message, rendered the way
 //! compilers do: `file:line:col: message`, then the offending line and a
 //! caret under the column, then an optional "did you mean" hint. It knows
-//! nothing about YAML or templates; `spec` and `platform` fill it in.
+//! nothing about YAML or templates; `serviceset` and `platform` fill it in.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -148,7 +148,7 @@ impl<'a> UnknownName<'a> {
 }
 
 /// A file that could not be loaded: unreadable, or invalid at a place in
-/// it. The serviceset file (`spec::Error`) and the platform file
+/// it. The serviceset file (`serviceset::Error`) and the platform file
 /// (`platform::Error`) both fail this way.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

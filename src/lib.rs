@@ -1,7 +1,7 @@
 //! telefig: a single-host container supervisor.
 //!
 //! Data flows one way through the modules, and each owns one stage:
-//! [`spec`] (the serviceset file) → [`platform`] (sidecar expansion into
+//! [`serviceset`] (the file) → [`platform`] (sidecar expansion into
 //! the full container set) → [`graph`] (dependency order) → [`plan`]
 //! (desired vs observed → actions) → [`engine`] (the only module that
 //! talks to Docker). The `cli` module and `main.rs` sit on top.
@@ -20,6 +20,6 @@ pub mod name;
 pub mod ops;
 pub mod plan;
 pub mod platform;
-pub mod spec;
+pub mod serviceset;
 pub mod state;
 pub mod yaml;

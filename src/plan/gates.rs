@@ -110,7 +110,7 @@ mod tests {
     use std::path::Path;
 
     use crate::platform::{HealthTiming, Platform, expand};
-    use crate::spec::{self, Vars};
+    use crate::serviceset::{self, Vars};
 
     fn spec(job: bool, health: Option<HealthTiming>) -> ContainerSpec {
         let text = if job {
@@ -119,7 +119,7 @@ mod tests {
             "web: {docker: {image: web, version: v1}}"
         };
         let vars = Vars::new([], []);
-        let set = spec::parse(Path::new("s.conf"), text, &vars).unwrap();
+        let set = serviceset::parse(Path::new("s.conf"), text, &vars).unwrap();
         let platform =
             Platform::parse(Path::new("p.yaml"), "registries: {primary: reg.test}").unwrap();
         let mut c = expand(&set, "shop", &platform, &vars)

@@ -17,9 +17,9 @@ use super::image::{self, ImageRequest};
 use super::{Error, Order, Platform, SidecarTemplate, param_text};
 use crate::diagnostic::{SourceError, did_you_mean};
 use crate::graph::Gate;
-use crate::spec::schema::{DockerSection, SidecarEntry};
-use crate::spec::template::{self, Vars};
-use crate::spec::{ContainerKind, Declared, Serviceset};
+use crate::serviceset::schema::{DockerSection, SidecarEntry};
+use crate::serviceset::template::{self, Vars};
+use crate::serviceset::{ContainerKind, Declared, Serviceset};
 use crate::yaml::{self, UniqueMap, Value};
 
 /// The full container set of one serviceset.

@@ -11,9 +11,9 @@ const DEFAULT_RETRIES: u32 = 3;
 use super::SidecarTemplate;
 use super::container::*;
 use super::expand::FieldError;
-use crate::spec::parse_bytes;
-use crate::spec::schema::{DockerSection, Words};
-use crate::spec::template::{self, Vars};
+use crate::serviceset::parse_bytes;
+use crate::serviceset::schema::{DockerSection, Words};
+use crate::serviceset::template::{self, Vars};
 use crate::yaml::Value;
 
 /// A parameter whose declared default is `true`/`false` takes YAML 1.1
@@ -24,7 +24,7 @@ pub(super) fn bool_as_declared(template: &SidecarTemplate, param: &str, text: St
         .params
         .iter()
         .any(|(p, d)| p == param && d.as_deref().is_some_and(|d| d == "true" || d == "false"));
-    match crate::spec::schema::yaml11_bool_text(&text) {
+    match crate::serviceset::schema::yaml11_bool_text(&text) {
         Some(b) if declared_bool => b.to_string(),
         _ => text,
     }

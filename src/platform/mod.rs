@@ -3,7 +3,7 @@
 //! The platform file (`/etc/telefig/platform.yaml`, or the compiled-in
 //! default) names the registries, the environment injected into every
 //! container, and one template per sidecar kind. [`expand`] applies it to a
-//! parsed [`Serviceset`](crate::spec::Serviceset) and returns [`Expanded`]:
+//! parsed [`Serviceset`](crate::serviceset::Serviceset) and returns [`Expanded`]:
 //! every container, declared or sidecar, fully resolved. The stages after
 //! this one see only that model, never the YAML.
 
@@ -26,8 +26,8 @@ pub use image::Image;
 pub use reference::Reference;
 
 use crate::diagnostic::{SourceError, UnknownName};
-use crate::spec::schema::KeyValues;
-use crate::spec::{self, DockerSection};
+use crate::serviceset::schema::KeyValues;
+use crate::serviceset::{self, DockerSection};
 use crate::yaml::{self, UniqueMap, Value};
 
 /// Where the platform file lives when `--platform` is not given.
@@ -122,7 +122,7 @@ impl Platform {
 
     pub fn parse(path: &Path, text: &str) -> Result<Platform, Error> {
         let file: PlatformFile =
-            yaml::from_str(text).map_err(|e| spec::yaml_error(path, text, e))?;
+            yaml::from_str(text).map_err(|e| serviceset::yaml_error(path, text, e))?;
         let sidecars = file
             .sidecars
             .0
@@ -182,7 +182,7 @@ struct TemplateMeta {
     #[serde(default)]
     aliases: Vec<String>,
     order: Option<Order>,
-    gate: Option<spec::Condition>,
+    gate: Option<serviceset::Condition>,
     #[serde(default)]
     params: UniqueMap<Value>,
 }
@@ -277,12 +277,12 @@ fn template_error(path: &Path, text: &str, kind: &str, message: String) -> Sourc
 }
 
 /// The file's `condition:` as the graph's gate.
-impl From<spec::Condition> for crate::graph::Gate {
-    fn from(c: spec::Condition) -> Self {
+impl From<serviceset::Condition> for crate::graph::Gate {
+    fn from(c: serviceset::Condition) -> Self {
         match c {
-            spec::Condition::Started => crate::graph::Gate::Started,
-            spec::Condition::Healthy => crate::graph::Gate::Healthy,
-            spec::Condition::Completed => crate::graph::Gate::Completed,
+            serviceset::Condition::Started => crate::graph::Gate::Started,
+            serviceset::Condition::Healthy => crate::graph::Gate::Healthy,
+            serviceset::Condition::Completed => crate::graph::Gate::Completed,
         }
     }
 }
@@ -318,8 +318,8 @@ mod tests {
             "sidecars:\n  discovery: {image: zk:1, order: after_healthy}\n",
         )
         .unwrap();
-        let vars = crate::spec::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
-        let set = crate::spec::parse(
+        let vars = crate::serviceset::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
+        let set = crate::serviceset::parse(
             Path::new("s.conf"),
             "web:\n  sidecars:\n    discovery: {port: 8080}\n",
             &vars,

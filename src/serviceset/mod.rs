@@ -1,4 +1,4 @@
-//! `spec`: the serviceset file — read it, template it, parse it, check it.
+//! `serviceset`: the serviceset file — read it, template it, parse it, check it.
 //!
 //! Owns the on-disk format (SPEC §2) and its diagnostics (file:line:column,
 //! "did you mean"). It does not know about platform sidecar templates,
