@@ -3,8 +3,9 @@
 //! Data flows one way through the modules, and each owns one stage:
 //! [`serviceset`] (the file) → [`platform`] (sidecar expansion into
 //! the full container set) → [`graph`] (dependency order) → [`plan`]
-//! (desired vs observed → actions) → [`engine`] (the only module that
-//! talks to Docker). The `cli` module and `main.rs` sit on top.
+//! (desired vs observed → actions) → [`ops`] (one function per
+//! operation: lock, observe, plan, execute, record) → [`engine`] (the
+//! only module that talks to Docker). `cli` and `daemon` call `ops`.
 
 pub mod cli;
 pub mod clock;
