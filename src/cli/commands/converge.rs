@@ -2,7 +2,10 @@
 //! call `ops`, print.
 
 use std::process::ExitCode;
-use std::time::Instant as StdInstant;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use tokio::task::JoinHandle;
 
 use super::session::{Progress, target};
 use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs};
@@ -28,16 +31,8 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
         vars.get("DEPLOY_ID"),
     );
     let progress = Progress::new(g.json);
-    let (abort, _signals) = progress.abort_on_signal();
     let sink = |e| progress.record(e);
-    let mut ctx = Ctx::connect(
-        StateDir::new(&g.state_dir),
-        args.timeout.timeout,
-        abort,
-        &sink,
-    )
-    .await?;
-    let ticker = progress.ticker();
+    let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
     let done = ops::start(
         &mut ctx,
         &loaded.expanded,
@@ -62,10 +57,8 @@ pub async fn rollback(g: &Global, args: &RollbackArgs) -> Outcome {
         .into());
     }
     let progress = Progress::new(g.json);
-    let (abort, _signals) = progress.abort_on_signal();
     let sink = |e| progress.record(e);
-    let mut ctx = Ctx::connect(state, args.timeout.timeout, abort, &sink).await?;
-    let ticker = progress.ticker();
+    let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
     let done = ops::rollback(&mut ctx, &args.name, &g.env).await;
     stop_ticker(ticker);
     finish(g, &done?, began)
@@ -76,15 +69,7 @@ pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     let progress = Progress::new(g.json);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let (abort, _signals) = progress.abort_on_signal();
-    let mut ctx = Ctx::connect(
-        StateDir::new(&g.state_dir),
-        args.timeout.timeout,
-        abort,
-        &sink,
-    )
-    .await?;
-    let ticker = progress.ticker();
+    let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
     let done = ops::restart(&mut ctx, &target, args.container.as_deref(), Some(&g.env)).await;
     stop_ticker(ticker);
     finish(g, &done?, began)
@@ -124,7 +109,21 @@ fn policy(p: PullPolicy) -> Policy {
     }
 }
 
-fn stop_ticker(ticker: Option<tokio::task::JoinHandle<()>>) {
+/// Connect for a converging command: SIGTERM/SIGINT abort it (keep the
+/// returned task alive), and a ticker notes slow gates (stop it with
+/// [`stop_ticker`] before printing the outcome).
+async fn open<'a>(
+    g: &Global,
+    timeout: Option<Duration>,
+    progress: &Arc<Progress>,
+    sink: ops::Sink<'a>,
+) -> anyhow::Result<(Ctx<'a>, JoinHandle<()>, Option<JoinHandle<()>>)> {
+    let (abort, signals) = progress.abort_on_signal();
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), timeout, abort, sink).await?;
+    Ok((ctx, signals, progress.ticker()))
+}
+
+fn stop_ticker(ticker: Option<JoinHandle<()>>) {
     if let Some(t) = ticker {
         t.abort();
     }
