@@ -17,7 +17,7 @@ mod unhealthy;
 mod watch;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::watch as signal;
 use tokio::time::Instant;
@@ -39,6 +39,8 @@ pub enum Error {
     Graph(#[from] crate::graph::Error),
     #[error(transparent)]
     Plan(#[from] crate::plan::Error),
+    #[error(transparent)]
+    Ops(#[from] crate::ops::Error),
     #[error("repair of serviceset `{serviceset}` failed: {why}")]
     RepairFailed { serviceset: String, why: String },
 }
@@ -50,11 +52,7 @@ pub struct Options {
     pub once: bool,
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+use crate::clock::now_nanos;
 
 /// Run until `stop` turns true. Containers are never stopped on the way out.
 pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), Error> {

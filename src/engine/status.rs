@@ -3,8 +3,6 @@
 //! One list call finds them; one inspect each (in parallel) adds what the
 //! list lacks: restart count, start time, last exit code.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -45,9 +43,7 @@ pub async fn collect(
         .buffered(INSPECT_CONCURRENCY)
         .collect()
         .await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::now_secs();
     let mut out: Vec<ContainerStatus> = listed
         .into_iter()
         .zip(details)
@@ -61,11 +57,13 @@ pub async fn collect(
                 d.exit_code.or(o.exit_code)
             };
             let health = if running { d.health.or(o.health) } else { None };
-            let ok = if role == "job" {
-                exit_code == Some(0) || (running && health != Some(Health::Unhealthy))
-            } else {
-                running && matches!(health, None | Some(Health::Healthy))
-            };
+            let ok = crate::plan::status_ok(
+                role == "job",
+                running,
+                exit_code,
+                health == Some(Health::Unhealthy),
+                matches!(health, None | Some(Health::Healthy)),
+            );
             let started_at = d.started_at.filter(|s| !s.starts_with("0001-"));
             let uptime_seconds = started_at
                 .as_deref()

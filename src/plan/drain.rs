@@ -94,7 +94,7 @@ mod tests {
     use super::*;
     use crate::graph::Graph;
     use crate::platform::{Platform, expand};
-    use crate::spec::{Vars, parse};
+    use crate::serviceset::{Vars, parse};
 
     const PLATFORM: &str = "defaults: {drain_period: 3s, drain_check: {command: \"! grep -q {{container}}:{{PORT}} /srv/serverset\", interval: 100ms}}\nsidecars:\n  discovery: {image: d:1, order: after_healthy, params: {port: ~}}\n";
 

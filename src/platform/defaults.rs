@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::container::LogConfig;
 use super::drain::DrainCheckTemplate;
-use crate::spec::schema::{DurationValue, LoggingSection};
+use crate::serviceset::schema::{DurationValue, LoggingSection};
 
 /// `defaults:` of the platform file.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +44,7 @@ impl Default for Defaults {
 fn default_logging() -> LoggingSection {
     LoggingSection {
         driver: Some("json-file".into()),
-        options: crate::spec::schema::KeyValues(vec![
+        options: crate::serviceset::schema::KeyValues(vec![
             ("max-size".into(), "100m".into()),
             ("max-file".into(), "5".into()),
         ]),
@@ -87,7 +87,7 @@ pub fn log_config(own: Option<&LoggingSection>, platform: &LoggingSection) -> Lo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::schema::KeyValues;
+    use crate::serviceset::schema::KeyValues;
 
     fn section(driver: Option<&str>, options: &[(&str, &str)]) -> LoggingSection {
         LoggingSection {
@@ -132,8 +132,9 @@ mod tests {
     fn expand(platform: &str, serviceset: &str) -> crate::platform::Expanded {
         let platform =
             crate::platform::Platform::parse(std::path::Path::new("p.yaml"), platform).unwrap();
-        let vars = crate::spec::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
-        let set = crate::spec::parse(std::path::Path::new("s.conf"), serviceset, &vars).unwrap();
+        let vars = crate::serviceset::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
+        let set =
+            crate::serviceset::parse(std::path::Path::new("s.conf"), serviceset, &vars).unwrap();
         crate::platform::expand(&set, "shop", &platform, &vars).unwrap()
     }
 
@@ -212,8 +213,8 @@ mod tests {
 
     #[test]
     fn unknown_logging_field_is_an_error() {
-        let vars = crate::spec::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
-        let err = crate::spec::parse(
+        let vars = crate::serviceset::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
+        let err = crate::serviceset::parse(
             std::path::Path::new("s.conf"),
             "web:\n  docker: {logging: {drivr: local}}\n",
             &vars,

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::schema::{DurationValue, Words};
-use crate::spec::template::{self, Vars};
+use crate::serviceset::schema::{DurationValue, Words};
+use crate::serviceset::template::{self, Vars};
 
 /// How long to poll a drain check between runs, unless the platform says.
 const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(200);

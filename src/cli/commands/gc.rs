@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::session::Session;
 use crate::cli::Outcome;
 use crate::cli::args::{GcArgs, Global};
 use crate::cli::output::print_json;
@@ -67,25 +66,15 @@ pub async fn cleanup(
 
 pub async fn gc(g: &Global, args: &GcArgs) -> Outcome {
     let platform = Platform::load(g.platform.as_deref())?;
+    let state = StateDir::new(&g.state_dir);
     let names: Vec<ServicesetName> = match &g.name {
         Some(n) => vec![n.clone()],
-        None => StateDir::new(&g.state_dir)
-            .list()?
-            .into_iter()
-            .map(|r| r.serviceset)
-            .collect(),
+        None => state.list()?.into_iter().map(|r| r.serviceset).collect(),
     };
+    let engine = Engine::connect().await?;
     let mut plans = Vec::new();
     for name in names {
-        let session = Session::open(g, None, Some(&name), "gc").await?;
-        let plan = cleanup(
-            &session.engine,
-            &session.state,
-            &name,
-            platform.images,
-            args.dry_run,
-        )
-        .await?;
+        let plan = cleanup(&engine, &state, &name, platform.images, args.dry_run).await?;
         if !g.json {
             let verb = if args.dry_run {
                 "would remove"
@@ -109,7 +98,8 @@ pub async fn gc(g: &Global, args: &GcArgs) -> Outcome {
 /// one, clean up. A cleanup failure is a warning: the deploy succeeded.
 pub async fn after_start(
     g: &Global,
-    session: &Session,
+    engine: &Engine,
+    state: &StateDir,
     name: &ServicesetName,
     report: &crate::engine::Report,
 ) {
@@ -117,7 +107,7 @@ pub async fn after_start(
         .pulled
         .iter()
         .flat_map(|p| [p.reference.clone(), p.from.clone()]);
-    if let Err(e) = session.state.update_pulled(name, pulled, &[]) {
+    if let Err(e) = state.update_pulled(name, pulled, &[]) {
         eprintln!("warning: cannot note the pulled images of {name}: {e}");
     }
     if report.failure.is_some() {
@@ -127,7 +117,7 @@ pub async fn after_start(
         Ok(p) => p.images,
         Err(_) => GcPolicy::default(),
     };
-    match cleanup(&session.engine, &session.state, name, policy, false).await {
+    match cleanup(engine, state, name, policy, false).await {
         Ok(_) if g.json => {}
         Ok(plan) => {
             for r in &plan.remove {

@@ -9,8 +9,8 @@ mod lifecycle;
 mod offline;
 mod session;
 
-pub use converge::{plan, restart, start};
-pub use daemon::{daemon, rollback};
+pub use converge::{plan, restart, rollback, start};
+pub use daemon::daemon;
 pub use doctor::doctor;
 pub use gc::gc;
 pub use inspect::{logs, status};
