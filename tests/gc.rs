@@ -21,7 +21,9 @@ struct Deploys {
 }
 
 impl Deploys {
-    fn new(policy: &str) -> Deploys {
+    /// `flavor` keeps each test's images distinct: a container of one test
+    /// running an image would keep it in use for the other.
+    fn new(flavor: &str, policy: &str) -> Deploys {
         let guard = Cleanup::new();
         let registry = Registry::start();
         let dir = scratch_dir("gc");
@@ -55,7 +57,7 @@ impl Deploys {
         };
         // Six distinct images, pushed, then untagged so telefig pulls them.
         for v in 1..=6 {
-            let src = busybox_image(&format!("gc-v{v}"));
+            let src = busybox_image(&format!("gc-{flavor}-v{v}"));
             let pushed = d
                 .registry
                 .push_as(&src, &format!("{}/web:v{v}", d.guard.id()));
@@ -110,7 +112,7 @@ fn sixth_deploy_keeps_current_and_rollback_images_and_removes_the_rest() {
     }
     // High water 0 %: the cleanup always runs; low 0 %: it removes every
     // image it may.
-    let mut d = Deploys::new("{keep: 2, high: 0, low: 0}");
+    let mut d = Deploys::new("a", "{keep: 2, high: 0, low: 0}");
     for v in 1..=6 {
         let out = d.deploy(v);
         assert_exit(&out, 0);
@@ -121,7 +123,7 @@ fn sixth_deploy_keeps_current_and_rollback_images_and_removes_the_rest() {
         assert!(!image_exists(&d.reference(v)), "v{v} removed");
     }
     // An image telefig did not pull is never touched.
-    assert!(image_exists(&busybox_image("gc-v1")));
+    assert!(image_exists(&busybox_image("gc-a-v1")));
 
     // The rollback needs no registry: the previous version's image is here.
     d.registry.stop();
@@ -144,7 +146,7 @@ fn below_the_high_water_mark_or_dry_run_nothing_is_removed() {
         return;
     }
     // High water 100 %: never reached.
-    let d = Deploys::new("{keep: 1, high: 100, low: 99}");
+    let d = Deploys::new("b", "{keep: 1, high: 100, low: 99}");
     for v in 1..=3 {
         assert_exit(&d.deploy(v), 0);
     }
