@@ -52,19 +52,13 @@ fn non_utf8_arguments_exit_2_with_a_message() {
     let conf = scratch_dir("hostile-conf").join("web.conf");
     std::fs::write(&conf, "web: {docker: {image: x, version: v1}}\n").unwrap();
     let cases: Vec<(Vec<&OsStr>, &str)> = vec![
-        (
-            vec![os("validate"), os("-c"), bad],
-            "serviceset file",
-        ),
+        (vec![os("validate"), os("-c"), bad], "serviceset file"),
         (
             vec![os("validate"), os("-c"), conf.as_os_str(), os("-e"), bad_kv],
             "invalid UTF-8",
         ),
         (vec![os("stop"), os("--name"), bad_name], "invalid UTF-8"),
-        (
-            vec![os("stop"), os("-c"), bad],
-            "serviceset file",
-        ),
+        (vec![os("stop"), os("-c"), bad], "serviceset file"),
         (
             vec![os("stop"), os("--name"), os("web"), os("--timeout"), bad],
             "invalid UTF-8",

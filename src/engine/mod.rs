@@ -21,6 +21,7 @@ pub mod pull;
 mod registry;
 pub mod status;
 pub mod stop;
+mod version;
 
 pub use bounds::{CONCURRENT_CALLS, Deadline};
 pub use details::ContainerDetails;
@@ -28,6 +29,7 @@ pub use docker::{Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
 pub use host::{ContainerRestart, HostFacts, SignedDuration, endpoint};
 pub use registry::RegistryAnswer;
+pub use version::Remember;
 
 use std::time::Duration;
 

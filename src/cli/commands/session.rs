@@ -41,7 +41,7 @@ impl Session {
         let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
         let deadline = bound.at;
         let state = StateDir::new(&g.state_dir);
-        let engine = Engine::connect().await?.with_deadline(bound);
+        let engine = connect(&state).await?.with_deadline(bound);
         let lock = match lock {
             Some(name) => Some(
                 state
@@ -59,6 +59,17 @@ impl Session {
             _lock: lock,
         })
     }
+}
+
+/// Connect speaking the API version remembered for this `DOCKER_HOST`
+/// (no version round trip), remembering whatever is negotiated.
+pub async fn connect(state: &StateDir) -> Result<Engine, crate::engine::Error> {
+    let endpoint = crate::engine::endpoint();
+    let known = state.api_version(&endpoint);
+    let keeper = state.clone();
+    let remember: crate::engine::Remember =
+        Arc::new(move |v: &str| keeper.remember_api_version(&endpoint, v));
+    Engine::connect_known(known.as_deref(), remember).await
 }
 
 /// The serviceset to act on: from `-c FILE`, else the record of `--name`.

@@ -142,7 +142,9 @@ pub(super) fn cron_name(serviceset: &str, entry: &str) -> String {
 }
 
 /// Characters that make a command line more than words to split.
-const SHELL_SYNTAX: &[char] = &['|', '&', ';', '<', '>', '$', '`', '(', ')', '*', '?', '~', '#'];
+const SHELL_SYNTAX: &[char] = &[
+    '|', '&', ';', '<', '>', '$', '`', '(', ')', '*', '?', '~', '#',
+];
 
 /// The container whose image runs the command, and the command: the
 /// owner and the entry's command, or the target of `docker exec`.
