@@ -60,8 +60,9 @@ pub enum Command {
     Restart(RestartArgs),
     /// Stop and remove the serviceset's containers.
     Down(TimeoutArgs),
-    /// Show telefig's containers on this host (no file needed).
-    Status,
+    /// Show telefig's containers on this host (no file needed), or one
+    /// container with its last health probes.
+    Status(StatusArgs),
     /// Show what `start` would do, and why.
     Plan,
     /// Print the expanded containers (Engine API create bodies, or Kubernetes objects).
@@ -107,6 +108,12 @@ pub struct RestartArgs {
     pub container: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// One container: its status and its last 50 health probes.
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Stop(a) => commands::stop(g, a).await,
         Command::Down(a) => commands::down(g, a).await,
         Command::Restart(a) => commands::restart(g, a).await,
-        Command::Status => commands::status(g).await,
+        Command::Status(a) => commands::status(g, a).await,
         Command::Logs(a) => commands::logs(g, a).await,
         Command::Daemon(a) => commands::daemon(g, a).await,
         Command::Rollback(a) => commands::rollback(g, a).await,

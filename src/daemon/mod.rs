@@ -11,8 +11,11 @@
 //! and never stops a container on its own shutdown.
 
 mod cron;
+mod live;
+mod model;
 pub mod notify;
 mod repair;
+pub mod socket;
 mod unhealthy;
 mod watch;
 
@@ -63,6 +66,9 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
     let Some(engine) = connect(&notifier, &mut stop).await else {
         return Ok(());
     };
+    // The live model (status, health history) runs beside the repairs.
+    let live =
+        (!opts.once).then(|| tokio::spawn(live::run(engine.clone(), state.clone(), stop.clone())));
     let repairer = Repairer {
         engine,
         state: state.clone(),
@@ -100,6 +106,9 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
     watcher.watch(&mut stop, since).await;
     watcher.notifier.stopping();
     watcher.drain().await;
+    if let Some(live) = live {
+        let _ = live.await;
+    }
     Ok(())
 }
 

@@ -17,6 +17,7 @@ pub mod events;
 pub mod execute;
 pub mod gate;
 mod host;
+pub mod live;
 pub mod pull;
 mod registry;
 pub mod status;

@@ -97,11 +97,7 @@ pub fn container_status(
     } else {
         None
     };
-    let ok = if role == "job" {
-        exit_code == Some(0) || (running && health != Some(Health::Unhealthy))
-    } else {
-        running && matches!(health, None | Some(Health::Healthy))
-    };
+    let ok = is_ok(&role, running, health, exit_code);
     let started_at = d_ref
         .and_then(|d| d.started_at.clone())
         .filter(|s| !s.starts_with("0001-"));
@@ -124,6 +120,15 @@ pub fn container_status(
         restart_count: d_ref.map(|d| d.restart_count),
         exit_code,
         ok,
+    }
+}
+
+/// Running and healthy (or without a healthcheck), or a job that completed.
+pub fn is_ok(role: &str, running: bool, health: Option<Health>, exit_code: Option<i64>) -> bool {
+    if role == "job" {
+        exit_code == Some(0) || (running && health != Some(Health::Unhealthy))
+    } else {
+        running && matches!(health, None | Some(Health::Healthy))
     }
 }
 

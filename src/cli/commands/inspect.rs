@@ -6,27 +6,25 @@ use std::process::ExitCode;
 use comfy_table::{Table, presets::NOTHING};
 use futures_util::StreamExt;
 
-use crate::cli::args::{Global, LogsArgs};
-use crate::cli::commands::session::connect;
+use crate::cli::args::{Global, LogsArgs, StatusArgs};
+use crate::cli::commands::status_source;
 use crate::cli::output::{paint, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
-use crate::engine::status::{collect, human_duration};
+use crate::engine::status::human_duration;
 use crate::platform::LABEL_SERVICESET;
 use crate::state::StateDir;
-
-/// Which source answered `status`.
-const SOURCE_DOCKER: &str = "docker";
 
 /// Exit code when something is not running and healthy.
 const UNHEALTHY: u8 = 3;
 
-pub async fn status(g: &Global) -> Outcome {
+pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
+    if let Some(container) = &args.container {
+        return status_source::one(g, container).await;
+    }
     let state = StateDir::new(&g.state_dir);
     // `--name` narrows; ENV_NAME does not (an operator wants the whole host).
-    let engine = connect(&state).await?;
-    let containers = collect(&engine, g.name.as_deref()).await?;
-    let source = SOURCE_DOCKER;
+    let (containers, source) = status_source::gather(g, &state).await?;
     let all_ok = containers.iter().all(|c| c.ok);
     // The daemon skips a record it cannot read; say so here too.
     for e in state.scan().unreadable {

@@ -7,6 +7,7 @@ mod inspect;
 mod lifecycle;
 mod offline;
 mod session;
+mod status_source;
 
 pub use converge::{plan, restart, start};
 pub use daemon::{daemon, rollback};
