@@ -156,6 +156,12 @@ pub struct DaemonArgs {
     /// Do the boot repair, then exit (no watching, no cron).
     #[arg(long)]
     pub once: bool,
+    /// Serve Prometheus metrics on this address (`/metrics`), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write Prometheus metrics to this file every 10 s (node_exporter textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,7 +12,7 @@ use tokio::sync::watch as signal;
 use tracing::{info, warn};
 
 use super::model::{Model, Needs};
-use super::{now_nanos, socket};
+use super::{metrics, now_nanos, socket};
 use crate::engine::Engine;
 use crate::engine::gate::aborted;
 use crate::engine::live::Probe;
@@ -25,14 +25,42 @@ const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 pub type Shared = Arc<Mutex<Model>>;
 
-/// Run until `stop`: build the model, follow events, serve the socket.
-pub async fn run(engine: Engine, state: StateDir, mut stop: signal::Receiver<bool>) {
+/// Where the metrics go (`metrics.rs`), both optional.
+pub struct Exports {
+    pub listener: Option<tokio::net::TcpListener>,
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Run until `stop`: build the model, follow events, serve the socket and
+/// the metrics.
+pub async fn run(
+    engine: Engine,
+    state: StateDir,
+    exports: Exports,
+    mut stop: signal::Receiver<bool>,
+) {
     let model: Shared = Arc::default();
     let server = tokio::spawn(socket::serve(
         socket::path(&state),
         model.clone(),
         stop.clone(),
     ));
+    if let Some(listener) = exports.listener {
+        tokio::spawn(metrics::serve(
+            listener,
+            model.clone(),
+            state.clone(),
+            stop.clone(),
+        ));
+    }
+    if let Some(path) = exports.file {
+        tokio::spawn(metrics::write_file(
+            path,
+            model.clone(),
+            state.clone(),
+            stop.clone(),
+        ));
+    }
     let mut reconnects = 0u64;
     loop {
         let since = now_nanos() / 1_000_000_000;
