@@ -204,3 +204,63 @@ fn health(name: &str) -> String {
         .and_then(|c| c["State"]["Health"]["Status"].as_str().map(str::to_owned))
         .unwrap_or_default()
 }
+
+/// `telefig events --json` follows the daemon: a restart by hand shows as
+/// died, stopped, started, in that order, for that container only.
+#[test]
+fn events_stream_a_restart_in_order() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let _daemon = Daemon::spawn(&s);
+    assert!(wait_until(Duration::from_secs(30), || {
+        status_json(&s, &[])["source"] == "daemon"
+    }));
+    let mut follower = s
+        .command(&["events", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let proxy = s.name("proxy");
+    // The subscription is made before the restart: retry the restart until seen.
+    let mut seen: Vec<String> = Vec::new();
+    let found = wait_until(Duration::from_secs(30), || {
+        docker_ok(&["restart", "-t", "1", &proxy]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let ev: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(ev["serviceset"], s.id(), "--name narrows: {line}");
+            if ev["container"] == proxy.as_str() {
+                seen.push(ev["event"].as_str().unwrap().to_owned());
+            }
+            let text = seen.join(",");
+            if text.contains("died,stopped,started") {
+                return true;
+            }
+        }
+        false
+    });
+    let _ = std::process::Command::new("kill")
+        .arg(follower.id().to_string())
+        .status();
+    let _ = follower.wait();
+    assert!(found, "{seen:?}");
+}

@@ -71,6 +71,8 @@ pub enum Command {
     Validate,
     /// Print a container's logs.
     Logs(LogsArgs),
+    /// Follow the daemon's telefig-level events (`--name` narrows, `--json` for machines).
+    Events,
     /// Keep every recorded serviceset as recorded: boot repair, drift repair, cron.
     Daemon(DaemonArgs),
     /// Re-apply the previous record of a serviceset.

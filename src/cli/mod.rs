@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Restart(a) => commands::restart(g, a).await,
         Command::Status(a) => commands::status(g, a).await,
         Command::Logs(a) => commands::logs(g, a).await,
+        Command::Events => commands::events(g).await,
         Command::Daemon(a) => commands::daemon(g, a).await,
         Command::Rollback(a) => commands::rollback(g, a).await,
         Command::Doctor => commands::doctor(g).await,

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch as signal;
 use tracing::{info, warn};
 
-use super::model::{Model, Needs};
+use super::model::{Happened, Model, Needs, happened};
 use super::{metrics, now_nanos, socket};
 use crate::engine::Engine;
 use crate::engine::gate::aborted;
@@ -24,6 +24,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 pub type Shared = Arc<Mutex<Model>>;
+
+/// Telefig-level events, to every `events` subscriber of the socket.
+pub type Feed = tokio::sync::broadcast::Sender<Happened>;
 
 /// Where the metrics go (`metrics.rs`), both optional.
 pub struct Exports {
@@ -40,9 +43,11 @@ pub async fn run(
     mut stop: signal::Receiver<bool>,
 ) {
     let model: Shared = Arc::default();
+    let (feed, _) = tokio::sync::broadcast::channel(1024);
     let server = tokio::spawn(socket::serve(
         socket::path(&state),
         model.clone(),
+        feed.clone(),
         stop.clone(),
     ));
     if let Some(listener) = exports.listener {
@@ -86,7 +91,7 @@ pub async fn run(
                 }
             }
         }
-        follow(&engine, &state, &model, since, &mut stop).await;
+        follow(&engine, &state, &model, &feed, since, &mut stop).await;
         if *stop.borrow() {
             break;
         }
@@ -106,6 +111,7 @@ async fn follow(
     engine: &Engine,
     state: &StateDir,
     model: &Shared,
+    feed: &Feed,
     since: i64,
     stop: &mut signal::Receiver<bool>,
 ) {
@@ -116,7 +122,14 @@ async fn follow(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(ev)) => {
-                    let needs = model.lock().expect("never poisoned").apply(&ev);
+                    let needs = {
+                        let mut m = model.lock().expect("never poisoned");
+                        if let Some(h) = happened(&m, &ev) {
+                            // No subscriber is fine.
+                            let _ = feed.send(h);
+                        }
+                        m.apply(&ev)
+                    };
                     match needs {
                         Needs::Nothing => {}
                         Needs::Probe(id) => { dirty.insert(id); }

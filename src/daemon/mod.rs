@@ -13,7 +13,7 @@
 mod cron;
 mod live;
 pub mod metrics;
-mod model;
+pub mod model;
 pub mod notify;
 mod repair;
 pub mod socket;

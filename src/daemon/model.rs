@@ -78,6 +78,64 @@ impl Entry {
     }
 }
 
+/// A telefig-level event, as `telefig events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Happened {
+    /// Nanoseconds since the epoch.
+    pub time_nanos: i64,
+    pub serviceset: String,
+    pub container: String,
+    /// created, started, restarted (by Docker's policy), died, stopped,
+    /// removed, renamed, healthy, unhealthy, starting, probe-failed.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The telefig-level event `ev` means for the model as it was before it.
+pub fn happened(model: &Model, ev: &LiveEvent) -> Option<Happened> {
+    let entry = model.containers.get(&ev.id);
+    let (event, detail) = match &ev.kind {
+        LiveKind::Create => ("created", String::new()),
+        LiveKind::Start if entry.is_some_and(|e| e.died && !e.stopped) => {
+            ("restarted", String::new())
+        }
+        LiveKind::Start => ("started", String::new()),
+        LiveKind::Die { exit_code } => (
+            "died",
+            exit_code.map_or_else(String::new, |c| format!("exit code {c}")),
+        ),
+        LiveKind::Stop => ("stopped", String::new()),
+        LiveKind::Destroy => ("removed", String::new()),
+        LiveKind::Rename => ("renamed", String::new()),
+        LiveKind::Health(h) => (h.as_str(), String::new()),
+        LiveKind::ExecDie { exec, exit_code }
+            if *exit_code != 0 && model.probes_running.contains_key(exec) =>
+        {
+            ("probe-failed", format!("exit code {exit_code}"))
+        }
+        _ => return None,
+    };
+    let entry_name = entry.map(|e| e.name.clone());
+    Some(Happened {
+        time_nanos: ev.time_nanos,
+        serviceset: entry.map_or_else(
+            || {
+                ev.attributes
+                    .get(LABEL_SERVICESET)
+                    .cloned()
+                    .unwrap_or_default()
+            },
+            |e| e.serviceset.clone(),
+        ),
+        container: entry_name
+            .filter(|_| !matches!(ev.kind, LiveKind::Rename))
+            .unwrap_or_else(|| ev.name.clone()),
+        event: event.to_owned(),
+        detail,
+    })
+}
+
 /// What applying an event asks of the caller.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Needs {

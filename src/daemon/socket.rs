@@ -4,6 +4,7 @@
 //! ```text
 //! status          → {"source":"daemon","containers":[…]}   (as `status --json`)
 //! status NAME     → {"source":"daemon","container":{…},"probes":[…]}
+//! events          → one JSON line per telefig-level event, until closed
 //! ```
 //!
 //! The client side ([`ask`]) gives up within milliseconds when no daemon
@@ -16,10 +17,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch as signal;
 use tracing::warn;
 
-use super::live::Shared;
+use super::live::{Feed, Shared};
 use super::now_nanos;
 use crate::engine::gate::aborted;
 use crate::state::StateDir;
@@ -32,7 +34,7 @@ pub fn path(state: &StateDir) -> PathBuf {
 }
 
 /// Serve `model` on `path` until `stop`.
-pub async fn serve(path: PathBuf, model: Shared, mut stop: signal::Receiver<bool>) {
+pub async fn serve(path: PathBuf, model: Shared, feed: Feed, mut stop: signal::Receiver<bool>) {
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(l) => l,
@@ -48,7 +50,7 @@ pub async fn serve(path: PathBuf, model: Shared, mut stop: signal::Receiver<bool
     loop {
         tokio::select! {
             conn = listener.accept() => match conn {
-                Ok((stream, _)) => { tokio::spawn(answer(stream, model.clone())); }
+                Ok((stream, _)) => { tokio::spawn(answer(stream, model.clone(), feed.clone())); }
                 Err(e) => warn!("live model socket: {e}"),
             },
             _ = aborted(&mut stop) => return,
@@ -56,7 +58,7 @@ pub async fn serve(path: PathBuf, model: Shared, mut stop: signal::Receiver<bool
     }
 }
 
-async fn answer(stream: UnixStream, model: Shared) {
+async fn answer(stream: UnixStream, model: Shared, feed: Feed) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read);
@@ -65,6 +67,23 @@ async fn answer(stream: UnixStream, model: Shared) {
         .is_err()
     {
         return;
+    }
+    if line.trim() == "events" {
+        let mut events = feed.subscribe();
+        loop {
+            let text = match events.recv().await {
+                Ok(h) => serde_json::to_string(&h).expect("an event serializes"),
+                Err(RecvError::Lagged(n)) => json!({ "lagged": n }).to_string(),
+                Err(RecvError::Closed) => return,
+            };
+            if write
+                .write_all(format!("{text}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
     let reply = respond(line.trim(), &model);
     let mut text = reply.to_string();
@@ -91,7 +110,9 @@ pub fn respond(request: &str, model: &Shared) -> Value {
                 json!({ "source": "daemon", "error": format!("no telefig container named `{name}`") })
             }
         },
-        _ => json!({ "error": format!("unknown request `{request}`; try `status [NAME]`") }),
+        _ => {
+            json!({ "error": format!("unknown request `{request}`; try `status [NAME]` or `events`") })
+        }
     }
 }
 
@@ -108,4 +129,17 @@ pub async fn ask(path: &Path, request: &str, timeout: Duration) -> Option<Value>
         serde_json::from_str(&line).ok()
     };
     tokio::time::timeout(timeout, exchange).await.ok().flatten()
+}
+
+/// Subscribe to the daemon's events on `path`: lines of JSON, as they come.
+pub async fn subscribe(
+    path: &Path,
+    timeout: Duration,
+) -> Option<tokio::io::Lines<BufReader<UnixStream>>> {
+    let mut stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+        .await
+        .ok()?
+        .ok()?;
+    stream.write_all(b"events\n").await.ok()?;
+    Some(BufReader::new(stream).lines())
 }

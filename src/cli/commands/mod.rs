@@ -3,6 +3,7 @@
 mod converge;
 mod daemon;
 mod doctor;
+mod events;
 mod inspect;
 mod lifecycle;
 mod offline;
@@ -12,6 +13,7 @@ mod status_source;
 pub use converge::{plan, restart, start};
 pub use daemon::{daemon, rollback};
 pub use doctor::doctor;
+pub use events::events;
 pub use inspect::{logs, status};
 pub use lifecycle::{down, stop};
 pub use offline::{completions, man, render, validate};
