@@ -77,6 +77,12 @@ pub enum LiveKind {
 }
 
 impl Engine {
+    /// The same connection under its own limit on concurrent calls, so the
+    /// model's snapshot never holds up a repair's calls.
+    pub fn on_own_limit(&self) -> Engine {
+        Engine::from_docker(self.docker.clone(), self.remember.clone())
+    }
+
     /// Every telefig container, inspected (a few at a time).
     pub async fn live_snapshot(&self) -> Result<Vec<LiveContainer>, Error> {
         let listed = self.list(Some(LABEL_SERVICESET)).await?;
@@ -87,7 +93,7 @@ impl Engine {
                 .await;
             (o, answer, now_nanos())
         }))
-        .buffered(8)
+        .buffered(4)
         .collect()
         .await;
         let mut out = Vec::new();
