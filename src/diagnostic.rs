@@ -3,7 +3,7 @@
 //! A [`SourceError`] is file + line + column + message, rendered the way
 //! compilers do: `file:line:col: message`, then the offending line and a
 //! caret under the column, then an optional "did you mean" hint. It knows
-//! nothing about YAML or templates; `spec` and `platform` fill it in.
+//! nothing about YAML or templates; `serviceset` and `platform` fill it in.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -144,6 +144,30 @@ impl<'a> UnknownName<'a> {
     pub fn help(&self) -> String {
         self.did_you_mean()
             .unwrap_or_else(|| format!("expected one of: {}", self.expected.join(", ")))
+    }
+}
+
+/// A file that could not be loaded: unreadable, or invalid at a place in
+/// it. The serviceset file (`serviceset::Error`) and the platform file
+/// (`platform::Error`) both fail this way.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {what} {}: {source}; {hint}", .path.display())]
+    Read {
+        /// Which file, in words: "serviceset file", "platform file".
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    Invalid(Box<SourceError>),
+}
+
+impl From<SourceError> for LoadError {
+    fn from(err: SourceError) -> Self {
+        LoadError::Invalid(Box::new(err))
     }
 }
 

@@ -16,7 +16,29 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::platform::Expanded;
-use crate::spec::Condition;
+/// What a dependent waits for at an edge: its dependency running, healthy
+/// (Docker health, or running where there is no healthcheck), or exited 0.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    #[default]
+    Started,
+    Healthy,
+    Completed,
+}
+
+impl Gate {
+    /// The state it asks for, in words: `running`, `healthy`, `completed`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Gate::Started => "running",
+            Gate::Healthy => "healthy",
+            Gate::Completed => "completed",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -39,7 +61,7 @@ fn cycle_text(cycle: &[String]) -> String {
 
 #[derive(Debug, Clone)]
 pub struct Graph {
-    dag: DiGraph<String, Condition>,
+    dag: DiGraph<String, Gate>,
     index: HashMap<String, NodeIndex>,
     /// A topological order, ties broken by declaration order (deterministic).
     order: Vec<NodeIndex>,
@@ -74,7 +96,7 @@ impl Graph {
     /// Edges naming unknown nodes are ignored (`platform` rejects them first).
     pub fn from_edges<'a>(
         nodes: impl IntoIterator<Item = &'a str>,
-        edges: impl IntoIterator<Item = (&'a str, &'a str, Condition)>,
+        edges: impl IntoIterator<Item = (&'a str, &'a str, Gate)>,
     ) -> Result<Graph, Error> {
         let mut dag = DiGraph::new();
         let mut index = HashMap::new();
@@ -119,20 +141,20 @@ impl Graph {
     }
 
     /// What `name` waits for, with the gate.
-    pub fn dependencies(&self, name: &str) -> Vec<(&str, Condition)> {
+    pub fn dependencies(&self, name: &str) -> Vec<(&str, Gate)> {
         self.neighbours(name, Incoming)
     }
 
     /// What waits for `name`, with the gate.
-    pub fn dependents(&self, name: &str) -> Vec<(&str, Condition)> {
+    pub fn dependents(&self, name: &str) -> Vec<(&str, Gate)> {
         self.neighbours(name, Outgoing)
     }
 
-    fn neighbours(&self, name: &str, dir: petgraph::Direction) -> Vec<(&str, Condition)> {
+    fn neighbours(&self, name: &str, dir: petgraph::Direction) -> Vec<(&str, Gate)> {
         let Some(&n) = self.index.get(name) else {
             return Vec::new();
         };
-        let mut out: Vec<(&str, Condition)> = self
+        let mut out: Vec<(&str, Gate)> = self
             .dag
             .edges_directed(n, dir)
             .map(|e| {
@@ -192,7 +214,7 @@ impl Graph {
 
 /// Kahn's algorithm; the smallest declaration index goes first among the
 /// ready nodes. On a cycle, returns the nodes that never became ready.
-fn kahn_order(dag: &DiGraph<String, Condition>) -> Result<Vec<NodeIndex>, Vec<NodeIndex>> {
+fn kahn_order(dag: &DiGraph<String, Gate>) -> Result<Vec<NodeIndex>, Vec<NodeIndex>> {
     let mut indegree: Vec<usize> = dag
         .node_indices()
         .map(|n| dag.edges_directed(n, Incoming).count())
@@ -223,7 +245,7 @@ fn kahn_order(dag: &DiGraph<String, Condition>) -> Result<Vec<NodeIndex>, Vec<No
 }
 
 /// One cycle among `stuck`, as a list where each depends on the next.
-fn find_cycle(dag: &DiGraph<String, Condition>, stuck: &[NodeIndex]) -> Vec<String> {
+fn find_cycle(dag: &DiGraph<String, Gate>, stuck: &[NodeIndex]) -> Vec<String> {
     let stuck: HashSet<NodeIndex> = stuck.iter().copied().collect();
     // Every stuck node has a stuck dependency; follow dependencies until one repeats.
     let mut path: Vec<NodeIndex> = Vec::new();
@@ -250,11 +272,11 @@ struct Reached {
 }
 
 impl Reached {
-    fn meets(&self, gate: Condition) -> bool {
+    fn meets(&self, gate: Gate) -> bool {
         match gate {
-            Condition::Started => self.started,
-            Condition::Healthy => self.healthy,
-            Condition::Completed => self.completed,
+            Gate::Started => self.started,
+            Gate::Healthy => self.healthy,
+            Gate::Completed => self.completed,
         }
     }
 }
@@ -329,7 +351,7 @@ mod tests {
     fn graph(nodes: &[&str], edges: &[(&str, &str)]) -> Result<Graph, Error> {
         Graph::from_edges(
             nodes.iter().copied(),
-            edges.iter().map(|(a, b)| (*a, *b, Condition::Started)),
+            edges.iter().map(|(a, b)| (*a, *b, Gate::Started)),
         )
     }
 
@@ -345,10 +367,10 @@ mod tests {
                 "web-discovery",
             ],
             [
-                ("web-logging", "web", Condition::Started),
-                ("web-metrics", "web", Condition::Started),
-                ("web-proxy", "web", Condition::Started),
-                ("web", "web-discovery", Condition::Healthy),
+                ("web-logging", "web", Gate::Started),
+                ("web-metrics", "web", Gate::Started),
+                ("web-proxy", "web", Gate::Started),
+                ("web", "web-discovery", Gate::Healthy),
             ],
         )
         .unwrap();
@@ -400,10 +422,7 @@ mod tests {
     fn walk_waits_for_the_gate_on_each_edge() {
         let g = Graph::from_edges(
             ["db", "web", "reg"],
-            [
-                ("db", "web", Condition::Healthy),
-                ("web", "reg", Condition::Started),
-            ],
+            [("db", "web", Gate::Healthy), ("web", "reg", Gate::Started)],
         )
         .unwrap();
         let mut w = g.walk(Direction::Start);
@@ -451,7 +470,7 @@ mod tests {
             names.iter().map(String::as_str),
             edges
                 .iter()
-                .map(|&(a, b)| (names[a].as_str(), names[b].as_str(), Condition::Started)),
+                .map(|&(a, b)| (names[a].as_str(), names[b].as_str(), Gate::Started)),
         )
     }
 

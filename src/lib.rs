@@ -1,12 +1,14 @@
 //! telefig: a single-host container supervisor.
 //!
 //! Data flows one way through the modules, and each owns one stage:
-//! [`spec`] (the serviceset file) → [`platform`] (sidecar expansion into
+//! [`serviceset`] (the file) → [`platform`] (sidecar expansion into
 //! the full container set) → [`graph`] (dependency order) → [`plan`]
-//! (desired vs observed → actions) → [`engine`] (the only module that
-//! talks to Docker). The `cli` module and `main.rs` sit on top.
+//! (desired vs observed → actions) → [`ops`] (one function per
+//! operation: lock, observe, plan, execute, record) → [`engine`] (the
+//! only module that talks to Docker). `cli` and `daemon` call `ops`.
 
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod diagnostic;
 pub mod doctor;
@@ -16,8 +18,9 @@ pub mod export;
 pub mod failpoint;
 pub mod graph;
 pub mod name;
+pub mod ops;
 pub mod plan;
 pub mod platform;
-pub mod spec;
+pub mod serviceset;
 pub mod state;
 pub mod yaml;

@@ -8,13 +8,13 @@ use std::path::Path;
 use proptest::prelude::*;
 use telefig::graph::Graph;
 use telefig::platform::{Platform, expand};
-use telefig::spec::{self, Vars};
+use telefig::serviceset::{self, Vars};
 
 /// Where an input failed: `None` if it made it through.
 fn pipeline(text: &str) -> Option<String> {
     let vars = Vars::new([("BUILD_COMMIT".to_owned(), "abc1234".to_owned())], []);
     let file = Path::new("fuzz.conf");
-    let set = match spec::parse(file, text, &vars) {
+    let set = match serviceset::parse(file, text, &vars) {
         Ok(set) => set,
         Err(e) => return Some(e.to_string()),
     };

@@ -9,7 +9,7 @@ use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::platform::paths::{self, Bases, ResolvedPath};
 use crate::platform::{Expanded, Platform, expand};
-use crate::spec::{self, Vars};
+use crate::serviceset::{self, Vars};
 
 pub struct Loaded {
     pub name: ServicesetName,
@@ -73,13 +73,19 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
     } else {
         &file
     };
-    let set = spec::load(shown, &vars)?;
+    let set = serviceset::load(shown, &vars)?;
     let platform = Platform::load(g.platform.as_deref())?;
     // `--name` was checked as it was parsed; ENV_NAME and the file name here.
-    let name = ServicesetName::parse(&spec::serviceset_name(g.name.as_deref(), &vars, &file))
-        .map_err(|e| UsageError(e.to_string()))?;
+    let name = ServicesetName::parse(&serviceset::serviceset_name(
+        g.name.as_deref(),
+        &vars,
+        &file,
+    ))
+    .map_err(|e| UsageError(e.to_string()))?;
     let mut expanded = expand(&set, &name, &platform, &vars)?;
-    resolved.extend(paths::resolve_binds(&set, &mut expanded, &bases).map_err(spec::Error::from)?);
+    resolved.extend(
+        paths::resolve_binds(&set, &mut expanded, &bases).map_err(serviceset::Error::from)?,
+    );
     // A cycle is a mistake in the file: point at the first member's entry.
     let graph = Graph::build(&expanded).map_err(|err| {
         let crate::graph::Error::Cycle(members) = &err;
@@ -94,7 +100,7 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
             },
             |d| d.name.clone(),
         );
-        spec::Error::from(set.error_at(&owner, Some("depends_on"), err.to_string()))
+        serviceset::Error::from(set.error_at(&owner, Some("depends_on"), err.to_string()))
     })?;
     Ok(Loaded {
         name,

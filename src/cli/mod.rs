@@ -46,11 +46,12 @@ pub async fn run(cli: Cli) -> Outcome {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|e| {
         e.is::<UsageError>()
-            || e.is::<crate::spec::Error>()
-            || e.is::<crate::platform::Error>()
+            || e.is::<crate::diagnostic::LoadError>()
             || e.is::<crate::graph::Error>()
             || e.is::<crate::name::NameError>()
             || e.is::<crate::duration::Error>()
+            || e.downcast_ref::<crate::ops::Error>()
+                .is_some_and(crate::ops::Error::is_bad_input)
     });
     if bad_input { 2 } else { 1 }
 }

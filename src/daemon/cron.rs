@@ -78,11 +78,7 @@ impl CronRunner {
 }
 
 async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running: Arc<AtomicBool>) {
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    };
+    let now = crate::clock::now_secs;
     let record = CronRun {
         owner: job.owner.clone(),
         schedule: job.schedule.clone(),

@@ -12,7 +12,8 @@ use tokio::sync::watch as signal;
 use tracing::{info, warn};
 
 use super::model::{Happened, Model, Needs, happened};
-use super::{metrics, now_nanos, socket};
+use super::{metrics, socket};
+use crate::clock::now_nanos;
 use crate::engine::Engine;
 use crate::engine::gate::aborted;
 use crate::engine::live::Probe;

@@ -21,7 +21,7 @@ mod unhealthy;
 mod watch;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::watch as signal;
 use tokio::time::Instant;
@@ -48,6 +48,8 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Ops(#[from] crate::ops::Error),
     #[error("repair of serviceset `{serviceset}` failed: {why}")]
     RepairFailed { serviceset: String, why: String },
 }
@@ -63,11 +65,7 @@ pub struct Options {
     pub metrics_file: Option<PathBuf>,
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+use crate::clock::now_nanos;
 
 /// Run until `stop` turns true. Containers are never stopped on the way out.
 pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), Error> {

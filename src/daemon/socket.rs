@@ -22,7 +22,7 @@ use tokio::sync::watch as signal;
 use tracing::warn;
 
 use super::live::{Feed, Shared};
-use super::now_nanos;
+use crate::clock::now_nanos;
 use crate::engine::gate::aborted;
 use crate::state::StateDir;
 

@@ -2,7 +2,7 @@
 //! local clock is set and agrees with the Docker daemon's.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::Check;
 use crate::engine::HostFacts;
@@ -64,9 +64,7 @@ pub(super) fn state_dir(dir: &Path) -> Check {
 }
 
 pub(super) fn clock(facts: Option<&HostFacts>, now: SystemTime) -> Check {
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let secs = crate::clock::unix_secs(now);
     let (year, month, day) = crate::platform::schedule::civil_from_days(secs.div_euclid(86_400));
     let local = format!("{year:04}-{month:02}-{day:02}");
     let ntp = "sync the clock with NTP (`timedatectl set-ntp true`, or chrony/ntpd)";
@@ -140,7 +138,7 @@ mod tests {
         let c = clock(Some(&f), now);
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("9.0s ahead of"), "{}", c.detail);
-        let never_set = UNIX_EPOCH + Duration::from_secs(86_400);
+        let never_set = std::time::UNIX_EPOCH + Duration::from_secs(86_400);
         assert_eq!(clock(None, never_set).status, Status::Fail);
         assert_eq!(clock(None, now).status, Status::Ok);
     }

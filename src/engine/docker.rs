@@ -50,8 +50,7 @@ impl Engine {
     /// Connect through `DOCKER_HOST`, else the local socket, and agree on
     /// the API version with the daemon.
     pub async fn connect() -> Result<Engine, Error> {
-        let endpoint =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let endpoint = super::host::endpoint();
         let connect_err = |source| Error::Connect {
             endpoint: endpoint.clone(),
             source,

@@ -9,28 +9,25 @@
 //! with the dependents stopped in (3); (6) drop the kept-aside versions.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod create;
+mod report;
 mod rollback;
+mod walk;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+pub use report::{ContainerReport, Event, Outcome, Report};
+
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::gate::{GateFailure, Monitor};
-use super::pull::{self, Policy, Pulled};
-use super::{Deadline, Engine, Error, status_is};
-use crate::graph::{Direction, Graph, Milestone};
+use super::gate::Monitor;
+use super::pull::{self, Policy};
+use super::{Deadline, Engine, Error};
+use crate::graph::Graph;
 use crate::plan::{ActionKind, Plan, Readiness};
-use crate::platform::{ContainerSpec, Expanded};
-use crate::spec::Condition;
-
-/// How long a container may take to be running after `start` returns.
-const STARTED_DEADLINE: Duration = Duration::from_secs(60);
+use crate::platform::Expanded;
 
 pub struct Options {
     pub pull: Policy,
@@ -39,89 +36,9 @@ pub struct Options {
     /// Flips to true on SIGTERM/SIGINT.
     pub abort: watch::Receiver<bool>,
 }
-
-/// Progress, reported as it happens.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    Pulled(Pulled),
-    Removed {
-        container: String,
-        why: String,
-    },
-    Stopped {
-        container: String,
-    },
-    /// The previous version, stopped and renamed, kept until its successor passes.
-    KeptAside {
-        container: String,
-        aside: String,
-    },
-    Created {
-        container: String,
-    },
-    Started {
-        container: String,
-    },
-    Passed {
-        container: String,
-        gate: &'static str,
-        millis: u128,
-    },
-    Failed {
-        container: String,
-        why: String,
-    },
-    /// The version kept aside has its name back (its gate is waited for next).
-    PutBack {
-        container: String,
-    },
-    RolledBack {
-        container: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Unchanged,
-    Created,
-    Recreated,
-    Started,
-    Restarted,
-    Removed,
-    Failed,
-    RolledBack,
-    NotStarted,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ContainerReport {
-    pub container: String,
-    pub action: ActionKind,
-    pub reason: String,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_to_gate_ms: Option<u128>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub serviceset: String,
-    pub pulled: Vec<Pulled>,
-    pub containers: Vec<ContainerReport>,
-    /// A one-line summary of what failed, if anything did.
-    pub failure: Option<String>,
-    /// Every failure was the kind a fresh plan may fix (see `NodeResult`).
-    #[serde(skip)]
-    pub retryable: bool,
-}
-
 /// What the start walk does at a node.
 #[derive(Debug, Clone)]
-enum Step {
+pub(super) enum Step {
     /// Already right: only check its gates, as the plan's readiness says.
     Check {
         id: String,
@@ -137,7 +54,7 @@ enum Step {
 }
 
 #[derive(Debug, Clone)]
-enum NodeResult {
+pub(super) enum NodeResult {
     Passed {
         millis: u128,
     },
@@ -150,11 +67,9 @@ enum NodeResult {
     },
 }
 
-type NodeFuture<'a> = Pin<Box<dyn Future<Output = (String, NodeResult)> + Send + 'a>>;
-
 type Sink<'a> = &'a (dyn Fn(Event) + Sync);
 
-struct Run<'a> {
+pub(super) struct Run<'a> {
     engine: &'a Engine,
     expanded: &'a Expanded,
     graph: &'a Graph,
@@ -236,39 +151,9 @@ pub async fn apply(
         }
     }
 
-    let mut report = Report {
-        serviceset: expanded.serviceset.clone(),
-        pulled,
-        containers: Vec::new(),
-        failure: None,
-        retryable: false,
-    };
-    let failed: Vec<(&String, &String)> = results
-        .iter()
-        .filter_map(|(n, r)| match r {
-            NodeResult::Failed { why, .. } => Some((n, why)),
-            _ => None,
-        })
-        .collect();
+    let failure = report::failure(&results);
     let mut rolled_back = HashSet::new();
-    report.retryable = !failed.is_empty()
-        && results.values().all(|r| {
-            !matches!(
-                r,
-                NodeResult::Failed {
-                    retryable: false,
-                    ..
-                }
-            )
-        });
-    if !failed.is_empty() {
-        report.failure = Some(
-            failed
-                .iter()
-                .map(|(n, why)| format!("{n}: {why}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
+    if failure.is_some() {
         rolled_back = run.roll_back(plan, &results, &kept_aside).await;
     }
     // Versions kept aside whose successor passed are no longer needed.
@@ -279,375 +164,11 @@ pub async fn apply(
             run.engine.remove(backup, name).await?;
         }
     }
-    for a in &plan.actions {
-        let result = results.get(&a.container);
-        let (outcome, millis, error) = match (a.action, result) {
-            (ActionKind::Remove, _) => (Outcome::Removed, None, None),
-            (_, _) if rolled_back.contains(&a.container) => (Outcome::RolledBack, None, None),
-            (_, Some(NodeResult::Failed { why, .. })) => (Outcome::Failed, None, Some(why.clone())),
-            (kind, Some(NodeResult::Passed { millis, .. })) => {
-                (passed_outcome(kind), Some(*millis), None)
-            }
-            (_, None) => (Outcome::NotStarted, None, None),
-        };
-        report.containers.push(ContainerReport {
-            container: a.container.clone(),
-            action: a.action,
-            reason: a.reason.to_string(),
-            outcome,
-            time_to_gate_ms: millis,
-            error,
-        });
-    }
-    Ok(report)
-}
-
-fn passed_outcome(kind: ActionKind) -> Outcome {
-    match kind {
-        ActionKind::Keep => Outcome::Unchanged,
-        ActionKind::Create => Outcome::Created,
-        ActionKind::Recreate => Outcome::Recreated,
-        ActionKind::Start => Outcome::Started,
-        ActionKind::Restart => Outcome::Restarted,
-        ActionKind::Remove => Outcome::Removed,
-    }
-}
-
-impl Run<'_> {
-    fn check_abort(&self) -> Result<(), Error> {
-        if *self.opts.abort.borrow() {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn spec(&self, name: &str) -> &ContainerSpec {
-        self.expanded
-            .get(name)
-            .expect("walked nodes come from the expanded set")
-    }
-
-    /// Orphans and leftovers of interrupted runs, all at once.
-    async fn remove_unwanted(&self, plan: &Plan) -> Result<(), Error> {
-        let removals = plan
-            .actions
-            .iter()
-            .filter(|a| a.action == ActionKind::Remove)
-            .map(|a| async move {
-                let id = a.existing_id.as_deref().unwrap_or(&a.container);
-                self.engine.stop(id, &a.container).await?;
-                self.engine.remove(id, &a.container).await?;
-                (self.emit)(Event::Removed {
-                    container: a.container.clone(),
-                    why: a.reason.to_string(),
-                });
-                Ok::<_, Error>(())
-            });
-        futures_util::future::try_join_all(removals)
-            .await
-            .map(|_| ())
-    }
-
-    /// Reverse walk over what is recreated or restarted. Returns, for each
-    /// recreated container, the id of the old one now kept aside.
-    async fn stop_phase(&self, plan: &Plan) -> Result<HashMap<String, String>, Error> {
-        let affected: HashMap<&str, (ActionKind, &str)> = plan
-            .actions
-            .iter()
-            .filter(|a| matches!(a.action, ActionKind::Recreate | ActionKind::Restart))
-            .map(|a| {
-                (
-                    a.container.as_str(),
-                    (a.action, a.existing_id.as_deref().unwrap_or_default()),
-                )
-            })
-            .collect();
-        let mut walk = self
-            .graph
-            .walk_subset(Direction::Stop, |n| affected.contains_key(n));
-        let mut kept_aside = HashMap::new();
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            for name in walk.ready() {
-                let (action, id) = affected[name.as_str()];
-                self.check_abort()?;
-                in_flight.push(async move {
-                    self.engine.stop(id, &name).await?;
-                    (self.emit)(Event::Stopped {
-                        container: name.clone(),
-                    });
-                    if action == ActionKind::Recreate {
-                        let aside = format!("{name}.previous-{}", &id[..id.len().min(12)]);
-                        self.engine.rename(id, &aside).await?;
-                        (self.emit)(Event::KeptAside {
-                            container: name.clone(),
-                            aside,
-                        });
-                    }
-                    Ok::<_, Error>((name, action, id))
-                });
-            }
-            match in_flight.next().await {
-                None => break,
-                Some(done) => {
-                    let (name, action, id) = done?;
-                    if action == ActionKind::Recreate {
-                        kept_aside.insert(name.clone(), id.to_owned());
-                    }
-                    walk.reach(&name, Milestone::Stopped);
-                }
-            }
-        }
-        Ok(kept_aside)
-    }
-
-    /// Forward walk over the nodes in `steps`: each starts the moment its
-    /// dependencies meet their gates; a failure stops new launches.
-    async fn start_walk(&self, steps: &HashMap<String, Step>) -> HashMap<String, NodeResult> {
-        let mut walk = self
-            .graph
-            .walk_subset(Direction::Start, |n| steps.contains_key(n));
-        let (tx, mut milestones) = mpsc::unbounded_channel::<(String, Milestone)>();
-        let mut in_flight: FuturesUnordered<NodeFuture<'_>> = FuturesUnordered::new();
-        let mut results = HashMap::new();
-        let mut failed = false;
-        loop {
-            // A node may report a milestone and finish in the same poll: apply
-            // every queued milestone before deciding that nothing is left.
-            while let Ok((name, milestone)) = milestones.try_recv() {
-                walk.reach(&name, milestone);
-            }
-            if !failed {
-                for name in walk.ready() {
-                    let step = steps[&name].clone();
-                    let tx = tx.clone();
-                    in_flight.push(Box::pin(async move {
-                        let result = self.run_node(&name, step, &tx).await;
-                        (name, result)
-                    }));
-                }
-            }
-            if in_flight.is_empty() {
-                break;
-            }
-            tokio::select! {
-                biased;
-                Some((name, milestone)) = milestones.recv() => walk.reach(&name, milestone),
-                Some((name, result)) = in_flight.next() => {
-                    if let NodeResult::Failed { why, .. } = &result {
-                        failed = true;
-                        (self.emit)(Event::Failed { container: name.clone(), why: why.clone() });
-                    }
-                    results.insert(name, result);
-                }
-            }
-        }
-        results
-    }
-
-    async fn run_node(
-        &self,
-        name: &str,
-        step: Step,
-        tx: &mpsc::UnboundedSender<(String, Milestone)>,
-    ) -> NodeResult {
-        let spec = self.spec(name);
-        let started = Instant::now();
-        let mut created = None;
-        // Whether an exit during the gate wait is a change a fresh plan acts on.
-        let mut exit_is_change = false;
-        let (id, needs_start) = match step {
-            Step::Check {
-                readiness: Readiness::Ready,
-                ..
-            } => {
-                let done = if spec.is_job() {
-                    Milestone::Completed
-                } else {
-                    Milestone::Healthy
-                };
-                let _ = tx.send((name.to_owned(), done));
-                return NodeResult::Passed { millis: 0 };
-            }
-            Step::Check { id, readiness } => {
-                exit_is_change = readiness == Readiness::AwaitGates;
-                (id, false)
-            }
-            Step::Create {
-                precreated: Some(id),
-            } => {
-                created = Some(id.clone());
-                (id, true)
-            }
-            Step::Create { precreated: None } => match self.create(spec).await {
-                Ok(id) => {
-                    created = Some(id.clone());
-                    (id, true)
-                }
-                Err(e) => {
-                    return NodeResult::Failed {
-                        created: None,
-                        why: e.to_string(),
-                        retryable: e.is_transient(),
-                    };
-                }
-            },
-            Step::StartExisting { id } => (id, true),
-        };
-        let fail = |why: String, retryable: bool| NodeResult::Failed {
-            created: created.clone(),
-            why,
-            retryable,
-        };
-        if needs_start {
-            if let Err(e) = self.check_abort() {
-                // Never leave a container created but not started behind.
-                if let Some(c) = &created {
-                    let _ = self.engine.remove(c, name).await;
-                }
-                return NodeResult::Failed {
-                    created: None,
-                    why: e.to_string(),
-                    retryable: false,
-                };
-            }
-            if let Err(e) = self.engine.start(&id, name).await {
-                return fail(e.to_string(), e.is_transient());
-            }
-            (self.emit)(Event::Started {
-                container: name.to_owned(),
-            });
-        }
-        let mut abort = self.opts.abort.clone();
-        let has_healthcheck = spec.health.is_some();
-        let now = Instant::now();
-        let gates: &[(Condition, Duration)] = if spec.is_job() {
-            &[(Condition::Completed, Duration::MAX)]
-        } else {
-            &[
-                (Condition::Started, STARTED_DEADLINE),
-                (
-                    Condition::Healthy,
-                    spec.health.map_or(STARTED_DEADLINE, |h| h.deadline()),
-                ),
-            ]
-        };
-        for &(gate, budget) in gates {
-            let deadline = now
-                .checked_add(budget)
-                .map_or(self.opts.deadline, |d| d.min(self.opts.deadline));
-            let monitor = self
-                .monitor
-                .get_or_init(|| Monitor::start(self.engine, &self.expanded.serviceset));
-            if let Err(failure) = monitor
-                .wait(&id, gate, has_healthcheck, deadline, &mut abort)
-                .await
-            {
-                // A kept container that is gone or exited when we look was
-                // seen in a moment of change: a fresh plan will act on it.
-                // A job's exit is its result, not a change.
-                let retryable = matches!(failure, GateFailure::Removed | GateFailure::Docker(_))
-                    || (exit_is_change && matches!(failure, GateFailure::Exited(_)));
-                return fail(self.describe(&id, gate, failure, budget).await, retryable);
-            }
-            let milestone = match gate {
-                Condition::Started => Milestone::Started,
-                Condition::Healthy => Milestone::Healthy,
-                Condition::Completed => Milestone::Completed,
-            };
-            let _ = tx.send((name.to_owned(), milestone));
-        }
-        let millis = started.elapsed().as_millis();
-        let gate = match (spec.is_job(), has_healthcheck) {
-            (true, _) => "completed",
-            (false, true) => "healthy",
-            (false, false) => "running",
-        };
-        if needs_start {
-            (self.emit)(Event::Passed {
-                container: name.to_owned(),
-                gate,
-                millis,
-            });
-        }
-        NodeResult::Passed { millis }
-    }
-
-    /// Create every container the plan creates or recreates, in parallel;
-    /// returns the ids of those created.
-    async fn create_ahead(&self, plan: &Plan) -> HashMap<String, String> {
-        if self.check_abort().is_err() {
-            return HashMap::new();
-        }
-        let creates = plan
-            .actions
-            .iter()
-            .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Recreate))
-            .filter_map(|a| self.expanded.get(&a.container))
-            .map(|spec| async move {
-                self.create(spec)
-                    .await
-                    .ok()
-                    .map(|id| (spec.name.clone(), id))
-            });
-        futures_util::future::join_all(creates)
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
-    }
-
-    /// Create `spec`; if the name is taken by this serviceset's own
-    /// container (a lost answer, a racing caller), keep it when its config
-    /// hash matches, else replace it.
-    async fn create(&self, spec: &ContainerSpec) -> Result<String, Error> {
-        self.check_abort()?;
-        let name = &spec.name;
-        match self.engine.create(name, &spec.create).await? {
-            Ok(id) => {
-                (self.emit)(Event::Created {
-                    container: name.clone(),
-                });
-                Ok(id)
-            }
-            Err(e) if status_is(&e, 409) => {
-                let holder = self
-                    .engine
-                    .list_serviceset(&self.expanded.serviceset)
-                    .await?
-                    .into_iter()
-                    .find(|o| o.name == *name);
-                match holder {
-                    Some(h) if h.config_hash() == Some(spec.config_hash.as_str()) => Ok(h.id),
-                    Some(h) => {
-                        self.engine.remove(&h.id, name).await?;
-                        let id =
-                            self.engine
-                                .create(name, &spec.create)
-                                .await?
-                                .map_err(|source| Error::Docker {
-                                    op: "create",
-                                    target: name.clone(),
-                                    source,
-                                })?;
-                        (self.emit)(Event::Created {
-                            container: name.clone(),
-                        });
-                        Ok(id)
-                    }
-                    None => Err(Error::Docker {
-                        op: "create",
-                        target: name.clone(),
-                        source: e,
-                    }),
-                }
-            }
-            Err(source) => Err(Error::Docker {
-                op: "create",
-                target: name.clone(),
-                source,
-            }),
-        }
-    }
+    Ok(Report {
+        serviceset: expanded.serviceset.clone(),
+        pulled,
+        containers: report::containers(plan, &results, &rolled_back),
+        retryable: report::retryable(&results),
+        failure,
+    })
 }

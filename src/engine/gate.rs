@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -17,8 +17,8 @@ use tokio::time::Instant;
 
 use super::events::{ContainerEvent, EventKind};
 use super::{Engine, Error};
+use crate::graph::Gate;
 use crate::plan::Health;
-use crate::spec::Condition;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
@@ -46,11 +46,7 @@ impl Drop for Monitor {
     }
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+use crate::clock::now_nanos;
 
 impl Monitor {
     /// Follow `serviceset`'s container events from this moment on.
@@ -107,7 +103,7 @@ impl Monitor {
     pub async fn wait(
         &self,
         id: &str,
-        gate: Condition,
+        gate: Gate,
         has_healthcheck: bool,
         deadline: Instant,
         abort: &mut watch::Receiver<bool>,
@@ -160,26 +156,16 @@ pub async fn aborted(abort: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Why a gate failed (the executor adds logs and health output).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateFailure {
-    Exited(Option<i64>),
-    OutOfMemory,
-    Unhealthy,
-    Removed,
-    Timeout,
-    Interrupted,
-    Docker(String),
-}
+pub use crate::plan::GateFailure;
 
 /// Met (Some(Ok)), failed (Some(Err)), or not yet (None).
-fn judge(s: &Status, gate: Condition, has_healthcheck: bool) -> Option<Result<(), GateFailure>> {
+fn judge(s: &Status, gate: Gate, has_healthcheck: bool) -> Option<Result<(), GateFailure>> {
     if s.removed {
         return Some(Err(GateFailure::Removed));
     }
     if !s.running && s.exit_code.is_some() {
         return Some(match (gate, s.exit_code) {
-            (Condition::Completed, Some(0)) => Ok(()),
+            (Gate::Completed, Some(0)) => Ok(()),
             _ if s.oom => Err(GateFailure::OutOfMemory),
             (_, code) => Err(GateFailure::Exited(code)),
         });
@@ -188,14 +174,14 @@ fn judge(s: &Status, gate: Condition, has_healthcheck: bool) -> Option<Result<()
         return None;
     }
     match gate {
-        Condition::Started => Some(Ok(())),
-        Condition::Healthy if !has_healthcheck => Some(Ok(())),
-        Condition::Healthy => match s.health {
+        Gate::Started => Some(Ok(())),
+        Gate::Healthy if !has_healthcheck => Some(Ok(())),
+        Gate::Healthy => match s.health {
             Some(Health::Healthy) => Some(Ok(())),
             Some(Health::Unhealthy) => Some(Err(GateFailure::Unhealthy)),
             _ => None,
         },
-        Condition::Completed => None,
+        Gate::Completed => None,
     }
 }
 
@@ -245,7 +231,7 @@ mod tests {
             exit_code: Some(code),
             ..Default::default()
         };
-        use Condition::*;
+        use Gate::*;
         assert_eq!(judge(&running(None), Started, true), Some(Ok(())));
         assert_eq!(judge(&running(None), Healthy, true), None);
         assert_eq!(judge(&running(None), Healthy, false), Some(Ok(())));

@@ -54,11 +54,7 @@ pub struct ContainerRestart {
 impl ContainerRestart {
     /// The policy telefig gives this role when the serviceset sets no `restart`.
     pub fn default_policy(&self) -> &'static str {
-        if self.role == "job" {
-            "no"
-        } else {
-            "unless-stopped"
-        }
+        crate::platform::default_restart_policy(&self.role)
     }
 }
 

@@ -7,8 +7,6 @@
 //! are inspected; for the rest the restart count is unknown (`None`: the
 //! daemon, which counts restarts from the events stream, knows it).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -58,9 +56,7 @@ pub async fn collect(
         .buffered(INSPECT_CONCURRENCY)
         .collect()
         .await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::now_secs();
     let mut out: Vec<ContainerStatus> = listed
         .into_iter()
         .zip(details)
@@ -124,12 +120,15 @@ pub fn container_status(
 }
 
 /// Running and healthy (or without a healthcheck), or a job that completed.
+/// (The rule is `plan::status_ok`'s.)
 pub fn is_ok(role: &str, running: bool, health: Option<Health>, exit_code: Option<i64>) -> bool {
-    if role == "job" {
-        exit_code == Some(0) || (running && health != Some(Health::Unhealthy))
-    } else {
-        running && matches!(health, None | Some(Health::Healthy))
-    }
+    crate::plan::status_ok(
+        role == "job",
+        running,
+        exit_code,
+        health == Some(Health::Unhealthy),
+        matches!(health, None | Some(Health::Healthy)),
+    )
 }
 
 /// The uptime in Docker's status text, as precise as Docker wrote it:

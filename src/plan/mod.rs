@@ -11,21 +11,23 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod gates;
 mod observed;
 mod own_events;
 mod readiness;
 mod repair;
 mod stop;
 
+pub use gates::{GateFailure, GateWait, STARTED_BUDGET, gates, is_retryable, passed_as, status_ok};
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
 pub use repair::{reorder_after_boot, restart};
 pub use stop::{StopAction, StopPlan, StopReason, regate, stop};
 
+use crate::graph::Gate;
 use crate::graph::Graph;
 use crate::platform::{ContainerSpec, Expanded};
-use crate::spec::Condition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -296,7 +298,7 @@ fn regate_healthy_dependents(graph: &Graph, actions: &mut [Action]) {
         .collect();
     for dependency in recreated {
         for (dependent, gate) in graph.dependents(&dependency) {
-            if gate != Condition::Healthy {
+            if gate != Gate::Healthy {
                 continue;
             }
             if let Some(a) = actions

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use super::{Action, ActionKind, Observed, Plan, Reason, Timing};
+use crate::graph::Gate;
 use crate::graph::Graph;
 use crate::platform::Expanded;
-use crate::spec::Condition;
 
 /// `restart [target]`: the target (or everything) and, in order, whatever
 /// depends on it. Nothing outside that set is touched; a missing member is
@@ -83,7 +83,7 @@ pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<Stri
                 .iter()
                 .find(|a| a.container == *dep)
                 .is_some_and(|a| a.action != ActionKind::Keep);
-            if acts_now && *gate == Condition::Healthy {
+            if acts_now && *gate == Gate::Healthy {
                 return true;
             }
             let met = timings.get(*dep).and_then(|t| gate_met_at(t, *gate));
@@ -104,11 +104,11 @@ pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<Stri
     }
 }
 
-fn gate_met_at(t: &Timing, gate: Condition) -> Option<i64> {
+fn gate_met_at(t: &Timing, gate: Gate) -> Option<i64> {
     match gate {
-        Condition::Started => t.started_at,
-        Condition::Healthy if t.has_healthcheck => t.healthy_since,
-        Condition::Healthy => t.started_at,
-        Condition::Completed => t.finished_at,
+        Gate::Started => t.started_at,
+        Gate::Healthy if t.has_healthcheck => t.healthy_since,
+        Gate::Healthy => t.started_at,
+        Gate::Completed => t.finished_at,
     }
 }

@@ -13,8 +13,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{Observed, RunState};
+use crate::graph::Gate;
 use crate::graph::Graph;
-use crate::spec::Condition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "reason")]
@@ -90,7 +90,7 @@ pub fn regate(
     let waiting: Vec<String> = graph
         .dependents(dependency)
         .into_iter()
-        .filter(|(_, gate)| *gate == Condition::Healthy)
+        .filter(|(_, gate)| *gate == Gate::Healthy)
         .flat_map(|(d, _)| graph.downstream(d))
         .collect();
     let ours: Vec<&Observed> = observed
@@ -172,8 +172,8 @@ mod tests {
         Graph::from_edges(
             ["web-logging", "web", "web-discovery"],
             [
-                ("web-logging", "web", Condition::Started),
-                ("web", "web-discovery", Condition::Healthy),
+                ("web-logging", "web", Gate::Started),
+                ("web", "web-discovery", Gate::Healthy),
             ],
         )
         .unwrap()

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, Platform, expand};
-use crate::spec::{self, Vars};
+use crate::serviceset::{self, Vars};
 
 const PLATFORM: &str = r#"
 registries: {primary: reg.test}
@@ -22,7 +22,7 @@ web:
 
 fn desired(text: &str) -> (Expanded, Graph) {
     let vars = Vars::new([], []);
-    let set = spec::parse(Path::new("s.conf"), text, &vars).unwrap();
+    let set = serviceset::parse(Path::new("s.conf"), text, &vars).unwrap();
     let platform = Platform::parse(Path::new("p.yaml"), PLATFORM).unwrap();
     let expanded = expand(&set, "shop", &platform, &vars).unwrap();
     let graph = Graph::build(&expanded).unwrap();
@@ -98,7 +98,7 @@ fn env_change_recreates_one_and_regates_discovery() {
 fn new_deploy_id_alone_recreates_nothing() {
     let (old, _) = desired(SET);
     let vars = Vars::new([("DEPLOY_ID".into(), "d-2".into())], []);
-    let set = spec::parse(Path::new("s.conf"), SET, &vars).unwrap();
+    let set = serviceset::parse(Path::new("s.conf"), SET, &vars).unwrap();
     let platform = Platform::parse(Path::new("p.yaml"), PLATFORM).unwrap();
     let new = expand(&set, "shop", &platform, &vars).unwrap();
     let graph = Graph::build(&new).unwrap();

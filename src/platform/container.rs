@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::image::Image;
-use crate::spec::Condition;
+use crate::graph::Gate;
 
 pub const LABEL_SERVICESET: &str = "telefig.serviceset";
 pub const LABEL_CONTAINER: &str = "telefig.container";
@@ -35,6 +35,17 @@ pub enum Role {
     Job,
 }
 
+/// The restart policy a container gets unless the file names one: a job
+/// runs once (`no`), anything else `unless-stopped`. `role` is the
+/// `telefig.role` label.
+pub fn default_restart_policy(role: &str) -> &'static str {
+    if role == "job" {
+        "no"
+    } else {
+        "unless-stopped"
+    }
+}
+
 impl Role {
     pub fn label(&self) -> &'static str {
         match self {
@@ -49,7 +60,7 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {
     pub name: String,
-    pub gate: Condition,
+    pub gate: Gate,
 }
 
 /// Healthcheck timings with Docker's defaults filled in, for gate deadlines.

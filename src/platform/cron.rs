@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::SourceError;
-use crate::spec::Serviceset;
-use crate::spec::schema::{CronEntry, Words};
+use crate::serviceset::Serviceset;
+use crate::serviceset::schema::{CronEntry, Words};
 
 /// A scheduled command the daemon runs on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use super::container::*;
 pub use super::cron::CronJob;
+use super::fields::*;
 use super::image::{self, ImageRequest};
 use super::{Error, Order, Platform, SidecarTemplate, param_text};
 use crate::diagnostic::{SourceError, did_you_mean};
-use crate::spec::schema::{DockerSection, SidecarEntry, Words};
-use crate::spec::template::{self, Vars};
-use crate::spec::{Condition, ContainerKind, Declared, Serviceset, parse_bytes};
+use crate::graph::Gate;
+use crate::serviceset::schema::{DockerSection, SidecarEntry};
+use crate::serviceset::template::{self, Vars};
+use crate::serviceset::{ContainerKind, Declared, Serviceset};
 use crate::yaml::{self, UniqueMap, Value};
 
 /// The full container set of one serviceset.
@@ -35,9 +37,6 @@ impl Expanded {
 }
 
 /// Docker's defaults, used when a healthcheck leaves a timing out.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub fn expand(
@@ -88,7 +87,7 @@ fn expand_declared(
         .iter()
         .map(|(name, gate)| Dependency {
             name: name.clone(),
-            gate: *gate,
+            gate: (*gate).into(),
         })
         .collect();
 
@@ -144,11 +143,11 @@ fn expand_declared(
             }),
             Order::AfterHealthy => spec.depends_on.push(Dependency {
                 name: owner.clone(),
-                gate: Condition::Healthy,
+                gate: Gate::Healthy,
             }),
             Order::AfterStarted => spec.depends_on.push(Dependency {
                 name: owner.clone(),
-                gate: Condition::Started,
+                gate: Gate::Started,
             }),
         }
         sidecars.push(spec);
@@ -166,7 +165,8 @@ struct Context<'a> {
 }
 
 /// A build failure: the field it concerns (to point at) and the message.
-type FieldError = (Option<&'static str>, String);
+/// A field that is wrong: which one (if known) and why.
+pub(super) type FieldError = (Option<&'static str>, String);
 
 impl Context<'_> {
     fn sidecar(
@@ -355,146 +355,6 @@ impl Context<'_> {
             create,
         })
     }
-}
-
-/// A parameter whose declared default is `true`/`false` takes YAML 1.1
-/// spellings (`True`, `yes`, `off`) as that boolean, in the template's
-/// spelling, so `zum: {wait_for_deps: True}` reaches the command as `true`.
-fn bool_as_declared(template: &SidecarTemplate, param: &str, text: String) -> String {
-    let declared_bool = template
-        .params
-        .iter()
-        .any(|(p, d)| p == param && d.as_deref().is_some_and(|d| d == "true" || d == "false"));
-    match crate::spec::schema::yaml11_bool_text(&text) {
-        Some(b) if declared_bool => b.to_string(),
-        _ => text,
-    }
-}
-
-fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: String) {
-    match pairs.iter_mut().find(|(k, _)| k == key) {
-        Some(pair) => pair.1 = value,
-        None => pairs.push((key.to_owned(), value)),
-    }
-}
-
-/// A string command is split like a POSIX shell would (quotes honoured), not run by one.
-fn split_words(words: &Words) -> Result<Vec<String>, String> {
-    match words {
-        Words::List(list) => Ok(list.clone()),
-        Words::Line(line) => {
-            shell_words::split(line).map_err(|_| format!("`{line}` has an unclosed quote"))
-        }
-    }
-}
-
-fn healthcheck(
-    docker: &DockerSection,
-) -> Result<(Option<HealthConfig>, Option<HealthTiming>), String> {
-    let Some(hc) = &docker.healthcheck else {
-        return Ok((None, None));
-    };
-    if hc.disable {
-        let none = HealthConfig {
-            test: vec!["NONE".into()],
-            ..Default::default()
-        };
-        return Ok((Some(none), None));
-    }
-    let test = match &hc.test {
-        None => return Err("a healthcheck needs `test` (or `disable: true`)".into()),
-        Some(Words::Line(line)) => vec!["CMD-SHELL".to_owned(), line.clone()],
-        Some(Words::List(list)) => match list.first().map(String::as_str) {
-            Some("CMD" | "CMD-SHELL") if list.len() > 1 => list.clone(),
-            _ => return Err(
-                "a healthcheck test list starts with \"CMD\" or \"CMD-SHELL\" and has a command"
-                    .into(),
-            ),
-        },
-    };
-    let timing = HealthTiming {
-        interval: hc.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
-        timeout: hc.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
-        start_period: hc.start_period.map_or(Duration::ZERO, |d| d.0),
-        retries: hc.retries.unwrap_or(DEFAULT_RETRIES),
-    };
-    for (what, d) in [("interval", timing.interval), ("timeout", timing.timeout)] {
-        if d < Duration::from_millis(1) {
-            return Err(format!("healthcheck {what} must be at least 1ms"));
-        }
-    }
-    let ns = |d: Duration| d.as_nanos() as i64;
-    let config = HealthConfig {
-        test,
-        interval: ns(timing.interval),
-        timeout: ns(timing.timeout),
-        start_period: ns(timing.start_period),
-        retries: i64::from(timing.retries),
-    };
-    Ok((Some(config), Some(timing)))
-}
-
-fn host_config(docker: &DockerSection, role: &Role) -> Result<HostConfig, FieldError> {
-    let default_restart = if *role == Role::Job {
-        "no"
-    } else {
-        "unless-stopped"
-    };
-    let restart = docker.restart.as_deref().unwrap_or(default_restart);
-    let restart_policy = match restart.split_once(':') {
-        Some((name, n)) => RestartPolicy {
-            name: name.into(),
-            maximum_retry_count: n.parse().ok(),
-        },
-        None => RestartPolicy {
-            name: restart.into(),
-            maximum_retry_count: None,
-        },
-    };
-    let tmpfs = docker
-        .tmpfs
-        .iter()
-        .map(|t| match t.split_once(':') {
-            Some((path, opts)) => (path.to_owned(), opts.to_owned()),
-            None => (t.clone(), String::new()),
-        })
-        .collect();
-    let memory = docker
-        .mem_limit
-        .as_ref()
-        .map(|m| parse_bytes(&m.0))
-        .transpose()
-        .map_err(|m| (Some("mem_limit"), m))?;
-    Ok(HostConfig {
-        network_mode: docker.network_mode.clone().unwrap_or_else(|| "host".into()),
-        restart_policy,
-        binds: docker.volumes.clone(),
-        tmpfs,
-        cpuset_cpus: docker.cpuset_cpus.as_ref().map(|c| c.0.clone()),
-        memory,
-        nano_cpus: docker.cpus.map(|c| (c * 1e9) as i64),
-        privileged: docker.privileged,
-        cap_add: docker.cap_add.clone(),
-    })
-}
-
-/// Template every string in a parsed template body.
-fn template_strings(value: &Value, vars: &Vars) -> Result<Value, template::TemplateError> {
-    Ok(match value {
-        Value::String(s) => Value::String(template::render_str(s, vars)?),
-        Value::Sequence(items) => Value::Sequence(
-            items
-                .iter()
-                .map(|v| template_strings(v, vars))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Mapping(map) => Value::Mapping(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), template_strings(v, vars)?)))
-                .collect::<Result<_, _>>()?,
-        ),
-        other => other.clone(),
-    })
 }
 
 fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {

@@ -3,13 +3,14 @@
 //! The platform file (`/etc/telefig/platform.yaml`, or the compiled-in
 //! default) names the registries, the environment injected into every
 //! container, and one template per sidecar kind. [`expand`] applies it to a
-//! parsed [`Serviceset`](crate::spec::Serviceset) and returns [`Expanded`]:
+//! parsed [`Serviceset`](crate::serviceset::Serviceset) and returns [`Expanded`]:
 //! every container, declared or sidecar, fully resolved. The stages after
 //! this one see only that model, never the YAML.
 
 mod container;
 mod cron;
 mod expand;
+mod fields;
 mod image;
 pub mod paths;
 pub mod reference;
@@ -25,30 +26,16 @@ pub use image::Image;
 pub use reference::Reference;
 
 use crate::diagnostic::{SourceError, UnknownName};
-use crate::spec::schema::KeyValues;
-use crate::spec::{self, DockerSection};
+use crate::serviceset::schema::KeyValues;
+use crate::serviceset::{self, DockerSection};
 use crate::yaml::{self, UniqueMap, Value};
 
 /// Where the platform file lives when `--platform` is not given.
 pub const DEFAULT_PLATFORM_PATH: &str = "/etc/telefig/platform.yaml";
 const BUILT_IN: &str = include_str!("default.yaml");
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read platform file {}: {source}; pass --platform FILE or fix its permissions", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(Box<SourceError>),
-}
-
-impl From<SourceError> for Error {
-    fn from(err: SourceError) -> Self {
-        Error::Invalid(Box::new(err))
-    }
-}
+/// A platform file that could not be loaded.
+pub type Error = crate::diagnostic::LoadError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +72,7 @@ pub struct SidecarTemplate {
     pub kind: String,
     pub aliases: Vec<String>,
     pub order: Order,
-    pub gate: spec::Condition,
+    pub gate: crate::graph::Gate,
     /// Declared parameters and their defaults; `None` means required.
     pub params: Vec<(String, Option<String>)>,
     /// The container fields, strings not yet templated.
@@ -125,15 +112,17 @@ impl Platform {
             None => return Ok(Platform::built_in()),
         };
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            what: "platform file",
             path: path.clone(),
             source,
+            hint: "pass --platform FILE or fix its permissions",
         })?;
         Platform::parse(&path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Platform, Error> {
         let file: PlatformFile =
-            yaml::from_str(text).map_err(|e| spec::yaml_error(path, text, e))?;
+            yaml::from_str(text).map_err(|e| serviceset::yaml_error(path, text, e))?;
         let sidecars = file
             .sidecars
             .0
@@ -193,7 +182,7 @@ struct TemplateMeta {
     #[serde(default)]
     aliases: Vec<String>,
     order: Option<Order>,
-    gate: Option<spec::Condition>,
+    gate: Option<serviceset::Condition>,
     #[serde(default)]
     params: UniqueMap<Value>,
 }
@@ -225,7 +214,7 @@ impl SidecarTemplate {
             fail(format!("in sidecar template `{kind}`: {}", e.message)).with_help(hint)
         })?;
         let order = meta.order.unwrap_or(Order::Before);
-        let gate = meta.gate.unwrap_or_default();
+        let gate = meta.gate.unwrap_or_default().into();
         if order != Order::Before && meta.gate.is_some() {
             return Err(fail(format!(
                 "sidecar template `{kind}`: `gate` applies to `order: before` only (the owner waits for the sidecar)"
@@ -287,6 +276,17 @@ fn template_error(path: &Path, text: &str, kind: &str, message: String) -> Sourc
     }
 }
 
+/// The file's `condition:` as the graph's gate.
+impl From<serviceset::Condition> for crate::graph::Gate {
+    fn from(c: serviceset::Condition) -> Self {
+        match c {
+            serviceset::Condition::Started => crate::graph::Gate::Started,
+            serviceset::Condition::Healthy => crate::graph::Gate::Healthy,
+            serviceset::Condition::Completed => crate::graph::Gate::Completed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,8 +318,8 @@ mod tests {
             "sidecars:\n  discovery: {image: zk:1, order: after_healthy}\n",
         )
         .unwrap();
-        let vars = crate::spec::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
-        let set = crate::spec::parse(
+        let vars = crate::serviceset::Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
+        let set = crate::serviceset::parse(
             Path::new("s.conf"),
             "web:\n  sidecars:\n    discovery: {port: 8080}\n",
             &vars,

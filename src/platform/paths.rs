@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::container::{LABEL_CONFIG_HASH, config_hash};
 use super::{Expanded, Role};
 use crate::diagnostic::SourceError;
-use crate::spec::{Serviceset, Vars};
+use crate::serviceset::{Serviceset, Vars};
 
 /// Where relative paths are looked up, in order.
 #[derive(Debug, Clone, Default)]

@@ -79,9 +79,7 @@ impl Record {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(crate::clock::now_secs()).unwrap_or(0)
 }
 
 /// A history entry `rollback` is going back to; it leaves the history only

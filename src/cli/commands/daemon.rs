@@ -1,10 +1,10 @@
-//! `daemon` and `rollback`.
+//! `daemon`: run the daemon until SIGTERM/SIGINT.
 
 use std::process::ExitCode;
 
 use super::session::abort_on_signal;
-use crate::cli::args::{DaemonArgs, Global, RollbackArgs};
-use crate::cli::{Outcome, UsageError};
+use crate::cli::Outcome;
+use crate::cli::args::{DaemonArgs, Global};
 use crate::daemon::{self, Options};
 
 pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
@@ -20,17 +20,4 @@ pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
     };
     daemon::run(opts, stop).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-pub async fn rollback(g: &Global, args: &RollbackArgs) -> Outcome {
-    let state = crate::state::StateDir::new(&g.state_dir);
-    if state.load(&args.name)?.is_none() {
-        return Err(UsageError(format!(
-            "no record of serviceset `{}` in {}",
-            args.name,
-            g.state_dir.display()
-        ))
-        .into());
-    }
-    super::converge::rollback(g, &args.name, args.timeout.timeout).await
 }

@@ -100,9 +100,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
             "EXIT",
             "OUTPUT",
         ]);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = crate::clock::now_secs();
         for (serviceset, runs) in &cron {
             for (name, run) in runs {
                 let last = match (run.running, run.last_started) {

@@ -1,39 +1,38 @@
-//! `stop` and `down`: `plan` picks the containers, the engine stops them in
-//! reverse order, each with its own grace period.
+//! `stop` and `down`: resolve the serviceset, call `ops`, print.
 
 use std::process::ExitCode;
 
-use super::session::{Session, print_event, target};
+use super::session::{Progress, target};
 use crate::cli::Outcome;
 use crate::cli::args::{Global, TimeoutArgs};
-use crate::engine::Event;
-use crate::engine::stop::stop_in_order;
-use crate::plan;
+use crate::ops::{self, Ctx};
+use crate::state::StateDir;
 
 pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
-    let (name, expanded, graph) = target(g)?;
-    let session = Session::open(g, args.timeout, Some(&name), "stop").await?;
-    let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
-    let plan = plan::stop(&expanded.serviceset, &graph, &observed, false);
-    let emit = |e: Event| print_event(&e);
-    stop_in_order(&session.engine, &graph, &plan, &emit).await?;
-    session.state.set_stopped(&name, true)?;
-    println!("serviceset {}: stopped", expanded.serviceset);
+    let progress = Progress::new(false);
+    let sink = |e| progress.record(e);
+    let target = target(g, &sink)?;
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), args.timeout, never(), &sink).await?;
+    ops::stop(&ctx, &target).await?;
+    println!("serviceset {}: stopped", target.expanded.serviceset);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
-    let (name, expanded, graph) = target(g)?;
-    let session = Session::open(g, args.timeout, Some(&name), "down").await?;
-    let observed = session.engine.list_serviceset(&expanded.serviceset).await?;
-    let plan = plan::stop(&expanded.serviceset, &graph, &observed, true);
-    let emit = |e: Event| print_event(&e);
-    stop_in_order(&session.engine, &graph, &plan, &emit).await?;
-    session.state.remove(&name)?;
+    let progress = Progress::new(false);
+    let sink = |e| progress.record(e);
+    let target = target(g, &sink)?;
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), args.timeout, never(), &sink).await?;
+    let plan = ops::down(&ctx, &target).await?;
     println!(
         "serviceset {}: down, {} containers removed",
-        expanded.serviceset,
+        target.expanded.serviceset,
         plan.actions.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `stop` and `down` are not interrupted half-way: a signal ends the process.
+fn never() -> tokio::sync::watch::Receiver<bool> {
+    tokio::sync::watch::channel(false).1
 }

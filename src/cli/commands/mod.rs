@@ -10,8 +10,8 @@ mod offline;
 mod session;
 mod status_source;
 
-pub use converge::{plan, restart, start};
-pub use daemon::{daemon, rollback};
+pub use converge::{plan, restart, rollback, start};
+pub use daemon::daemon;
 pub use doctor::doctor;
 pub use events::events;
 pub use inspect::{logs, status};

@@ -1,5 +1,5 @@
-//! What the Docker-facing commands share: the deadline, the engine
-//! connection, the host lock, signal handling, and progress lines.
+//! What the Docker-facing commands share: which serviceset, signal
+//! handling, and progress lines (the sink `ops` reports to).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -7,73 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::cli::UsageError;
 use crate::cli::args::Global;
 use crate::cli::load::{self, Loaded};
-use crate::engine::{Deadline, Engine, Event};
-use crate::graph::Graph;
-use crate::name::ServicesetName;
-use crate::platform::Expanded;
-use crate::state::{HostLock, StateDir};
+use crate::engine::Event;
+use crate::ops::{self, Sink, Target};
+use crate::state::StateDir;
 
-/// The default bound on one operation, under the deploy agent's 30-minute hook limit.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
-pub struct Session {
-    pub engine: Engine,
-    pub state: StateDir,
-    pub deadline: Instant,
-    _lock: Option<HostLock>,
-}
-
-impl Session {
-    /// Connect to Docker and, when `lock` names a serviceset, take its host
-    /// lock for `operation` (the subcommand, which the lock file names).
-    pub async fn open(
-        g: &Global,
-        timeout: Option<Duration>,
-        lock: Option<&ServicesetName>,
-        operation: &str,
-    ) -> anyhow::Result<Session> {
-        // Every Docker call is bounded by it too, not only the lock wait and the gates.
-        let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
-        let deadline = bound.at;
-        let state = StateDir::new(&g.state_dir);
-        let engine = connect(&state).await?.with_deadline(bound);
-        let lock = match lock {
-            Some(name) => Some(
-                state
-                    .lock(name, operation, deadline, |holder| {
-                        eprintln!("waiting for the lock on serviceset `{name}`, held by {holder}");
-                    })
-                    .await?,
-            ),
-            None => None,
-        };
-        Ok(Session {
-            engine,
-            state,
-            deadline,
-            _lock: lock,
-        })
-    }
-}
-
-/// Connect speaking the API version remembered for this `DOCKER_HOST`
-/// (no version round trip), remembering whatever is negotiated.
-pub async fn connect(state: &StateDir) -> Result<Engine, crate::engine::Error> {
-    let endpoint = crate::engine::endpoint();
-    let known = state.api_version(&endpoint);
-    let keeper = state.clone();
-    let remember: crate::engine::Remember =
-        Arc::new(move |v: &str| keeper.remember_api_version(&endpoint, v));
-    Engine::connect_known(known.as_deref(), remember).await
-}
-
-/// The serviceset to act on: from `-c FILE`, else the record of `--name`.
-pub fn target(g: &Global) -> anyhow::Result<(ServicesetName, Expanded, Graph)> {
+/// The serviceset to act on: from `-c FILE`, else the record of `--name`
+/// (or, with no record, its containers by label).
+pub fn target(g: &Global, sink: Sink) -> anyhow::Result<Target> {
     if g.config.is_some() {
         let Loaded {
             name,
@@ -81,34 +25,18 @@ pub fn target(g: &Global) -> anyhow::Result<(ServicesetName, Expanded, Graph)> {
             graph,
             ..
         } = load::load(g)?;
-        return Ok((name, expanded, graph));
+        return Ok(Target::from_file(name, expanded, graph));
     }
     let name = g.name.as_ref().ok_or_else(|| {
         UsageError(
             "name the serviceset: pass -c FILE, or --name NAME of one telefig started".into(),
         )
     })?;
-    match StateDir::new(&g.state_dir).load(name)? {
-        Some(record) => {
-            let graph = Graph::build(&record.expanded)?;
-            Ok((name.clone(), record.expanded, graph))
-        }
-        None => {
-            // A first deploy that failed leaves containers but no record; an
-            // operator tearing it down by name should not need the file.
-            eprintln!(
-                "no record of serviceset `{name}` in {}: acting on its containers by label, without dependency order (pass -c FILE for the order)",
-                g.state_dir.display()
-            );
-            let expanded = Expanded {
-                serviceset: name.to_string(),
-                containers: Vec::new(),
-                cron: Vec::new(),
-            };
-            let graph = Graph::build(&expanded)?;
-            Ok((name.clone(), expanded, graph))
-        }
-    }
+    Ok(Target::from_record(
+        &StateDir::new(&g.state_dir),
+        name,
+        sink,
+    )?)
 }
 
 /// A flag that turns true on SIGTERM or SIGINT. A second signal exits at
@@ -240,7 +168,37 @@ impl Progress {
             .to_string()
     }
 
-    pub fn record(&self, event: Event) {
+    /// Abort on SIGTERM/SIGINT; a second signal exits saying what is left.
+    pub fn abort_on_signal(
+        self: &Arc<Self>,
+    ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+        let me = self.clone();
+        abort_on_signal(move || me.left())
+    }
+
+    /// An event from `ops`: the executor's steps go to stdout (not with
+    /// `--json`), notes about the operation to stderr.
+    pub fn record(&self, event: ops::Event) {
+        match event {
+            ops::Event::Step(e) => self.step(e),
+            ops::Event::WaitingForLock { serviceset, holder } => {
+                eprintln!("waiting for the lock on serviceset `{serviceset}`, held by {holder}")
+            }
+            ops::Event::Retrying { attempt, of, why } => {
+                eprintln!("retrying (attempt {attempt} of {of}): {why}")
+            }
+            ops::Event::NoRecord {
+                serviceset,
+                state_dir,
+            } => eprintln!(
+                "no record of serviceset `{serviceset}` in {}: acting on its containers by label, without dependency order (pass -c FILE for the order)",
+                state_dir.display()
+            ),
+            ops::Event::Drift { .. } => {}
+        }
+    }
+
+    fn step(&self, event: Event) {
         self.left
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -8,12 +8,12 @@ use comfy_table::{Table, presets::NOTHING};
 use serde_json::{Value, json};
 
 use crate::cli::args::Global;
-use crate::cli::commands::session::connect;
 use crate::cli::output::print_json;
 use crate::cli::{Outcome, UsageError};
 use crate::daemon::socket;
 use crate::engine::live::Probe;
 use crate::engine::status::{ContainerStatus, collect};
+use crate::ops::connect_remembering as connect;
 use crate::state::StateDir;
 
 /// How long `status` waits for the daemon before asking Docker.

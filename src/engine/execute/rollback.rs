@@ -13,8 +13,8 @@ use super::{NodeResult, Options, Run, Step};
 use crate::engine::gate::GateFailure;
 use crate::engine::pull::Policy;
 use crate::engine::{Deadline, Error, Event};
+use crate::graph::Gate;
 use crate::plan::{ActionKind, Plan};
-use crate::spec::Condition;
 
 /// The least time a rollback gets, past the operation's deadline if need be.
 const ROLLBACK_GRACE: Duration = Duration::from_secs(30);
@@ -24,15 +24,11 @@ impl Run<'_> {
     pub(super) async fn describe(
         &self,
         id: &str,
-        gate: Condition,
+        gate: Gate,
         failure: GateFailure,
         budget: Duration,
     ) -> String {
-        let gate_name = match gate {
-            Condition::Started => "running",
-            Condition::Healthy => "healthy",
-            Condition::Completed => "completed",
-        };
+        let gate_name = gate.word();
         let mut why = match &failure {
             GateFailure::Exited(Some(code)) => {
                 format!("exited with code {code} before it was {gate_name}")

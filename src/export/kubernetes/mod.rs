@@ -45,9 +45,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Error;
+use crate::graph::Gate;
 use crate::graph::Graph;
 use crate::platform::{ContainerSpec, Expanded};
-use crate::spec::Condition;
 use labels::{object_meta, pod_meta, selector};
 use names::{NameKind, check_name};
 use pod::{BuiltPod, PodKind, pod_spec};
@@ -235,7 +235,7 @@ fn in_service(start: &[&ContainerSpec]) -> BTreeSet<String> {
         if set.contains(&c.name) {
             for d in &c.depends_on {
                 let dep_is_job = start.iter().any(|s| s.name == d.name && s.is_job());
-                if dep_is_job && d.gate == Condition::Completed {
+                if dep_is_job && d.gate == Gate::Completed {
                     set.insert(d.name.clone());
                 }
             }

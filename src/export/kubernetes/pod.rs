@@ -31,8 +31,8 @@ use super::probes::{Startup, probes};
 use super::secrets::Secrets;
 use super::volumes::Volumes;
 use super::{Error, Place};
+use crate::graph::Gate;
 use crate::platform::{ContainerSpec, Role};
-use crate::spec::Condition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PodKind {
@@ -95,7 +95,7 @@ pub(super) fn pod_spec(
         let held = members.iter().any(|m| {
             m.depends_on
                 .iter()
-                .any(|d| d.name == name && d.gate == Condition::Healthy)
+                .any(|d| d.name == name && d.gate == Gate::Healthy)
         });
         let mut built = container(spec, place, held, secrets, &mut volumes, &mut not_mapped)?;
         if place == Place::Regular && is_sidecar(spec) && built.readiness_probe.is_none() {
@@ -163,19 +163,16 @@ fn owner_readiness(
     spec: &ContainerSpec,
     members: &[&ContainerSpec],
 ) -> Option<k8s_openapi::api::core::v1::Probe> {
-    let dependency = spec
-        .depends_on
-        .iter()
-        .find(|d| d.gate == Condition::Healthy)?;
+    let dependency = spec.depends_on.iter().find(|d| d.gate == Gate::Healthy)?;
     let owner = members.iter().find(|m| m.name == dependency.name)?;
     probes(owner.create.healthcheck.as_ref()?, Startup::HoldsNothing).0
 }
 
-fn gate_word(gate: Condition) -> &'static str {
+fn gate_word(gate: Gate) -> &'static str {
     match gate {
-        Condition::Started => "started",
-        Condition::Healthy => "healthy",
-        Condition::Completed => "completed",
+        Gate::Started => "started",
+        Gate::Healthy => "healthy",
+        Gate::Completed => "completed",
     }
 }
 

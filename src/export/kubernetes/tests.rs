@@ -16,7 +16,7 @@ use super::{
 };
 use crate::graph::Graph;
 use crate::platform::{HealthConfig, LABEL_SERVICESET, Platform, expand};
-use crate::spec::{self, Vars};
+use crate::serviceset::{self, Vars};
 
 const PLATFORM: &str = r#"
 registries: {primary: reg.test}
@@ -59,7 +59,7 @@ web:
 
 fn manifest(set: &str) -> Result<Manifest, Error> {
     let vars = Vars::new([], []);
-    let set = spec::parse(Path::new("s.conf"), set, &vars).unwrap();
+    let set = serviceset::parse(Path::new("s.conf"), set, &vars).unwrap();
     let platform = Platform::parse(Path::new("p.yaml"), PLATFORM).unwrap();
     let expanded = expand(&set, "shop", &platform, &vars).unwrap();
     let graph = Graph::build(&expanded).unwrap();

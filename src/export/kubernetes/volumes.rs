@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Error;
 use super::containers::bytes_quantity;
-use crate::spec::parse_bytes;
+use crate::serviceset::parse_bytes;
 
 /// The Pod's volumes: one `hostPath` per host path, shared by every
 /// container that binds it; one in-memory `emptyDir` per tmpfs mount.

@@ -1,4 +1,4 @@
-//! `spec`: the serviceset file — read it, template it, parse it, check it.
+//! `serviceset`: the serviceset file — read it, template it, parse it, check it.
 //!
 //! Owns the on-disk format (SPEC §2) and its diagnostics (file:line:column,
 //! "did you mean"). It does not know about platform sidecar templates,
@@ -9,6 +9,7 @@ mod check;
 pub mod cron;
 pub mod schema;
 pub mod template;
+mod values;
 
 use std::path::{Path, PathBuf};
 
@@ -19,22 +20,8 @@ pub use template::{TemplateError, Vars};
 use crate::diagnostic::{SourceError, UnknownName};
 use crate::yaml::{self, YamlError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read serviceset file {}: {source}; check the path given with -c", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(Box<SourceError>),
-}
-
-impl From<SourceError> for Error {
-    fn from(err: SourceError) -> Self {
-        Error::Invalid(Box::new(err))
-    }
-}
+/// A serviceset file that could not be loaded.
+pub type Error = crate::diagnostic::LoadError;
 
 /// A parsed, templated, checked serviceset file.
 #[derive(Debug, Clone)]
@@ -58,8 +45,10 @@ pub struct Declared {
 /// Read `path` and parse it with `vars`.
 pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
     let raw = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        what: "serviceset file",
         path: path.to_path_buf(),
         source,
+        hint: "check the path given with -c",
     })?;
     parse(path, &raw, vars)
 }

@@ -1,0 +1,165 @@
+//! What a start did, for people and machines: the events reported as they
+//! happen, and the report at the end (one entry per action, the failure in
+//! one line).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::NodeResult;
+use crate::engine::pull::Pulled;
+use crate::plan::{ActionKind, Plan};
+
+/// Progress, reported as it happens.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Pulled(Pulled),
+    Removed {
+        container: String,
+        why: String,
+    },
+    Stopped {
+        container: String,
+    },
+    /// The previous version, stopped and renamed, kept until its successor passes.
+    KeptAside {
+        container: String,
+        aside: String,
+    },
+    Created {
+        container: String,
+    },
+    Started {
+        container: String,
+    },
+    Passed {
+        container: String,
+        gate: &'static str,
+        millis: u128,
+    },
+    Failed {
+        container: String,
+        why: String,
+    },
+    /// The version kept aside has its name back (its gate is waited for next).
+    PutBack {
+        container: String,
+    },
+    RolledBack {
+        container: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Unchanged,
+    Created,
+    Recreated,
+    Started,
+    Restarted,
+    Removed,
+    Failed,
+    RolledBack,
+    NotStarted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerReport {
+    pub container: String,
+    pub action: ActionKind,
+    pub reason: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_gate_ms: Option<u128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub serviceset: String,
+    pub pulled: Vec<Pulled>,
+    pub containers: Vec<ContainerReport>,
+    /// A one-line summary of what failed, if anything did.
+    pub failure: Option<String>,
+    /// Every failure was the kind a fresh plan may fix (see `NodeResult`).
+    #[serde(skip)]
+    pub retryable: bool,
+}
+
+/// The failed containers, each with why, in one line.
+pub(super) fn failure(results: &HashMap<String, NodeResult>) -> Option<String> {
+    let mut failed: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| match r {
+            NodeResult::Failed { why, .. } => Some(format!("{n}: {why}")),
+            _ => None,
+        })
+        .collect();
+    failed.sort();
+    (!failed.is_empty()).then(|| failed.join("; "))
+}
+
+/// Something failed, and every failure was the kind a fresh plan may fix.
+pub(super) fn retryable(results: &HashMap<String, NodeResult>) -> bool {
+    let failed = || {
+        results
+            .values()
+            .filter(|r| matches!(r, NodeResult::Failed { .. }))
+    };
+    failed().next().is_some()
+        && failed().all(|r| {
+            matches!(
+                r,
+                NodeResult::Failed {
+                    retryable: true,
+                    ..
+                }
+            )
+        })
+}
+
+/// One entry per action, in the plan's order.
+pub(super) fn containers(
+    plan: &Plan,
+    results: &HashMap<String, NodeResult>,
+    rolled_back: &HashSet<String>,
+) -> Vec<ContainerReport> {
+    plan.actions
+        .iter()
+        .map(|a| {
+            let (outcome, millis, error) = match (a.action, results.get(&a.container)) {
+                (ActionKind::Remove, _) => (Outcome::Removed, None, None),
+                (_, _) if rolled_back.contains(&a.container) => (Outcome::RolledBack, None, None),
+                (_, Some(NodeResult::Failed { why, .. })) => {
+                    (Outcome::Failed, None, Some(why.clone()))
+                }
+                (kind, Some(NodeResult::Passed { millis })) => {
+                    (passed_outcome(kind), Some(*millis), None)
+                }
+                (_, None) => (Outcome::NotStarted, None, None),
+            };
+            ContainerReport {
+                container: a.container.clone(),
+                action: a.action,
+                reason: a.reason.to_string(),
+                outcome,
+                time_to_gate_ms: millis,
+                error,
+            }
+        })
+        .collect()
+}
+
+fn passed_outcome(kind: ActionKind) -> Outcome {
+    match kind {
+        ActionKind::Keep => Outcome::Unchanged,
+        ActionKind::Create => Outcome::Created,
+        ActionKind::Recreate => Outcome::Recreated,
+        ActionKind::Start => Outcome::Started,
+        ActionKind::Restart => Outcome::Restarted,
+        ActionKind::Remove => Outcome::Removed,
+    }
+}

@@ -1,0 +1,263 @@
+//! The two walks of a start: the stop walk (reverse order) over what is
+//! recreated or restarted, and the start walk (forward), where each node
+//! starts the moment its dependencies meet their gates and then waits for
+//! its own, as `plan` says. Also removing orphans, before either.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Event, NodeResult, Run, Step};
+use crate::engine::Error;
+use crate::engine::gate::Monitor;
+use crate::graph::{Direction, Milestone};
+use crate::plan::{self, ActionKind, GateWait, Plan, Readiness};
+use crate::platform::ContainerSpec;
+
+type NodeFuture<'a> = Pin<Box<dyn Future<Output = (String, NodeResult)> + Send + 'a>>;
+
+impl Run<'_> {
+    pub(super) fn check_abort(&self) -> Result<(), Error> {
+        if *self.opts.abort.borrow() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn spec(&self, name: &str) -> &ContainerSpec {
+        self.expanded
+            .get(name)
+            .expect("walked nodes come from the expanded set")
+    }
+
+    /// Orphans and leftovers of interrupted runs, all at once.
+    pub(super) async fn remove_unwanted(&self, plan: &Plan) -> Result<(), Error> {
+        let removals = plan
+            .actions
+            .iter()
+            .filter(|a| a.action == ActionKind::Remove)
+            .map(|a| async move {
+                let id = a.existing_id.as_deref().unwrap_or(&a.container);
+                self.engine.stop(id, &a.container).await?;
+                self.engine.remove(id, &a.container).await?;
+                (self.emit)(Event::Removed {
+                    container: a.container.clone(),
+                    why: a.reason.to_string(),
+                });
+                Ok::<_, Error>(())
+            });
+        futures_util::future::try_join_all(removals)
+            .await
+            .map(|_| ())
+    }
+
+    /// Reverse walk over what is recreated or restarted. Returns, for each
+    /// recreated container, the id of the old one now kept aside.
+    pub(super) async fn stop_phase(&self, plan: &Plan) -> Result<HashMap<String, String>, Error> {
+        let affected: HashMap<&str, (ActionKind, &str)> = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a.action, ActionKind::Recreate | ActionKind::Restart))
+            .map(|a| {
+                (
+                    a.container.as_str(),
+                    (a.action, a.existing_id.as_deref().unwrap_or_default()),
+                )
+            })
+            .collect();
+        let mut walk = self
+            .graph
+            .walk_subset(Direction::Stop, |n| affected.contains_key(n));
+        let mut kept_aside = HashMap::new();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            for name in walk.ready() {
+                let (action, id) = affected[name.as_str()];
+                self.check_abort()?;
+                in_flight.push(async move {
+                    self.engine.stop(id, &name).await?;
+                    (self.emit)(Event::Stopped {
+                        container: name.clone(),
+                    });
+                    if action == ActionKind::Recreate {
+                        let aside = format!("{name}.previous-{}", &id[..id.len().min(12)]);
+                        self.engine.rename(id, &aside).await?;
+                        (self.emit)(Event::KeptAside {
+                            container: name.clone(),
+                            aside,
+                        });
+                    }
+                    Ok::<_, Error>((name, action, id))
+                });
+            }
+            match in_flight.next().await {
+                None => break,
+                Some(done) => {
+                    let (name, action, id) = done?;
+                    if action == ActionKind::Recreate {
+                        kept_aside.insert(name.clone(), id.to_owned());
+                    }
+                    walk.reach(&name, Milestone::Stopped);
+                }
+            }
+        }
+        Ok(kept_aside)
+    }
+
+    /// Forward walk over the nodes in `steps`: each starts the moment its
+    /// dependencies meet their gates; a failure stops new launches.
+    pub(super) async fn start_walk(
+        &self,
+        steps: &HashMap<String, Step>,
+    ) -> HashMap<String, NodeResult> {
+        let mut walk = self
+            .graph
+            .walk_subset(Direction::Start, |n| steps.contains_key(n));
+        let (tx, mut milestones) = mpsc::unbounded_channel::<(String, Milestone)>();
+        let mut in_flight: FuturesUnordered<NodeFuture<'_>> = FuturesUnordered::new();
+        let mut results = HashMap::new();
+        let mut failed = false;
+        loop {
+            // A node may report a milestone and finish in the same poll: apply
+            // every queued milestone before deciding that nothing is left.
+            while let Ok((name, milestone)) = milestones.try_recv() {
+                walk.reach(&name, milestone);
+            }
+            if !failed {
+                for name in walk.ready() {
+                    let step = steps[&name].clone();
+                    let tx = tx.clone();
+                    in_flight.push(Box::pin(async move {
+                        let result = self.run_node(&name, step, &tx).await;
+                        (name, result)
+                    }));
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some((name, milestone)) = milestones.recv() => walk.reach(&name, milestone),
+                Some((name, result)) = in_flight.next() => {
+                    if let NodeResult::Failed { why, .. } = &result {
+                        failed = true;
+                        (self.emit)(Event::Failed { container: name.clone(), why: why.clone() });
+                    }
+                    results.insert(name, result);
+                }
+            }
+        }
+        results
+    }
+
+    async fn run_node(
+        &self,
+        name: &str,
+        step: Step,
+        tx: &mpsc::UnboundedSender<(String, Milestone)>,
+    ) -> NodeResult {
+        let spec = self.spec(name);
+        let started = Instant::now();
+        let mut created = None;
+        // Whether an exit during the gate wait is a change a fresh plan acts on.
+        let mut exit_is_change = false;
+        let (id, needs_start) = match step {
+            Step::Check {
+                readiness: Readiness::Ready,
+                ..
+            } => {
+                let done = if spec.is_job() {
+                    Milestone::Completed
+                } else {
+                    Milestone::Healthy
+                };
+                let _ = tx.send((name.to_owned(), done));
+                return NodeResult::Passed { millis: 0 };
+            }
+            Step::Check { id, readiness } => {
+                exit_is_change = readiness == Readiness::AwaitGates;
+                (id, false)
+            }
+            Step::Create {
+                precreated: Some(id),
+            } => {
+                created = Some(id.clone());
+                (id, true)
+            }
+            Step::Create { precreated: None } => match self.create(spec).await {
+                Ok(id) => {
+                    created = Some(id.clone());
+                    (id, true)
+                }
+                Err(e) => {
+                    return NodeResult::Failed {
+                        created: None,
+                        why: e.to_string(),
+                        retryable: e.is_transient(),
+                    };
+                }
+            },
+            Step::StartExisting { id } => (id, true),
+        };
+        let fail = |why: String, retryable: bool| NodeResult::Failed {
+            created: created.clone(),
+            why,
+            retryable,
+        };
+        if needs_start {
+            if let Err(e) = self.check_abort() {
+                // Never leave a container created but not started behind.
+                if let Some(c) = &created {
+                    let _ = self.engine.remove(c, name).await;
+                }
+                return NodeResult::Failed {
+                    created: None,
+                    why: e.to_string(),
+                    retryable: false,
+                };
+            }
+            if let Err(e) = self.engine.start(&id, name).await {
+                return fail(e.to_string(), e.is_transient());
+            }
+            (self.emit)(Event::Started {
+                container: name.to_owned(),
+            });
+        }
+        let mut abort = self.opts.abort.clone();
+        let has_healthcheck = spec.health.is_some();
+        let now = Instant::now();
+        for wait in plan::gates(spec) {
+            let GateWait { gate, budget } = wait;
+            let deadline = now
+                .checked_add(budget)
+                .map_or(self.opts.deadline, |d| d.min(self.opts.deadline));
+            let monitor = self
+                .monitor
+                .get_or_init(|| Monitor::start(self.engine, &self.expanded.serviceset));
+            if let Err(failure) = monitor
+                .wait(&id, gate, has_healthcheck, deadline, &mut abort)
+                .await
+            {
+                let retryable = plan::is_retryable(&failure, exit_is_change);
+                return fail(self.describe(&id, gate, failure, budget).await, retryable);
+            }
+            let _ = tx.send((name.to_owned(), wait.milestone()));
+        }
+        let millis = started.elapsed().as_millis();
+        let gate = plan::passed_as(spec);
+        if needs_start {
+            (self.emit)(Event::Passed {
+                container: name.to_owned(),
+                gate,
+                millis,
+            });
+        }
+        NodeResult::Passed { millis }
+    }
+}

@@ -1,0 +1,281 @@
+//! `ops`: one function per operation — `start`, `rollback`, `restart`,
+//! `stop`, `down`, and the daemon's `repair`, `regate` and
+//! `restart_unhealthy`. Each takes the serviceset's host lock, observes,
+//! plans, has the engine execute the plan (re-planning on a transient
+//! Docker error) and keeps the record. `cli` and `daemon` both call these;
+//! neither locks, plans or records on its own. Progress goes out through
+//! the caller's sink as [`Event`]s: the CLI prints them, the daemon logs.
+//!
+//! Not here: the decisions (`plan`), the Docker calls (`engine`), flags
+//! and printing (`cli`), the events stream and budgets (`daemon`).
+
+mod converge;
+mod repair;
+mod start;
+mod stop;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::engine::{self, Deadline, Engine};
+use crate::graph::Graph;
+use crate::name::ServicesetName;
+use crate::plan::{self, ActionKind, Plan};
+use crate::platform::{ContainerSpec, Expanded};
+use crate::state::{self, HostLock, StateDir, restore_secrets};
+
+pub use converge::Converged;
+pub use repair::{regate, repair, restart_unhealthy};
+pub use start::{restart, rollback, start};
+pub use stop::{down, stop};
+
+/// The default bound on one operation, under the deploy agent's 30-minute hook limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::Error),
+    #[error(transparent)]
+    Plan(#[from] plan::Error),
+    #[error("serviceset `{0}` has no earlier record to roll back to")]
+    NoEarlierRecord(ServicesetName),
+    #[error(
+        "`{container}` is not a container of serviceset `{serviceset}`; `telefig status --name {serviceset}` lists them"
+    )]
+    NotAContainer {
+        serviceset: ServicesetName,
+        container: String,
+    },
+    /// Secret values the record keeps only as digests, and the caller could
+    /// pass again (`-e`).
+    #[error("{0}; or pass each value again with -e KEY=VALUE")]
+    SecretsNotGiven(state::Error),
+}
+
+impl Error {
+    /// The input was wrong (exit 2), rather than something failing.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Graph(_)
+                | Error::NoEarlierRecord(_)
+                | Error::NotAContainer { .. }
+                | Error::SecretsNotGiven(_)
+        )
+    }
+}
+
+/// Progress of an operation, for the caller's sink.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// What the executor did.
+    Step(engine::Event),
+    /// Another operation holds the serviceset's lock; this one waits.
+    WaitingForLock {
+        serviceset: ServicesetName,
+        holder: String,
+    },
+    /// A transient failure: the operation looks and plans again.
+    Retrying { attempt: u32, of: u32, why: String },
+    /// No record of the serviceset: acting on its containers by label.
+    NoRecord {
+        serviceset: ServicesetName,
+        state_dir: PathBuf,
+    },
+    /// The daemon found a container away from its record.
+    Drift {
+        container: String,
+        action: &'static str,
+        reason: String,
+    },
+}
+
+pub type Sink<'a> = &'a (dyn Fn(Event) + Sync);
+
+/// Connect speaking the API version remembered in the state dir for this
+/// `DOCKER_HOST` (no version round trip), remembering what is negotiated.
+pub async fn connect_remembering(state: &StateDir) -> Result<Engine, crate::engine::Error> {
+    let endpoint = crate::engine::endpoint();
+    let known = state.api_version(&endpoint);
+    let keeper = state.clone();
+    let remember: crate::engine::Remember =
+        std::sync::Arc::new(move |v: &str| keeper.remember_api_version(&endpoint, v));
+    Engine::connect_known(known.as_deref(), remember).await
+}
+
+/// What every operation runs with: the Docker connection (bounded by the
+/// deadline), the state dir, the deadline, the abort flag and the sink.
+pub struct Ctx<'a> {
+    pub engine: Engine,
+    pub state: StateDir,
+    pub deadline: Instant,
+    /// Flips to true on SIGTERM/SIGINT (or the daemon's shutdown).
+    pub abort: watch::Receiver<bool>,
+    pub sink: Sink<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Connect to Docker; every Docker call, the lock wait and the gates
+    /// are bounded by `timeout` (default [`DEFAULT_TIMEOUT`]).
+    pub async fn connect(
+        state: StateDir,
+        timeout: Option<Duration>,
+        abort: watch::Receiver<bool>,
+        sink: Sink<'a>,
+    ) -> Result<Ctx<'a>, Error> {
+        let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
+        let engine = connect_remembering(&state).await?.with_deadline(bound);
+        Ok(Ctx {
+            engine,
+            state,
+            deadline: bound.at,
+            abort,
+            sink,
+        })
+    }
+
+    /// Take the serviceset's host lock for `operation`, waiting until `until`.
+    async fn lock(
+        &self,
+        name: &ServicesetName,
+        operation: &str,
+        until: Instant,
+    ) -> Result<HostLock, state::Error> {
+        self.state
+            .lock(name, operation, until, |holder| {
+                (self.sink)(Event::WaitingForLock {
+                    serviceset: name.clone(),
+                    holder: holder.to_owned(),
+                })
+            })
+            .await
+    }
+
+    fn step(&self) -> impl Fn(engine::Event) + Sync + '_ {
+        |e| (self.sink)(Event::Step(e))
+    }
+}
+
+/// The serviceset an operation acts on, with its containers and graph.
+pub struct Target {
+    pub name: ServicesetName,
+    pub expanded: Expanded,
+    pub graph: Graph,
+    /// Taken from the record (secret values are digests there), not a file.
+    pub from_record: bool,
+}
+
+impl Target {
+    /// From a loaded file.
+    pub fn from_file(name: ServicesetName, expanded: Expanded, graph: Graph) -> Target {
+        Target {
+            name,
+            expanded,
+            graph,
+            from_record: false,
+        }
+    }
+
+    /// From the record of `name`; with none (a first deploy that failed
+    /// leaves containers but no record), its containers by label, without
+    /// dependency order — an operator tearing it down need not have the file.
+    pub fn from_record(
+        state: &StateDir,
+        name: &ServicesetName,
+        sink: Sink,
+    ) -> Result<Target, Error> {
+        if let Some(record) = state.load(name)? {
+            let graph = Graph::build(&record.expanded)?;
+            return Ok(Target {
+                name: name.clone(),
+                expanded: record.expanded,
+                graph,
+                from_record: true,
+            });
+        }
+        sink(Event::NoRecord {
+            serviceset: name.clone(),
+            state_dir: state.root().to_path_buf(),
+        });
+        let expanded = Expanded {
+            serviceset: name.to_string(),
+            containers: Vec::new(),
+            cron: Vec::new(),
+        };
+        let graph = Graph::build(&expanded)?;
+        Ok(Target {
+            name: name.clone(),
+            expanded,
+            graph,
+            from_record: true,
+        })
+    }
+}
+
+/// The containers the last `start` applied, to name changed fields.
+pub fn recorded_specs(
+    state: &StateDir,
+    serviceset: &ServicesetName,
+) -> BTreeMap<String, ContainerSpec> {
+    state
+        .load(serviceset)
+        .ok()
+        .flatten()
+        .map(|r| {
+            r.expanded
+                .containers
+                .into_iter()
+                .map(|c| (c.name.clone(), c))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A record keeps secret values as digests: before creating a container
+/// from one, take the values back from the serviceset's containers (backups
+/// included) or from `env` (the caller's `-e`), matched by digest; refuse
+/// if one is missing.
+async fn put_back_secrets(
+    ctx: &Ctx<'_>,
+    name: &ServicesetName,
+    expanded: &mut Expanded,
+    plan: &Plan,
+    env: Option<&[(String, String)]>,
+) -> Result<(), Error> {
+    let creates: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Recreate))
+        .map(|a| a.container.as_str())
+        .collect();
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let mut candidates = ctx.engine.serviceset_env_values(name).await?;
+    candidates.extend(env.unwrap_or_default().iter().map(|(_, v)| v.clone()));
+    let missing = restore_secrets(expanded, candidates.iter().map(String::as_str), |c| {
+        creates.contains(&c)
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let err = state::Error::SecretsNotStored {
+        serviceset: name.clone(),
+        missing,
+    };
+    Err(match env {
+        Some(_) => Error::SecretsNotGiven(err),
+        None => Error::State(err),
+    })
+}

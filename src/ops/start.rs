@@ -1,0 +1,109 @@
+//! `start`, `rollback` and `restart`: the operations that converge to a
+//! plan and keep the record.
+
+use super::converge::{Converged, converge};
+use super::{Ctx, Error, Target, put_back_secrets, recorded_specs};
+use crate::engine::pull::Policy;
+use crate::graph::Graph;
+use crate::name::ServicesetName;
+use crate::plan;
+use crate::platform::Expanded;
+use crate::state::Record;
+
+/// Converge to `expanded` (as loaded from the file `record` describes);
+/// on success, record it — unless a no-op start of the same deploy, which
+/// leaves the record (and its fsync) alone.
+pub async fn start(
+    ctx: &mut Ctx<'_>,
+    expanded: &Expanded,
+    graph: &Graph,
+    record: Record,
+    pull: Policy,
+) -> Result<Converged, Error> {
+    let name = record.serviceset.clone();
+    let _lock = ctx.lock(&name, "start", ctx.deadline).await?;
+    let recorded = recorded_specs(&ctx.state, &name);
+    let done = converge(ctx, expanded, graph, pull, |observed| {
+        plan::plan(expanded, graph, observed, &recorded)
+    })
+    .await?;
+    if done.ok() {
+        let unchanged = done.plan.is_noop()
+            && ctx
+                .state
+                .load(&name)?
+                .is_some_and(|r| r.same_deploy(&record));
+        if !unchanged {
+            ctx.state.save(&record)?;
+        }
+    }
+    Ok(done)
+}
+
+/// Re-apply the record before the current one, through the same path as
+/// `start`. It leaves the history only once the rollback succeeded. `env`
+/// (the caller's `-e`) may carry secret values the record keeps as digests.
+pub async fn rollback(
+    ctx: &mut Ctx<'_>,
+    name: &ServicesetName,
+    env: &[(String, String)],
+) -> Result<Converged, Error> {
+    let _lock = ctx.lock(name, "rollback", ctx.deadline).await?;
+    let Some(previous) = ctx.state.previous(name)? else {
+        return Err(Error::NoEarlierRecord(name.clone()));
+    };
+    let mut expanded = previous.record.expanded.clone();
+    let graph = Graph::build(&expanded)?;
+    let recorded = recorded_specs(&ctx.state, name);
+    let observed = ctx.engine.list(None).await?;
+    let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
+    put_back_secrets(ctx, name, &mut expanded, &first, Some(env)).await?;
+    let done = converge(ctx, &expanded, &graph, Policy::Missing, |observed| {
+        plan::plan(&expanded, &graph, observed, &recorded)
+    })
+    .await?;
+    if done.ok() {
+        ctx.state.rolled_back(previous)?;
+    }
+    Ok(done)
+}
+
+/// Restart `container` (all when `None`) and, in order, what depends on
+/// it; the serviceset is no longer "stopped on purpose". `env` (the
+/// caller's `-e`, `None` for the daemon) may carry secret values for a
+/// target taken from the record.
+pub async fn restart(
+    ctx: &mut Ctx<'_>,
+    target: &Target,
+    container: Option<&str>,
+    env: Option<&[(String, String)]>,
+) -> Result<Converged, Error> {
+    let Target {
+        name,
+        graph,
+        from_record,
+        ..
+    } = target;
+    if let Some(c) = container
+        && !graph.contains(c)
+    {
+        return Err(Error::NotAContainer {
+            serviceset: name.clone(),
+            container: c.to_owned(),
+        });
+    }
+    let _lock = ctx.lock(name, "restart", ctx.deadline).await?;
+    let mut expanded = target.expanded.clone();
+    if *from_record {
+        // A container to create needs its secret values back.
+        let observed = ctx.engine.list(None).await?;
+        let first = plan::restart(&expanded, graph, &observed, container);
+        put_back_secrets(ctx, name, &mut expanded, &first, env).await?;
+    }
+    let done = converge(ctx, &expanded, graph, Policy::Missing, |observed| {
+        Ok(plan::restart(&expanded, graph, observed, container))
+    })
+    .await?;
+    ctx.state.set_stopped(name, false)?;
+    Ok(done)
+}
