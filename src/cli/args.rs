@@ -65,8 +65,9 @@ pub enum Command {
     Down(TimeoutArgs),
     /// Remove old images telefig pulled (never the current or rollback version).
     Gc(GcArgs),
-    /// Show telefig's containers on this host (no file needed).
-    Status,
+    /// Show telefig's containers on this host (no file needed), or one
+    /// container with its last health probes.
+    Status(StatusArgs),
     /// Show what `start` would do, and why.
     Plan,
     /// Print the expanded containers (Engine API create bodies, or Kubernetes objects).
@@ -75,6 +76,8 @@ pub enum Command {
     Validate,
     /// Print a container's logs.
     Logs(LogsArgs),
+    /// Follow the daemon's telefig-level events (`--name` narrows, `--json` for machines).
+    Events,
     /// Keep every recorded serviceset as recorded: boot repair, drift repair, cron.
     Daemon(DaemonArgs),
     /// Re-apply the previous record of a serviceset.
@@ -122,6 +125,12 @@ pub struct RestartArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// One container: its status and its last 50 health probes.
+    pub container: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct LogsArgs {
     pub container: String,
     /// Keep following new output.
@@ -161,6 +170,12 @@ pub struct DaemonArgs {
     /// Do the boot repair, then exit (no watching, no cron).
     #[arg(long)]
     pub once: bool,
+    /// Serve Prometheus metrics on this address (`/metrics`), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write Prometheus metrics to this file every 10 s (node_exporter textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

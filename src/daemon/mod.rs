@@ -11,8 +11,12 @@
 //! and never stops a container on its own shutdown.
 
 mod cron;
+mod live;
+pub mod metrics;
+pub mod model;
 pub mod notify;
 mod repair;
+pub mod socket;
 mod unhealthy;
 mod watch;
 
@@ -39,6 +43,11 @@ pub enum Error {
     Graph(#[from] crate::graph::Error),
     #[error(transparent)]
     Plan(#[from] crate::plan::Error),
+    #[error("cannot listen for metrics on {addr}: {source}; pick another --metrics-listen address")]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Ops(#[from] crate::ops::Error),
     #[error("repair of serviceset `{serviceset}` failed: {why}")]
@@ -50,6 +59,10 @@ pub struct Options {
     pub unhealthy_budget: Duration,
     /// Boot repair only, then return.
     pub once: bool,
+    /// Serve Prometheus metrics here (`/metrics`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write Prometheus metrics to this file (node_exporter textfile).
+    pub metrics_file: Option<PathBuf>,
 }
 
 use crate::clock::now_nanos;
@@ -58,9 +71,30 @@ use crate::clock::now_nanos;
 pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), Error> {
     let notifier = Notifier::from_env();
     let state = StateDir::new(&opts.state_dir);
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     let Some(engine) = connect(&notifier, &mut stop).await else {
         return Ok(());
     };
+    // The live model (status, health history) runs beside the repairs.
+    let live = (!opts.once).then(|| {
+        let exports = live::Exports {
+            listener: metrics_listener,
+            file: opts.metrics_file.clone(),
+        };
+        tokio::spawn(live::run(
+            engine.clone(),
+            state.clone(),
+            exports,
+            stop.clone(),
+        ))
+    });
     let repairer = Repairer {
         engine,
         state: state.clone(),
@@ -98,6 +132,9 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
     watcher.watch(&mut stop, since).await;
     watcher.notifier.stopping();
     watcher.drain().await;
+    if let Some(live) = live {
+        let _ = live.await;
+    }
     Ok(())
 }
 

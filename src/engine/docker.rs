@@ -21,7 +21,7 @@ use crate::platform::{CreateBody, LABEL_SERVICESET, Reference};
 
 /// Longest a single request may wait for response headers. Stop calls wait
 /// out the grace period before Docker answers, so this must exceed it.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(super) const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// A connection to dockerd. Clones share the connection, the limit on
 /// concurrent calls and what is known of local images.
@@ -36,6 +36,8 @@ pub struct Engine {
     /// name (pulled through a mirror): a digest cannot be tagged, so the
     /// container is created from the name the content is present under.
     local_names: Arc<Mutex<HashMap<String, String>>>,
+    /// Told a version negotiated after dockerd refused ours (`version.rs`).
+    pub(super) remember: Option<super::version::Remember>,
 }
 
 /// A piece of a container's output.
@@ -57,12 +59,20 @@ impl Engine {
             .map_err(connect_err)?
             .with_timeout(CLIENT_TIMEOUT);
         let docker = docker.negotiate_version().await.map_err(connect_err)?;
-        Ok(Engine {
+        Ok(Engine::from_docker(docker, None))
+    }
+
+    pub(super) fn from_docker(
+        docker: Docker,
+        remember: Option<super::version::Remember>,
+    ) -> Engine {
+        Engine {
             docker,
             limit: Limit::default(),
             deadline: None,
             local_names: Arc::default(),
-        })
+            remember,
+        }
     }
 
     /// The same connection, its calls bounded by `deadline`.
@@ -110,6 +120,26 @@ impl Engine {
 
     /// Every container on the host, or those with `label` (one list call).
     pub async fn list(&self, label: Option<&str>) -> Result<Vec<Observed>, Error> {
+        match self.list_once(label).await {
+            // A remembered API version dockerd no longer speaks: agree on one, once.
+            Err(e) if self.version_refused(&e) && self.renegotiate().await => {
+                self.list_once(label).await
+            }
+            listed => listed,
+        }
+    }
+
+    async fn list_once(&self, label: Option<&str>) -> Result<Vec<Observed>, Error> {
+        let listed = self.list_with_status(label).await?;
+        Ok(listed.into_iter().map(|(o, _)| o).collect())
+    }
+
+    /// [`Engine::list`] with each container's status text ("Up 3 minutes
+    /// (healthy)"), which `status` reads its uptime from.
+    pub(super) async fn list_with_status(
+        &self,
+        label: Option<&str>,
+    ) -> Result<Vec<(Observed, String)>, Error> {
         let filters = label.map(|l| HashMap::from([("label".to_owned(), vec![l.to_owned()])]));
         let options = ListContainersOptions {
             all: true,
@@ -128,7 +158,7 @@ impl Engine {
             .into_iter()
             .map(|s| {
                 let status = s.status.unwrap_or_default();
-                Observed {
+                let observed = Observed {
                     id: s.id.unwrap_or_default(),
                     name: s
                         .names
@@ -140,7 +170,8 @@ impl Engine {
                     state: RunState::parse(&s.state.map(|st| st.to_string()).unwrap_or_default()),
                     health: health_from_status(&status),
                     exit_code: exit_code_from_status(&status),
-                }
+                };
+                (observed, status)
             })
             .collect())
     }

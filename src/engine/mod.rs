@@ -19,10 +19,12 @@ pub mod execute;
 pub mod gate;
 mod host;
 pub mod images;
+pub mod live;
 pub mod pull;
 mod registry;
 pub mod status;
 pub mod stop;
+mod version;
 
 pub use bounds::{CONCURRENT_CALLS, Deadline};
 pub use details::ContainerDetails;
@@ -30,6 +32,7 @@ pub use docker::{Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
 pub use host::{ContainerRestart, HostFacts, SignedDuration, endpoint};
 pub use registry::RegistryAnswer;
+pub use version::Remember;
 
 use std::time::Duration;
 

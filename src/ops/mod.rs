@@ -103,6 +103,17 @@ pub enum Event {
 
 pub type Sink<'a> = &'a (dyn Fn(Event) + Sync);
 
+/// Connect speaking the API version remembered in the state dir for this
+/// `DOCKER_HOST` (no version round trip), remembering what is negotiated.
+pub async fn connect_remembering(state: &StateDir) -> Result<Engine, crate::engine::Error> {
+    let endpoint = crate::engine::endpoint();
+    let known = state.api_version(&endpoint);
+    let keeper = state.clone();
+    let remember: crate::engine::Remember =
+        std::sync::Arc::new(move |v: &str| keeper.remember_api_version(&endpoint, v));
+    Engine::connect_known(known.as_deref(), remember).await
+}
+
 /// What every operation runs with: the Docker connection (bounded by the
 /// deadline), the state dir, the deadline, the abort flag and the sink.
 pub struct Ctx<'a> {
@@ -126,7 +137,7 @@ impl<'a> Ctx<'a> {
         sink: Sink<'a>,
     ) -> Result<Ctx<'a>, Error> {
         let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
-        let engine = Engine::connect().await?.with_deadline(bound);
+        let engine = connect_remembering(&state).await?.with_deadline(bound);
         Ok(Ctx {
             engine,
             state,

@@ -7,6 +7,9 @@
 //!   servicesets/<name>.json   the record of what `start` applied        (record.rs)
 //!   history/<name>/<seq>.json earlier records, for `rollback`           (record.rs)
 //!   cron/<name>.json          the last run of each cron entry           (cron_runs.rs)
+//!   health/<container>.json   its last 50 health probes (the daemon)   (health_history.rs)
+//!   daemon.sock               the daemon's live model, 0600            (daemon/socket.rs)
+//!   cache/api-version.json    Engine API version per DOCKER_HOST        (api_version.rs)
 //! ```
 //!
 //! Every directory is 0700 and every file 0600, whatever the umask. Files
@@ -14,7 +17,9 @@
 //! directory synced). No secret value is written here: secret-looking
 //! environment values are kept as digests (`secrets.rs`).
 
+mod api_version;
 mod cron_runs;
+mod health_history;
 mod images;
 mod lock;
 mod record;

@@ -15,6 +15,8 @@ pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
         state_dir: g.state_dir.clone(),
         unhealthy_budget: args.unhealthy_budget,
         once: args.once,
+        metrics_listen: args.metrics_listen,
+        metrics_file: args.metrics_file.clone(),
     };
     daemon::run(opts, stop).await?;
     Ok(ExitCode::SUCCESS)

@@ -6,23 +6,26 @@ use std::process::ExitCode;
 use comfy_table::{Table, presets::NOTHING};
 use futures_util::StreamExt;
 
-use crate::cli::args::{Global, LogsArgs};
+use crate::cli::args::{Global, LogsArgs, StatusArgs};
+use crate::cli::commands::status_source;
 use crate::cli::output::{paint, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
-use crate::engine::status::{collect, human_duration};
+use crate::engine::status::human_duration;
 use crate::platform::LABEL_SERVICESET;
 use crate::state::StateDir;
 
 /// Exit code when something is not running and healthy.
 const UNHEALTHY: u8 = 3;
 
-pub async fn status(g: &Global) -> Outcome {
-    let engine = Engine::connect().await?;
-    // `--name` narrows; ENV_NAME does not (an operator wants the whole host).
-    let containers = collect(&engine, g.name.as_deref()).await?;
-    let all_ok = containers.iter().all(|c| c.ok);
+pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
+    if let Some(container) = &args.container {
+        return status_source::one(g, container).await;
+    }
     let state = StateDir::new(&g.state_dir);
+    // `--name` narrows; ENV_NAME does not (an operator wants the whole host).
+    let (containers, source) = status_source::gather(g, &state).await?;
+    let all_ok = containers.iter().all(|c| c.ok);
     // The daemon skips a record it cannot read; say so here too.
     for e in state.scan().unreadable {
         eprintln!("warning: {e}");
@@ -32,7 +35,12 @@ pub async fn status(g: &Global) -> Outcome {
         cron.retain(|s, _| s == name.as_str());
     }
     if g.json {
-        print_json(&serde_json::json!({ "ok": all_ok, "containers": containers, "cron": cron }))?;
+        print_json(&serde_json::json!({
+            "ok": all_ok,
+            "source": source,
+            "containers": containers,
+            "cron": cron,
+        }))?;
     } else if containers.is_empty() {
         println!(
             "no telefig containers on this host{}",
@@ -69,11 +77,16 @@ pub async fn status(g: &Global) -> Outcome {
                 state,
                 c.health.map_or("-".into(), |h| h.as_str().to_owned()),
                 c.uptime_seconds.map_or("-".into(), human_duration),
-                c.restart_count.to_string(),
+                c.restart_count.map_or("?".into(), |n| n.to_string()),
                 c.exit_code.map_or("-".into(), |e| e.to_string()),
             ]);
         }
         println!("{table}");
+        if containers.iter().any(|c| c.restart_count.is_none()) {
+            println!("(source: {source}; restarts `?` of running containers: ask the daemon)");
+        } else {
+            println!("(source: {source})");
+        }
     }
     if !g.json && cron.values().any(|runs| !runs.is_empty()) {
         let mut table = Table::new();

@@ -1,0 +1,186 @@
+//! Keeps the live model ([`Model`]) current: a snapshot at start and after
+//! every reconnect, then the events stream alone. Serves it on the socket
+//! (`socket.rs`) and writes each container's probe history to the state
+//! dir every few seconds, so it survives a restart of the daemon.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch as signal;
+use tracing::{info, warn};
+
+use super::model::{Happened, Model, Needs, happened};
+use super::{metrics, socket};
+use crate::clock::now_nanos;
+use crate::engine::Engine;
+use crate::engine::gate::aborted;
+use crate::engine::live::Probe;
+use crate::state::StateDir;
+
+/// How often new probe results are written to the state dir.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// Wait before re-reading after the events stream ended (dockerd restart).
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+pub type Shared = Arc<Mutex<Model>>;
+
+/// Telefig-level events, to every `events` subscriber of the socket.
+pub type Feed = tokio::sync::broadcast::Sender<Happened>;
+
+/// Where the metrics go (`metrics.rs`), both optional.
+pub struct Exports {
+    pub listener: Option<tokio::net::TcpListener>,
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Run until `stop`: build the model, follow events, serve the socket and
+/// the metrics.
+pub async fn run(
+    engine: Engine,
+    state: StateDir,
+    exports: Exports,
+    mut stop: signal::Receiver<bool>,
+) {
+    let model: Shared = Arc::default();
+    let (feed, _) = tokio::sync::broadcast::channel(1024);
+    let server = tokio::spawn(socket::serve(
+        socket::path(&state),
+        model.clone(),
+        feed.clone(),
+        stop.clone(),
+    ));
+    if let Some(listener) = exports.listener {
+        tokio::spawn(metrics::serve(
+            listener,
+            model.clone(),
+            state.clone(),
+            stop.clone(),
+        ));
+    }
+    if let Some(path) = exports.file {
+        tokio::spawn(metrics::write_file(
+            path,
+            model.clone(),
+            state.clone(),
+            stop.clone(),
+        ));
+    }
+    let mut reconnects = 0u64;
+    loop {
+        let since = now_nanos() / 1_000_000_000;
+        let snapshot = tokio::select! {
+            s = engine.live_snapshot() => s,
+            _ = aborted(&mut stop) => break,
+        };
+        match snapshot {
+            Ok(snapshot) => {
+                let count = snapshot.len();
+                let st = state.clone();
+                let fresh = Model::from_snapshot(snapshot, |name| st.health_history(name));
+                let mut m = model.lock().expect("never poisoned");
+                *m = fresh;
+                m.reconnects = reconnects;
+                info!("live model: {count} containers");
+            }
+            Err(e) => {
+                warn!("live model: {e}; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(RECONNECT_DELAY) => continue,
+                    _ = aborted(&mut stop) => break,
+                }
+            }
+        }
+        follow(&engine, &state, &model, &feed, since, &mut stop).await;
+        if *stop.borrow() {
+            break;
+        }
+        reconnects += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = aborted(&mut stop) => break,
+        }
+    }
+    flush(&state, &model, None).await;
+    server.abort();
+    let _ = std::fs::remove_file(socket::path(&state));
+}
+
+/// Apply events until the stream ends or `stop`.
+async fn follow(
+    engine: &Engine,
+    state: &StateDir,
+    model: &Shared,
+    feed: &Feed,
+    since: i64,
+    stop: &mut signal::Receiver<bool>,
+) {
+    let mut events = engine.live_events(since);
+    let mut dirty: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(ev)) => {
+                    let needs = {
+                        let mut m = model.lock().expect("never poisoned");
+                        if let Some(h) = happened(&m, &ev) {
+                            // No subscriber is fine.
+                            let _ = feed.send(h);
+                        }
+                        m.apply(&ev)
+                    };
+                    match needs {
+                        Needs::Nothing => {}
+                        Needs::Probe(id) => { dirty.insert(id); }
+                        Needs::RestartCount(id) => {
+                            if let Ok(d) = engine.inspect(&id).await {
+                                model.lock().expect("never poisoned").set_restart_count(&id, d.restart_count);
+                            }
+                        }
+                        Needs::Facts(id) => {
+                            if let Some((command, policy)) = engine.created_facts(&id).await {
+                                let history: Vec<Probe> = state.health_history(&ev.name);
+                                model.lock().expect("never poisoned").learn(&id, command, policy, history);
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    warn!("live model: the events stream ended: {e}");
+                    break;
+                }
+                None => break,
+            },
+            _ = tick.tick() => flush(state, model, Some(std::mem::take(&mut dirty))).await,
+            _ = aborted(stop) => break,
+        }
+    }
+    flush(state, model, Some(dirty)).await;
+}
+
+/// Write the probe history of the containers in `ids` (all, for `None`).
+async fn flush(state: &StateDir, model: &Shared, ids: Option<HashSet<String>>) {
+    if ids.as_ref().is_some_and(HashSet::is_empty) {
+        return;
+    }
+    let histories: Vec<(String, Vec<Probe>)> = {
+        let m = model.lock().expect("never poisoned");
+        m.containers
+            .values()
+            .filter(|e| ids.as_ref().is_none_or(|ids| ids.contains(&e.id)))
+            .filter(|e| !e.probes.is_empty())
+            .map(|e| (e.name.clone(), e.probes.iter().cloned().collect()))
+            .collect()
+    };
+    let state = state.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (name, probes) in histories {
+            if let Err(e) = state.save_health_history(&name, &probes) {
+                warn!("live model: {e}");
+            }
+        }
+    })
+    .await;
+}

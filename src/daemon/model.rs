@@ -1,0 +1,434 @@
+//! The daemon's live model of every telefig container: built from a
+//! snapshot (one list + inspect each) at start and after every reconnect,
+//! then kept current from the events stream alone. Pure: no I/O here;
+//! `live.rs` feeds it and serves it.
+//!
+//! Docker's restart count: a start after a `stop` (or a first start) is an
+//! API start, which resets it to 0. A start after a `die` that no `stop`
+//! followed may be the restart policy's (+1) or an API start (0) — the
+//! events do not tell which, so that container alone is inspected.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::live::{LiveContainer, LiveEvent, LiveKind, Probe};
+use crate::engine::status::{ContainerStatus, is_ok};
+use crate::plan::{Health, RunState};
+use crate::platform::{LABEL_ROLE, LABEL_SERVICESET};
+
+/// Probe results kept per container.
+pub const PROBES_KEPT: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub name: String,
+    pub serviceset: String,
+    pub role: String,
+    pub image: String,
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub started_at_nanos: Option<i64>,
+    pub restart_count: i64,
+    pub exit_code: Option<i64>,
+    /// Newest last.
+    pub probes: VecDeque<Probe>,
+    health_command: Option<String>,
+    restart_policy: String,
+    /// A `die` since the last start, and whether a `stop` followed it.
+    died: bool,
+    stopped: bool,
+    /// Events before this (ns) are already in the snapshot.
+    as_of_nanos: i64,
+}
+
+impl Entry {
+    pub fn status(&self, now_nanos: i64) -> ContainerStatus {
+        let running = self.state == RunState::Running;
+        ContainerStatus {
+            name: self.name.clone(),
+            serviceset: self.serviceset.clone(),
+            role: self.role.clone(),
+            image: self.image.clone(),
+            state: self.state,
+            health: self.health.filter(|_| running),
+            started_at: self.started_at_nanos.and_then(|n| {
+                jiff::Timestamp::from_nanosecond(n.into())
+                    .ok()
+                    .map(|t| t.to_string())
+            }),
+            uptime_seconds: self
+                .started_at_nanos
+                .filter(|_| running)
+                .map(|t| ((now_nanos - t).max(0) / 1_000_000_000) as u64),
+            restart_count: Some(self.restart_count),
+            exit_code: self.exit_code.filter(|_| !running),
+            ok: is_ok(&self.role, running, self.health, self.exit_code),
+        }
+    }
+
+    /// What dockerd does after a `die`: restart it (policy), or leave it exited.
+    fn restarts_after(&self, exit_code: Option<i64>) -> bool {
+        match self.restart_policy.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => exit_code != Some(0),
+            _ => false,
+        }
+    }
+}
+
+/// A telefig-level event, as `telefig events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Happened {
+    /// Nanoseconds since the epoch.
+    pub time_nanos: i64,
+    pub serviceset: String,
+    pub container: String,
+    /// created, started, restarted (by Docker's policy), died, stopped,
+    /// removed, renamed, healthy, unhealthy, starting, probe-failed.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The telefig-level event `ev` means for the model as it was before it.
+pub fn happened(model: &Model, ev: &LiveEvent) -> Option<Happened> {
+    let entry = model.containers.get(&ev.id);
+    let (event, detail) = match &ev.kind {
+        LiveKind::Create => ("created", String::new()),
+        LiveKind::Start if entry.is_some_and(|e| e.died && !e.stopped) => {
+            ("restarted", String::new())
+        }
+        LiveKind::Start => ("started", String::new()),
+        LiveKind::Die { exit_code } => (
+            "died",
+            exit_code.map_or_else(String::new, |c| format!("exit code {c}")),
+        ),
+        LiveKind::Stop => ("stopped", String::new()),
+        LiveKind::Destroy => ("removed", String::new()),
+        LiveKind::Rename => ("renamed", String::new()),
+        LiveKind::Health(h) => (h.as_str(), String::new()),
+        LiveKind::ExecDie { exec, exit_code }
+            if *exit_code != 0 && model.probes_running.contains_key(exec) =>
+        {
+            ("probe-failed", format!("exit code {exit_code}"))
+        }
+        _ => return None,
+    };
+    let entry_name = entry.map(|e| e.name.clone());
+    Some(Happened {
+        time_nanos: ev.time_nanos,
+        serviceset: entry.map_or_else(
+            || {
+                ev.attributes
+                    .get(LABEL_SERVICESET)
+                    .cloned()
+                    .unwrap_or_default()
+            },
+            |e| e.serviceset.clone(),
+        ),
+        container: entry_name
+            .filter(|_| !matches!(ev.kind, LiveKind::Rename))
+            .unwrap_or_else(|| ev.name.clone()),
+        event: event.to_owned(),
+        detail,
+    })
+}
+
+/// What applying an event asks of the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    /// A container created after the snapshot: find its probe command and
+    /// restart policy ([`Model::learn`]).
+    Facts(String),
+    /// A probe result was added to this container's history.
+    Probe(String),
+    /// Started after a crash: read its restart count ([`Model::set_restart_count`]).
+    RestartCount(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    /// By container id.
+    pub containers: BTreeMap<String, Entry>,
+    /// Probe execs in flight: exec id → container id.
+    probes_running: HashMap<String, String>,
+    /// Times the events stream was re-read after it ended.
+    pub reconnects: u64,
+}
+
+impl Model {
+    /// The model of a fresh snapshot; `history` gives each container's
+    /// earlier probes by name (from the state dir), merged with Docker's.
+    pub fn from_snapshot(
+        snapshot: Vec<LiveContainer>,
+        history: impl Fn(&str) -> Vec<Probe>,
+    ) -> Model {
+        let containers = snapshot
+            .into_iter()
+            .map(|c| {
+                let o = c.listed;
+                let mut probes: Vec<Probe> = history(&o.name);
+                let newest = probes.last().map_or(i64::MIN, |p| p.at_nanos);
+                probes.extend(c.probes.into_iter().filter(|p| p.at_nanos > newest));
+                let skip = probes.len().saturating_sub(PROBES_KEPT);
+                let entry = Entry {
+                    id: o.id.clone(),
+                    serviceset: o.serviceset().unwrap_or_default().to_owned(),
+                    role: o.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
+                    image: o.image.clone(),
+                    name: o.name.clone(),
+                    state: o.state,
+                    health: c.health,
+                    started_at_nanos: c.started_at,
+                    restart_count: c.restart_count,
+                    exit_code: c.exit_code,
+                    probes: probes.into_iter().skip(skip).collect(),
+                    health_command: c.health_command,
+                    restart_policy: c.restart_policy,
+                    died: o.state == RunState::Restarting,
+                    stopped: false,
+                    as_of_nanos: c.as_of_nanos,
+                };
+                (o.id, entry)
+            })
+            .collect();
+        Model {
+            containers,
+            probes_running: HashMap::new(),
+            reconnects: 0,
+        }
+    }
+
+    /// The probe command, restart policy and stored probe history (of an
+    /// earlier container of that name) of one created after the snapshot.
+    pub fn learn(
+        &mut self,
+        id: &str,
+        health_command: Option<String>,
+        restart_policy: String,
+        history: Vec<Probe>,
+    ) {
+        if let Some(e) = self.containers.get_mut(id) {
+            e.health_command = health_command;
+            e.restart_policy = restart_policy;
+            let mut probes: VecDeque<Probe> = history.into();
+            probes.append(&mut e.probes);
+            while probes.len() > PROBES_KEPT {
+                probes.pop_front();
+            }
+            e.probes = probes;
+        }
+    }
+
+    pub fn apply(&mut self, ev: &LiveEvent) -> Needs {
+        if let LiveKind::Create = ev.kind {
+            let attr = |k: &str| ev.attributes.get(k).cloned().unwrap_or_default();
+            self.containers.insert(
+                ev.id.clone(),
+                Entry {
+                    id: ev.id.clone(),
+                    name: ev.name.clone(),
+                    serviceset: attr(LABEL_SERVICESET),
+                    role: attr(LABEL_ROLE),
+                    image: attr("image"),
+                    state: RunState::Created,
+                    health: None,
+                    started_at_nanos: None,
+                    restart_count: 0,
+                    exit_code: None,
+                    probes: VecDeque::new(),
+                    health_command: None,
+                    restart_policy: "no".into(),
+                    died: false,
+                    stopped: false,
+                    as_of_nanos: ev.time_nanos,
+                },
+            );
+            return Needs::Facts(ev.id.clone());
+        }
+        let Some(e) = self.containers.get_mut(&ev.id) else {
+            return Needs::Nothing;
+        };
+        if ev.time_nanos < e.as_of_nanos {
+            return Needs::Nothing; // already in the snapshot
+        }
+        match &ev.kind {
+            LiveKind::Create | LiveKind::Other | LiveKind::Kill => {}
+            LiveKind::Start => {
+                let after_crash = e.died && !e.stopped;
+                e.restart_count = if after_crash { e.restart_count + 1 } else { 0 };
+                e.state = RunState::Running;
+                e.started_at_nanos = Some(ev.time_nanos);
+                e.exit_code = None;
+                e.health = e.health_command.as_ref().map(|_| Health::Starting);
+                e.died = false;
+                e.stopped = false;
+                if after_crash {
+                    return Needs::RestartCount(ev.id.clone());
+                }
+            }
+            LiveKind::Die { exit_code } => {
+                e.died = true;
+                e.exit_code = *exit_code;
+                e.health = None;
+                e.state = if e.restarts_after(*exit_code) {
+                    RunState::Restarting
+                } else {
+                    RunState::Exited
+                };
+            }
+            LiveKind::Stop => {
+                e.stopped = true;
+                if e.state != RunState::Running {
+                    e.state = RunState::Exited;
+                }
+            }
+            LiveKind::Destroy => {
+                self.containers.remove(&ev.id);
+                self.probes_running.retain(|_, c| c != &ev.id);
+            }
+            LiveKind::Rename => e.name = ev.name.clone(),
+            LiveKind::Health(h) => e.health = Some(*h),
+            LiveKind::ExecCreate { exec, command } => {
+                if e.health_command.as_deref() == Some(command.as_str()) {
+                    self.probes_running.insert(exec.clone(), ev.id.clone());
+                }
+            }
+            LiveKind::ExecDie { exec, exit_code } => {
+                if self.probes_running.remove(exec).is_some() {
+                    e.probes.push_back(Probe {
+                        at_nanos: ev.time_nanos,
+                        exit_code: *exit_code,
+                        output: String::new(),
+                    });
+                    while e.probes.len() > PROBES_KEPT {
+                        e.probes.pop_front();
+                    }
+                    return Needs::Probe(ev.id.clone());
+                }
+            }
+        }
+        Needs::Nothing
+    }
+
+    pub fn set_restart_count(&mut self, id: &str, count: i64) {
+        if let Some(e) = self.containers.get_mut(id) {
+            e.restart_count = count;
+        }
+    }
+
+    /// Every container's status row, sorted by serviceset and name.
+    pub fn statuses(&self, now_nanos: i64) -> Vec<ContainerStatus> {
+        let mut rows: Vec<_> = self
+            .containers
+            .values()
+            .map(|e| e.status(now_nanos))
+            .collect();
+        rows.sort_by(|a, b| (&a.serviceset, &a.name).cmp(&(&b.serviceset, &b.name)));
+        rows
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Entry> {
+        self.containers.values().find(|e| e.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: LiveKind, at: i64) -> LiveEvent {
+        LiveEvent {
+            id: "c1".into(),
+            name: "web".into(),
+            attributes: [
+                (LABEL_SERVICESET.to_owned(), "shop".to_owned()),
+                (LABEL_ROLE.to_owned(), "main".to_owned()),
+                ("image".to_owned(), "busybox:1".to_owned()),
+            ]
+            .into(),
+            time_nanos: at,
+            kind,
+        }
+    }
+
+    fn created() -> Model {
+        let mut m = Model::default();
+        assert_eq!(
+            m.apply(&event(LiveKind::Create, 1)),
+            Needs::Facts("c1".into())
+        );
+        m.learn(
+            "c1",
+            Some("/bin/sh -c test -e /ready".into()),
+            "unless-stopped".into(),
+            Vec::new(),
+        );
+        m
+    }
+
+    #[test]
+    fn lifecycle_from_events() {
+        let mut m = created();
+        m.apply(&event(LiveKind::Start, 2));
+        let web = m.by_name("web").unwrap().status(2);
+        assert_eq!(
+            (web.state, web.health, web.restart_count),
+            (RunState::Running, Some(Health::Starting), Some(0))
+        );
+        m.apply(&event(LiveKind::Health(Health::Healthy), 3));
+        assert!(m.by_name("web").unwrap().status(3).ok);
+        // A crash: the policy restarts it; the count is read from Docker.
+        m.apply(&event(LiveKind::Die { exit_code: Some(1) }, 4));
+        assert_eq!(m.by_name("web").unwrap().state, RunState::Restarting);
+        assert_eq!(
+            m.apply(&event(LiveKind::Start, 5)),
+            Needs::RestartCount("c1".into())
+        );
+        // Stopped by request, then started: an API start resets the count.
+        m.set_restart_count("c1", 1);
+        m.apply(&event(LiveKind::Kill, 6));
+        m.apply(&event(LiveKind::Die { exit_code: Some(0) }, 6));
+        m.apply(&event(LiveKind::Stop, 6));
+        let web = m.by_name("web").unwrap().status(6);
+        assert_eq!((web.state, web.exit_code), (RunState::Exited, Some(0)));
+        assert_eq!(m.apply(&event(LiveKind::Start, 7)), Needs::Nothing);
+        assert_eq!(m.by_name("web").unwrap().restart_count, 0);
+        m.apply(&event(LiveKind::Destroy, 8));
+        assert!(m.by_name("web").is_none());
+    }
+
+    #[test]
+    fn only_health_probe_execs_count_and_history_is_bounded() {
+        let mut m = created();
+        for i in 0..60 {
+            let exec = format!("e{i}");
+            let command = if i == 0 {
+                "sh -c other"
+            } else {
+                "/bin/sh -c test -e /ready"
+            };
+            m.apply(&event(
+                LiveKind::ExecCreate {
+                    exec: exec.clone(),
+                    command: command.into(),
+                },
+                10 + i,
+            ));
+            m.apply(&event(
+                LiveKind::ExecDie {
+                    exec,
+                    exit_code: i % 2,
+                },
+                10 + i,
+            ));
+        }
+        let probes = &m.by_name("web").unwrap().probes;
+        assert_eq!(probes.len(), PROBES_KEPT);
+        assert_eq!(probes.back().unwrap().at_nanos, 69);
+        assert_eq!(probes.front().unwrap().at_nanos, 20);
+    }
+}
