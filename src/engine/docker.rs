@@ -134,27 +134,36 @@ impl Engine {
         Ok(listed.into_iter().map(|(o, _)| o).collect())
     }
 
-    /// [`Engine::list`] with each container's status text ("Up 3 minutes
-    /// (healthy)"), which `status` reads its uptime from.
-    pub(super) async fn list_with_status(
+    /// One list call, all containers (or those with `label`), as Docker
+    /// reports them.
+    pub(super) async fn list_summaries(
         &self,
         label: Option<&str>,
-    ) -> Result<Vec<(Observed, String)>, Error> {
+    ) -> Result<Vec<bollard::models::ContainerSummary>, Error> {
         let filters = label.map(|l| HashMap::from([("label".to_owned(), vec![l.to_owned()])]));
         let options = ListContainersOptions {
             all: true,
             filters,
             ..Default::default()
         };
-        let summaries = self
-            .call(
-                "list",
-                "containers",
-                self.docker.list_containers(Some(options)),
-            )
+        self.call(
+            "list",
+            "containers",
+            self.docker.list_containers(Some(options)),
+        )
+        .await?
+        .map_err(Self::err("list", "containers"))
+    }
+
+    /// [`Engine::list`] with each container's status text ("Up 3 minutes
+    /// (healthy)"), which `status` reads its uptime from.
+    pub(super) async fn list_with_status(
+        &self,
+        label: Option<&str>,
+    ) -> Result<Vec<(Observed, String)>, Error> {
+        Ok(self
+            .list_summaries(label)
             .await?
-            .map_err(Self::err("list", "containers"))?;
-        Ok(summaries
             .into_iter()
             .map(|s| {
                 let status = s.status.unwrap_or_default();

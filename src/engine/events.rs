@@ -54,6 +54,19 @@ impl Engine {
             Some(s) => format!("{LABEL_SERVICESET}={s}"),
             None => LABEL_SERVICESET.to_owned(),
         };
+        self.label_events(label, since, parse)
+    }
+
+    /// Container events carrying `label` (`key` or `key=value`) from
+    /// `since` (seconds since the epoch), each read by `read`; messages it
+    /// returns `None` for are skipped. Shared by the repair watcher and the
+    /// daemon's live model.
+    pub(super) fn label_events<T: Send + 'static>(
+        &self,
+        label: String,
+        since: i64,
+        read: fn(&bollard::models::EventMessage) -> Option<T>,
+    ) -> BoxStream<'static, Result<T, Error>> {
         let filters = HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
             ("label".to_owned(), vec![label]),
@@ -65,9 +78,9 @@ impl Engine {
         };
         self.docker
             .events(Some(options))
-            .filter_map(|item| async move {
+            .filter_map(move |item| async move {
                 match item {
-                    Ok(message) => parse(&message).map(Ok),
+                    Ok(message) => read(&message).map(Ok),
                     Err(source) => Some(Err(Error::Docker {
                         op: "events",
                         target: "stream".into(),

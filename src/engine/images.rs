@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, RemoveImageOptions};
+use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
 
 use super::{Engine, Error, status_is};
 use crate::plan::gc::{Disk, ImageObs};
@@ -39,18 +39,7 @@ impl Engine {
     /// Image references and ids of every container on the host, telefig's
     /// or not, running or not (a version kept aside for rollback too).
     pub async fn images_in_use(&self) -> Result<BTreeSet<String>, Error> {
-        let options = ListContainersOptions {
-            all: true,
-            ..Default::default()
-        };
-        let listed = self
-            .call(
-                "list",
-                "containers",
-                self.docker.list_containers(Some(options)),
-            )
-            .await?
-            .map_err(Self::err("list", "containers"))?;
+        let listed = self.list_summaries(None).await?;
         Ok(listed
             .into_iter()
             .flat_map(|c| [c.image, c.image_id])

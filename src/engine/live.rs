@@ -3,10 +3,9 @@
 //! stream — lifecycle, health transitions and each health probe (Docker
 //! runs a probe as an exec: `exec_create: <test>` … `exec_die`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -129,28 +128,7 @@ impl Engine {
     /// Telefig containers' events from `since` (seconds since the epoch);
     /// the stream ends when dockerd restarts.
     pub fn live_events(&self, since: i64) -> BoxStream<'static, Result<LiveEvent, Error>> {
-        let filters = HashMap::from([
-            ("type".to_owned(), vec!["container".to_owned()]),
-            ("label".to_owned(), vec![LABEL_SERVICESET.to_owned()]),
-        ]);
-        let options = EventsOptions {
-            since: Some(since.to_string()),
-            until: None,
-            filters: Some(filters),
-        };
-        self.docker
-            .events(Some(options))
-            .filter_map(|item| async move {
-                match item {
-                    Ok(message) => parse(&message).map(Ok),
-                    Err(source) => Some(Err(Error::Docker {
-                        op: "events",
-                        target: "stream".into(),
-                        source,
-                    })),
-                }
-            })
-            .boxed()
+        self.label_events(LABEL_SERVICESET.to_owned(), since, parse)
     }
 }
 
