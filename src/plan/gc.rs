@@ -107,6 +107,13 @@ pub struct GcPlan {
     pub disk_after: Disk,
 }
 
+/// Whether a `start` calls for an image cleanup: only one that succeeded
+/// and changed what runs. A no-op start pulled nothing and freed nothing,
+/// so it stays one list call.
+pub fn after_start(plan: &crate::plan::Plan, succeeded: bool) -> bool {
+    succeeded && !plan.is_noop()
+}
+
 /// Decide the cleanup.
 pub fn gc(input: &GcInput) -> GcPlan {
     let mut kept = Vec::new();
@@ -210,6 +217,26 @@ impl fmt::Display for GcPlan {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_start_that_changed_something_and_succeeded_cleans_up() {
+        use crate::plan::{Action, ActionKind, Plan, Reason};
+        let plan = |action| Plan {
+            serviceset: "s".into(),
+            actions: vec![Action {
+                container: "web".into(),
+                action,
+                reason: Reason::UpToDate,
+                existing_id: None,
+                backup_id: None,
+                readiness: None,
+                drain: None,
+            }],
+        };
+        assert!(!super::after_start(&plan(ActionKind::Keep), true));
+        assert!(super::after_start(&plan(ActionKind::Recreate), true));
+        assert!(!super::after_start(&plan(ActionKind::Recreate), false));
+    }
+
     use super::*;
 
     const MB: u64 = 1 << 20;

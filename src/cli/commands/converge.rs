@@ -43,7 +43,7 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     .await;
     stop_ticker(ticker);
     if let Ok(done) = &done {
-        super::gc::after_start(g, &ctx.engine, &ctx.state, &loaded.name, &done.report).await;
+        super::gc::after_start(g, &ctx.engine, &ctx.state, &loaded.name, done).await;
     }
     finish(g, &done?, began)
 }

@@ -101,16 +101,19 @@ pub async fn after_start(
     engine: &Engine,
     state: &StateDir,
     name: &ServicesetName,
-    report: &crate::engine::Report,
+    done: &crate::ops::Converged,
 ) {
+    let report = &done.report;
     let pulled = report
         .pulled
         .iter()
         .flat_map(|p| [p.reference.clone(), p.from.clone()]);
-    if let Err(e) = state.update_pulled(name, pulled, &[]) {
+    if !report.pulled.is_empty()
+        && let Err(e) = state.update_pulled(name, pulled, &[])
+    {
         eprintln!("warning: cannot note the pulled images of {name}: {e}");
     }
-    if report.failure.is_some() {
+    if !crate::plan::gc::after_start(&done.plan, done.ok()) {
         return;
     }
     let policy = match Platform::load(g.platform.as_deref()) {
