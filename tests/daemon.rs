@@ -185,9 +185,27 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
         "discovery started after web was healthy again"
     );
 
-    // A serviceset stopped on purpose is left stopped.
+    // A serviceset stopped on purpose is left stopped: once the daemon has
+    // seen the stop's events and settled again, web is still down.
+    let settled = || daemon_log(&s).matches("idle: events settled").count();
+    let idle_now = || {
+        daemon_log(&s)
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("idle: events settled"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), idle_now),
+        "the daemon settles after the repair\n{}",
+        daemon_log(&s)
+    );
+    let settled_before = settled();
     assert_exit(&s.telefig(&["stop"]), 0);
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        wait_until(Duration::from_secs(20), || settled() > settled_before),
+        "the daemon settles after `telefig stop`\n{}",
+        daemon_log(&s)
+    );
     assert!(
         !running(&s.web()),
         "the daemon must not undo `telefig stop`\n{}",
