@@ -58,6 +58,21 @@ fn live(o: &Observed) -> bool {
     )
 }
 
+impl StopAction {
+    /// Stop (and with `remove`, remove) the observed container `o`; no
+    /// drain until `plan::drain` decides one.
+    fn of(o: &Observed, stop: bool, remove: bool, reason: StopReason) -> StopAction {
+        StopAction {
+            container: o.name.clone(),
+            id: o.id.clone(),
+            stop,
+            remove,
+            reason,
+            drain: None,
+        }
+    }
+}
+
 /// `stop` (`remove: false`) or `down` (`remove: true`) of every container
 /// of `serviceset` in `observed`, known to the graph or not.
 pub fn stop(serviceset: &str, graph: &Graph, observed: &[Observed], remove: bool) -> StopPlan {
@@ -69,14 +84,7 @@ pub fn stop(serviceset: &str, graph: &Graph, observed: &[Observed], remove: bool
     StopPlan {
         serviceset: serviceset.to_owned(),
         actions: in_stop_order(graph, ours)
-            .map(|o| StopAction {
-                container: o.name.clone(),
-                id: o.id.clone(),
-                stop: live(o),
-                remove,
-                reason: StopReason::Requested,
-                drain: None,
-            })
+            .map(|o| StopAction::of(o, live(o), remove, StopReason::Requested))
             .collect(),
         dependency: None,
     }
@@ -105,14 +113,7 @@ pub fn regate(
     StopPlan {
         serviceset: serviceset.to_owned(),
         actions: in_stop_order(graph, ours)
-            .map(|o| StopAction {
-                container: o.name.clone(),
-                id: o.id.clone(),
-                stop: true,
-                remove: false,
-                reason: StopReason::DependencyDown,
-                drain: None,
-            })
+            .map(|o| StopAction::of(o, true, false, StopReason::DependencyDown))
             .collect(),
         dependency: Some(dependency.to_owned()),
     }
