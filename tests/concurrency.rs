@@ -108,3 +108,67 @@ fn the_daemon_repairing_while_a_start_runs_is_serialized() {
         .status();
     let _ = daemon.wait();
 }
+
+/// `telefig gc` took no lock: it could untag an image while a `start`
+/// was pulling or creating from it. Now it waits for the serviceset's
+/// lock like every other operation, says who holds it, and gives up at
+/// its `--timeout` with the same message.
+#[test]
+fn gc_waits_for_the_lock_a_start_holds() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    // A deploy whose web takes a few seconds to be healthy holds the lock.
+    s.write_web(
+        "sleep 4; touch /ready; while :; do sleep 1 & wait; done",
+        "B=2",
+        "20s",
+        "",
+    );
+    let deploy = s
+        .command(&["start"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = s.dir.join(format!("state/locks/{}.lock", s.id()));
+    assert!(
+        wait_until(std::time::Duration::from_secs(20), || {
+            std::fs::File::open(&lock)
+                .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        }),
+        "the start never took the lock"
+    );
+    let refused = s.telefig(&["gc", "--timeout", "1s"]);
+    assert_exit(&refused, 1);
+    let summary = last_stderr_line(&refused);
+    assert!(
+        summary.contains(&format!(
+            "timed out after 1s waiting for the lock on serviceset `{}`, held by pid",
+            s.id()
+        )) && summary.contains("(telefig start, since "),
+        "{}",
+        text(&refused)
+    );
+    // Without a bound it waits, says so, and runs once the start is done.
+    let waiting = s.command(&["gc"]).output();
+    let deploy = deploy.wait_with_output().unwrap();
+    assert_exit(&deploy, 0);
+    let waiting = waiting.unwrap();
+    assert_exit(&waiting, 0);
+    assert!(
+        String::from_utf8_lossy(&waiting.stderr).contains(&format!(
+            "waiting for the lock on serviceset `{}`, held by pid",
+            s.id()
+        )),
+        "{}",
+        text(&waiting)
+    );
+    assert!(
+        String::from_utf8_lossy(&waiting.stdout).contains("removed 0 image(s)"),
+        "{}",
+        text(&waiting)
+    );
+}

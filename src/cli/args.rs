@@ -107,6 +107,8 @@ pub struct GcArgs {
     /// Say what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
 }
 
 #[derive(Debug, Clone, Args)]

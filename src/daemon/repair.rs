@@ -48,6 +48,9 @@ fn log_event(serviceset: &str, event: Event) {
             action,
             reason,
         } => warn!(serviceset, container = %container, "drift: {action} ({reason})"),
+        Event::ImageRemoved { reference } => info!(serviceset, "removed image {reference}"),
+        Event::PullSpace { space, fit } => info!(serviceset, "pull: {space} ({fit:?})"),
+        Event::Warning { message } => warn!(serviceset, "{message}"),
     }
 }
 

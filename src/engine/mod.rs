@@ -20,6 +20,7 @@ pub mod gate;
 mod host;
 pub mod images;
 pub mod live;
+pub mod manifest;
 pub mod pull;
 mod registry;
 pub mod status;

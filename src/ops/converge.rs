@@ -12,6 +12,8 @@ use crate::engine::execute::{self, Options, Report};
 use crate::engine::pull::Policy;
 use crate::engine::{self, Engine};
 use crate::graph::Graph;
+use crate::name::ServicesetName;
+use crate::plan::gc::GcPolicy;
 use crate::plan::{self, Observed, Plan};
 use crate::platform::Expanded;
 
@@ -42,13 +44,20 @@ enum AttemptError {
     Engine(#[from] engine::Error),
     #[error(transparent)]
     Plan(#[from] plan::Error),
+    #[error(transparent)]
+    Room(#[from] Box<Error>),
 }
+
+/// Before pulling, make sure the pull fits on Docker's data root (the
+/// serviceset and its image settings; see `ops::space`).
+pub(super) type RoomFor<'a> = Option<(&'a ServicesetName, GcPolicy)>;
 
 pub(super) async fn converge(
     ctx: &mut Ctx<'_>,
     expanded: &Expanded,
     graph: &Graph,
     pull: Policy,
+    room: RoomFor<'_>,
     plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
 ) -> Result<Converged, Error> {
     let mut attempt = 1;
@@ -58,6 +67,11 @@ pub(super) async fn converge(
             let mut plan = plan_for(&observed)?;
             if ctx.no_drain {
                 plan.skip_drain();
+            }
+            if let Some((name, policy)) = room {
+                super::space::make_room(ctx, name, expanded, &plan, pull, policy)
+                    .await
+                    .map_err(Box::new)?;
             }
             let opts = Options {
                 pull,
@@ -81,6 +95,7 @@ pub(super) async fn converge(
             Err(AttemptError::Engine(e)) if e.is_transient() && may_retry => e.to_string(),
             Err(AttemptError::Engine(e)) => return Err(e.into()),
             Err(AttemptError::Plan(e)) => return Err(e.into()),
+            Err(AttemptError::Room(e)) => return Err(*e),
         };
         (ctx.sink)(Event::Retrying {
             attempt: attempt + 1,

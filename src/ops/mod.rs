@@ -1,5 +1,5 @@
 //! `ops`: one function per operation — `start`, `rollback`, `restart`,
-//! `stop`, `down`, and the daemon's `repair`, `regate` and
+//! `stop`, `down`, `gc`, and the daemon's `repair`, `regate` and
 //! `restart_unhealthy`. Each takes the serviceset's host lock, observes,
 //! plans, has the engine execute the plan (re-planning on a transient
 //! Docker error) and keeps the record. `cli` and `daemon` both call these;
@@ -10,7 +10,9 @@
 //! and printing (`cli`), the events stream and budgets (`daemon`).
 
 mod converge;
+mod gc;
 mod repair;
+mod space;
 mod start;
 mod stop;
 
@@ -30,6 +32,7 @@ use crate::platform::{ContainerSpec, Expanded};
 use crate::state::{self, HostLock, StateDir, restore_secrets};
 
 pub use converge::Converged;
+pub use gc::gc;
 pub use repair::{regate, repair, restart_unhealthy};
 pub use start::{restart, rollback, start};
 pub use stop::{down, stop};
@@ -60,6 +63,17 @@ pub enum Error {
     /// pass again (`-e`).
     #[error("{0}; or pass each value again with -e KEY=VALUE")]
     SecretsNotGiven(state::Error),
+    /// The pull does not fit on Docker's data root, even after the image
+    /// cleanup; nothing running was touched.
+    #[error(
+        "not enough disk space to pull the images of serviceset `{serviceset}`: it {space}{}; no container was changed; free space on that file system (`docker system df`, `docker image prune`) or lower `images: {{pull_margin: …}}` in the platform file, then deploy again",
+        if *.removed > 0 { format!(" after removing {} old image(s)", .removed) } else { " and the image cleanup found nothing to remove".to_owned() }
+    )]
+    NoRoom {
+        serviceset: ServicesetName,
+        space: plan::space::Space,
+        removed: usize,
+    },
 }
 
 impl Error {
@@ -99,6 +113,15 @@ pub enum Event {
         action: &'static str,
         reason: String,
     },
+    /// The image cleanup removed (untagged) an image.
+    ImageRemoved { reference: String },
+    /// Room for a pull on Docker's data root, and the verdict.
+    PullSpace {
+        space: plan::space::Space,
+        fit: plan::space::Fit,
+    },
+    /// Something went wrong that does not fail the operation.
+    Warning { message: String },
 }
 
 pub type Sink<'a> = &'a (dyn Fn(Event) + Sync);

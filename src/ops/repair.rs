@@ -86,7 +86,7 @@ pub async fn repair(
         });
     }
     let announced = Mutex::new(Vec::new());
-    let done = converge(ctx, &expanded, &graph, Policy::Missing, |observed| {
+    let done = converge(ctx, &expanded, &graph, Policy::Missing, None, |observed| {
         let plan = plan_for(&expanded, observed)?;
         let id = own.lock().expect("own events").expect(&plan, now_nanos());
         announced.lock().expect("announced").push(id);

@@ -7,25 +7,34 @@ use crate::engine::pull::Policy;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan;
+use crate::plan::gc::GcPolicy;
 use crate::platform::Expanded;
 use crate::state::Record;
 
-/// Converge to `expanded` (as loaded from the file `record` describes);
-/// on success, record it — unless a no-op start of the same deploy, which
-/// leaves the record (and its fsync) alone.
+/// Converge to `expanded` (as loaded from the file `record` describes),
+/// once the images it pulls fit on Docker's data root (`images`: the
+/// platform's image settings); on success, record it — unless a no-op
+/// start of the same deploy, which leaves the record (and its fsync) alone
+/// — and clean up images, still under the lock.
 pub async fn start(
     ctx: &mut Ctx<'_>,
     expanded: &Expanded,
     graph: &Graph,
     record: Record,
     pull: Policy,
+    images: GcPolicy,
 ) -> Result<Converged, Error> {
     let name = record.serviceset.clone();
     let _lock = ctx.lock(&name, "start", ctx.deadline).await?;
     let recorded = recorded_specs(&ctx.state, &name);
-    let done = converge(ctx, expanded, graph, pull, |observed| {
-        plan::plan(expanded, graph, observed, &recorded)
-    })
+    let done = converge(
+        ctx,
+        expanded,
+        graph,
+        pull,
+        Some((&name, images)),
+        |observed| plan::plan(expanded, graph, observed, &recorded),
+    )
     .await?;
     if done.ok() {
         let unchanged = done.plan.is_noop()
@@ -37,6 +46,7 @@ pub async fn start(
             ctx.state.save(&record)?;
         }
     }
+    super::gc::after_start(ctx, &name, &done, images).await;
     Ok(done)
 }
 
@@ -58,7 +68,7 @@ pub async fn rollback(
     let observed = ctx.engine.list(None).await?;
     let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
     put_back_secrets(ctx, name, &mut expanded, &first, Some(env)).await?;
-    let done = converge(ctx, &expanded, &graph, Policy::Missing, |observed| {
+    let done = converge(ctx, &expanded, &graph, Policy::Missing, None, |observed| {
         plan::plan(&expanded, &graph, observed, &recorded)
     })
     .await?;
@@ -100,7 +110,7 @@ pub async fn restart(
         let first = plan::restart(&expanded, graph, &observed, container);
         put_back_secrets(ctx, name, &mut expanded, &first, env).await?;
     }
-    let done = converge(ctx, &expanded, graph, Policy::Missing, |observed| {
+    let done = converge(ctx, &expanded, graph, Policy::Missing, None, |observed| {
         Ok(plan::restart(&expanded, graph, observed, container))
     })
     .await?;

@@ -54,6 +54,10 @@ pub struct GcPolicy {
     pub high: f64,
     /// Percent it cleans down to.
     pub low: f64,
+    /// Room asked for on top of a pull's download before it may start, in
+    /// percent of the download: layers are stored extracted, and a gzip
+    /// layer extracts to about twice its size (see `plan::space`).
+    pub pull_margin: f64,
 }
 
 impl Default for GcPolicy {
@@ -62,6 +66,7 @@ impl Default for GcPolicy {
             keep: 2,
             high: 85.0,
             low: 80.0,
+            pull_margin: 100.0,
         }
     }
 }
@@ -79,6 +84,9 @@ pub struct GcInput<'a> {
     pub versions: &'a [BTreeSet<String>],
     pub disk: Disk,
     pub policy: GcPolicy,
+    /// Bytes that must be free once the cleanup is done (a pull that does
+    /// not fit, see `plan::space`), whatever the water marks say; 0: none.
+    pub need_free: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -160,10 +168,11 @@ pub fn gc(input: &GcInput) -> GcPlan {
     let mut disk_after = input.disk;
     let mut remove = Vec::new();
     let above_high = input.disk.percent() >= input.policy.high;
+    let short = |d: &Disk| d.total.saturating_sub(d.used) < input.need_free;
     for (_, _, r) in candidates {
-        if !above_high {
+        if !above_high && !short(&disk_after) {
             kept.push((r.reference, Keep::BelowHighWater));
-        } else if disk_after.percent() < input.policy.low {
+        } else if disk_after.percent() < input.policy.low && !short(&disk_after) {
             kept.push((r.reference, Keep::BelowLowWater));
         } else {
             // An image is freed once its last reference goes.
@@ -278,6 +287,7 @@ mod tests {
                 total: 1000 * MB,
             },
             policy: GcPolicy::default(),
+            need_free: 0,
         })
     }
 
@@ -356,7 +366,42 @@ mod tests {
                 total: 10,
             },
             policy: GcPolicy::default(),
+            need_free: 0,
         });
         assert!(p.remove.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn a_pull_that_does_not_fit_cleans_below_the_marks_until_it_does() {
+        // 50 % of 1000 MB: below the high mark, nothing would go; a pull
+        // needing 650 MB free removes the oldest versions until 650 MB are
+        // free, never the current or the rollback target.
+        let images: Vec<ImageObs> = (1..=6).map(|v| image(&format!("v{v}"), v)).collect();
+        let versions: Vec<BTreeSet<String>> =
+            (1..=6).rev().map(|v| set(&[&format!("v{v}")])).collect();
+        let pulled = set(&["v1", "v2", "v3", "v4", "v5", "v6"]);
+        let none = BTreeSet::new();
+        let input = |need_free| GcInput {
+            images: &images,
+            pulled: &pulled,
+            pulled_by_others: &none,
+            in_use: &none,
+            versions: &versions,
+            disk: Disk {
+                used: 500 * MB,
+                total: 1000 * MB,
+            },
+            policy: GcPolicy::default(),
+            need_free,
+        };
+        assert!(gc(&input(0)).remove.is_empty());
+        let p = gc(&input(650 * MB));
+        assert_eq!(removed(&p), ["reg/web:v1", "reg/web:v2"], "{p}");
+        let p = gc(&input(2000 * MB));
+        assert_eq!(
+            removed(&p),
+            ["reg/web:v1", "reg/web:v2", "reg/web:v3", "reg/web:v4"],
+            "never the current or the rollback target: {p}"
+        );
     }
 }

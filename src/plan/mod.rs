@@ -18,6 +18,7 @@ mod observed;
 mod own_events;
 mod readiness;
 mod repair;
+pub mod space;
 mod stop;
 
 pub use drain::{Drain, drain_for};

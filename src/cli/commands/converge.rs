@@ -33,18 +33,20 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let progress = Progress::new(g.json);
     let sink = |e| progress.record(e);
     let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
+    let images = match crate::platform::Platform::load(g.platform.as_deref()) {
+        Ok(p) => p.images,
+        Err(_) => plan::gc::GcPolicy::default(),
+    };
     let done = ops::start(
         &mut ctx,
         &loaded.expanded,
         &loaded.graph,
         record,
         policy(args.pull),
+        images,
     )
     .await;
     stop_ticker(ticker);
-    if let Ok(done) = &done {
-        super::gc::after_start(g, &ctx.engine, &ctx.state, &loaded.name, done).await;
-    }
     finish(g, &done?, began)
 }
 

@@ -13,6 +13,7 @@ use crate::cli::args::Global;
 use crate::cli::load::{self, Loaded};
 use crate::engine::Event;
 use crate::ops::{self, Sink, Target};
+use crate::plan;
 use crate::state::StateDir;
 
 /// The serviceset to act on: from `-c FILE`, else the record of `--name`
@@ -195,6 +196,18 @@ impl Progress {
                 state_dir.display()
             ),
             ops::Event::Drift { .. } => {}
+            ops::Event::ImageRemoved { reference } if !self.quiet => {
+                println!("removed    image {reference} (image cleanup)")
+            }
+            ops::Event::ImageRemoved { .. } => {}
+            ops::Event::PullSpace {
+                fit: plan::space::Fit::Fits,
+                ..
+            } => {}
+            ops::Event::PullSpace { space, .. } => eprintln!(
+                "not enough disk space for the pull: it {space}; cleaning up images first"
+            ),
+            ops::Event::Warning { message } => eprintln!("warning: {message}"),
         }
     }
 

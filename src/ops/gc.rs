@@ -1,0 +1,112 @@
+//! `gc`: a serviceset's image cleanup, under its host lock, so that it
+//! cannot race a `start` pulling or creating from those images. The same
+//! path runs by hand (`telefig gc`), after a `start` that changed something
+//! (`plan::gc::after_start`), and before a pull that does not fit
+//! (`ops::space`): gather what `plan::gc` needs (the host's images, the
+//! images its containers use, the records, the data root's use), let it
+//! decide, remove what it chose and forget those in the state dir.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::{Converged, Ctx, Error, Event};
+use crate::engine::images::disk_use;
+use crate::name::ServicesetName;
+use crate::plan::gc::{self, Disk, GcInput, GcPlan, GcPolicy};
+
+/// Decide the cleanup of `name`'s images and, unless `dry_run`, do it.
+pub async fn gc(
+    ctx: &Ctx<'_>,
+    name: &ServicesetName,
+    policy: GcPolicy,
+    dry_run: bool,
+) -> Result<GcPlan, Error> {
+    let _lock = ctx.lock(name, "gc", ctx.deadline).await?;
+    cleanup(ctx, name, policy, 0, dry_run).await
+}
+
+/// The cleanup itself; the caller holds `name`'s lock. `need_free`: bytes
+/// that must be free afterwards whatever the water marks say (0: none).
+pub(super) async fn cleanup(
+    ctx: &Ctx<'_>,
+    name: &ServicesetName,
+    policy: GcPolicy,
+    need_free: u64,
+    dry_run: bool,
+) -> Result<GcPlan, Error> {
+    let engine = &ctx.engine;
+    let images = engine.images().await?;
+    let pulled = ctx.state.pulled(name)?;
+    let others = ctx.state.pulled_by_others(name)?;
+    let in_use = engine.images_in_use().await?;
+    let versions: Vec<BTreeSet<String>> = ctx
+        .state
+        .load(name)?
+        .into_iter()
+        .chain(ctx.state.history(name)?)
+        .map(|r| {
+            r.expanded
+                .containers
+                .iter()
+                .map(|c| c.image.reference.clone())
+                .collect()
+        })
+        .collect();
+    let disk = engine
+        .data_root()
+        .await?
+        .and_then(|root| disk_use(Path::new(&root)))
+        .unwrap_or(Disk { used: 0, total: 0 });
+    let plan = gc::gc(&GcInput {
+        images: &images,
+        pulled: &pulled,
+        pulled_by_others: &others,
+        in_use: &in_use,
+        versions: &versions,
+        disk,
+        policy,
+        need_free,
+    });
+    if !dry_run {
+        let mut removed = Vec::new();
+        for r in &plan.remove {
+            engine.remove_image(&r.reference).await?;
+            (ctx.sink)(Event::ImageRemoved {
+                reference: r.reference.clone(),
+            });
+            removed.push(r.reference.clone());
+        }
+        ctx.state.update_pulled(name, [], &removed)?;
+    }
+    Ok(plan)
+}
+
+/// After `start` (the caller holds the lock): remember what it pulled for
+/// `name`; after one that succeeded and changed something, clean up. A
+/// failure here is a warning: the deploy itself succeeded.
+pub(super) async fn after_start(
+    ctx: &Ctx<'_>,
+    name: &ServicesetName,
+    done: &Converged,
+    policy: GcPolicy,
+) {
+    let pulled = &done.report.pulled;
+    if !pulled.is_empty() {
+        let references = pulled
+            .iter()
+            .flat_map(|p| [p.reference.clone(), p.from.clone()]);
+        if let Err(e) = ctx.state.update_pulled(name, references, &[]) {
+            (ctx.sink)(Event::Warning {
+                message: format!("cannot note the pulled images of {name}: {e}"),
+            });
+        }
+    }
+    if !gc::after_start(&done.plan, done.ok()) {
+        return;
+    }
+    if let Err(e) = cleanup(ctx, name, policy, 0, false).await {
+        (ctx.sink)(Event::Warning {
+            message: format!("image cleanup of {name} failed: {e}"),
+        });
+    }
+}
