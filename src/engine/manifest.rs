@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
@@ -27,10 +27,6 @@ use super::{Engine, Error};
 use crate::plan::space::Layer;
 use crate::platform::Reference;
 use crate::platform::reference::DOCKER_HUB;
-
-/// Bound on each HTTP call to a registry: a slow registry delays the
-/// deploy by at most this per call, then the size is "unknown".
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -46,8 +42,10 @@ pub struct SizeUnknown {
     pub why: String,
 }
 
-/// The layers of `reference`, as its registry describes them.
-pub async fn layers(reference: &str) -> Result<Vec<Layer>, SizeUnknown> {
+/// The layers of `reference`, as its registry describes them; every call
+/// ends by `until` (the runtime waits for a blocking call at exit, so it
+/// must end on its own).
+pub async fn layers(reference: &str, until: Instant) -> Result<Vec<Layer>, SizeUnknown> {
     let parsed = Reference::parse(reference).map_err(|e| SizeUnknown {
         image: reference.to_owned(),
         registry: String::new(),
@@ -63,7 +61,7 @@ pub async fn layers(reference: &str) -> Result<Vec<Layer>, SizeUnknown> {
         .await
         .map_err(|e| unknown(e.to_string()))?;
     let image = parsed.clone();
-    tokio::task::spawn_blocking(move || Client::new(&image, credentials).layers(&image))
+    tokio::task::spawn_blocking(move || Client::new(&image, credentials, until).layers(&image))
         .await
         .map_err(|e| unknown(format!("the lookup did not finish ({e})")))?
         .map_err(unknown)
@@ -99,10 +97,11 @@ struct Client {
     insecure: Option<String>,
     credentials: Option<DockerCredentials>,
     authorization: Option<String>,
+    until: Instant,
 }
 
 impl Client {
-    fn new(image: &Reference, credentials: Option<DockerCredentials>) -> Client {
+    fn new(image: &Reference, credentials: Option<DockerCredentials>, until: Instant) -> Client {
         let host = match image.registry() {
             DOCKER_HUB => "registry-1.docker.io".to_owned(),
             other => other.to_owned(),
@@ -112,7 +111,6 @@ impl Client {
             .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(CALL_TIMEOUT))
             .tls_config(tls)
             .build()
             .new_agent();
@@ -122,7 +120,17 @@ impl Client {
             insecure: is_loopback(&host).then(|| format!("http://{host}")),
             credentials,
             authorization: None,
+            until,
         }
+    }
+
+    /// What is left of the time given, for the next call.
+    fn left(&self) -> Result<Option<Duration>, String> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("it did not answer in time".to_owned());
+        }
+        Ok(Some(left))
     }
 
     /// The manifest (the host platform's, from a list), then its config.
@@ -211,10 +219,14 @@ impl Client {
     }
 
     fn get(&mut self, path: &str) -> Result<ureq::http::Response<ureq::Body>, String> {
+        let left = self.left()?;
         let send = |base: &str| {
             let mut request = self
                 .agent
                 .get(format!("{base}{path}"))
+                .config()
+                .timeout_global(left)
+                .build()
                 .header("Accept", MANIFEST_TYPES);
             if let Some(auth) = &self.authorization {
                 request = request.header("Authorization", auth);
@@ -255,7 +267,12 @@ impl Client {
             .find(|(k, _)| k == "realm")
             .map(|(_, v)| v.as_str())
             .ok_or("it asks for credentials in a way telefig does not speak")?;
-        let mut request = self.agent.get(realm);
+        let mut request = self
+            .agent
+            .get(realm)
+            .config()
+            .timeout_global(self.left()?)
+            .build();
         for (key, value) in params
             .iter()
             .filter(|(k, _)| k == "service" || k == "scope")

@@ -69,10 +69,11 @@ pub(super) async fn make_room(
         .deadline
         .saturating_duration_since(tokio::time::Instant::now());
     let budget = (left / 2).min(LOOKUP_BUDGET);
+    let until = std::time::Instant::now() + budget;
     let lookup = async {
         let mut layers = Vec::new();
         for image in &to_pull {
-            layers.push(image_layers(image).await?);
+            layers.push(image_layers(image, until).await?);
         }
         Ok::<_, manifest::SizeUnknown>(layers)
     };
@@ -126,10 +127,13 @@ fn free_bytes(root: &str) -> Option<u64> {
 
 /// The layers of `image` from the first of its sources that answers, in
 /// the order a pull tries them; the first source's failure otherwise.
-async fn image_layers(image: &Image) -> Result<Vec<space::Layer>, manifest::SizeUnknown> {
+async fn image_layers(
+    image: &Image,
+    until: std::time::Instant,
+) -> Result<Vec<space::Layer>, manifest::SizeUnknown> {
     let mut first_error = None;
     for source in &image.sources {
-        match manifest::layers(source).await {
+        match manifest::layers(source, until).await {
             Ok(layers) => return Ok(layers),
             Err(e) => {
                 first_error.get_or_insert(e);

@@ -72,12 +72,24 @@ pub struct PrivateDockerd {
     dir: PathBuf,
     live_restore: bool,
     storage_driver: &'static str,
+    /// Bytes of the tmpfs mounted as its data root (None: a plain directory).
+    data_root_size: Option<u64>,
     child: Option<Child>,
 }
 
 impl PrivateDockerd {
     /// Start one (`--live-restore` if asked) and wait until it answers.
     pub fn start(live_restore: bool) -> PrivateDockerd {
+        PrivateDockerd::start_with(live_restore, None)
+    }
+
+    /// Start one whose data root is a tmpfs of `bytes`: a small disk, for
+    /// what telefig does when an image does not fit. Needs root (mount).
+    pub fn start_small(bytes: u64) -> PrivateDockerd {
+        PrivateDockerd::start_with(false, Some(bytes))
+    }
+
+    fn start_with(live_restore: bool, data_root_size: Option<u64>) -> PrivateDockerd {
         sweep_stale();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -96,8 +108,10 @@ impl PrivateDockerd {
             } else {
                 "overlay2"
             },
+            data_root_size,
             child: None,
         };
+        engine.mount_data_root();
         if let Err(why) = engine.launch() {
             if engine.storage_driver != "overlay2" {
                 panic!("private dockerd did not come up: {why}");
@@ -108,12 +122,44 @@ impl PrivateDockerd {
             kill_leftovers(&engine.dir);
             unmount_under(&engine.dir);
             let _ = fs::remove_dir_all(engine.dir.join("data"));
+            engine.mount_data_root();
             engine.storage_driver = "vfs";
             if let Err(why) = engine.launch() {
                 panic!("private dockerd did not come up (vfs either): {why}");
             }
         }
         engine
+    }
+
+    /// Mount the small tmpfs data root, if one was asked for.
+    fn mount_data_root(&self) {
+        let Some(bytes) = self.data_root_size else {
+            return;
+        };
+        let data = self.dir.join("data");
+        fs::create_dir_all(&data).unwrap_or_else(|e| panic!("mkdir {}: {e}", data.display()));
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0710"),
+                "tmpfs",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
+        assert!(
+            out.status.success(),
+            "mount a {bytes}-byte tmpfs on {}: {}",
+            data.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The data root (`--data-root`).
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.join("data")
     }
 
     /// `unix:///tmp/tfd-…/docker.sock`, for `DOCKER_HOST` and `-H`.

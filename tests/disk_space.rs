@@ -1,0 +1,174 @@
+//! The disk check before pulling (issue 14, item 2): a private dockerd
+//! whose data root is a small tmpfs, a loopback registry holding a new
+//! version bigger than the free space. `telefig start` of that version is
+//! refused before anything changes — exit 1, the numbers named — and the
+//! running old version is untouched (same container, still running).
+
+#[path = "support/dockerd.rs"]
+mod dockerd;
+#[path = "support/stack.rs"]
+mod stack;
+mod support;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Output;
+
+use dockerd::{PrivateDockerd, require_private_dockerd};
+use stack::{assert_exit, last_stderr_line, text};
+use support::*;
+
+const MIB: u64 = 1 << 20;
+
+/// A local image of `mib` MiB of random bytes (they do not compress) on
+/// top of the busybox test image, labelled with the test run.
+fn big_image(run: &str, mib: u64) -> String {
+    let reference = format!("telefig-test/big:{run}");
+    let dir = scratch_dir("big");
+    let file = dir.join("big");
+    let mut bytes = Vec::with_capacity((mib * MIB) as usize);
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(mib * MIB)
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let label = test_label(run);
+    let container = docker_ok(&["create", "--label", &label, &busybox_image("1"), "true"]);
+    docker_ok(&["cp", file.to_str().unwrap(), &format!("{container}:/big")]);
+    docker_ok(&[
+        "commit",
+        "--change",
+        &format!("LABEL {label}"),
+        &container,
+        &reference,
+    ]);
+    docker_ok(&["rm", &container]);
+    let _ = std::fs::remove_dir_all(dir);
+    reference
+}
+
+struct Small {
+    guard: Cleanup,
+    dir: PathBuf,
+    registry: Registry,
+    engine: PrivateDockerd,
+}
+
+impl Small {
+    fn telefig(&self, args: &[&str]) -> Output {
+        telefig()
+            .args(args)
+            .arg("--platform")
+            .arg(self.dir.join("platform.yaml"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .env("DOCKER_HOST", self.engine.host())
+            .output()
+            .unwrap()
+    }
+
+    fn deploy(&self, version: &str) -> Output {
+        let conf = self.dir.join("serviceset.conf");
+        self.telefig(&[
+            "start",
+            "-c",
+            conf.to_str().unwrap(),
+            "--name",
+            self.guard.id(),
+            "-e",
+            &format!("V={version}"),
+        ])
+    }
+
+    fn web(&self) -> serde_json::Value {
+        self.engine
+            .try_inspect(&format!("{}-web", self.guard.id()))
+            .expect("the web container exists")
+    }
+}
+
+#[test]
+fn a_pull_bigger_than_the_free_space_is_refused_before_anything_changes() {
+    if !require_docker() || !require_private_dockerd() {
+        return;
+    }
+    let guard = Cleanup::new();
+    let id = guard.id().to_owned();
+    let registry = Registry::start();
+    // v2: 48 MiB that do not compress; the data root: a 64 MiB tmpfs.
+    let big = big_image(&id, 48);
+    let pushed = registry.push_as(&big, &format!("{id}/web:v2"));
+    untag(&pushed);
+    untag(&big);
+    let engine = PrivateDockerd::start_small(64 * MIB);
+    // v1 is on the host already (nothing to pull), under the primary's name.
+    engine.import_busybox(&[&registry.reference(&format!("{id}/web:v1"))]);
+    let dir = scratch_dir("disk-space");
+    let label = test_label(&id);
+    let (k, v) = label.split_once('=').unwrap();
+    std::fs::write(
+        dir.join("platform.yaml"),
+        format!(
+            "registries: {{primary: \"{}\"}}\nlabels: {{{k}: \"{v}\"}}\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("serviceset.conf"),
+        format!(
+            r#"{id}-web:
+  docker:
+    image: {id}/web
+    version: "{{{{V}}}}"
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+"#
+        ),
+    )
+    .unwrap();
+    let s = Small {
+        guard,
+        dir,
+        registry,
+        engine,
+    };
+
+    assert_exit(&s.deploy("v1"), 0);
+    let before = s.web();
+    assert_eq!(before["State"]["Running"], true);
+
+    let out = s.deploy("v2");
+    assert_exit(&out, 1);
+    let summary = last_stderr_line(&out);
+    let data_root = s.engine.data_root();
+    for said in [
+        "not enough disk space to pull the images of serviceset",
+        "MiB to download",
+        "MiB margin",
+        "MiB free on",
+        data_root.to_str().unwrap(),
+        "no container was changed",
+        "pull_margin",
+    ] {
+        assert!(summary.contains(said), "`{said}` in: {}", text(&out));
+    }
+    // The download named is the new layer's size (48 MiB and a little).
+    assert!(summary.contains("needs 96."), "{summary}");
+
+    let after = s.web();
+    assert_eq!(after["Id"], before["Id"], "the same container");
+    assert_eq!(after["State"]["Running"], true, "still running");
+    assert_eq!(after["State"]["StartedAt"], before["State"]["StartedAt"]);
+    assert_eq!(
+        after["Config"]["Image"],
+        s.registry.reference(&format!("{id}/web:v1"))
+    );
+    let images = s
+        .engine
+        .docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!images.contains(":v2"), "nothing was pulled: {images}");
+    // The registry was asked, and answered: this is the check, not a
+    // pull that ran out of space.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning: cannot tell the size"));
+}
