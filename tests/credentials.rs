@@ -81,6 +81,9 @@ fn assert_up_without_leaking(s: &Stack, out: &std::process::Output, login: &Logi
     assert_eq!(inspect(&s.web())["State"]["Running"], true);
     let printed = text(out);
     assert!(!printed.contains(&login.password), "{printed}");
+    // The disk check read the image's size from the registry with the
+    // same credentials as the pull.
+    assert!(!printed.contains("cannot tell the size"), "{printed}");
     for entry in walk(&s.dir.join("state")) {
         let stored = std::fs::read_to_string(&entry).unwrap_or_default();
         assert!(!stored.contains(&login.password), "{}", entry.display());
@@ -123,6 +126,13 @@ fn a_cred_helper_logs_in_to_a_registry_that_needs_it() {
     assert_exit(&out, 1);
     assert!(
         last_stderr_line(&out).contains("could not pull"),
+        "{}",
+        text(&out)
+    );
+    // The disk check could not read the size either: a warning, not the failure.
+    assert!(
+        text(&out).contains("warning: cannot tell the size of")
+            && text(&out).contains("it asks for a login and none is configured"),
         "{}",
         text(&out)
     );
