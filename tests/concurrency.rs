@@ -122,7 +122,7 @@ fn gc_waits_for_the_lock_a_start_holds() {
     assert_exit(&s.start(&[]), 0);
     // A deploy whose web takes a few seconds to be healthy holds the lock.
     s.write_web(
-        "sleep 4; touch /ready; while :; do sleep 1 & wait; done",
+        "sleep 6; touch /ready; while :; do sleep 1 & wait; done",
         "B=2",
         "20s",
         "",
