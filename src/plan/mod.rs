@@ -21,7 +21,10 @@ mod repair;
 mod stop;
 
 pub use drain::{Drain, drain_for};
-pub use gates::{GateFailure, GateWait, STARTED_BUDGET, gates, is_retryable, passed_as, status_ok};
+pub use gates::{
+    GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
+    status_ok,
+};
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
