@@ -21,6 +21,7 @@ mod host;
 pub mod images;
 pub mod live;
 pub mod manifest;
+mod observe;
 pub mod pull;
 mod registry;
 pub mod status;
