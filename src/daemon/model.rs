@@ -180,7 +180,7 @@ impl Model {
                     role: o.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
                     image: o.image.clone(),
                     name: o.name.clone(),
-                    state: o.state,
+                    state: c.state,
                     health: c.health,
                     started_at_nanos: c.started_at,
                     restart_count: c.restart_count,
@@ -188,7 +188,7 @@ impl Model {
                     probes: probes.into_iter().skip(skip).collect(),
                     health_command: c.health_command,
                     restart_policy: c.restart_policy,
-                    died: o.state == RunState::Restarting,
+                    died: c.state == RunState::Restarting,
                     stopped: false,
                     as_of_nanos: c.as_of_nanos,
                 };
@@ -339,6 +339,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Observed;
 
     fn event(kind: LiveKind, at: i64) -> LiveEvent {
         LiveEvent {
@@ -399,6 +400,50 @@ mod tests {
         assert_eq!(m.by_name("web").unwrap().restart_count, 0);
         m.apply(&event(LiveKind::Destroy, 8));
         assert!(m.by_name("web").is_none());
+    }
+
+    /// Regression: the snapshot took the state from the list call and the
+    /// rest from the inspect after it. A container started between the two
+    /// (by the daemon's own repair, just after a dockerd restart) stayed
+    /// `exited` in the model for good: its start event is older than the
+    /// inspect, so it counts as already in the snapshot.
+    #[test]
+    fn a_start_between_the_list_and_the_inspect_is_in_the_snapshot() {
+        let listed = Observed {
+            id: "c1".into(),
+            name: "web".into(),
+            image: "busybox:1".into(),
+            labels: [
+                (LABEL_SERVICESET.to_owned(), "shop".to_owned()),
+                (LABEL_ROLE.to_owned(), "main".to_owned()),
+            ]
+            .into(),
+            state: RunState::Exited,
+            health: None,
+            exit_code: Some(0),
+        };
+        let inspected = LiveContainer {
+            listed,
+            state: RunState::Running,
+            started_at: Some(5),
+            restart_count: 0,
+            exit_code: None,
+            health: Some(Health::Starting),
+            health_command: Some("/bin/sh -c test -e /ready".into()),
+            probes: Vec::new(),
+            restart_policy: "unless-stopped".into(),
+            as_of_nanos: 6,
+        };
+        let mut m = Model::from_snapshot(vec![inspected], |_| Vec::new());
+        assert_eq!(m.apply(&event(LiveKind::Start, 5)), Needs::Nothing);
+        let web = m.by_name("web").unwrap().status(7);
+        assert_eq!(
+            (web.state, web.health, web.exit_code, web.restart_count),
+            (RunState::Running, Some(Health::Starting), None, Some(0))
+        );
+        // Later events still apply.
+        m.apply(&event(LiveKind::Health(Health::Healthy), 8));
+        assert!(m.by_name("web").unwrap().status(8).ok);
     }
 
     #[test]

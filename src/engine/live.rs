@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::details::details;
 use super::status::rfc3339_nanos;
 use super::{Engine, Error};
-use crate::plan::{Health, Observed};
+use crate::plan::{Health, Observed, RunState};
 use crate::platform::LABEL_SERVICESET;
 
 /// Docker cuts a probe's output at 4096 bytes; the model keeps less.
@@ -33,7 +33,11 @@ pub struct Probe {
 /// A container as the snapshot reads it.
 #[derive(Debug, Clone)]
 pub struct LiveContainer {
+    /// Its list entry: id, name, labels, image. Its state may be older
+    /// than the inspect's: `state` is the one to use.
     pub listed: Observed,
+    /// The state as inspected, at the moment of every other field here.
+    pub state: RunState,
     pub started_at: Option<i64>,
     pub restart_count: i64,
     pub exit_code: Option<i64>,
@@ -156,8 +160,14 @@ fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) ->
             })
         })
         .collect();
+    let state = r
+        .state
+        .as_ref()
+        .and_then(|s| s.status)
+        .map_or(o.state, |s| RunState::parse(&s.to_string()));
     let d = details(r);
     LiveContainer {
+        state,
         started_at: d.started_at.as_deref().and_then(rfc3339_nanos),
         restart_count: d.restart_count,
         exit_code: if d.running { None } else { d.exit_code },
