@@ -140,7 +140,7 @@ impl Scene {
 
     /// The daemon's answer (`status --json`), keyed by name, in the fields
     /// Docker also knows; `None` unless the daemon answered.
-    fn from_daemon(&self) -> Option<Value> {
+    fn daemons_answer(&self) -> Option<Value> {
         let out = self.telefig(&["status", "--json"]);
         let status: Value = serde_json::from_slice(&out.stdout).ok()?;
         if status["source"] != "daemon" {
@@ -162,7 +162,7 @@ impl Scene {
     }
 
     /// Docker's truth: one list, then one inspect of all it listed.
-    fn from_docker(&self) -> Option<Value> {
+    fn dockers_truth(&self) -> Option<Value> {
         let label = format!("label=telefig.serviceset={}", self.id);
         let ids = self
             .engine
@@ -245,8 +245,8 @@ impl Scene {
         let mut agreed = 0;
         let t = Instant::now();
         let settled = wait_until(within, || {
-            let daemon = self.from_daemon();
-            let docker = self.from_docker();
+            let daemon = self.daemons_answer();
+            let docker = self.dockers_truth();
             let same = daemon.is_some() && docker.is_some() && agrees(&daemon, &docker);
             agreed = if same { agreed + 1 } else { 0 };
             last = (daemon, docker);

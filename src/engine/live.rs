@@ -164,7 +164,7 @@ fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) ->
         .state
         .as_ref()
         .and_then(|s| s.status)
-        .map_or(o.state, |s| RunState::parse(&s.to_string()));
+        .map_or(o.state, |s| RunState::parse(s.as_ref()));
     let d = details(r);
     LiveContainer {
         state,
