@@ -15,7 +15,7 @@ use super::converge::{Converged, converge};
 use super::{Ctx, Error, Event, Target, put_back_secrets};
 use crate::clock::now_nanos;
 use crate::engine::pull::Policy;
-use crate::engine::stop::stop_in_order;
+use crate::engine::stop::stop_walk;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan::{self, OwnEvents, RunState};
@@ -130,7 +130,7 @@ pub async fn regate(
         return Ok(Vec::new());
     }
     let step = ctx.step();
-    stop_in_order(&ctx.engine, &graph, &plan, &step).await?;
+    stop_walk(&ctx.engine, &graph, &plan.actions, None, &step).await?;
     Ok(plan.actions.into_iter().map(|a| a.container).collect())
 }
 
