@@ -308,10 +308,11 @@ fn a_check_that_never_passes_ends_with_the_period() {
         "the drain lasted its period: {secs} s of {period:?}\n{}",
         text(&out)
     );
-    // Every 100 ms for 3 s, each a `docker exec`: many runs, not one.
+    // Polled through the period, not run once: each run is a `docker exec`
+    // (up to ~1 s on a loaded host), every 100 ms after the last.
     let runs = s.check_runs().len();
     assert!(
-        runs >= 5,
+        runs >= 2,
         "the check ran {runs} times in the container\n{}\n{}",
         text(&out),
         std::fs::read_to_string(s.dir.join("platform.yaml")).unwrap()
