@@ -49,7 +49,10 @@ pub struct LiveContainer {
     pub probes: Vec<Probe>,
     /// `HostConfig.RestartPolicy.Name` ("no" when none).
     pub restart_policy: String,
-    /// When it was inspected (ns): events before then are already in it.
+    /// When the inspect was asked (ns): events before then are in it.
+    pub asked_nanos: i64,
+    /// When its answer came (ns): events from then on are not. Whether
+    /// one between the two is cannot be told.
     pub as_of_nanos: i64,
 }
 
@@ -91,18 +94,19 @@ impl Engine {
         let listed = self.list(Some(LABEL_SERVICESET)).await?;
         let inspected: Vec<_> = futures_util::stream::iter(listed.into_iter().map(|o| async {
             let id = o.id.clone();
+            let asked = now_nanos();
             let answer = self
                 .call("inspect", &id, self.docker.inspect_container(&id, None))
                 .await;
-            (o, answer, now_nanos())
+            (o, answer, asked, now_nanos())
         }))
         .buffered(4)
         .collect()
         .await;
         let mut out = Vec::new();
-        for (o, answer, at) in inspected {
+        for (o, answer, asked, at) in inspected {
             match answer? {
-                Ok(r) => out.push(live_container(o, r, at)),
+                Ok(r) => out.push(live_container(o, r, asked, at)),
                 // Removed since the list: the events will say so.
                 Err(e) if super::status_is(&e, 404) => {}
                 Err(source) => {
@@ -115,6 +119,22 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// One container of the model inspected again (`listed` as the model
+    /// knows it); `None` when it is gone or Docker does not answer.
+    pub async fn live_reread(&self, listed: Observed) -> Option<LiveContainer> {
+        let asked = now_nanos();
+        let r = self
+            .call(
+                "inspect",
+                &listed.id,
+                self.docker.inspect_container(&listed.id, None),
+            )
+            .await
+            .ok()?
+            .ok()?;
+        Some(live_container(listed, r, asked, now_nanos()))
     }
 
     /// The health probe command (`None` without a healthcheck) and the
@@ -136,7 +156,12 @@ impl Engine {
     }
 }
 
-fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) -> LiveContainer {
+fn live_container(
+    o: Observed,
+    r: ContainerInspectResponse,
+    asked_nanos: i64,
+    as_of_nanos: i64,
+) -> LiveContainer {
     let command = probe_command(&r);
     let policy = restart_policy(&r);
     let probes = r
@@ -175,6 +200,7 @@ fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) ->
         health_command: command,
         probes,
         restart_policy: policy,
+        asked_nanos,
         as_of_nanos,
         listed: o,
     }
