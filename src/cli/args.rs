@@ -176,6 +176,11 @@ pub struct DaemonArgs {
     /// Write Prometheus metrics to this file every 10 s (node_exporter textfile collector).
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Bound on each Docker read (list, inspect) the daemon makes, and the
+    /// margin each repair gets beyond its gates' budgets: a dockerd that
+    /// stops answering costs a repair, not the daemon.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub docker_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
