@@ -232,3 +232,35 @@ fn assert_nothing_outside(root: &Path, inside: &Path) {
         }
     }
 }
+
+/// A negative or malformed value on any duration flag is a duration error
+/// naming the flag and the forms accepted — not clap's "unexpected
+/// argument" for `-5s`.
+#[test]
+fn a_negative_or_malformed_duration_on_any_flag_names_the_flag() {
+    let flags: [(&[&str], &str); 4] = [
+        (&["stop", "--name", "web"], "--timeout"),
+        (&["start", "-c", "web.conf"], "--timeout"),
+        (&["daemon"], "--unhealthy-budget"),
+        (&["daemon"], "--docker-timeout"),
+    ];
+    for (command, flag) in flags {
+        for value in ["-5s", "-1", "-1m30s", "5 parsecs", "--"] {
+            let mut args: Vec<&OsStr> = command.iter().map(|a| os(a)).collect();
+            args.push(os(flag));
+            args.push(os(value));
+            let out = run(&args);
+            let what = format!("{command:?} {flag} {value}");
+            assert_bad_input(&out, "is not a duration", &what);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(flag), "{what}: names the flag\n{stderr}");
+            assert!(
+                stderr.contains("use seconds (10) or a duration string"),
+                "{what}: says what is accepted\n{stderr}"
+            );
+        }
+    }
+    // The daemon's bound on a Docker call cannot be zero.
+    let out = run(&[os("daemon"), os("--docker-timeout"), os("0s")]);
+    assert_bad_input(&out, "`0s` is zero", "--docker-timeout 0s");
+}

@@ -114,7 +114,7 @@ pub struct GcArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TimeoutArgs {
     /// Bound on the whole operation, lock wait included ("90s", "10m").
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }
 
@@ -167,7 +167,7 @@ pub enum RenderFormat {
 #[derive(Debug, Clone, Args)]
 pub struct DaemonArgs {
     /// How long a container may stay unhealthy before the daemon restarts it.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, default_value = "60s")]
     pub unhealthy_budget: Duration,
     /// Do the boot repair, then exit (no watching, no cron).
     #[arg(long)]
@@ -178,6 +178,11 @@ pub struct DaemonArgs {
     /// Write Prometheus metrics to this file every 10 s (node_exporter textfile collector).
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Bound on each Docker read (list, inspect) the daemon makes, and the
+    /// margin each repair gets beyond its gates' budgets: a dockerd that
+    /// stops answering costs a repair, not the daemon.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_positive_duration, default_value = "60s")]
+    pub docker_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,4 +217,13 @@ fn parse_name(s: &str) -> Result<ServicesetName, NameError> {
 
 fn parse_duration(s: &str) -> Result<Duration, crate::duration::Error> {
     crate::duration::parse(s)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d.is_zero() => Err(format!(
+            "`{s}` is zero: Docker needs some time to answer; give a positive duration (\"60s\")"
+        )),
+        other => other.map_err(|e| e.to_string()),
+    }
 }

@@ -132,8 +132,8 @@ async fn finish(
     }
 }
 
-/// The job's argv, run as its `user` the way cron does: that user's uid and
-/// primary gid, `HOME`, `USER`, `LOGNAME` and `SHELL`, in its home
+/// The job's argv, run as its `user` the way cron does: that user's uid,
+/// primary gid and supplementary groups (initgroups), `HOME`, `USER`, `LOGNAME` and `SHELL`, in its home
 /// directory. When the daemon is not root, or the user is the daemon's own,
 /// the command runs as the daemon's user.
 fn host_command(job: &CronJob) -> Result<tokio::process::Command, String> {
@@ -154,9 +154,8 @@ fn host_command(job: &CronJob) -> Result<tokio::process::Command, String> {
         )
     })?;
     let home = user.home_dir();
+    as_user(&mut command, name, user.uid(), user.primary_group_id());
     command
-        .uid(user.uid())
-        .gid(user.primary_group_id())
         .env("HOME", home)
         .env("USER", name)
         .env("LOGNAME", name)
@@ -167,6 +166,32 @@ fn host_command(job: &CronJob) -> Result<tokio::process::Command, String> {
             std::path::Path::new("/")
         });
     Ok(command)
+}
+
+/// Run `command` as `uid`, with `gid` and every group `name` is a member
+/// of. std's `uid()` would drop the supplementary groups (setgroups(0)),
+/// and a `pre_exec` runs after it, too late; so all three are set here.
+fn as_user(command: &mut tokio::process::Command, name: &str, uid: u32, gid: u32) {
+    let mut groups: Vec<libc::gid_t> = uzers::get_user_groups(name, gid)
+        .map(|gs| gs.iter().map(uzers::Group::gid).collect())
+        .unwrap_or_default();
+    if !groups.contains(&gid) {
+        groups.push(gid);
+    }
+    // SAFETY: the closure runs in the child between fork and exec; it calls
+    // only setgroups, setgid and setuid (async-signal-safe) and reads
+    // memory allocated before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Save a run off the async runtime: the write is synced to disk.

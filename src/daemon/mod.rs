@@ -54,6 +54,18 @@ pub enum Error {
     RepairFailed { serviceset: String, why: String },
 }
 
+impl Error {
+    /// Whether Docker did not answer in time (a hung dockerd): worth trying
+    /// again soon, unlike a failure Docker reported.
+    pub fn timed_out(&self) -> bool {
+        matches!(
+            self,
+            Error::Engine(engine::Error::Deadline { .. })
+                | Error::Ops(crate::ops::Error::Engine(engine::Error::Deadline { .. }))
+        )
+    }
+}
+
 pub struct Options {
     pub state_dir: PathBuf,
     pub unhealthy_budget: Duration,
@@ -63,6 +75,9 @@ pub struct Options {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Write Prometheus metrics to this file (node_exporter textfile).
     pub metrics_file: Option<PathBuf>,
+    /// Bound on each Docker read (list, inspect, the connect), and the
+    /// margin a repair gets beyond its gates' budgets (`--docker-timeout`).
+    pub docker_timeout: Duration,
 }
 
 use crate::clock::now_nanos;
@@ -79,7 +94,7 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
         ),
         None => None,
     };
-    let Some(engine) = connect(&notifier, &mut stop).await else {
+    let Some(engine) = connect(&notifier, &mut stop, opts.docker_timeout).await else {
         return Ok(());
     };
     // The live model (status, health history) runs beside the repairs.
@@ -100,6 +115,7 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
         state: state.clone(),
         abort: stop.clone(),
         own: Default::default(),
+        margin: opts.docker_timeout,
     };
 
     let started = Instant::now();
@@ -138,13 +154,27 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
     Ok(())
 }
 
-/// Connect, retrying while dockerd is not up yet (at boot it may start after us).
-async fn connect(notifier: &Notifier, stop: &mut signal::Receiver<bool>) -> Option<Engine> {
+/// Connect, retrying while dockerd is not up yet (at boot it may start
+/// after us) or does not answer within `bound`; every read the connection
+/// makes is bounded by `bound` too.
+async fn connect(
+    notifier: &Notifier,
+    stop: &mut signal::Receiver<bool>,
+    bound: Duration,
+) -> Option<Engine> {
     let mut delay = Duration::from_millis(250);
     loop {
-        match Engine::connect().await {
-            Ok(engine) => return Some(engine),
-            Err(e) => {
+        match tokio::time::timeout(bound, Engine::connect()).await {
+            Ok(Ok(engine)) => return Some(engine.with_read_bound(bound)),
+            Err(_) => {
+                let e = format!(
+                    "Docker did not answer the version check within {}s (--docker-timeout)",
+                    bound.as_secs()
+                );
+                notifier.status(&format!("waiting for Docker: {e}"));
+                warn!("{e}; retrying in {} ms", delay.as_millis());
+            }
+            Ok(Err(e)) => {
                 notifier.status(&format!("waiting for Docker: {e}"));
                 notifier.extend_timeout(delay + Duration::from_secs(30));
                 warn!("{e}; retrying in {} ms", delay.as_millis());

@@ -6,18 +6,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Error;
-use crate::engine::Engine;
+use crate::engine::{Deadline, Engine};
 use crate::name::ServicesetName;
 use crate::ops::{self, Ctx, Event};
-use crate::plan::OwnEvents;
+use crate::plan::{self, OwnEvents};
+use crate::platform::Expanded;
 use crate::state::StateDir;
 
-/// Longest a repair may take, lock wait included.
-const REPAIR_DEADLINE: Duration = Duration::from_secs(600);
+/// The most a repair's gates may add to its deadline (a job's run, a long
+/// healthcheck): past this, the repair is abandoned and tried again.
+const MOST_GATE_TIME: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 pub struct Repairer {
@@ -26,6 +27,32 @@ pub struct Repairer {
     pub abort: watch::Receiver<bool>,
     /// What this daemon's repairs announced, for telling drift from their echo.
     pub own: Arc<Mutex<OwnEvents>>,
+    /// What a Docker call may take beyond the gates' budgets
+    /// (`--docker-timeout`): so that a dockerd that stops answering does not
+    /// wedge a repair, and with it the serviceset, forever.
+    pub margin: Duration,
+}
+
+/// How long a repair of `expanded` may take, lock wait included: every
+/// container's gates one after the other (at most [`MOST_GATE_TIME`]) and
+/// every stop's grace period, plus `margin` for the Docker calls around them.
+pub fn repair_budget(expanded: Option<&Expanded>, margin: Duration) -> Duration {
+    let Some(expanded) = expanded else {
+        return margin;
+    };
+    let gates = expanded
+        .containers
+        .iter()
+        .flat_map(|c| plan::gates(c).into_iter().map(|g| g.budget))
+        .fold(Duration::ZERO, Duration::saturating_add)
+        .min(MOST_GATE_TIME);
+    let graces = expanded
+        .containers
+        .iter()
+        .map(|c| c.stop_grace)
+        .fold(Duration::ZERO, Duration::saturating_add)
+        .min(MOST_GATE_TIME);
+    gates.saturating_add(graces).saturating_add(margin)
 }
 
 /// The daemon's sink: one log line per event.
@@ -55,11 +82,18 @@ fn log_event(serviceset: &str, event: Event) {
 }
 
 impl Repairer {
-    fn ctx<'a>(&self, sink: ops::Sink<'a>) -> Ctx<'a> {
+    /// A context whose every Docker call, gate and lock wait ends within
+    /// the repair budget of `name`'s record.
+    fn ctx<'a>(&self, name: &ServicesetName, sink: ops::Sink<'a>) -> Ctx<'a> {
+        let record = self.state.load(name).ok().flatten();
+        let bound = Deadline::after(repair_budget(
+            record.as_ref().map(|r| &r.expanded),
+            self.margin,
+        ));
         Ctx {
-            engine: self.engine.clone(),
+            engine: self.engine.with_deadline(bound),
             state: self.state.clone(),
-            deadline: Instant::now() + REPAIR_DEADLINE,
+            deadline: bound.at,
             abort: self.abort.clone(),
             sink,
             no_drain: false,
@@ -74,7 +108,7 @@ impl Repairer {
             return Ok(None);
         };
         let sink = |e| log_event(serviceset, e);
-        let mut ctx = self.ctx(&sink);
+        let mut ctx = self.ctx(&name, &sink);
         match ops::repair(&mut ctx, &name, boot, &self.own).await? {
             None => Ok(None),
             Some(done) => match done.report.failure {
@@ -94,7 +128,7 @@ impl Repairer {
             return Ok(Vec::new());
         };
         let sink = |e| log_event(serviceset, e);
-        Ok(ops::regate(&self.ctx(&sink), &name, dependency).await?)
+        Ok(ops::regate(&self.ctx(&name, &sink), &name, dependency).await?)
     }
 
     /// Restart a container that stayed unhealthy past its budget, and its
@@ -108,7 +142,7 @@ impl Repairer {
             return Ok(false);
         };
         let sink = |e| log_event(serviceset, e);
-        let mut ctx = self.ctx(&sink);
+        let mut ctx = self.ctx(&name, &sink);
         match ops::restart_unhealthy(&mut ctx, &name, container).await? {
             None => Ok(false),
             Some(done) => match done.report.failure {
@@ -119,5 +153,39 @@ impl Repairer {
                 }),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::{Platform, expand};
+    use crate::serviceset::{Vars, parse};
+
+    fn expanded(serviceset: &str) -> Expanded {
+        let platform = Platform::parse(std::path::Path::new("p.yaml"), "{}").unwrap();
+        let vars = Vars::new([("BUILD_COMMIT".into(), "c1".into())], []);
+        let set = parse(std::path::Path::new("s.conf"), serviceset, &vars).unwrap();
+        expand(&set, "shop", &platform, &vars).unwrap()
+    }
+
+    #[test]
+    fn a_repair_gets_its_gates_and_stops_plus_the_margin_and_never_forever() {
+        let margin = Duration::from_secs(7);
+        assert_eq!(repair_budget(None, margin), margin);
+        // Healthcheck 10s interval, 2s timeout, 3 retries, 5s start period:
+        // running within 60 s, healthy within 5 + 3 × (10 + 2) = 41 s; 4 s grace.
+        let one = expanded(
+            "web:\n  docker:\n    image: w\n    stop_grace_period: 4s\n    healthcheck: {test: [CMD, 'true'], interval: 10s, timeout: 2s, retries: 3, start_period: 5s}\n",
+        );
+        let healthy = one.containers[0].health.unwrap().deadline();
+        assert_eq!(
+            repair_budget(Some(&one), margin),
+            Duration::from_secs(60) + healthy + Duration::from_secs(4) + margin
+        );
+        // A job may run as long as it likes; the repair still ends.
+        let job = expanded("migrate:\n  kind: job\n  docker: {image: m}\n");
+        let budget = repair_budget(Some(&job), margin);
+        assert!(budget <= 2 * MOST_GATE_TIME + margin, "{budget:?}");
     }
 }

@@ -39,6 +39,9 @@ pub struct Watcher {
     pending: HashMap<String, Instant>,
     /// Servicesets with a repair running now.
     busy: Arc<Mutex<HashSet<String>>>,
+    /// Servicesets whose repair Docker did not answer in time: tried again
+    /// `--docker-timeout` later, event or not.
+    retry: Arc<Mutex<Vec<String>>>,
     /// Repairs, re-gates and restarts spawned, drained on shutdown.
     tasks: JoinSet<()>,
     /// The last event that mattered (or the stream's connection).
@@ -69,6 +72,7 @@ impl Watcher {
             cron: cron::CronRunner::default(),
             pending: HashMap::new(),
             busy: Arc::default(),
+            retry: Arc::default(),
             tasks: JoinSet::new(),
             last_news: Instant::now(),
             idle: false,
@@ -98,7 +102,7 @@ impl Watcher {
                     _ = tick.tick() => self.on_tick(),
                 }
             }
-            let Some(engine) = connect(&self.notifier, stop).await else {
+            let Some(engine) = connect(&self.notifier, stop, self.repairer.margin).await else {
                 return;
             };
             self.repairer.engine = engine;
@@ -185,6 +189,13 @@ impl Watcher {
     fn on_tick(&mut self) {
         let now = Instant::now();
         while self.tasks.try_join_next().is_some() {}
+        for serviceset in std::mem::take(&mut *self.retry.lock().expect("retry list")) {
+            let due = now + self.repairer.margin;
+            self.pending
+                .entry(serviceset)
+                .and_modify(|d| *d = (*d).min(due))
+                .or_insert(due);
+        }
         let due: Vec<String> = self
             .pending
             .iter()
@@ -202,11 +213,15 @@ impl Watcher {
             }
             self.pending.remove(&serviceset);
             let repairer = self.repairer.clone();
-            let busy = self.busy.clone();
+            let (busy, retry) = (self.busy.clone(), self.retry.clone());
             self.tasks.spawn(async move {
                 match repairer.repair(&serviceset, false).await {
                     Ok(Some(summary)) => info!(%serviceset, "repaired: {summary}"),
                     Ok(None) => {}
+                    Err(e) if e.timed_out() => {
+                        warn!(%serviceset, "repair abandoned, Docker did not answer: {e}; trying again in {}s", repairer.margin.as_secs());
+                        retry.lock().expect("retry list").push(serviceset.clone());
+                    }
                     Err(e) => {
                         warn!(%serviceset, "repair failed, will retry on the next event: {e}")
                     }

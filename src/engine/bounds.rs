@@ -58,6 +58,27 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
+/// Whether `op` only reads dockerd's own state (no registry, no change):
+/// such a call answers in moments unless dockerd is wedged.
+pub(super) fn is_read(op: &str) -> bool {
+    matches!(op, "list" | "inspect" | "inspect image")
+}
+
+/// The deadline one call runs under: the operation's, and for a read, at
+/// most `read_bound` from now.
+pub(super) fn for_call(
+    deadline: Option<Deadline>,
+    read_bound: Option<Duration>,
+    op: &str,
+) -> Option<Deadline> {
+    let read = read_bound.filter(|_| is_read(op)).map(Deadline::after);
+    match (deadline, read) {
+        (Some(d), Some(r)) if r.at < d.at => Some(r),
+        (Some(d), _) => Some(d),
+        (None, r) => r,
+    }
+}
+
 /// Run one Docker call under a permit and the deadline.
 pub(super) async fn bounded<F: Future>(
     limit: &Limit,
@@ -135,6 +156,40 @@ mod tests {
         assert_eq!(done.len(), 3 * CONCURRENT_CALLS);
         assert!(done.iter().all(Result::is_ok));
         assert_eq!(most.load(Ordering::SeqCst), CONCURRENT_CALLS);
+    }
+
+    #[tokio::test]
+    async fn a_read_is_bounded_by_the_read_bound_even_far_from_the_deadline() {
+        let limit = Limit::default();
+        let far = Some(Deadline::after(Duration::from_secs(3600)));
+        let short = Some(Duration::from_millis(50));
+        let list = for_call(far, short, "list");
+        assert_eq!(list.map(|d| d.budget), short);
+        let err = bounded(
+            &limit,
+            list,
+            "list",
+            "containers",
+            std::future::pending::<()>(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("timed out listing containers"),
+            "{err}"
+        );
+        // A change, or a pull, keeps the operation's deadline.
+        for op in ["pull", "create", "stop", "distribution inspect"] {
+            let d = for_call(far, short, op).unwrap();
+            assert_eq!(d.budget, Duration::from_secs(3600), "{op}");
+        }
+        // Without a deadline, a read still has its bound; anything else none.
+        assert_eq!(for_call(None, short, "inspect").map(|d| d.budget), short);
+        assert!(for_call(None, short, "start").is_none());
+        // A deadline nearer than the read bound wins.
+        let near = Some(Deadline::after(Duration::from_millis(10)));
+        let d = for_call(near, Some(Duration::from_secs(60)), "inspect").unwrap();
+        assert_eq!(d.budget, Duration::from_millis(10));
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-use super::bounds::{Deadline, Limit, bounded};
+use super::bounds::{Deadline, Limit, bounded, for_call};
 use super::{Error, credentials, status_is};
 use crate::platform::{CreateBody, Reference};
 
@@ -31,6 +31,9 @@ pub struct Engine {
     limit: Limit,
     /// Every call must answer by then (the operation's `--timeout`).
     deadline: Option<Deadline>,
+    /// Every read (list, inspect) must answer within this, whatever the
+    /// deadline (the daemon's `--docker-timeout`).
+    read_bound: Option<Duration>,
     /// Digest-pinned references present only under another registry's
     /// name (pulled through a mirror): a digest cannot be tagged, so the
     /// container is created from the name the content is present under.
@@ -69,6 +72,7 @@ impl Engine {
             docker,
             limit: Limit::default(),
             deadline: None,
+            read_bound: None,
             local_names: Arc::default(),
             remember,
         }
@@ -80,6 +84,20 @@ impl Engine {
             deadline: Some(deadline),
             ..self.clone()
         }
+    }
+
+    /// The same connection, each of its reads (list, inspect) bounded by
+    /// `bound` on top of any deadline.
+    pub fn with_read_bound(&self, bound: Duration) -> Engine {
+        Engine {
+            read_bound: Some(bound),
+            ..self.clone()
+        }
+    }
+
+    /// The bound on each read, if any.
+    pub fn read_bound(&self) -> Option<Duration> {
+        self.read_bound
     }
 
     /// The deadline its calls are bounded by, if any.
@@ -96,7 +114,8 @@ impl Engine {
         call: F,
     ) -> Result<F::Output, Error> {
         crate::failpoint!("before", op, target);
-        let answered = bounded(&self.limit, self.deadline, op, target, call).await;
+        let deadline = for_call(self.deadline, self.read_bound, op);
+        let answered = bounded(&self.limit, deadline, op, target, call).await;
         crate::failpoint!("after", op, target);
         answered
     }

@@ -75,7 +75,7 @@ pub enum Error {
     #[error("timed out after {}s ({what}); raise --timeout or look at the container's logs", .after.as_secs())]
     Timeout { what: String, after: Duration },
     #[error(
-        "timed out {} {target}: the {}s deadline (--timeout) passed while Docker was still at it; {}",
+        "timed out {} {target}: its {}s deadline passed while Docker was still at it; {}",
         bounds::doing(op), .after.as_secs(), bounds::left_behind(op)
     )]
     Deadline {

@@ -103,10 +103,13 @@ pub(super) async fn converge(
             why,
         });
         tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-        let bound = ctx.engine.deadline();
+        let (bound, read_bound) = (ctx.engine.deadline(), ctx.engine.read_bound());
         ctx.engine = reconnect(ctx.deadline).await?;
         if let Some(bound) = bound {
             ctx.engine = ctx.engine.with_deadline(bound);
+        }
+        if let Some(read_bound) = read_bound {
+            ctx.engine = ctx.engine.with_read_bound(read_bound);
         }
         attempt += 1;
     }

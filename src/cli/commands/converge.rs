@@ -16,11 +16,15 @@ use crate::engine::Engine;
 use crate::engine::pull::Policy;
 use crate::ops::{self, Converged, Ctx};
 use crate::plan;
+use crate::platform::paths::ResolvedPath;
 use crate::state::{Record, StateDir};
 
 pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let began = StdInstant::now();
     let loaded = load(g)?;
+    if !g.json {
+        crate::cli::load::say_resolved(&loaded);
+    }
     let vars = &loaded.vars;
     let record = Record::new(
         &loaded.name,
@@ -47,7 +51,7 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     )
     .await;
     stop_ticker(ticker);
-    finish(g, &done?, began)
+    finish(g, &done?, began, &loaded.resolved)
 }
 
 pub async fn rollback(g: &Global, args: &RollbackArgs) -> Outcome {
@@ -66,7 +70,7 @@ pub async fn rollback(g: &Global, args: &RollbackArgs) -> Outcome {
     let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
     let done = ops::rollback(&mut ctx, &args.name, &g.env).await;
     stop_ticker(ticker);
-    finish(g, &done?, began)
+    finish(g, &done?, began, &[])
 }
 
 pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
@@ -77,7 +81,7 @@ pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
     let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
     let done = ops::restart(&mut ctx, &target, args.container.as_deref(), Some(&g.env)).await;
     stop_ticker(ticker);
-    finish(g, &done?, began)
+    finish(g, &done?, began, &[])
 }
 
 pub async fn plan(g: &Global) -> Outcome {
@@ -135,13 +139,19 @@ fn stop_ticker(ticker: Option<JoinHandle<()>>) {
     }
 }
 
-fn finish(g: &Global, done: &Converged, began: StdInstant) -> Outcome {
+/// Print the outcome; `resolved`: the relative paths of the input and the
+/// absolute ones used (in `--json`, its `resolved` field; else on stderr
+/// as the file was loaded).
+fn finish(g: &Global, done: &Converged, began: StdInstant, resolved: &[ResolvedPath]) -> Outcome {
     let Converged { plan, report } = done;
     let millis = began.elapsed().as_millis();
     if g.json {
-        print_json(
-            &serde_json::json!({ "ok": report.failure.is_none(), "millis": millis, "report": report }),
-        )?;
+        print_json(&serde_json::json!({
+            "ok": report.failure.is_none(),
+            "millis": millis,
+            "report": report,
+            "resolved": resolved,
+        }))?;
     } else if plan.is_noop() && report.failure.is_none() {
         println!(
             "serviceset {}: unchanged — {} ({millis} ms)",

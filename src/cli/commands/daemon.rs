@@ -17,6 +17,7 @@ pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
         once: args.once,
         metrics_listen: args.metrics_listen,
         metrics_file: args.metrics_file.clone(),
+        docker_timeout: args.docker_timeout,
     };
     daemon::run(opts, stop).await?;
     Ok(ExitCode::SUCCESS)

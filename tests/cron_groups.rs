@@ -1,0 +1,124 @@
+//! A cron job run as `user` gets that user's supplementary groups too, as
+//! cron gives them (initgroups): a job that reads a group-owned socket or
+//! log directory works under telefig as it did under cron.
+
+#[path = "support/stack.rs"]
+mod stack;
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use stack::*;
+use support::*;
+
+/// A host group and a user that is a member of it (not its primary group),
+/// removed when dropped.
+struct HostUser {
+    user: String,
+    group: String,
+}
+
+impl HostUser {
+    fn create() -> HostUser {
+        let tag = format!("{}", std::process::id());
+        let (user, group) = (format!("tfcron{tag}"), format!("tfgrp{tag}"));
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(Command::new("groupadd").arg(&group));
+        let made = HostUser { user, group };
+        ok(Command::new("useradd")
+            .args(["-M", "-N", "-s", "/bin/sh", "-G"])
+            .arg(&made.group)
+            .arg(&made.user));
+        made
+    }
+
+    fn gid(&self) -> String {
+        let out = Command::new("getent")
+            .args(["group", &self.group])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.user).status();
+        let _ = Command::new("groupdel").arg(&self.group).status();
+    }
+}
+
+/// A running `telefig daemon`, stopped with SIGTERM when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_cron_job_runs_with_its_users_supplementary_groups() {
+    if !require_docker() {
+        return;
+    }
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    {
+        eprintln!("SKIP: creating a host user and group needs root");
+        return;
+    }
+    let host = HostUser::create();
+    let gid = host.gid();
+    let s = Stack::new();
+    s.add_cron(&format!(
+        "      Grouped: {{schedule: \"* * * * * *\", command: 'echo \"groups: $(id -G)\"', user: {}}}\n",
+        host.user
+    ));
+    assert_exit(&s.start(&[]), 0);
+    let _daemon = Daemon(
+        telefig()
+            .args(["daemon", "--state-dir"])
+            .arg(s.dir.join("state"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let status = || -> Value {
+        let out = telefig()
+            .args(["status", "--json", "--name", s.id(), "--state-dir"])
+            .arg(s.dir.join("state"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let ran = wait_until(Duration::from_secs(20), || {
+        status()["cron"][s.id()]["Grouped"]["exit_code"] == 0
+    });
+    let log = std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default();
+    assert!(ran, "{}\n{log}", status());
+    let output = status()["cron"][s.id()]["Grouped"]["output_tail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let groups: Vec<&str> = output
+        .trim()
+        .trim_start_matches("groups:")
+        .split_whitespace()
+        .collect();
+    assert!(
+        groups.contains(&gid.as_str()),
+        "the job's groups {groups:?} lack {} ({gid})\n{log}",
+        host.group
+    );
+}
