@@ -10,6 +10,7 @@
 //! and printing (`cli`), the events stream and budgets (`daemon`).
 
 mod converge;
+mod journal;
 mod repair;
 mod start;
 mod stop;
@@ -125,6 +126,8 @@ pub struct Ctx<'a> {
     pub sink: Sink<'a>,
     /// `--no-drain`: stops do not wait (and say so).
     pub no_drain: bool,
+    /// The deploy log entry of the operation under way (set by `ops`).
+    pub(crate) journal: Option<std::sync::Arc<journal::Journal>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -145,6 +148,7 @@ impl<'a> Ctx<'a> {
             abort,
             sink,
             no_drain: false,
+            journal: None,
         })
     }
 
@@ -166,7 +170,12 @@ impl<'a> Ctx<'a> {
     }
 
     fn step(&self) -> impl Fn(engine::Event) + Sync + '_ {
-        |e| (self.sink)(Event::Step(e))
+        |e| {
+            if let Some(journal) = &self.journal {
+                journal.note(&e);
+            }
+            (self.sink)(Event::Step(e))
+        }
     }
 }
 

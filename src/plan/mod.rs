@@ -25,7 +25,7 @@ pub use gates::{GateFailure, GateWait, STARTED_BUDGET, gates, is_retryable, pass
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
-pub use repair::{reorder_after_boot, restart};
+pub use repair::{drift_cause, reorder_after_boot, restart};
 pub use stop::{StopAction, StopPlan, StopReason, regate, stop};
 
 use crate::graph::Gate;
