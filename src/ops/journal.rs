@@ -119,7 +119,13 @@ impl Journal {
     /// The operation ended with `outcome`. `quiet`: it changed nothing, so
     /// unless something was already written, no entry is kept.
     pub async fn finish(self: Arc<Self>, outcome: &Result<Converged, Error>, quiet: bool) {
-        let ok_report = outcome.as_ref().ok().map(|done| done.ok());
+        self.finish_as(outcome.as_ref().ok().map(Converged::ok), quiet)
+            .await;
+    }
+
+    /// [`Journal::finish`] with `ok_report`: whether the report said every
+    /// container passed (`None`: the operation failed with an error).
+    async fn finish_as(self: Arc<Self>, ok_report: Option<bool>, quiet: bool) {
         let journal = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let mut inner = journal.inner.lock().expect("journal");
@@ -179,5 +185,88 @@ impl Journal {
             warn!(serviceset = %self.name, "the deploy log was not written: {e}");
             inner.broken = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pull::Pulled;
+
+    fn state(what: &str) -> (StateDir, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("telefig-journal-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (StateDir::new(&dir), dir)
+    }
+
+    #[tokio::test]
+    async fn a_quiet_operation_that_did_nothing_leaves_no_entry() {
+        let (state, dir) = state("quiet");
+        let name = ServicesetName::parse("shop").unwrap();
+        let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), None);
+        journal.finish_as(Some(true), true).await;
+        assert!(!dir.join("deploys").exists(), "no file I/O at all");
+    }
+
+    #[tokio::test]
+    async fn steps_are_written_as_they_happen_and_the_end_is_counted() {
+        let (state, dir) = state("steps");
+        let name = ServicesetName::parse("shop").unwrap();
+        let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), Some("d-1"));
+        journal.note(&Event::Pulled(Pulled {
+            reference: "registry/web:abc".into(),
+            from: "registry/web:abc".into(),
+            millis: 5,
+        }));
+        journal.note(&Event::Created {
+            container: "web".into(),
+        });
+        let log = state.deploy_log(&name);
+        assert_eq!(log.deploys.len(), 1);
+        assert_eq!(log.deploys[0].result, None, "still running");
+        assert_eq!(log.deploys[0].steps.len(), 2);
+        journal.note(&Event::Failed {
+            container: "web".into(),
+            why: "turned unhealthy; last log lines: DB_PASSWORD=hunter2".into(),
+        });
+        journal.note(&Event::PutBack {
+            container: "web".into(),
+        });
+        journal.note(&Event::Passed {
+            container: "web".into(),
+            gate: "healthy",
+            millis: 1500,
+        });
+        journal.note(&Event::RolledBack {
+            container: "web".into(),
+        });
+        journal.finish_as(Some(false), true).await;
+        let log = state.deploy_log(&name);
+        let d = &log.deploys[0];
+        assert_eq!(d.result, Some(Outcome::RolledBack));
+        assert_eq!(
+            (d.commit.as_deref(), d.deploy_id.as_deref()),
+            (Some("abc"), Some("d-1"))
+        );
+        assert_eq!(d.failed, ["web"]);
+        assert_eq!(d.rollback_passed, Some(true));
+        assert_eq!(d.gates[0].seconds, 1.5);
+        let events: Vec<&str> = d.steps.iter().map(|s| s.event.as_str()).collect();
+        assert_eq!(
+            events,
+            [
+                "pulled",
+                "created",
+                "gate-failed",
+                "gate-passed",
+                "rolled-back"
+            ]
+        );
+        assert_eq!(log.totals.deploys["rolled_back"], 1);
+        assert_eq!(log.totals.rollbacks["succeeded"], 1);
+        let text = std::fs::read_to_string(dir.join("deploys/shop.json")).unwrap();
+        assert!(!text.contains("hunter2"), "no container output is kept");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

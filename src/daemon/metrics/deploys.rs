@@ -77,7 +77,7 @@ impl prometheus_client::collector::Collector for GateWaits {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "telefig_gate_wait_seconds",
-            "How long containers took from their start to meeting their gate",
+            "How long containers took from their start to meeting their gate.",
             None,
             MetricType::Histogram,
         )?;
@@ -94,5 +94,55 @@ impl prometheus_client::collector::Collector for GateWaits {
                 .encode_histogram::<Labels>(h.sum, h.count, &buckets, None)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Deploy, GateWait, Operation, Outcome};
+
+    #[test]
+    fn totals_become_counters_a_histogram_and_a_timestamp() {
+        let mut log = DeployLog::default();
+        let mut d = Deploy::new(Operation::Start, 0);
+        d.seq = log.begin(d.clone());
+        d.result = Some(Outcome::RolledBack);
+        d.finished_at_nanos = Some(7_000_000_000);
+        d.rollback_passed = Some(true);
+        for seconds in [0.05, 3.0, 900.0] {
+            d.gates.push(GateWait {
+                container: "web".into(),
+                gate: "healthy".into(),
+                seconds,
+            });
+        }
+        log.update(d.clone());
+        d.seq = log.begin(Deploy::new(Operation::Start, 8));
+        d.result = Some(Outcome::Succeeded);
+        d.finished_at_nanos = Some(9_000_000_000);
+        d.rollback_passed = None;
+        d.gates.clear();
+        log.update(d);
+        let mut registry = Registry::default();
+        register(&mut registry, &BTreeMap::from([("shop".to_owned(), log)]));
+        let mut om = String::new();
+        prometheus_client::encoding::text::encode(&mut om, &registry).unwrap();
+        let text = super::super::text_format(&om);
+        for line in [
+            "# TYPE telefig_deploys_total counter",
+            "telefig_deploys_total{serviceset=\"shop\",result=\"rolled_back\"} 1",
+            "telefig_deploys_total{serviceset=\"shop\",result=\"succeeded\"} 1",
+            "telefig_rollbacks_total{serviceset=\"shop\",result=\"succeeded\"} 1",
+            "telefig_last_successful_deploy_timestamp_seconds{serviceset=\"shop\"} 9",
+            "# TYPE telefig_gate_wait_seconds histogram",
+            "telefig_gate_wait_seconds_bucket{le=\"0.1\",serviceset=\"shop\"} 1",
+            "telefig_gate_wait_seconds_bucket{le=\"5.0\",serviceset=\"shop\"} 2",
+            "telefig_gate_wait_seconds_bucket{le=\"600.0\",serviceset=\"shop\"} 2",
+            "telefig_gate_wait_seconds_bucket{le=\"+Inf\",serviceset=\"shop\"} 3",
+            "telefig_gate_wait_seconds_count{serviceset=\"shop\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
     }
 }
