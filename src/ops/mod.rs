@@ -2,9 +2,11 @@
 //! `stop`, `down`, and the daemon's `repair`, `regate` and
 //! `restart_unhealthy`. Each takes the serviceset's host lock, observes,
 //! plans, has the engine execute the plan (re-planning on a transient
-//! Docker error) and keeps the record. `cli` and `daemon` both call these;
-//! neither locks, plans or records on its own. Progress goes out through
-//! the caller's sink as [`Event`]s: the CLI prints them, the daemon logs.
+//! Docker error) and keeps the record; the converging ones also write
+//! their entry in the deploy log (`journal`). `cli` and `daemon` both call
+//! these; neither locks, plans or records on its own. Progress goes out
+//! through the caller's sink as [`Event`]s: the CLI prints them, the
+//! daemon logs.
 //!
 //! Not here: the decisions (`plan`), the Docker calls (`engine`), flags
 //! and printing (`cli`), the events stream and budgets (`daemon`).

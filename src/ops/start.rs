@@ -13,7 +13,7 @@ use crate::state::{HistoryEntry, Operation, Record};
 
 /// Converge to `expanded` (as loaded from the file `record` describes);
 /// on success, record it — unless a no-op start of the same deploy, which
-/// leaves the record (and its fsync) alone.
+/// leaves the record (and its fsync) alone, and the deploy log too.
 pub async fn start(
     ctx: &mut Ctx<'_>,
     expanded: &Expanded,
@@ -39,21 +39,28 @@ pub async fn start(
     ctx.journal = None;
     let mut unchanged = false;
     let done = match done {
-        Ok(done) if done.ok() => {
-            unchanged = done.plan.is_noop()
-                && ctx
-                    .state
-                    .load(&name)?
-                    .is_some_and(|r| r.same_deploy(&record));
-            if !unchanged {
-                ctx.state.save(&record)?;
-            }
-            Ok(done)
-        }
+        Ok(done) if done.ok() => keep_record(ctx, &record, &done).map(|same| {
+            unchanged = same;
+            done
+        }),
         other => other,
     };
     journal.finish(&done, unchanged).await;
     done
+}
+
+/// Record a successful start — unless a no-op of the same deploy, which
+/// leaves the record (and its fsync) alone: then `true`.
+fn keep_record(ctx: &Ctx<'_>, record: &Record, done: &Converged) -> Result<bool, Error> {
+    let unchanged = done.plan.is_noop()
+        && ctx
+            .state
+            .load(&record.serviceset)?
+            .is_some_and(|r| r.same_deploy(record));
+    if !unchanged {
+        ctx.state.save(record)?;
+    }
+    Ok(unchanged)
 }
 
 /// Re-apply the record before the current one, through the same path as
