@@ -116,7 +116,29 @@ fn changing_one_env_var_recreates_that_container_and_regates_discovery() {
     let plan_text = String::from_utf8_lossy(&plan.stdout);
     assert!(plan_text.contains("config changed: Env"), "{plan_text}");
     assert!(!plan_text.contains("hunter2"), "{plan_text}");
-    assert_exit(&s.start(&[]), 0);
+    let started = s.start(&["--json"]);
+    assert_exit(&started, 0);
+    // `--json` consumers read each reason as text, its code beside it.
+    let out: Value = serde_json::from_slice(&started.stdout).unwrap();
+    let report = |name: &str| {
+        out["report"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["container"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {out}"))
+            .clone()
+    };
+    let web = report(&s.web());
+    assert_eq!(web["reason_code"], "config_changed", "{web}");
+    let reason = web["reason"].as_str().unwrap();
+    assert!(reason.starts_with("config changed: "), "{web}");
+    let discovery = report(&s.name("discovery"));
+    assert_eq!(discovery["action"], "restart", "{discovery}");
+    assert_eq!(
+        discovery["reason_code"], "dependency_recreated",
+        "{discovery}"
+    );
     let after = s.fingerprint();
     assert_ne!(after[0].0, before[0].0, "web recreated");
     for i in 1..4 {

@@ -2,7 +2,7 @@
 //!
 //! `start` runs in phases, so that nothing running is touched before every
 //! image is present: (1) pull; (2) remove orphans; (3) a stop walk, reverse
-//! order, over the containers to recreate or restart — a recreated one is
+//! order (`engine::stop`), over the containers to recreate or restart — a recreated one is
 //! stopped and renamed aside, kept until its successor passes; (4) a start
 //! walk over every container, each launched the moment its dependencies meet
 //! their gates; (5) on failure, restore what was kept aside and re-gate it,
@@ -110,7 +110,9 @@ pub async fn apply(
     run.check_abort()?;
     run.remove_unwanted(plan).await?;
 
-    let mut kept_aside = run.stop_phase(plan).await?;
+    let stops = plan.stops_first();
+    let mut kept_aside =
+        super::stop::stop_walk(engine, graph, &stops, Some(&run.opts.abort), emit).await?;
     for a in &plan.actions {
         if let Some(backup) = &a.backup_id {
             kept_aside.insert(a.container.clone(), backup.clone());

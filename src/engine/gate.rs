@@ -1,10 +1,11 @@
 //! Gates, noticed from Docker's events stream rather than by polling.
 //!
 //! A [`Monitor`] follows the container events of one serviceset and keeps
-//! the latest [`Status`] of each container id in a watch channel. A waiter
+//! the latest status of each container id in a watch channel. A waiter
 //! seeds the status with one inspect (events from before that moment are
-//! ignored), then sleeps on the channel until the gate is met, failed, its
-//! deadline passes or the operation is aborted. Only if the events stream
+//! ignored), then sleeps on the channel until the gate is met or failed
+//! (`plan::judge_gate` says which), its deadline passes or the operation
+//! is aborted. Only if the events stream
 //! breaks (dockerd restarting) does a waiter fall back to inspecting.
 
 use std::collections::HashMap;
@@ -18,20 +19,17 @@ use tokio::time::Instant;
 use super::events::{ContainerEvent, EventKind};
 use super::{Engine, Error};
 use crate::graph::Gate;
-use crate::plan::Health;
+use crate::plan::{GateStatus, judge_gate};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
-    pub running: bool,
-    pub exit_code: Option<i64>,
-    pub health: Option<Health>,
-    pub oom: bool,
-    pub removed: bool,
+/// The latest status of a container, and when it was seen.
+#[derive(Debug, Clone, Default)]
+struct Tracked {
+    status: GateStatus,
     /// Events older than this (ns since the epoch) are stale and ignored.
-    pub seen_at: i64,
+    seen_at: i64,
 }
 
-type Channels = Arc<Mutex<HashMap<String, watch::Sender<Status>>>>;
+type Channels = Arc<Mutex<HashMap<String, watch::Sender<Tracked>>>>;
 
 pub struct Monitor {
     engine: Engine,
@@ -71,26 +69,28 @@ impl Monitor {
         }
     }
 
-    fn subscribe(&self, id: &str) -> (watch::Sender<Status>, watch::Receiver<Status>) {
+    fn subscribe(&self, id: &str) -> (watch::Sender<Tracked>, watch::Receiver<Tracked>) {
         let mut map = self.channels.lock().expect("monitor lock");
         let tx = map
             .entry(id.to_owned())
-            .or_insert_with(|| watch::channel(Status::default()).0);
+            .or_insert_with(|| watch::channel(Tracked::default()).0);
         (tx.clone(), tx.subscribe())
     }
 
     /// Read the container's state now and make it the baseline.
-    async fn seed(&self, id: &str, tx: &watch::Sender<Status>) -> Result<(), Error> {
+    async fn seed(&self, id: &str, tx: &watch::Sender<Tracked>) -> Result<(), Error> {
         let at = now_nanos();
         let d = self.engine.inspect(id).await?;
         tx.send_modify(|s| {
             if s.seen_at <= at {
-                *s = Status {
-                    running: d.running || d.restarting,
-                    exit_code: (!d.running).then_some(d.exit_code).flatten(),
-                    health: d.health,
-                    oom: d.oom_killed,
-                    removed: false,
+                *s = Tracked {
+                    status: GateStatus {
+                        running: d.running || d.restarting,
+                        exit_code: (!d.running).then_some(d.exit_code).flatten(),
+                        health: d.health,
+                        oom: d.oom_killed,
+                        removed: false,
+                    },
                     seen_at: at,
                 };
             }
@@ -113,11 +113,11 @@ impl Monitor {
             .await
             .map_err(|e| GateFailure::Docker(e.to_string()))?;
         // An image may bring its own HEALTHCHECK: Docker then reports a health state.
-        let has_healthcheck = has_healthcheck || rx.borrow().health.is_some();
+        let has_healthcheck = has_healthcheck || rx.borrow().status.health.is_some();
         let mut connected = self.connected.clone();
         loop {
-            let status = rx.borrow_and_update().clone();
-            if let Some(verdict) = judge(&status, gate, has_healthcheck) {
+            let status = rx.borrow_and_update().status.clone();
+            if let Some(verdict) = judge_gate(&status, gate, has_healthcheck) {
                 return verdict;
             }
             // Events are the signal; a slow re-inspect guards against one
@@ -158,33 +158,6 @@ pub async fn aborted(abort: &mut watch::Receiver<bool>) {
 
 pub use crate::plan::GateFailure;
 
-/// Met (Some(Ok)), failed (Some(Err)), or not yet (None).
-fn judge(s: &Status, gate: Gate, has_healthcheck: bool) -> Option<Result<(), GateFailure>> {
-    if s.removed {
-        return Some(Err(GateFailure::Removed));
-    }
-    if !s.running && s.exit_code.is_some() {
-        return Some(match (gate, s.exit_code) {
-            (Gate::Completed, Some(0)) => Ok(()),
-            _ if s.oom => Err(GateFailure::OutOfMemory),
-            (_, code) => Err(GateFailure::Exited(code)),
-        });
-    }
-    if !s.running {
-        return None;
-    }
-    match gate {
-        Gate::Started => Some(Ok(())),
-        Gate::Healthy if !has_healthcheck => Some(Ok(())),
-        Gate::Healthy => match s.health {
-            Some(Health::Healthy) => Some(Ok(())),
-            Some(Health::Unhealthy) => Some(Err(GateFailure::Unhealthy)),
-            _ => None,
-        },
-        Gate::Completed => None,
-    }
-}
-
 fn apply_event(channels: &Channels, event: &ContainerEvent) {
     let map = channels.lock().expect("monitor lock");
     let Some(tx) = map.get(&event.id) else { return };
@@ -193,6 +166,7 @@ fn apply_event(channels: &Channels, event: &ContainerEvent) {
             return false;
         }
         s.seen_at = event.time_nanos;
+        let s = &mut s.status;
         match event.kind {
             EventKind::Start => {
                 s.running = true;
@@ -211,57 +185,4 @@ fn apply_event(channels: &Channels, event: &ContainerEvent) {
         }
         true
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn running(health: Option<Health>) -> Status {
-        Status {
-            running: true,
-            health,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn verdicts() {
-        let exited = |code| Status {
-            exit_code: Some(code),
-            ..Default::default()
-        };
-        use Gate::*;
-        assert_eq!(judge(&running(None), Started, true), Some(Ok(())));
-        assert_eq!(judge(&running(None), Healthy, true), None);
-        assert_eq!(judge(&running(None), Healthy, false), Some(Ok(())));
-        assert_eq!(
-            judge(&running(Some(Health::Healthy)), Healthy, true),
-            Some(Ok(()))
-        );
-        assert_eq!(
-            judge(&running(Some(Health::Unhealthy)), Healthy, true),
-            Some(Err(GateFailure::Unhealthy))
-        );
-        assert_eq!(judge(&exited(0), Completed, false), Some(Ok(())));
-        assert_eq!(
-            judge(&exited(0), Started, false),
-            Some(Err(GateFailure::Exited(Some(0))))
-        );
-        assert_eq!(
-            judge(&exited(2), Completed, false),
-            Some(Err(GateFailure::Exited(Some(2))))
-        );
-        let oom = Status {
-            exit_code: Some(137),
-            oom: true,
-            ..Default::default()
-        };
-        assert_eq!(
-            judge(&oom, Healthy, true),
-            Some(Err(GateFailure::OutOfMemory))
-        );
-        assert_eq!(judge(&running(None), Completed, false), None);
-        assert_eq!(judge(&Status::default(), Started, false), None);
-    }
 }

@@ -20,6 +20,7 @@ pub mod gate;
 mod host;
 pub mod images;
 pub mod live;
+mod observe;
 pub mod pull;
 mod registry;
 pub mod status;

@@ -16,7 +16,7 @@ use super::journal::Journal;
 use super::{Ctx, Error, Event, Target, put_back_secrets};
 use crate::clock::now_nanos;
 use crate::engine::pull::Policy;
-use crate::engine::stop::stop_in_order;
+use crate::engine::stop::stop_walk;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan::{self, OwnEvents, RunState};
@@ -87,7 +87,7 @@ pub async fn repair(
         record.deploy_id.as_deref(),
     );
     for a in first.actions.iter().filter(|a| a.action.mutates()) {
-        journal.repairing(&a.container, plan::drift_cause(&a.reason));
+        journal.repairing(&a.container, a.reason.code());
     }
     ctx.journal = Some(journal.clone());
     let done = repair_planned(ctx, name, expanded, &graph, &first, own, plan_for).await;
@@ -159,7 +159,7 @@ pub async fn regate(
         return Ok(Vec::new());
     }
     let step = ctx.step();
-    stop_in_order(&ctx.engine, &graph, &plan, &step).await?;
+    stop_walk(&ctx.engine, &graph, &plan.actions, None, &step).await?;
     Ok(plan.actions.into_iter().map(|a| a.container).collect())
 }
 

@@ -3,7 +3,7 @@
 //! serviceset is stopped on purpose (`stop`) or is gone (`down`).
 
 use super::{Ctx, Error, Target};
-use crate::engine::stop::stop_in_order;
+use crate::engine::stop::stop_walk;
 use crate::plan::{self, StopPlan};
 
 /// Stop the serviceset's containers; returns what the plan stopped.
@@ -29,6 +29,6 @@ async fn stop_set(ctx: &Ctx<'_>, target: &Target, remove: bool) -> Result<StopPl
     let plan = plan::stop(serviceset, &target.graph, &observed, remove)
         .with_drain(Some(&target.expanded), ctx.no_drain);
     let step = ctx.step();
-    stop_in_order(&ctx.engine, &target.graph, &plan, &step).await?;
+    stop_walk(&ctx.engine, &target.graph, &plan.actions, None, &step).await?;
     Ok(plan)
 }

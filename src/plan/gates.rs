@@ -1,9 +1,12 @@
 //! What the start walk waits for at each container, and how long; whether
-//! a failed gate is the kind a fresh plan may fix; whether a container, as
-//! `status` sees it, is ok. Pure: the executor and `status` follow these.
+//! a gate is met from what Docker says of the container ([`judge_gate`]);
+//! whether a failed gate is the kind a fresh plan may fix; whether a
+//! container, as `status` sees it, is ok. Pure: the executor and `status`
+//! follow these.
 
 use std::time::Duration;
 
+use super::Health;
 use crate::graph::{Gate, Milestone};
 use crate::platform::ContainerSpec;
 
@@ -72,6 +75,50 @@ pub enum GateFailure {
     Timeout,
     Interrupted,
     Docker(String),
+}
+
+/// What the events stream (or an inspect) last said of a container, as a
+/// gate needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateStatus {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub health: Option<Health>,
+    pub oom: bool,
+    pub removed: bool,
+}
+
+/// Whether `s` meets `gate`: met (`Some(Ok)`), failed (`Some(Err)`), or not
+/// yet (`None`). `has_healthcheck` says whether `healthy` means Docker's
+/// health state or just running.
+pub fn judge_gate(
+    s: &GateStatus,
+    gate: Gate,
+    has_healthcheck: bool,
+) -> Option<Result<(), GateFailure>> {
+    if s.removed {
+        return Some(Err(GateFailure::Removed));
+    }
+    if !s.running && s.exit_code.is_some() {
+        return Some(match (gate, s.exit_code) {
+            (Gate::Completed, Some(0)) => Ok(()),
+            _ if s.oom => Err(GateFailure::OutOfMemory),
+            (_, code) => Err(GateFailure::Exited(code)),
+        });
+    }
+    if !s.running {
+        return None;
+    }
+    match gate {
+        Gate::Started => Some(Ok(())),
+        Gate::Healthy if !has_healthcheck => Some(Ok(())),
+        Gate::Healthy => match s.health {
+            Some(Health::Healthy) => Some(Ok(())),
+            Some(Health::Unhealthy) => Some(Err(GateFailure::Unhealthy)),
+            _ => None,
+        },
+        Gate::Completed => None,
+    }
 }
 
 /// Whether a fresh plan may fix `failure`: the container vanished or
@@ -160,6 +207,74 @@ mod tests {
         let plain = gates(&spec(false, None));
         assert_eq!(plain[1].budget, STARTED_BUDGET);
         assert_eq!(passed_as(&spec(false, None)), "running");
+    }
+
+    #[test]
+    fn gate_verdicts_from_the_observed_status() {
+        use Gate::*;
+        let running = |health| GateStatus {
+            running: true,
+            health,
+            ..Default::default()
+        };
+        let exited = |code, oom| GateStatus {
+            exit_code: Some(code),
+            oom,
+            ..Default::default()
+        };
+        let removed = GateStatus {
+            removed: true,
+            running: true,
+            ..Default::default()
+        };
+        let unhealthy = Some(Health::Unhealthy);
+        let starting = Some(Health::Starting);
+        // (status, gate, has_healthcheck) -> verdict
+        let table = [
+            (running(None), Started, true, Some(Ok(()))),
+            (running(None), Healthy, true, None),
+            (running(starting), Healthy, true, None),
+            (running(None), Healthy, false, Some(Ok(()))),
+            (running(Some(Health::Healthy)), Healthy, true, Some(Ok(()))),
+            (
+                running(unhealthy),
+                Healthy,
+                true,
+                Some(Err(GateFailure::Unhealthy)),
+            ),
+            // A running job has not completed, whatever its health.
+            (running(None), Completed, false, None),
+            (running(Some(Health::Healthy)), Completed, true, None),
+            (exited(0, false), Completed, false, Some(Ok(()))),
+            (
+                exited(0, false),
+                Started,
+                false,
+                Some(Err(GateFailure::Exited(Some(0)))),
+            ),
+            (
+                exited(2, false),
+                Completed,
+                false,
+                Some(Err(GateFailure::Exited(Some(2)))),
+            ),
+            (
+                exited(137, true),
+                Healthy,
+                true,
+                Some(Err(GateFailure::OutOfMemory)),
+            ),
+            (removed, Started, false, Some(Err(GateFailure::Removed))),
+            // Created, not started yet: wait.
+            (GateStatus::default(), Started, false, None),
+        ];
+        for (status, gate, has_healthcheck, want) in table {
+            assert_eq!(
+                judge_gate(&status, gate, has_healthcheck),
+                want,
+                "{status:?} {gate:?} healthcheck={has_healthcheck}"
+            );
+        }
     }
 
     #[test]

@@ -17,16 +17,21 @@ pub mod gc;
 mod observed;
 mod own_events;
 mod readiness;
+mod reason;
 mod repair;
 mod stop;
 
 pub use drain::{Drain, drain_for};
-pub use gates::{GateFailure, GateWait, STARTED_BUDGET, gates, is_retryable, passed_as, status_ok};
+pub use gates::{
+    GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
+    status_ok,
+};
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
-pub use repair::{drift_cause, reorder_after_boot, restart};
-pub use stop::{StopAction, StopPlan, StopReason, regate, stop};
+pub use reason::Reason;
+pub use repair::{reorder_after_boot, restart};
+pub use stop::{AfterStop, StopAction, StopPlan, StopReason, aside_name, regate, stop};
 
 use crate::graph::Gate;
 use crate::graph::Graph;
@@ -61,80 +66,6 @@ impl ActionKind {
     /// Whether the action changes anything in Docker.
     pub fn mutates(&self) -> bool {
         *self != ActionKind::Keep
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "reason")]
-pub enum Reason {
-    UpToDate,
-    Completed,
-    /// A job still running: on a retry, its dependents wait for it to exit 0.
-    JobRunning,
-    Missing,
-    /// `fields` is empty when no record of the previous config exists.
-    ConfigChanged {
-        fields: Vec<String>,
-    },
-    NotRunning {
-        state: RunState,
-        exit_code: Option<i64>,
-    },
-    DependencyRecreated {
-        dependency: String,
-    },
-    Orphan,
-    LeftoverBackup {
-        of: String,
-    },
-    Requested,
-    DependencyRestarted {
-        dependency: String,
-    },
-    StartedTooEarly {
-        dependency: String,
-    },
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::UpToDate => f.write_str("up to date"),
-            Reason::Completed => f.write_str("job completed"),
-            Reason::JobRunning => {
-                f.write_str("job still running; its dependents wait for it to exit 0")
-            }
-            Reason::Missing => f.write_str("no such container"),
-            Reason::ConfigChanged { fields } if fields.is_empty() => {
-                f.write_str("config hash changed (no record of the previous config to compare)")
-            }
-            Reason::ConfigChanged { fields } => write!(f, "config changed: {}", fields.join(", ")),
-            Reason::NotRunning {
-                state,
-                exit_code: Some(code),
-            } => write!(f, "{} with code {code}", state.as_str()),
-            Reason::NotRunning {
-                state,
-                exit_code: None,
-            } => f.write_str(state.as_str()),
-            Reason::DependencyRecreated { dependency } => {
-                write!(
-                    f,
-                    "waits for `{dependency}` to be healthy, which is recreated"
-                )
-            }
-            Reason::Orphan => f.write_str("no longer in the serviceset"),
-            Reason::LeftoverBackup { of } => {
-                write!(f, "previous version of `{of}` left by an interrupted start")
-            }
-            Reason::StartedTooEarly { dependency } => {
-                write!(f, "started before `{dependency}` met its gate")
-            }
-            Reason::Requested => f.write_str("restart requested"),
-            Reason::DependencyRestarted { dependency } => {
-                write!(f, "depends on `{dependency}`, which restarts")
-            }
-        }
     }
 }
 

@@ -8,20 +8,6 @@ use crate::graph::Gate;
 use crate::graph::Graph;
 use crate::platform::Expanded;
 
-/// The cause a drift repair is counted under (`telefig_drift_repairs_total`).
-pub fn drift_cause(reason: &Reason) -> &'static str {
-    match reason {
-        Reason::Missing => "removed",
-        Reason::NotRunning { .. } => "stopped",
-        Reason::StartedTooEarly { .. } => "started_too_early",
-        Reason::ConfigChanged { .. } => "config_changed",
-        Reason::DependencyRecreated { .. } | Reason::DependencyRestarted { .. } => "dependency",
-        Reason::Orphan => "orphan",
-        Reason::LeftoverBackup { .. } => "leftover_backup",
-        Reason::UpToDate | Reason::Completed | Reason::JobRunning | Reason::Requested => "other",
-    }
-}
-
 /// `restart [target]`: the target (or everything) and, in order, whatever
 /// depends on it. Nothing outside that set is touched; a missing member is
 /// created from the desired config.

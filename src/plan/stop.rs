@@ -1,5 +1,6 @@
 //! Plans that stop: which of a serviceset's containers `stop`, `down` and
-//! the daemon's re-gating stop, and which they remove.
+//! the daemon's re-gating stop, and which they remove; and the stops a
+//! start makes before it recreates or restarts ([`Plan::stops_first`]).
 //!
 //! Every stop waits the container's own grace period (its `StopTimeout`,
 //! which telefig sets from `stop_grace_period` at create) before Docker
@@ -12,7 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{Observed, RunState};
+use super::{ActionKind, Observed, Plan, RunState};
 use crate::graph::Gate;
 use crate::graph::Graph;
 
@@ -23,6 +24,22 @@ pub enum StopReason {
     Requested,
     /// It waits for a dependency to be healthy, which went down.
     DependencyDown,
+    /// A start recreates it: the old one makes way, kept aside.
+    Recreate,
+    /// A start restarts it (see the plan's reason).
+    Restart,
+}
+
+/// What follows a container's stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterStop {
+    /// It stays, stopped.
+    Nothing,
+    /// Removed once stopped (`down`); at once if it was not running.
+    Remove,
+    /// Renamed to `aside` and kept until its successor passes (a recreate).
+    KeepAside { aside: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,8 +48,7 @@ pub struct StopAction {
     pub id: String,
     /// Running (or paused, restarting): stopped with its own grace period.
     pub stop: bool,
-    /// Removed once stopped (`down`).
-    pub remove: bool,
+    pub then: AfterStop,
     #[serde(flatten)]
     pub reason: StopReason,
     /// Wait before the stop (set by [`StopPlan::with_drain`]).
@@ -66,10 +82,52 @@ impl StopAction {
             container: o.name.clone(),
             id: o.id.clone(),
             stop,
-            remove,
+            then: if remove {
+                AfterStop::Remove
+            } else {
+                AfterStop::Nothing
+            },
             reason,
             drain: None,
         }
+    }
+}
+
+/// The name a recreated container's previous version is kept aside under
+/// until its successor passes: `{name}.previous-{first 12 of its id}`.
+pub fn aside_name(container: &str, id: &str) -> String {
+    format!("{container}.previous-{}", &id[..id.len().min(12)])
+}
+
+impl Plan {
+    /// The stops a start makes before its start walk, in the plan's order:
+    /// each container it recreates (then kept aside under [`aside_name`])
+    /// or restarts (left stopped), draining first where the plan says.
+    pub fn stops_first(&self) -> Vec<StopAction> {
+        self.actions
+            .iter()
+            .filter_map(|a| {
+                let id = a.existing_id.clone().unwrap_or_default();
+                let (then, reason) = match a.action {
+                    ActionKind::Recreate => (
+                        AfterStop::KeepAside {
+                            aside: aside_name(&a.container, &id),
+                        },
+                        StopReason::Recreate,
+                    ),
+                    ActionKind::Restart => (AfterStop::Nothing, StopReason::Restart),
+                    _ => return None,
+                };
+                Some(StopAction {
+                    container: a.container.clone(),
+                    id,
+                    stop: true,
+                    then,
+                    reason,
+                    drain: a.drain.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -144,11 +202,12 @@ impl StopPlan {
 
 impl fmt::Display for StopAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match (self.stop, self.remove) {
-            (true, true) => "stop+rm",
-            (true, false) => "stop",
-            (false, true) => "remove",
-            (false, false) => "keep",
+        let what = match (self.stop, &self.then) {
+            (true, AfterStop::Remove) => "stop+rm",
+            (true, AfterStop::KeepAside { .. }) => "stop+aside",
+            (true, AfterStop::Nothing) => "stop",
+            (false, AfterStop::Remove) => "remove",
+            (false, _) => "keep",
         };
         write!(f, "{what:<8} {}", self.container)
     }
@@ -255,5 +314,51 @@ mod tests {
         assert!(regate("shop", &graph(), &obs, "web-logging").is_empty());
         // Already stopped: nothing to do.
         assert!(regate("shop", &graph(), &observed(), "web").is_empty());
+    }
+
+    #[test]
+    fn a_start_stops_first_what_it_recreates_keeping_it_aside_and_what_it_restarts() {
+        use super::super::{Action, ActionKind, Reason};
+        let action = |name: &str, kind, id: Option<&str>| Action {
+            container: name.into(),
+            action: kind,
+            reason: Reason::Missing,
+            existing_id: id.map(Into::into),
+            backup_id: None,
+            readiness: None,
+            drain: None,
+        };
+        let plan = Plan {
+            serviceset: "shop".into(),
+            actions: vec![
+                action("web-logging", ActionKind::Keep, Some("0123")),
+                action("web", ActionKind::Recreate, Some("0123456789abcdef")),
+                action("web-discovery", ActionKind::Restart, Some("feed")),
+                action("cache", ActionKind::Create, None),
+                action("old", ActionKind::Remove, Some("dead")),
+            ],
+        };
+        let stops = plan.stops_first();
+        let got: Vec<(&str, &str, &AfterStop, StopReason)> = stops
+            .iter()
+            .map(|a| (a.container.as_str(), a.id.as_str(), &a.then, a.reason))
+            .collect();
+        let aside = AfterStop::KeepAside {
+            aside: "web.previous-0123456789ab".into(),
+        };
+        assert_eq!(
+            got,
+            vec![
+                ("web", "0123456789abcdef", &aside, StopReason::Recreate),
+                (
+                    "web-discovery",
+                    "feed",
+                    &AfterStop::Nothing,
+                    StopReason::Restart
+                ),
+            ]
+        );
+        assert!(stops.iter().all(|a| a.stop));
+        assert_eq!(aside_name("web", "abc"), "web.previous-abc");
     }
 }

@@ -15,13 +15,12 @@ pub use super::cron::CronJob;
 use super::drain::DrainSpec;
 use super::fields::*;
 use super::image::{self, ImageRequest};
-use super::{Error, Order, Platform, SidecarTemplate, param_text};
+use super::{Error, Order, Platform};
 use crate::diagnostic::{SourceError, did_you_mean};
 use crate::graph::Gate;
 use crate::serviceset::schema::{DockerSection, DurationValue, SidecarEntry};
 use crate::serviceset::template::{self, Vars};
 use crate::serviceset::{ContainerKind, Declared, Serviceset};
-use crate::yaml::{self, UniqueMap, Value};
 
 /// The full container set of one serviceset.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,13 +169,14 @@ fn expand_declared(
     Ok(())
 }
 
-struct Context<'a> {
-    set: &'a Serviceset,
-    platform: &'a Platform,
-    serviceset: &'a str,
-    vars: &'a Vars,
+/// What building a container needs besides its own section.
+pub(super) struct Context<'a> {
+    pub(super) set: &'a Serviceset,
+    pub(super) platform: &'a Platform,
+    pub(super) serviceset: &'a str,
+    pub(super) vars: &'a Vars,
     /// The owner's cgroup parent, inherited by its sidecars.
-    owner_cgroup: Option<&'a str>,
+    pub(super) owner_cgroup: Option<&'a str>,
 }
 
 /// A build failure: the field it concerns (to point at) and the message.
@@ -184,95 +184,8 @@ struct Context<'a> {
 pub(super) type FieldError = (Option<&'static str>, String);
 
 impl Context<'_> {
-    fn sidecar(
-        &self,
-        owner: &str,
-        name: &str,
-        template: &SidecarTemplate,
-        given: &UniqueMap<Value>,
-    ) -> Result<ContainerSpec, SourceError> {
-        let kind = &template.kind;
-        let at = |msg: String| self.set.error_at(owner, Some(kind), msg);
-        let mut layer = BTreeMap::from([
-            ("owner".to_owned(), owner.to_owned()),
-            ("kind".to_owned(), kind.clone()),
-            ("name".to_owned(), name.to_owned()),
-        ]);
-        for (param, value) in given.iter() {
-            if template.params.is_empty() {
-                return Err(at(format!(
-                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
-                ))
-                .with_help(Some(format!(
-                    "the platform's `{kind}` template ({}) declares no parameters; add `params: {{{param}: …}}` to it",
-                    self.platform.source.display()
-                ))));
-            }
-            if !template.params.iter().any(|(p, _)| p == param) {
-                let known = template.params.iter().map(|(p, _)| p.as_str());
-                return Err(at(format!(
-                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
-                ))
-                .with_help(did_you_mean(param, known.clone()).or_else(|| {
-                    Some(format!(
-                        "its parameters are: {}",
-                        known.collect::<Vec<_>>().join(", ")
-                    ))
-                })));
-            }
-            let text = param_text(value).map_err(|m| {
-                at(format!(
-                    "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
-                ))
-            })?;
-            layer.insert(param.clone(), bool_as_declared(template, param, text));
-        }
-        for (param, default) in &template.params {
-            if layer.contains_key(param) {
-                continue;
-            }
-            match default {
-                Some(value) => layer.insert(param.clone(), value.clone()),
-                None => {
-                    return Err(at(format!(
-                        "sidecar `{kind}` of `{owner}` needs parameter `{param}`: add `{kind}: {{{param}: …}}`"
-                    )));
-                }
-            };
-        }
-        let vars = self.vars.with_layer(layer);
-        let body = template_strings(&template.body, &vars).map_err(|e| {
-            at(format!(
-                "sidecar template `{kind}` ({}): {e}",
-                self.platform.source.display()
-            ))
-        })?;
-        let docker: DockerSection = yaml::from_value(body).map_err(|e| {
-            at(format!(
-                "sidecar template `{kind}` ({}): {e}",
-                self.platform.source.display()
-            ))
-        })?;
-        if docker.image.is_none() {
-            return Err(at(format!(
-                "sidecar template `{kind}` ({}) has no `image`",
-                self.platform.source.display()
-            )));
-        }
-        let role = Role::Sidecar {
-            kind: kind.clone(),
-            owner: owner.to_owned(),
-        };
-        let ctx = Context {
-            vars: &vars,
-            ..*self
-        };
-        ctx.build(name, role, &docker, kind, None)
-            .map_err(|(_, msg)| at(format!("sidecar `{name}` (template `{kind}`): {msg}")))
-    }
-
     /// Build one container from its `docker:` section (or a templated sidecar body).
-    fn build(
+    pub(super) fn build(
         &self,
         name: &str,
         role: Role,

@@ -17,6 +17,7 @@ mod image;
 pub mod paths;
 pub mod reference;
 pub mod schedule;
+mod sidecar;
 
 use std::path::{Path, PathBuf};
 

@@ -88,7 +88,8 @@ pub struct GateWait {
     pub seconds: f64,
 }
 
-/// A container a repair acted on, and why (`removed`, `stopped`, …).
+/// A container a repair acted on, and why (the plan's reason code: `missing`,
+/// `not_running`, …; `unhealthy` for the daemon's restart).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repaired {
     pub container: String,
@@ -413,16 +414,16 @@ mod tests {
         repair.repaired = vec![
             Repaired {
                 container: "web-logging".into(),
-                cause: "removed".into(),
+                cause: "missing".into(),
             },
             Repaired {
                 container: "web".into(),
-                cause: "stopped".into(),
+                cause: "not_running".into(),
             },
         ];
         log.update(repair);
-        assert_eq!(log.totals.repairs["removed"], 1);
-        assert_eq!(log.totals.repairs["stopped"], 1);
+        assert_eq!(log.totals.repairs["missing"], 1);
+        assert_eq!(log.totals.repairs["not_running"], 1);
         assert!(log.totals.last_success_secs.is_none());
     }
 

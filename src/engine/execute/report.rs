@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::NodeResult;
 use crate::engine::pull::Pulled;
-use crate::plan::{ActionKind, Plan};
+use crate::plan::{ActionKind, Plan, Reason};
 
 /// Progress, reported as it happens.
 #[derive(Debug, Clone, Serialize)]
@@ -75,12 +75,23 @@ pub enum Outcome {
 pub struct ContainerReport {
     pub container: String,
     pub action: ActionKind,
-    pub reason: String,
+    /// The plan's reason; in JSON, `reason` as text (as people read it)
+    /// and `reason_code`, stable for machines.
+    #[serde(flatten, serialize_with = "reason_text_and_code")]
+    pub reason: Reason,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_gate_ms: Option<u128>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+fn reason_text_and_code<S: serde::Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(2))?;
+    map.serialize_entry("reason", &r.to_string())?;
+    map.serialize_entry("reason_code", r.code())?;
+    map.end()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,7 +161,7 @@ pub(super) fn containers(
             ContainerReport {
                 container: a.container.clone(),
                 action: a.action,
-                reason: a.reason.to_string(),
+                reason: a.reason.clone(),
                 outcome,
                 time_to_gate_ms: millis,
                 error,
@@ -167,5 +178,29 @@ fn passed_outcome(kind: ActionKind) -> Outcome {
         ActionKind::Start => Outcome::Started,
         ActionKind::Restart => Outcome::Restarted,
         ActionKind::Remove => Outcome::Removed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--json` consumers read `reason` as text; the code sits beside it.
+    #[test]
+    fn a_container_report_serializes_its_reason_as_text_and_code() {
+        let r = ContainerReport {
+            container: "web".into(),
+            action: ActionKind::Recreate,
+            reason: Reason::ConfigChanged {
+                fields: vec!["env".into()],
+            },
+            outcome: Outcome::Recreated,
+            time_to_gate_ms: Some(12),
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"container":"web","action":"recreate","reason":"config changed: env","reason_code":"config_changed","outcome":"recreated","time_to_gate_ms":12}"#
+        );
     }
 }

@@ -1,7 +1,7 @@
-//! The two walks of a start: the stop walk (reverse order) over what is
-//! recreated or restarted, and the start walk (forward), where each node
-//! starts the moment its dependencies meet their gates and then waits for
-//! its own, as `plan` says. Also removing orphans, before either.
+//! The start walk (forward), where each node starts the moment its
+//! dependencies meet their gates and then waits for its own, as `plan`
+//! says; and removing orphans, before it. The stops before it (what is
+//! recreated or restarted) are `engine::stop`'s walk.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,63 +54,6 @@ impl Run<'_> {
         futures_util::future::try_join_all(removals)
             .await
             .map(|_| ())
-    }
-
-    /// Reverse walk over what is recreated or restarted. Returns, for each
-    /// recreated container, the id of the old one now kept aside.
-    pub(super) async fn stop_phase(&self, plan: &Plan) -> Result<HashMap<String, String>, Error> {
-        let affected: HashMap<&str, (ActionKind, &str)> = plan
-            .actions
-            .iter()
-            .filter(|a| matches!(a.action, ActionKind::Recreate | ActionKind::Restart))
-            .map(|a| {
-                (
-                    a.container.as_str(),
-                    (a.action, a.existing_id.as_deref().unwrap_or_default()),
-                )
-            })
-            .collect();
-        let mut walk = self
-            .graph
-            .walk_subset(Direction::Stop, |n| affected.contains_key(n));
-        let mut kept_aside = HashMap::new();
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            for name in walk.ready() {
-                let (action, id) = affected[name.as_str()];
-                self.check_abort()?;
-                let drain = plan.get(&name).and_then(|a| a.drain.as_ref());
-                in_flight.push(async move {
-                    if let Some(d) = drain {
-                        crate::engine::drain::drain(self.engine, id, &name, d, self.emit).await?;
-                    }
-                    self.engine.stop(id, &name).await?;
-                    (self.emit)(Event::Stopped {
-                        container: name.clone(),
-                    });
-                    if action == ActionKind::Recreate {
-                        let aside = format!("{name}.previous-{}", &id[..id.len().min(12)]);
-                        self.engine.rename(id, &aside).await?;
-                        (self.emit)(Event::KeptAside {
-                            container: name.clone(),
-                            aside,
-                        });
-                    }
-                    Ok::<_, Error>((name, action, id))
-                });
-            }
-            match in_flight.next().await {
-                None => break,
-                Some(done) => {
-                    let (name, action, id) = done?;
-                    if action == ActionKind::Recreate {
-                        kept_aside.insert(name.clone(), id.to_owned());
-                    }
-                    walk.reach(&name, Milestone::Stopped);
-                }
-            }
-        }
-        Ok(kept_aside)
     }
 
     /// Forward walk over the nodes in `steps`: each starts the moment its

@@ -1,0 +1,106 @@
+//! One sidecar from its platform template: the parameters given checked
+//! against those the template declares (defaults filled in, a "did you
+//! mean" for an unknown one), the body templated with them, then built
+//! like any container.
+
+use std::collections::BTreeMap;
+
+use super::container::*;
+use super::expand::Context;
+use super::fields::*;
+use super::{SidecarTemplate, param_text};
+use crate::diagnostic::{SourceError, did_you_mean};
+use crate::serviceset::schema::DockerSection;
+use crate::yaml::{self, UniqueMap, Value};
+
+impl Context<'_> {
+    /// The sidecar `name` of `owner` from its platform `template`, with the
+    /// parameters `given` checked against those the template declares and
+    /// its body templated with them.
+    pub(super) fn sidecar(
+        &self,
+        owner: &str,
+        name: &str,
+        template: &SidecarTemplate,
+        given: &UniqueMap<Value>,
+    ) -> Result<ContainerSpec, SourceError> {
+        let kind = &template.kind;
+        let at = |msg: String| self.set.error_at(owner, Some(kind), msg);
+        let mut layer = BTreeMap::from([
+            ("owner".to_owned(), owner.to_owned()),
+            ("kind".to_owned(), kind.clone()),
+            ("name".to_owned(), name.to_owned()),
+        ]);
+        for (param, value) in given.iter() {
+            if template.params.is_empty() {
+                return Err(at(format!(
+                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
+                ))
+                .with_help(Some(format!(
+                    "the platform's `{kind}` template ({}) declares no parameters; add `params: {{{param}: …}}` to it",
+                    self.platform.source.display()
+                ))));
+            }
+            if !template.params.iter().any(|(p, _)| p == param) {
+                let known = template.params.iter().map(|(p, _)| p.as_str());
+                return Err(at(format!(
+                    "sidecar `{kind}` of `{owner}` takes no parameter `{param}`"
+                ))
+                .with_help(did_you_mean(param, known.clone()).or_else(|| {
+                    Some(format!(
+                        "its parameters are: {}",
+                        known.collect::<Vec<_>>().join(", ")
+                    ))
+                })));
+            }
+            let text = param_text(value).map_err(|m| {
+                at(format!(
+                    "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
+                ))
+            })?;
+            layer.insert(param.clone(), bool_as_declared(template, param, text));
+        }
+        for (param, default) in &template.params {
+            if layer.contains_key(param) {
+                continue;
+            }
+            match default {
+                Some(value) => layer.insert(param.clone(), value.clone()),
+                None => {
+                    return Err(at(format!(
+                        "sidecar `{kind}` of `{owner}` needs parameter `{param}`: add `{kind}: {{{param}: …}}`"
+                    )));
+                }
+            };
+        }
+        let vars = self.vars.with_layer(layer);
+        let body = template_strings(&template.body, &vars).map_err(|e| {
+            at(format!(
+                "sidecar template `{kind}` ({}): {e}",
+                self.platform.source.display()
+            ))
+        })?;
+        let docker: DockerSection = yaml::from_value(body).map_err(|e| {
+            at(format!(
+                "sidecar template `{kind}` ({}): {e}",
+                self.platform.source.display()
+            ))
+        })?;
+        if docker.image.is_none() {
+            return Err(at(format!(
+                "sidecar template `{kind}` ({}) has no `image`",
+                self.platform.source.display()
+            )));
+        }
+        let role = Role::Sidecar {
+            kind: kind.clone(),
+            owner: owner.to_owned(),
+        };
+        let ctx = Context {
+            vars: &vars,
+            ..*self
+        };
+        ctx.build(name, role, &docker, kind, None)
+            .map_err(|(_, msg)| at(format!("sidecar `{name}` (template `{kind}`): {msg}")))
+    }
+}
