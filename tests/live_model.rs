@@ -352,4 +352,10 @@ fn events_show_a_deploys_steps_in_order() {
         "{seen:?}"
     );
     assert_eq!(finished, seen.len() - 1, "{seen:?}");
+
+    // A no-op start of the same deploy is no deploy: the log is untouched.
+    let log = s.dir.join(format!("state/deploys/{}.json", s.id()));
+    let before = std::fs::read_to_string(&log).unwrap();
+    assert_exit(&s.start(&[]), 0);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), before);
 }
