@@ -6,7 +6,8 @@
 //! Nothing is written until the operation first changes something (or
 //! fails): a no-op `start` of the same deploy, or a repair with nothing to
 //! do, leaves no entry and costs no file I/O. Progress is replaced
-//! atomically without waiting for the disk; the finished entry is synced.
+//! atomically, off the async runtime and without waiting for the disk; the
+//! finished entry is synced.
 //! A log that cannot be written is a warning, never a failed operation.
 
 use std::collections::BTreeSet;
@@ -33,6 +34,8 @@ struct Inner {
     log: Option<DeployLog>,
     began: Instant,
     rolled_back: BTreeSet<String>,
+    /// Steps noted but not yet written.
+    dirty: bool,
     /// A write failed: say so once, then stop trying.
     broken: bool,
 }
@@ -58,6 +61,7 @@ impl Journal {
                 log: None,
                 began: Instant::now(),
                 rolled_back: BTreeSet::new(),
+                dirty: false,
                 broken: false,
             }),
         })
@@ -73,7 +77,7 @@ impl Journal {
     }
 
     /// What the executor did; the steps `events` shows are written now.
-    pub fn note(&self, event: &Event) {
+    pub fn note(self: &Arc<Self>, event: &Event) {
         let mut inner = self.inner.lock().expect("journal");
         let step = |event: &str, container: &str, detail: &str| Step {
             at_nanos: now_nanos(),
@@ -113,7 +117,23 @@ impl Journal {
             _ => return,
         };
         inner.entry.push_step(step);
-        self.write(&mut inner, false);
+        inner.dirty = true;
+        drop(inner);
+        // Off the caller's thread (a rename costs milliseconds on ext4); a
+        // write takes every step noted so far, so writes queued behind it
+        // find nothing left to do.
+        let journal = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || journal.write_progress())),
+            Err(_) => journal.write_progress(),
+        }
+    }
+
+    fn write_progress(&self) {
+        let mut inner = self.inner.lock().expect("journal");
+        if inner.dirty {
+            self.write(&mut inner, false);
+        }
     }
 
     /// The operation ended with `outcome`. `quiet`: it changed nothing, so
@@ -129,7 +149,7 @@ impl Journal {
         let journal = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let mut inner = journal.inner.lock().expect("journal");
-            if quiet && ok_report == Some(true) && inner.log.is_none() {
+            if quiet && ok_report == Some(true) && inner.log.is_none() && !inner.dirty {
                 return;
             }
             let entry = &mut inner.entry;
@@ -161,6 +181,7 @@ impl Journal {
     }
 
     fn write(&self, inner: &mut Inner, durable: bool) {
+        inner.dirty = false;
         if inner.broken {
             return;
         }
@@ -222,7 +243,15 @@ mod tests {
         journal.note(&Event::Created {
             container: "web".into(),
         });
-        let log = state.deploy_log(&name);
+        // Written in the background: wait for both steps to be there.
+        let mut log = state.deploy_log(&name);
+        for _ in 0..200 {
+            if log.deploys.first().is_some_and(|d| d.steps.len() == 2) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            log = state.deploy_log(&name);
+        }
         assert_eq!(log.deploys.len(), 1);
         assert_eq!(log.deploys[0].result, None, "still running");
         assert_eq!(log.deploys[0].steps.len(), 2);

@@ -312,21 +312,6 @@ impl StateDir {
         serde_json::from_str(&text).ok()
     }
 
-    /// Every deploy log in the state dir, by serviceset.
-    pub fn deploy_logs(&self) -> BTreeMap<String, DeployLog> {
-        let Ok(entries) = fs::read_dir(self.root.join("deploys")) else {
-            return BTreeMap::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
-                let text = fs::read_to_string(e.path()).ok()?;
-                Some((name, serde_json::from_str(&text).ok()?))
-            })
-            .collect()
-    }
-
     /// Replace the deploy log of `serviceset` atomically (the caller holds
     /// its lock). `durable`: also sync it to disk — for a finished entry;
     /// the steps of one in progress need not survive a crash.
@@ -449,7 +434,6 @@ mod tests {
         state.save_deploy_log(&svc, &log, false).unwrap();
         state.save_deploy_log(&svc, &log, true).unwrap();
         assert_eq!(state.deploy_log(&svc), log);
-        assert_eq!(state.deploy_logs().len(), 1);
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(dir.join("deploys/svc.json"))
             .unwrap()
