@@ -157,3 +157,63 @@ fn a_no_op_start_makes_one_list_call() {
     assert_eq!(second.len(), 1, "{second:#?}\n{}", text(&out));
     assert!(second[0].starts_with("GET /containers/json"), "{second:#?}");
 }
+
+/// `logs` speaks the API version remembered for the host, as `start` and
+/// `status` do: a list call and the logs call, no version round trip.
+#[test]
+fn logs_with_a_remembered_api_version_makes_no_version_round_trip() {
+    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+        return;
+    }
+    let s = Stack::new();
+    let proxy = RequestLog::start(&s.dir);
+    let through_proxy = |args: &[&str]| {
+        s.command(args)
+            .env("DOCKER_HOST", proxy.host())
+            .output()
+            .unwrap()
+    };
+    // The first command through the proxy negotiates and remembers.
+    assert_exit(&through_proxy(&["start"]), 0);
+    proxy.take();
+    let out = through_proxy(&["logs", &s.web()]);
+    assert_exit(&out, 0);
+    let asked = proxy.take();
+    assert!(
+        !asked.iter().any(|l| l.contains("/version")),
+        "{asked:#?}\n{}",
+        text(&out)
+    );
+    assert_eq!(asked.len(), 2, "{asked:#?}");
+    assert!(asked[0].starts_with("GET /containers/json"), "{asked:#?}");
+    assert!(asked[1].contains("/logs"), "{asked:#?}");
+}
+
+/// `doctor` too: with the API version remembered for the host, its only
+/// `/version` call is the one whose answer it shows (no negotiation first).
+#[test]
+fn doctor_with_a_remembered_api_version_asks_the_version_once() {
+    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+        return;
+    }
+    let s = Stack::new();
+    let proxy = RequestLog::start(&s.dir);
+    let through_proxy = |args: &[&str]| {
+        s.command(args)
+            .env("DOCKER_HOST", proxy.host())
+            .output()
+            .unwrap()
+    };
+    assert_exit(&through_proxy(&["start"]), 0);
+    proxy.take();
+    let out = through_proxy(&["doctor", "--json"]);
+    let asked = proxy.take();
+    let versions = asked.iter().filter(|l| l.contains("/version")).count();
+    assert_eq!(versions, 1, "{asked:#?}\n{}", text(&out));
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let api = checks
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == "api version"))
+        .unwrap_or_else(|| panic!("an `api version` check\n{}", text(&out)));
+    assert_eq!(api["status"], "ok", "{api:#}");
+}

@@ -149,6 +149,16 @@ async fn follow(
                                 model.lock().expect("never poisoned").set_restart_count(&id, d.restart_count);
                             }
                         }
+                        Needs::Reread(id) => {
+                            let listed = model.lock().expect("never poisoned").listed(&id);
+                            // Gone meanwhile: its removal is in the stream.
+                            if let Some(c) = match listed {
+                                Some(listed) => engine.live_reread(listed).await,
+                                None => None,
+                            } {
+                                model.lock().expect("never poisoned").reread(c);
+                            }
+                        }
                         Needs::Facts(id) => {
                             if let Some((command, policy)) = engine.created_facts(&id).await {
                                 let history: Vec<Probe> = state.health_history(&ev.name);

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::live::{LiveContainer, LiveEvent, LiveKind, Probe};
 use crate::engine::status::{ContainerStatus, is_ok};
-use crate::plan::{Health, RunState};
+use crate::plan::{Health, Observed, RunState};
 use crate::platform::{LABEL_ROLE, LABEL_SERVICESET};
 
 /// Probe results kept per container.
@@ -39,7 +39,9 @@ pub struct Entry {
     /// A `die` since the last start, and whether a `stop` followed it.
     died: bool,
     stopped: bool,
-    /// Events before this (ns) are already in the snapshot.
+    /// Events before this (ns) are in the snapshot; from `as_of_nanos` on
+    /// they are not; between the two, the inspect was being answered.
+    asked_nanos: i64,
     as_of_nanos: i64,
 }
 
@@ -65,6 +67,35 @@ impl Entry {
             restart_count: Some(self.restart_count),
             exit_code: self.exit_code.filter(|_| !running),
             ok: is_ok(&self.role, running, self.health, self.exit_code),
+        }
+    }
+
+    /// The entry of an inspected container; `earlier` probes (stored by
+    /// name) come before Docker's.
+    fn inspected(c: LiveContainer, earlier: Vec<Probe>) -> Entry {
+        let o = c.listed;
+        let mut probes = earlier;
+        let newest = probes.last().map_or(i64::MIN, |p| p.at_nanos);
+        probes.extend(c.probes.into_iter().filter(|p| p.at_nanos > newest));
+        let skip = probes.len().saturating_sub(PROBES_KEPT);
+        Entry {
+            serviceset: o.serviceset().unwrap_or_default().to_owned(),
+            role: o.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
+            id: o.id,
+            image: o.image,
+            name: o.name,
+            state: c.state,
+            health: c.health,
+            started_at_nanos: c.started_at,
+            restart_count: c.restart_count,
+            exit_code: c.exit_code,
+            probes: probes.into_iter().skip(skip).collect(),
+            health_command: c.health_command,
+            restart_policy: c.restart_policy,
+            died: c.state == RunState::Restarting,
+            stopped: false,
+            asked_nanos: c.asked_nanos,
+            as_of_nanos: c.as_of_nanos,
         }
     }
 
@@ -162,6 +193,10 @@ pub enum Needs {
     Probe(String),
     /// Started after a crash: read its restart count ([`Model::set_restart_count`]).
     RestartCount(String),
+    /// Its state changed while it was being inspected: whether the answer
+    /// saw it cannot be told, so read it again ([`Model::listed`],
+    /// [`Model::reread`]).
+    Reread(String),
 }
 
 #[derive(Debug, Default)]
@@ -186,30 +221,8 @@ impl Model {
         let containers = snapshot
             .into_iter()
             .map(|c| {
-                let o = c.listed;
-                let mut probes: Vec<Probe> = history(&o.name);
-                let newest = probes.last().map_or(i64::MIN, |p| p.at_nanos);
-                probes.extend(c.probes.into_iter().filter(|p| p.at_nanos > newest));
-                let skip = probes.len().saturating_sub(PROBES_KEPT);
-                let entry = Entry {
-                    id: o.id.clone(),
-                    serviceset: o.serviceset().unwrap_or_default().to_owned(),
-                    role: o.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
-                    image: o.image.clone(),
-                    name: o.name.clone(),
-                    state: o.state,
-                    health: c.health,
-                    started_at_nanos: c.started_at,
-                    restart_count: c.restart_count,
-                    exit_code: c.exit_code,
-                    probes: probes.into_iter().skip(skip).collect(),
-                    health_command: c.health_command,
-                    restart_policy: c.restart_policy,
-                    died: o.state == RunState::Restarting,
-                    stopped: false,
-                    as_of_nanos: c.as_of_nanos,
-                };
-                (o.id, entry)
+                let earlier = history(&c.listed.name);
+                (c.listed.id.clone(), Entry::inspected(c, earlier))
             })
             .collect();
         Model {
@@ -262,6 +275,7 @@ impl Model {
                     restart_policy: "no".into(),
                     died: false,
                     stopped: false,
+                    asked_nanos: ev.time_nanos,
                     as_of_nanos: ev.time_nanos,
                 },
             );
@@ -270,8 +284,19 @@ impl Model {
         let Some(e) = self.containers.get_mut(&ev.id) else {
             return Needs::Nothing;
         };
-        if ev.time_nanos < e.as_of_nanos {
+        if ev.time_nanos < e.asked_nanos {
             return Needs::Nothing; // already in the snapshot
+        }
+        if ev.time_nanos < e.as_of_nanos {
+            // While the inspect was answered: a change of state may or may
+            // not be in it; a removal or rename is the same either way.
+            match ev.kind {
+                LiveKind::Start | LiveKind::Die { .. } | LiveKind::Stop | LiveKind::Health(_) => {
+                    return Needs::Reread(ev.id.clone());
+                }
+                LiveKind::Destroy | LiveKind::Rename => {}
+                _ => return Needs::Nothing,
+            }
         }
         match &ev.kind {
             LiveKind::Create | LiveKind::Other | LiveKind::Kill => {}
@@ -330,6 +355,34 @@ impl Model {
             }
         }
         Needs::Nothing
+    }
+
+    /// A container as a list entry, to read it again ([`Needs::Reread`]).
+    pub fn listed(&self, id: &str) -> Option<Observed> {
+        let e = self.containers.get(id)?;
+        Some(Observed {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            image: e.image.clone(),
+            labels: [
+                (LABEL_SERVICESET.to_owned(), e.serviceset.clone()),
+                (LABEL_ROLE.to_owned(), e.role.clone()),
+            ]
+            .into(),
+            state: e.state,
+            health: e.health,
+            exit_code: e.exit_code,
+        })
+    }
+
+    /// A container read again: its state from the new inspect, its probe
+    /// history kept.
+    pub fn reread(&mut self, c: LiveContainer) {
+        if let Some(e) = self.containers.get_mut(&c.listed.id) {
+            let probes = std::mem::take(&mut e.probes);
+            *e = Entry::inspected(c, Vec::new());
+            e.probes = probes;
+        }
     }
 
     pub fn set_restart_count(&mut self, id: &str, count: i64) {
@@ -416,6 +469,89 @@ mod tests {
         assert_eq!(m.apply(&event(LiveKind::Start, 7)), Needs::Nothing);
         assert_eq!(m.by_name("web").unwrap().restart_count, 0);
         m.apply(&event(LiveKind::Destroy, 8));
+        assert!(m.by_name("web").is_none());
+    }
+
+    /// `web` of serviceset `shop` as inspected: `state`, started at 5,
+    /// the inspect asked at `asked` and answered at `as_of`.
+    fn inspected(state: RunState, asked: i64, as_of: i64) -> LiveContainer {
+        let running = state == RunState::Running;
+        LiveContainer {
+            listed: Observed {
+                id: "c1".into(),
+                name: "web".into(),
+                image: "busybox:1".into(),
+                labels: [
+                    (LABEL_SERVICESET.to_owned(), "shop".to_owned()),
+                    (LABEL_ROLE.to_owned(), "main".to_owned()),
+                ]
+                .into(),
+                state: RunState::Exited,
+                health: None,
+                exit_code: Some(0),
+            },
+            state,
+            started_at: Some(5),
+            restart_count: 0,
+            exit_code: if running { None } else { Some(1) },
+            health: running.then_some(Health::Starting),
+            health_command: Some("/bin/sh -c test -e /ready".into()),
+            probes: Vec::new(),
+            restart_policy: "unless-stopped".into(),
+            asked_nanos: asked,
+            as_of_nanos: as_of,
+        }
+    }
+
+    /// Regression: the snapshot took the state from the list call and the
+    /// rest from the inspect after it. A container started between the two
+    /// (by the daemon's own repair, just after a dockerd restart) stayed
+    /// `exited` in the model for good: its start event is older than the
+    /// inspect, so it counts as already in the snapshot.
+    #[test]
+    fn a_start_between_the_list_and_the_inspect_is_in_the_snapshot() {
+        // Listed as exited, inspected running.
+        let mut m = Model::from_snapshot(vec![inspected(RunState::Running, 6, 7)], |_| Vec::new());
+        assert_eq!(m.apply(&event(LiveKind::Start, 5)), Needs::Nothing);
+        let web = m.by_name("web").unwrap().status(8);
+        assert_eq!(
+            (web.state, web.health, web.exit_code, web.restart_count),
+            (RunState::Running, Some(Health::Starting), None, Some(0))
+        );
+        // Later events still apply.
+        m.apply(&event(LiveKind::Health(Health::Healthy), 9));
+        assert!(m.by_name("web").unwrap().status(9).ok);
+    }
+
+    /// An event after the inspect was asked and before its answer came may
+    /// or may not be in it. It was dropped: a container that died just as
+    /// it was read stayed `running` in the model until its next event. A
+    /// change of state there is read again; a removal applies as is.
+    #[test]
+    fn a_change_while_the_inspect_was_answered_is_read_again() {
+        let mut m = Model::from_snapshot(vec![inspected(RunState::Running, 4, 6)], |_| Vec::new());
+        assert_eq!(m.apply(&event(LiveKind::Start, 3)), Needs::Nothing);
+        let died = event(LiveKind::Die { exit_code: Some(1) }, 5);
+        assert_eq!(m.apply(&died), Needs::Reread("c1".into()));
+        let listed = m.listed("c1").unwrap();
+        assert_eq!(
+            (listed.name.as_str(), listed.serviceset()),
+            ("web", Some("shop"))
+        );
+        m.reread(LiveContainer {
+            listed,
+            ..inspected(RunState::Restarting, 7, 8)
+        });
+        let web = m.by_name("web").unwrap().status(8);
+        assert_eq!((web.state, web.exit_code), (RunState::Restarting, Some(1)));
+        // Its policy's restart after that counts, as after any crash.
+        assert_eq!(
+            m.apply(&event(LiveKind::Start, 9)),
+            Needs::RestartCount("c1".into())
+        );
+        // A removal while read: gone, whatever the answer said.
+        let mut m = Model::from_snapshot(vec![inspected(RunState::Running, 4, 6)], |_| Vec::new());
+        assert_eq!(m.apply(&event(LiveKind::Destroy, 5)), Needs::Nothing);
         assert!(m.by_name("web").is_none());
     }
 

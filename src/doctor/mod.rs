@@ -78,7 +78,11 @@ fn images_policy(platform: Option<&Path>) -> crate::plan::gc::GcPolicy {
 /// answer is one failed check; the checks that need it say they did not run.
 pub async fn run(state_dir: &Path, platform: Option<&Path>) -> Vec<Check> {
     let connected = tokio::time::timeout(DOCKER_TIMEOUT, async {
-        let engine = Engine::connect().await?;
+        // The API version the other commands remembered for this host, read
+        // only (doctor leaves nothing in a state dir): no extra round trip.
+        let known = crate::state::StateDir::new(state_dir).api_version(&endpoint());
+        let engine =
+            Engine::connect_known(known.as_deref(), std::sync::Arc::new(|_: &str| {})).await?;
         let facts = engine.host_facts().await?;
         Ok::<_, crate::engine::Error>((engine, facts))
     })

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::details::details;
 use super::status::rfc3339_nanos;
 use super::{Engine, Error};
-use crate::plan::{Health, Observed};
+use crate::plan::{Health, Observed, RunState};
 use crate::platform::LABEL_SERVICESET;
 
 /// Docker cuts a probe's output at 4096 bytes; the model keeps less.
@@ -33,7 +33,11 @@ pub struct Probe {
 /// A container as the snapshot reads it.
 #[derive(Debug, Clone)]
 pub struct LiveContainer {
+    /// Its list entry: id, name, labels, image. Its state may be older
+    /// than the inspect's: `state` is the one to use.
     pub listed: Observed,
+    /// The state as inspected, at the moment of every other field here.
+    pub state: RunState,
     pub started_at: Option<i64>,
     pub restart_count: i64,
     pub exit_code: Option<i64>,
@@ -45,7 +49,10 @@ pub struct LiveContainer {
     pub probes: Vec<Probe>,
     /// `HostConfig.RestartPolicy.Name` ("no" when none).
     pub restart_policy: String,
-    /// When it was inspected (ns): events before then are already in it.
+    /// When the inspect was asked (ns): events before then are in it.
+    pub asked_nanos: i64,
+    /// When its answer came (ns): events from then on are not. Whether
+    /// one between the two is cannot be told.
     pub as_of_nanos: i64,
 }
 
@@ -87,18 +94,19 @@ impl Engine {
         let listed = self.list(Some(LABEL_SERVICESET)).await?;
         let inspected: Vec<_> = futures_util::stream::iter(listed.into_iter().map(|o| async {
             let id = o.id.clone();
+            let asked = now_nanos();
             let answer = self
                 .call("inspect", &id, self.docker.inspect_container(&id, None))
                 .await;
-            (o, answer, now_nanos())
+            (o, answer, asked, now_nanos())
         }))
         .buffered(4)
         .collect()
         .await;
         let mut out = Vec::new();
-        for (o, answer, at) in inspected {
+        for (o, answer, asked, at) in inspected {
             match answer? {
-                Ok(r) => out.push(live_container(o, r, at)),
+                Ok(r) => out.push(live_container(o, r, asked, at)),
                 // Removed since the list: the events will say so.
                 Err(e) if super::status_is(&e, 404) => {}
                 Err(source) => {
@@ -111,6 +119,22 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// One container of the model inspected again (`listed` as the model
+    /// knows it); `None` when it is gone or Docker does not answer.
+    pub async fn live_reread(&self, listed: Observed) -> Option<LiveContainer> {
+        let asked = now_nanos();
+        let r = self
+            .call(
+                "inspect",
+                &listed.id,
+                self.docker.inspect_container(&listed.id, None),
+            )
+            .await
+            .ok()?
+            .ok()?;
+        Some(live_container(listed, r, asked, now_nanos()))
     }
 
     /// The health probe command (`None` without a healthcheck) and the
@@ -132,7 +156,12 @@ impl Engine {
     }
 }
 
-fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) -> LiveContainer {
+fn live_container(
+    o: Observed,
+    r: ContainerInspectResponse,
+    asked_nanos: i64,
+    as_of_nanos: i64,
+) -> LiveContainer {
     let command = probe_command(&r);
     let policy = restart_policy(&r);
     let probes = r
@@ -156,8 +185,14 @@ fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) ->
             })
         })
         .collect();
+    let state = r
+        .state
+        .as_ref()
+        .and_then(|s| s.status)
+        .map_or(o.state, |s| RunState::parse(s.as_ref()));
     let d = details(r);
     LiveContainer {
+        state,
         started_at: d.started_at.as_deref().and_then(rfc3339_nanos),
         restart_count: d.restart_count,
         exit_code: if d.running { None } else { d.exit_code },
@@ -165,6 +200,7 @@ fn live_container(o: Observed, r: ContainerInspectResponse, as_of_nanos: i64) ->
         health_command: command,
         probes,
         restart_policy: policy,
+        asked_nanos,
         as_of_nanos,
         listed: o,
     }

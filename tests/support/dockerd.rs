@@ -270,6 +270,14 @@ impl PrivateDockerd {
         self.stop_process();
     }
 
+    /// Start it again after [`Self::stop`], with the same flags, and wait
+    /// until it answers: a restart with a pause the test fills in between.
+    pub fn start_again(&mut self) {
+        if let Err(why) = self.launch() {
+            panic!("private dockerd did not come back after a stop: {why}");
+        }
+    }
+
     fn args(&self) -> Vec<String> {
         let d = self.dir.display();
         let mut args = vec![

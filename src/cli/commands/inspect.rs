@@ -10,7 +10,6 @@ use crate::cli::args::{Global, LogsArgs, StatusArgs};
 use crate::cli::commands::status_source;
 use crate::cli::output::{paint, print_json};
 use crate::cli::{Outcome, UsageError};
-use crate::engine::Engine;
 use crate::engine::status::human_duration;
 use crate::platform::LABEL_SERVICESET;
 use crate::state::StateDir;
@@ -133,7 +132,8 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
 }
 
 pub async fn logs(g: &Global, args: &LogsArgs) -> Outcome {
-    let engine = Engine::connect().await?;
+    // The API version remembered for this host: no version round trip.
+    let engine = crate::ops::connect_remembering(&StateDir::new(&g.state_dir)).await?;
     let ours = engine.list(Some(LABEL_SERVICESET)).await?;
     let container = ours
         .iter()
