@@ -264,3 +264,98 @@ fn events_stream_a_restart_in_order() {
     let _ = follower.wait();
     assert!(found, "{seen:?}");
 }
+
+/// `telefig events --json` shows a deploy's own events, in order, while a
+/// `start` runs: deploy started, created, gate passed, deploy finished.
+#[test]
+fn events_show_a_deploys_steps_in_order() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let _daemon = Daemon::spawn(&s);
+    assert!(wait_until(Duration::from_secs(30), || {
+        status_json(&s, &[])["source"] == "daemon"
+    }));
+    let mut follower = s
+        .command(&["events", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let web = s.web();
+    // The subscription may come after a deploy began: deploy again (with
+    // another change) until one is seen whole.
+    let mut seen: Vec<String> = Vec::new();
+    let mut whole = false;
+    for attempt in 2..5 {
+        s.write_serviceset(&format!("A={attempt}"), true);
+        assert_exit(&s.start(&[]), 0);
+        seen.clear();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let ev: Value = serde_json::from_str(&line).unwrap();
+            if ev["deploy"].is_null() {
+                continue; // Docker's own events
+            }
+            assert_eq!(ev["serviceset"], s.id(), "{line}");
+            assert_eq!(ev["operation"], "start", "{line}");
+            let what = match ev["container"].as_str() {
+                Some("") | None => ev["event"].as_str().unwrap().to_owned(),
+                Some(c) => format!("{} {c}", ev["event"].as_str().unwrap()),
+            };
+            seen.push(match ev["result"].as_str() {
+                Some(r) => format!("{what} {r}"),
+                None => what,
+            });
+            if ev["event"] == "deploy-finished" {
+                break;
+            }
+        }
+        if seen.first().map(String::as_str) == Some("deploy-started") {
+            whole = true;
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(follower.id().to_string())
+        .status();
+    let _ = follower.wait();
+    assert!(whole, "no deploy seen from its start: {seen:?}");
+    eprintln!("deploy events: {seen:?}");
+    let at = |what: &str| {
+        seen.iter()
+            .position(|e| e == what)
+            .unwrap_or_else(|| panic!("no `{what}` in {seen:?}"))
+    };
+    let created = at(&format!("created {web}"));
+    let passed = at(&format!("gate-passed {web}"));
+    let finished = at("deploy-finished succeeded");
+    assert!(
+        0 < created && created < passed && passed < finished,
+        "{seen:?}"
+    );
+    assert_eq!(finished, seen.len() - 1, "{seen:?}");
+
+    // A no-op start of the same deploy is no deploy: the log is untouched.
+    let log = s.dir.join(format!("state/deploys/{}.json", s.id()));
+    let before = std::fs::read_to_string(&log).unwrap();
+    assert_exit(&s.start(&[]), 0);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), before);
+}

@@ -162,3 +162,166 @@ fn url_escape(text: &str) -> String {
         })
         .collect()
 }
+
+/// The daemon's metrics text, once `ready` holds for it (or the last text).
+fn scrape_until(addr: &str, ready: impl Fn(&str) -> bool) -> (bool, String) {
+    let mut text = String::new();
+    let ok = wait_until(Duration::from_secs(30), || {
+        text = http_get(addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        ready(&text)
+    });
+    (ok, text)
+}
+
+fn promtool_check(text: &str) {
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of a one-sample PromQL answer.
+fn query_value(web: &str, promql: &str) -> Option<f64> {
+    let answer = http_get(web, &format!("/api/v1/query?query={}", url_escape(promql)))?.1;
+    serde_json::from_str::<Value>(&answer).ok()?["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// A deploy whose new version fails its gate and is rolled back is counted
+/// (deploys by result, rollbacks, gate waits), passes promtool, survives a
+/// restart of the daemon (the counts come from the deploy log's totals),
+/// and a real Prometheus scraping the restarted daemon answers PromQL with
+/// the rollback and the container count.
+#[test]
+fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart() {
+    if !require_docker() || !have("promtool") || !have("prometheus") {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let daemon = |s: &Stack| {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(s.dir.join("daemon.log"))
+            .unwrap();
+        Running(
+            telefig()
+                .args(["daemon", "--state-dir"])
+                .arg(s.dir.join("state"))
+                .args(["--metrics-listen", &addr])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let first = daemon(&s);
+    let ours = format!("serviceset=\"{}\"", s.id());
+    let sample = |text: &str, name: &str, label: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(&ours) && l.contains(label))?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let (ok, text) = scrape_until(&addr, |t| {
+        sample(t, "telefig_deploys_total{", "result=\"succeeded\"") == Some(1.0)
+    });
+    assert!(ok, "the first deploy is counted:\n{text}");
+
+    // v2 never turns healthy: rolled back to v1, exit 1.
+    s.write_serviceset("A=1", false);
+    assert_exit(&s.start(&["-e", "WEB_VERSION=v2"]), 1);
+    let counted = |t: &str| {
+        sample(t, "telefig_deploys_total{", "result=\"rolled_back\"") == Some(1.0)
+            && sample(t, "telefig_rollbacks_total{", "result=\"succeeded\"") == Some(1.0)
+            && sample(t, "telefig_gate_wait_seconds_count{", "") >= Some(1.0)
+            && sample(t, "telefig_last_successful_deploy_timestamp_seconds{", "") > Some(0.0)
+    };
+    let (ok, text) = scrape_until(&addr, counted);
+    assert!(
+        ok,
+        "the rollback is counted:\n{text}\n{}",
+        std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
+    );
+    promtool_check(&text);
+    let before = text;
+
+    // A new daemon reads the same totals: no counter went down.
+    drop(first);
+    let _second = daemon(&s);
+    let (ok, after) = scrape_until(&addr, counted);
+    assert!(ok, "after a daemon restart:\n{after}\nbefore:\n{before}");
+    for (name, label) in [
+        ("telefig_deploys_total{", "result=\"succeeded\""),
+        ("telefig_deploys_total{", "result=\"rolled_back\""),
+        ("telefig_rollbacks_total{", ""),
+        ("telefig_gate_wait_seconds_count{", ""),
+    ] {
+        assert_eq!(
+            sample(&before, name, label),
+            sample(&after, name, label),
+            "{name}{label}"
+        );
+    }
+
+    let web = format!("127.0.0.1:{}", free_port());
+    let config = s.dir.join("prometheus-deploys.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: telefig\n    static_configs: [{{targets: ['{addr}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Running(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                s.dir.join("tsdb-deploys").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let rollbacks = format!("sum(telefig_rollbacks_total{{{ours}}})");
+    let containers = format!("sum(telefig_containers{{{ours}}})");
+    let answered = wait_until(Duration::from_secs(60), || {
+        query_value(&web, &rollbacks).is_some_and(|v| v >= 1.0)
+            && query_value(&web, &containers) == Some(5.0)
+    });
+    assert!(
+        answered,
+        "{rollbacks} = {:?}, {containers} = {:?}\n{}",
+        query_value(&web, &rollbacks),
+        query_value(&web, &containers),
+        std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
+    );
+}

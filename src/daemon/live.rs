@@ -17,10 +17,12 @@ use crate::clock::now_nanos;
 use crate::engine::Engine;
 use crate::engine::gate::aborted;
 use crate::engine::live::Probe;
-use crate::state::StateDir;
+use crate::state::{DeployLog, FolderWatch, StateDir};
 
 /// How often new probe results are written to the state dir.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// How often the deploy logs and cron runs are looked at for changes.
+const FILES_EVERY: Duration = Duration::from_millis(250);
 /// Wait before re-reading after the events stream ended (dockerd restart).
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
@@ -59,6 +61,12 @@ pub async fn run(
             stop.clone(),
         ));
     }
+    tokio::spawn(follow_files(
+        state.clone(),
+        model.clone(),
+        feed.clone(),
+        stop.clone(),
+    ));
     if let Some(path) = exports.file {
         tokio::spawn(metrics::write_file(
             path,
@@ -80,8 +88,10 @@ pub async fn run(
                 let st = state.clone();
                 let fresh = Model::from_snapshot(snapshot, |name| st.health_history(name));
                 let mut m = model.lock().expect("never poisoned");
+                let deploys = std::mem::take(&mut m.deploys);
                 *m = fresh;
                 m.reconnects = reconnects;
+                m.deploys = deploys;
                 info!("live model: {count} containers");
             }
             Err(e) => {
@@ -168,6 +178,56 @@ async fn follow(
         }
     }
     flush(state, model, Some(dirty)).await;
+}
+
+/// Follow the deploy logs and cron runs in the state dir: read a file again
+/// when it changed (off the runtime), update the model, and send the events
+/// it adds — in the order they happened — to the `events` subscribers.
+async fn follow_files(
+    state: StateDir,
+    model: Shared,
+    feed: Feed,
+    mut stop: signal::Receiver<bool>,
+) {
+    let mut watches = (FolderWatch::default(), FolderWatch::default());
+    let mut live = false;
+    let mut tick = tokio::time::interval(FILES_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = aborted(&mut stop) => return,
+        }
+        let st = state.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let (deploys, cron) = &mut watches;
+            let (changed, removed) = deploys.changed(&st, "deploys");
+            let logs: Vec<(String, Option<DeployLog>)> = changed
+                .into_iter()
+                .filter_map(|name| Some((name.clone(), Some(st.read_deploy_log(&name)?))))
+                .chain(removed.into_iter().map(|name| (name, None)))
+                .collect();
+            let (changed, removed) = cron.changed(&st, "cron");
+            let runs = (!changed.is_empty() || !removed.is_empty()).then(|| st.cron_runs());
+            (watches, logs, runs)
+        })
+        .await;
+        let Ok((back, logs, runs)) = read else {
+            return;
+        };
+        watches = back;
+        let mut m = model.lock().expect("never poisoned");
+        let mut news = Vec::new();
+        for (name, log) in logs {
+            news.extend(m.deploys.update(&name, log, live));
+        }
+        if let Some(runs) = runs {
+            news.extend(m.deploys.update_cron(&runs, live));
+        }
+        for h in news {
+            let _ = feed.send(h); // no subscriber is fine
+        }
+        live = true;
+    }
 }
 
 /// Write the probe history of the containers in `ids` (all, for `None`).

@@ -17,6 +17,8 @@ use tokio::sync::watch as signal;
 use tracing::warn;
 
 use super::live::Shared;
+
+mod deploys;
 use crate::engine::gate::aborted;
 use crate::state::StateDir;
 
@@ -60,6 +62,7 @@ pub fn render(model: &Shared, state: &StateDir) -> String {
             probes_failed.get_or_create(&who).set(failed as i64);
         }
         reconnects.inc_by(m.reconnects);
+        deploys::register(&mut registry, &m.deploys.logs);
     }
     for (serviceset, runs) in state.cron_runs() {
         for (entry, run) in runs {

@@ -11,6 +11,7 @@
 //! and never stops a container on its own shutdown.
 
 mod cron;
+pub mod deploys;
 mod live;
 pub mod metrics;
 pub mod model;

@@ -110,17 +110,31 @@ impl Entry {
 }
 
 /// A telefig-level event, as `telefig events` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Happened {
     /// Nanoseconds since the epoch.
     pub time_nanos: i64,
     pub serviceset: String,
+    /// Empty for an event of the whole serviceset (a deploy's start and end).
+    #[serde(default)]
     pub container: String,
-    /// created, started, restarted (by Docker's policy), died, stopped,
-    /// removed, renamed, healthy, unhealthy, starting, probe-failed.
+    /// From Docker: created, started, restarted (by Docker's policy), died,
+    /// stopped, removed, renamed, healthy, unhealthy, starting, probe-failed.
+    /// From the deploy log (with `deploy`): deploy-, rollback-, restart- or
+    /// repair-started and -finished, pulled, created, gate-passed,
+    /// gate-failed, rolled-back, repaired. From cron runs: cron-ran.
     pub event: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The deploy log entry (its number) the event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<u64>,
+    /// start, rollback, restart or repair (deploy-log events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// succeeded, failed or rolled_back (`*-finished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// The telefig-level event `ev` means for the model as it was before it.
@@ -164,6 +178,7 @@ pub fn happened(model: &Model, ev: &LiveEvent) -> Option<Happened> {
             .unwrap_or_else(|| ev.name.clone()),
         event: event.to_owned(),
         detail,
+        ..Happened::default()
     })
 }
 
@@ -192,6 +207,8 @@ pub struct Model {
     probes_running: HashMap<String, String>,
     /// Times the events stream was re-read after it ended.
     pub reconnects: u64,
+    /// The deploy logs and cron runs, as last read from the state dir.
+    pub deploys: super::deploys::Deploys,
 }
 
 impl Model {
@@ -212,6 +229,7 @@ impl Model {
             containers,
             probes_running: HashMap::new(),
             reconnects: 0,
+            deploys: Default::default(),
         }
     }
 

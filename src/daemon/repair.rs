@@ -97,6 +97,7 @@ impl Repairer {
             abort: self.abort.clone(),
             sink,
             no_drain: false,
+            journal: None,
         }
     }
 

@@ -2,15 +2,18 @@
 //! `stop`, `down`, `gc`, and the daemon's `repair`, `regate` and
 //! `restart_unhealthy`. Each takes the serviceset's host lock, observes,
 //! plans, has the engine execute the plan (re-planning on a transient
-//! Docker error) and keeps the record. `cli` and `daemon` both call these;
-//! neither locks, plans or records on its own. Progress goes out through
-//! the caller's sink as [`Event`]s: the CLI prints them, the daemon logs.
+//! Docker error) and keeps the record; the converging ones also write
+//! their entry in the deploy log (`journal`). `cli` and `daemon` both call
+//! these; neither locks, plans or records on its own. Progress goes out
+//! through the caller's sink as [`Event`]s: the CLI prints them, the
+//! daemon logs.
 //!
 //! Not here: the decisions (`plan`), the Docker calls (`engine`), flags
 //! and printing (`cli`), the events stream and budgets (`daemon`).
 
 mod converge;
 mod gc;
+mod journal;
 mod repair;
 mod space;
 mod start;
@@ -148,6 +151,8 @@ pub struct Ctx<'a> {
     pub sink: Sink<'a>,
     /// `--no-drain`: stops do not wait (and say so).
     pub no_drain: bool,
+    /// The deploy log entry of the operation under way (set by `ops`).
+    pub(crate) journal: Option<std::sync::Arc<journal::Journal>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -168,6 +173,7 @@ impl<'a> Ctx<'a> {
             abort,
             sink,
             no_drain: false,
+            journal: None,
         })
     }
 
@@ -189,7 +195,12 @@ impl<'a> Ctx<'a> {
     }
 
     fn step(&self) -> impl Fn(engine::Event) + Sync + '_ {
-        |e| (self.sink)(Event::Step(e))
+        |e| {
+            if let Some(journal) = &self.journal {
+                journal.note(&e);
+            }
+            (self.sink)(Event::Step(e))
+        }
     }
 }
 

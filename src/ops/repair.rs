@@ -12,6 +12,7 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::converge::{Converged, converge};
+use super::journal::Journal;
 use super::{Ctx, Error, Event, Target, put_back_secrets};
 use crate::clock::now_nanos;
 use crate::engine::pull::Policy;
@@ -20,6 +21,7 @@ use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan::{self, OwnEvents, RunState};
 use crate::platform::{ContainerSpec, Expanded};
+use crate::state::Operation;
 
 /// Bring `name` back to its record: recreate what was removed, start what
 /// was stopped outside telefig, and — at `boot` — restart dependents Docker
@@ -40,7 +42,7 @@ pub async fn repair(
         return Ok(None);
     }
     let serviceset = name.as_str();
-    let mut expanded = record.expanded;
+    let expanded = record.expanded;
     let graph = Graph::build(&expanded)?;
     if boot {
         own.lock()
@@ -77,7 +79,34 @@ pub async fn repair(
     if first.is_noop() {
         return Ok(None);
     }
-    put_back_secrets(ctx, name, &mut expanded, &first, None).await?;
+    let journal = Journal::begin(
+        &ctx.state,
+        name,
+        Operation::Repair,
+        record.commit.as_deref(),
+        record.deploy_id.as_deref(),
+    );
+    for a in first.actions.iter().filter(|a| a.action.mutates()) {
+        journal.repairing(&a.container, a.reason.code());
+    }
+    ctx.journal = Some(journal.clone());
+    let done = repair_planned(ctx, name, expanded, &graph, &first, own, plan_for).await;
+    ctx.journal = None;
+    journal.finish(&done, false).await;
+    done.map(Some)
+}
+
+/// Carry out a repair planned as `first` (again each attempt, by `plan_for`).
+async fn repair_planned(
+    ctx: &mut Ctx<'_>,
+    name: &ServicesetName,
+    mut expanded: Expanded,
+    graph: &Graph,
+    first: &plan::Plan,
+    own: &Mutex<OwnEvents>,
+    plan_for: impl Fn(&Expanded, &[plan::Observed]) -> Result<plan::Plan, plan::Error>,
+) -> Result<Converged, Error> {
+    put_back_secrets(ctx, name, &mut expanded, first, None).await?;
     for a in first.actions.iter().filter(|a| a.action.mutates()) {
         (ctx.sink)(Event::Drift {
             container: a.container.clone(),
@@ -86,7 +115,7 @@ pub async fn repair(
         });
     }
     let announced = Mutex::new(Vec::new());
-    let done = converge(ctx, &expanded, &graph, Policy::Missing, None, |observed| {
+    let done = converge(ctx, &expanded, graph, Policy::Missing, None, |observed| {
         let plan = plan_for(&expanded, observed)?;
         let id = own.lock().expect("own events").expect(&plan, now_nanos());
         announced.lock().expect("announced").push(id);
@@ -97,7 +126,7 @@ pub async fn repair(
     for id in announced.into_inner().expect("announced") {
         own.finished(id, now_nanos());
     }
-    done.map(Some)
+    done
 }
 
 /// `dependency` died or turned unhealthy: stop, now, the running
@@ -170,7 +199,7 @@ pub async fn restart_unhealthy(
         }
         Target::from_record(&ctx.state, name, ctx.sink)?
     };
-    super::restart(ctx, &target, Some(container), None)
+    super::start::restart_for(ctx, &target, Some(container), None, Some("unhealthy"))
         .await
         .map(Some)
 }

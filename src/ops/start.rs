@@ -2,6 +2,7 @@
 //! plan and keep the record.
 
 use super::converge::{Converged, converge};
+use super::journal::Journal;
 use super::{Ctx, Error, Target, put_back_secrets, recorded_specs};
 use crate::engine::pull::Policy;
 use crate::graph::Graph;
@@ -9,13 +10,13 @@ use crate::name::ServicesetName;
 use crate::plan;
 use crate::plan::gc::GcPolicy;
 use crate::platform::Expanded;
-use crate::state::Record;
+use crate::state::{HistoryEntry, Operation, Record};
 
 /// Converge to `expanded` (as loaded from the file `record` describes),
 /// once the images it pulls fit on Docker's data root (`images`: the
 /// platform's image settings); on success, record it — unless a no-op
-/// start of the same deploy, which leaves the record (and its fsync) alone
-/// — and clean up images, still under the lock.
+/// start of the same deploy, which leaves the record (and its fsync) alone,
+/// and the deploy log too — and clean up images, still under the lock.
 pub async fn start(
     ctx: &mut Ctx<'_>,
     expanded: &Expanded,
@@ -26,6 +27,14 @@ pub async fn start(
 ) -> Result<Converged, Error> {
     let name = record.serviceset.clone();
     let _lock = ctx.lock(&name, "start", ctx.deadline).await?;
+    let journal = Journal::begin(
+        &ctx.state,
+        &name,
+        Operation::Start,
+        record.commit.as_deref(),
+        record.deploy_id.as_deref(),
+    );
+    ctx.journal = Some(journal.clone());
     let recorded = recorded_specs(&ctx.state, &name);
     let done = converge(
         ctx,
@@ -35,19 +44,35 @@ pub async fn start(
         Some((&name, images)),
         |observed| plan::plan(expanded, graph, observed, &recorded),
     )
-    .await?;
-    if done.ok() {
-        let unchanged = done.plan.is_noop()
-            && ctx
-                .state
-                .load(&name)?
-                .is_some_and(|r| r.same_deploy(&record));
-        if !unchanged {
-            ctx.state.save(&record)?;
-        }
+    .await;
+    ctx.journal = None;
+    let mut unchanged = false;
+    let done = match done {
+        Ok(done) if done.ok() => keep_record(ctx, &record, &done).map(|same| {
+            unchanged = same;
+            done
+        }),
+        other => other,
+    };
+    journal.finish(&done, unchanged).await;
+    if let Ok(done) = &done {
+        super::gc::after_start(ctx, &name, done, images).await;
     }
-    super::gc::after_start(ctx, &name, &done, images).await;
-    Ok(done)
+    done
+}
+
+/// Record a successful start — unless a no-op of the same deploy, which
+/// leaves the record (and its fsync) alone: then `true`.
+fn keep_record(ctx: &Ctx<'_>, record: &Record, done: &Converged) -> Result<bool, Error> {
+    let unchanged = done.plan.is_noop()
+        && ctx
+            .state
+            .load(&record.serviceset)?
+            .is_some_and(|r| r.same_deploy(record));
+    if !unchanged {
+        ctx.state.save(record)?;
+    }
+    Ok(unchanged)
 }
 
 /// Re-apply the record before the current one, through the same path as
@@ -62,6 +87,26 @@ pub async fn rollback(
     let Some(previous) = ctx.state.previous(name)? else {
         return Err(Error::NoEarlierRecord(name.clone()));
     };
+    let journal = Journal::begin(
+        &ctx.state,
+        name,
+        Operation::Rollback,
+        previous.record.commit.as_deref(),
+        previous.record.deploy_id.as_deref(),
+    );
+    ctx.journal = Some(journal.clone());
+    let done = roll_back_to(ctx, name, env, previous).await;
+    ctx.journal = None;
+    journal.finish(&done, false).await;
+    done
+}
+
+async fn roll_back_to(
+    ctx: &mut Ctx<'_>,
+    name: &ServicesetName,
+    env: &[(String, String)],
+    previous: HistoryEntry,
+) -> Result<Converged, Error> {
     let mut expanded = previous.record.expanded.clone();
     let graph = Graph::build(&expanded)?;
     let recorded = recorded_specs(&ctx.state, name);
@@ -88,12 +133,18 @@ pub async fn restart(
     container: Option<&str>,
     env: Option<&[(String, String)]>,
 ) -> Result<Converged, Error> {
-    let Target {
-        name,
-        graph,
-        from_record,
-        ..
-    } = target;
+    restart_for(ctx, target, container, env, None).await
+}
+
+/// [`restart`]; the daemon's passes the `cause` its deploy log entry names.
+pub(super) async fn restart_for(
+    ctx: &mut Ctx<'_>,
+    target: &Target,
+    container: Option<&str>,
+    env: Option<&[(String, String)]>,
+    cause: Option<&str>,
+) -> Result<Converged, Error> {
+    let Target { name, graph, .. } = target;
     if let Some(c) = container
         && !graph.contains(c)
     {
@@ -103,6 +154,29 @@ pub async fn restart(
         });
     }
     let _lock = ctx.lock(name, "restart", ctx.deadline).await?;
+    let journal = Journal::begin(&ctx.state, name, Operation::Restart, None, None);
+    if let (Some(cause), Some(c)) = (cause, container) {
+        journal.repairing(c, cause);
+    }
+    ctx.journal = Some(journal.clone());
+    let done = restart_locked(ctx, target, container, env).await;
+    ctx.journal = None;
+    journal.finish(&done, false).await;
+    done
+}
+
+async fn restart_locked(
+    ctx: &mut Ctx<'_>,
+    target: &Target,
+    container: Option<&str>,
+    env: Option<&[(String, String)]>,
+) -> Result<Converged, Error> {
+    let Target {
+        name,
+        graph,
+        from_record,
+        ..
+    } = target;
     let mut expanded = target.expanded.clone();
     if *from_record {
         // A container to create needs its secret values back.

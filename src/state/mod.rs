@@ -7,6 +7,7 @@
 //!   servicesets/<name>.json   the record of what `start` applied        (record.rs)
 //!   history/<name>/<seq>.json earlier records, for `rollback`           (record.rs)
 //!   cron/<name>.json          the last run of each cron entry           (cron_runs.rs)
+//!   deploys/<name>.json       the last operations and their totals      (deploys.rs)
 //!   health/<container>.json   its last 50 health probes (the daemon)   (health_history.rs)
 //!   daemon.sock               the daemon's live model, 0600            (daemon/socket.rs)
 //!   cache/api-version.json    Engine API version per DOCKER_HOST        (api_version.rs)
@@ -19,6 +20,7 @@
 
 mod api_version;
 mod cron_runs;
+mod deploys;
 mod health_history;
 mod images;
 mod lock;
@@ -32,6 +34,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cron_runs::CronRun;
+pub use deploys::{
+    Deploy, DeployLog, GATE_WAIT_BUCKETS, GateWait, Histogram, Operation, Outcome, Repaired, Step,
+    Totals,
+};
 pub use lock::HostLock;
 pub use record::{HistoryEntry, Record, RecordCache, Scan};
 pub use secrets::{Unrestored, restore_secrets};
@@ -130,6 +136,19 @@ impl StateDir {
         write().map_err(Self::io(path))
     }
 
+    /// Replace `path` atomically (a temporary 0600 file renamed over), but
+    /// without waiting for the disk: readers never see half a file, and a
+    /// crash may lose the change.
+    fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = open_private(&tmp, true)?;
+            f.write_all(bytes)?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(Self::io(path))
+    }
+
     /// Remove `path` (absent is fine), then sync its directory.
     fn remove_durably(path: &Path) -> Result<(), Error> {
         match fs::remove_file(path) {
@@ -137,6 +156,47 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Self::io(path)(e)),
         }
+    }
+}
+
+/// Which `.json` files of a state-dir folder changed since the last look
+/// (by inode, size and mtime: files here are replaced by rename), for the
+/// daemon, which follows them without reading every file every time.
+#[derive(Debug, Default)]
+pub struct FolderWatch {
+    stamps: std::collections::BTreeMap<String, (u64, u64, Option<std::time::SystemTime>)>,
+}
+
+impl FolderWatch {
+    /// The stems of the files of `<root>/<sub>` added or changed since the
+    /// last call, and of those removed. Blocking.
+    pub fn changed(&mut self, state: &StateDir, sub: &str) -> (Vec<String>, Vec<String>) {
+        use std::os::unix::fs::MetadataExt;
+        let mut now = std::collections::BTreeMap::new();
+        if let Ok(entries) = fs::read_dir(state.root.join(sub)) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                    continue;
+                };
+                if let Ok(m) = e.metadata() {
+                    now.insert(stem.to_owned(), (m.ino(), m.len(), m.modified().ok()));
+                }
+            }
+        }
+        let changed = now
+            .iter()
+            .filter(|(k, v)| self.stamps.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let removed = self
+            .stamps
+            .keys()
+            .filter(|k| !now.contains_key(*k))
+            .cloned()
+            .collect();
+        self.stamps = now;
+        (changed, removed)
     }
 }
 

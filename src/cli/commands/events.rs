@@ -1,5 +1,7 @@
-//! `telefig events`: the daemon's live stream of telefig-level events
-//! (created, started, restarted, died, health changes, failed probes …),
+//! `telefig events`: the daemon's live stream of telefig-level events —
+//! from Docker (created, started, restarted, died, health changes, failed
+//! probes …), from the deploy log (deploy started and finished, pulled,
+//! created, gate passed or failed, rolled back, repaired) and cron runs —
 //! one line each, until interrupted.
 
 use std::process::ExitCode;
@@ -34,17 +36,22 @@ pub async fn events(g: &Global) -> Outcome {
         } else {
             let at = jiff::Timestamp::from_nanosecond(h.time_nanos.into())
                 .map_or_else(|_| "-".to_owned(), |t| t.to_string());
-            println!(
-                "{at}  {}  {}  {}{}",
-                h.serviceset,
-                h.container,
-                h.event,
-                if h.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", h.detail)
-                }
-            );
+            let container = if h.container.is_empty() {
+                "-"
+            } else {
+                &h.container
+            };
+            let mut line = format!("{at}  {}  {container}  {}", h.serviceset, h.event);
+            if let Some(result) = &h.result {
+                line.push_str(&format!(": {result}"));
+            }
+            if !h.detail.is_empty() {
+                line.push_str(&format!(" ({})", h.detail));
+            }
+            if let (Some(n), Some(op)) = (h.deploy, &h.operation) {
+                line.push_str(&format!("  [{op} #{n}]"));
+            }
+            println!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,301 @@
+//! An operation's entry in the deploy log (`state::deploys` owns the
+//! format), written as it goes so the daemon can follow it: started, each
+//! image pulled, container created, gate passed or failed, version put
+//! back; then the result, its duration and the gate waits.
+//!
+//! Nothing is written until the operation first changes something (or
+//! fails): a no-op `start` of the same deploy, or a repair with nothing to
+//! do, leaves no entry and costs no file I/O. Progress is replaced
+//! atomically, off the async runtime and without waiting for the disk; the
+//! finished entry is synced.
+//! A log that cannot be written is a warning, never a failed operation.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::{Converged, Error};
+use crate::clock::now_nanos;
+use crate::engine::execute::Event;
+use crate::name::ServicesetName;
+use crate::state::{Deploy, DeployLog, GateWait, Operation, Outcome, Repaired, StateDir, Step};
+
+pub(crate) struct Journal {
+    state: StateDir,
+    name: ServicesetName,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    entry: Deploy,
+    /// The log as last written; `None` until the first write.
+    log: Option<DeployLog>,
+    began: Instant,
+    rolled_back: BTreeSet<String>,
+    /// Steps noted but not yet written.
+    dirty: bool,
+    /// A write failed: say so once, then stop trying.
+    broken: bool,
+}
+
+impl Journal {
+    /// An entry for `operation` on `name`, in memory until something happens.
+    /// The caller holds the serviceset's lock until [`Journal::finish`].
+    pub fn begin(
+        state: &StateDir,
+        name: &ServicesetName,
+        operation: Operation,
+        commit: Option<&str>,
+        deploy_id: Option<&str>,
+    ) -> Arc<Journal> {
+        let mut entry = Deploy::new(operation, now_nanos());
+        entry.commit = commit.map(str::to_owned);
+        entry.deploy_id = deploy_id.map(str::to_owned);
+        Arc::new(Journal {
+            state: state.clone(),
+            name: name.clone(),
+            inner: Mutex::new(Inner {
+                entry,
+                log: None,
+                began: Instant::now(),
+                rolled_back: BTreeSet::new(),
+                dirty: false,
+                broken: false,
+            }),
+        })
+    }
+
+    /// A container the operation repairs, and why.
+    pub fn repairing(&self, container: &str, cause: &str) {
+        let mut inner = self.inner.lock().expect("journal");
+        inner.entry.repaired.push(Repaired {
+            container: container.to_owned(),
+            cause: cause.to_owned(),
+        });
+    }
+
+    /// What the executor did; the steps `events` shows are written now.
+    pub fn note(self: &Arc<Self>, event: &Event) {
+        let mut inner = self.inner.lock().expect("journal");
+        let step = |event: &str, container: &str, detail: &str| Step {
+            at_nanos: now_nanos(),
+            event: event.to_owned(),
+            container: container.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let step = match event {
+            Event::Pulled(p) => step("pulled", "", &p.reference),
+            Event::Created { container } => step("created", container, ""),
+            Event::Passed {
+                container,
+                gate,
+                millis,
+            } => {
+                inner.entry.gates.push(GateWait {
+                    container: container.clone(),
+                    gate: (*gate).to_owned(),
+                    seconds: *millis as f64 / 1000.0,
+                });
+                let took = format!("{gate} after {:.1} s", *millis as f64 / 1000.0);
+                step("gate-passed", container, &took)
+            }
+            // `why` may quote the container's output: never written here.
+            Event::Failed { container, .. } => {
+                inner.entry.failed.push(container.clone());
+                step("gate-failed", container, "")
+            }
+            Event::PutBack { container } => {
+                inner.entry.put_back.push(container.clone());
+                return;
+            }
+            Event::RolledBack { container } => {
+                inner.rolled_back.insert(container.clone());
+                step("rolled-back", container, "")
+            }
+            _ => return,
+        };
+        inner.entry.push_step(step);
+        inner.dirty = true;
+        drop(inner);
+        // Off the caller's thread (a rename costs milliseconds on ext4); a
+        // write takes every step noted so far, so writes queued behind it
+        // find nothing left to do.
+        let journal = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || journal.write_progress())),
+            Err(_) => journal.write_progress(),
+        }
+    }
+
+    fn write_progress(&self) {
+        let mut inner = self.inner.lock().expect("journal");
+        if inner.dirty {
+            self.write(&mut inner, false);
+        }
+    }
+
+    /// The operation ended with `outcome`. `quiet`: it changed nothing, so
+    /// unless something was already written, no entry is kept.
+    pub async fn finish(self: Arc<Self>, outcome: &Result<Converged, Error>, quiet: bool) {
+        self.finish_as(outcome.as_ref().ok().map(Converged::ok), quiet)
+            .await;
+    }
+
+    /// [`Journal::finish`] with `ok_report`: whether the report said every
+    /// container passed (`None`: the operation failed with an error).
+    async fn finish_as(self: Arc<Self>, ok_report: Option<bool>, quiet: bool) {
+        let journal = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut inner = journal.inner.lock().expect("journal");
+            if quiet && ok_report == Some(true) && inner.log.is_none() && !inner.dirty {
+                return;
+            }
+            let entry = &mut inner.entry;
+            let result = match ok_report {
+                Some(true) => Outcome::Succeeded,
+                _ if !entry.put_back.is_empty() => Outcome::RolledBack,
+                _ => Outcome::Failed,
+            };
+            let now = now_nanos();
+            if result == Outcome::Succeeded {
+                for r in entry.repaired.clone() {
+                    entry.push_step(Step {
+                        at_nanos: now,
+                        event: "repaired".into(),
+                        container: r.container,
+                        detail: r.cause,
+                    });
+                }
+            }
+            entry.result = Some(result);
+            entry.finished_at_nanos = Some(now);
+            let rolled_back = &inner.rolled_back;
+            let all_back = inner.entry.put_back.iter().all(|c| rolled_back.contains(c));
+            inner.entry.rollback_passed = (!inner.entry.put_back.is_empty()).then_some(all_back);
+            inner.entry.duration_seconds = Some(inner.began.elapsed().as_secs_f64());
+            journal.write(&mut inner, true);
+        })
+        .await;
+    }
+
+    fn write(&self, inner: &mut Inner, durable: bool) {
+        inner.dirty = false;
+        if inner.broken {
+            return;
+        }
+        let entry = inner.entry.clone();
+        let log = match &mut inner.log {
+            Some(log) => {
+                log.update(entry);
+                log
+            }
+            None => {
+                let mut log = self.state.deploy_log(&self.name);
+                let seq = log.begin(Deploy {
+                    result: None,
+                    ..entry.clone()
+                });
+                inner.entry.seq = seq;
+                log.update(Deploy { seq, ..entry });
+                inner.log.insert(log)
+            }
+        };
+        if let Err(e) = self.state.save_deploy_log(&self.name, log, durable) {
+            warn!(serviceset = %self.name, "the deploy log was not written: {e}");
+            inner.broken = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pull::Pulled;
+
+    fn state(what: &str) -> (StateDir, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("telefig-journal-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (StateDir::new(&dir), dir)
+    }
+
+    #[tokio::test]
+    async fn a_quiet_operation_that_did_nothing_leaves_no_entry() {
+        let (state, dir) = state("quiet");
+        let name = ServicesetName::parse("shop").unwrap();
+        let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), None);
+        journal.finish_as(Some(true), true).await;
+        assert!(!dir.join("deploys").exists(), "no file I/O at all");
+    }
+
+    #[tokio::test]
+    async fn steps_are_written_as_they_happen_and_the_end_is_counted() {
+        let (state, dir) = state("steps");
+        let name = ServicesetName::parse("shop").unwrap();
+        let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), Some("d-1"));
+        journal.note(&Event::Pulled(Pulled {
+            reference: "registry/web:abc".into(),
+            from: "registry/web:abc".into(),
+            millis: 5,
+        }));
+        journal.note(&Event::Created {
+            container: "web".into(),
+        });
+        // Written in the background: wait for both steps to be there.
+        let mut log = state.deploy_log(&name);
+        for _ in 0..200 {
+            if log.deploys.first().is_some_and(|d| d.steps.len() == 2) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            log = state.deploy_log(&name);
+        }
+        assert_eq!(log.deploys.len(), 1);
+        assert_eq!(log.deploys[0].result, None, "still running");
+        assert_eq!(log.deploys[0].steps.len(), 2);
+        journal.note(&Event::Failed {
+            container: "web".into(),
+            why: "turned unhealthy; last log lines: DB_PASSWORD=hunter2".into(),
+        });
+        journal.note(&Event::PutBack {
+            container: "web".into(),
+        });
+        journal.note(&Event::Passed {
+            container: "web".into(),
+            gate: "healthy",
+            millis: 1500,
+        });
+        journal.note(&Event::RolledBack {
+            container: "web".into(),
+        });
+        journal.finish_as(Some(false), true).await;
+        let log = state.deploy_log(&name);
+        let d = &log.deploys[0];
+        assert_eq!(d.result, Some(Outcome::RolledBack));
+        assert_eq!(
+            (d.commit.as_deref(), d.deploy_id.as_deref()),
+            (Some("abc"), Some("d-1"))
+        );
+        assert_eq!(d.failed, ["web"]);
+        assert_eq!(d.rollback_passed, Some(true));
+        assert_eq!(d.gates[0].seconds, 1.5);
+        let events: Vec<&str> = d.steps.iter().map(|s| s.event.as_str()).collect();
+        assert_eq!(
+            events,
+            [
+                "pulled",
+                "created",
+                "gate-failed",
+                "gate-passed",
+                "rolled-back"
+            ]
+        );
+        assert_eq!(log.totals.deploys["rolled_back"], 1);
+        assert_eq!(log.totals.rollbacks["succeeded"], 1);
+        let text = std::fs::read_to_string(dir.join("deploys/shop.json")).unwrap();
+        assert!(!text.contains("hunter2"), "no container output is kept");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
