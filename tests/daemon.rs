@@ -342,3 +342,72 @@ fn map_form_cron_runs_shell_lines_as_their_user() {
         .unwrap();
     assert!(rooted.contains("it's 0"), "{rooted}");
 }
+
+/// A serviceset deployed with another state dir is not this daemon's: its
+/// events start no repair, take no lock and leave nothing in this state dir
+/// (on a shared host each state dir's daemon minds its own servicesets).
+#[test]
+fn a_serviceset_of_another_state_dir_is_left_alone() {
+    if !require_docker() {
+        return;
+    }
+    let ours = Stack::new();
+    let theirs = Stack::new();
+    assert_exit(&ours.start(&[]), 0);
+    assert_exit(&theirs.start(&[]), 0);
+    let notify = NotifySocket::new(&ours.dir);
+    let _daemon = Daemon::spawn(&ours, &notify, &[]);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        daemon_log(&ours)
+    );
+    // Ours was deployed in order seconds ago (more probes than Docker's
+    // five-entry health log holds): the boot repair has nothing to undo.
+    assert!(
+        !daemon_log(&ours).contains("drift: restart"),
+        "the boot repair restarted a container of a serviceset deployed in order\n{}",
+        daemon_log(&ours)
+    );
+    let idle_now = |s: &Stack| {
+        daemon_log(s)
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("idle: events settled"))
+    };
+
+    // Theirs loses a sidecar first, then ours: by the time ours is repaired
+    // and the daemon idle again, every event of theirs has been handled.
+    docker_ok(&["rm", "-f", &theirs.name("logging")]);
+    docker_ok(&["rm", "-f", &ours.name("logging")]);
+    assert!(
+        wait_until(Duration::from_secs(10), || running(&ours.name("logging"))),
+        "{}",
+        daemon_log(&ours)
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || idle_now(&ours)),
+        "the daemon settles after the repair\n{}",
+        daemon_log(&ours)
+    );
+    let lock = ours
+        .dir
+        .join("state/locks")
+        .join(format!("{}.lock", theirs.id()));
+    assert!(
+        !lock.exists(),
+        "the daemon took a lock for a serviceset it has no record of: {}\n{}",
+        lock.display(),
+        daemon_log(&ours)
+    );
+    assert!(
+        !daemon_log(&ours).contains(theirs.id()),
+        "the daemon acted on a serviceset of another state dir\n{}",
+        daemon_log(&ours)
+    );
+    assert!(
+        try_inspect(&theirs.name("logging")).is_none(),
+        "theirs is their daemon's to repair"
+    );
+}

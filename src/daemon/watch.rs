@@ -134,6 +134,10 @@ impl Watcher {
         let Some(container) = e.container.clone().filter(|c| *c == e.name) else {
             return;
         };
+        // One stat per event: cheap next to the event itself, and never stale.
+        if !self.repairer.state.has_record(&serviceset) {
+            return;
+        }
         let verdict = self.repairer.own.lock().expect("own events").judge(
             &serviceset,
             &container,

@@ -71,24 +71,57 @@ pub(super) fn details(r: ContainerInspectResponse) -> ContainerDetails {
         started_at: state.started_at.clone(),
         finished_at: state.finished_at,
         error: state.error.filter(|e| !e.is_empty()),
-        // The log outlives restarts: only probes of the current run count.
         healthy_since: health.and_then(|h| h.log.as_ref()).and_then(|log| {
-            let started = state
-                .started_at
-                .as_deref()
-                .and_then(rfc3339_nanos)
-                .unwrap_or(i64::MIN);
-            log.iter()
-                .filter(|l| l.exit_code == Some(0))
-                .filter(|l| {
-                    l.start
-                        .as_deref()
-                        .and_then(rfc3339_nanos)
-                        .is_some_and(|t| t >= started)
+            let started = state.started_at.as_deref().and_then(rfc3339_nanos);
+            let at = |t: &Option<String>| t.as_deref().and_then(rfc3339_nanos);
+            let probes: Vec<Probe> = log
+                .iter()
+                .map(|l| Probe {
+                    start: at(&l.start),
+                    end: at(&l.end),
+                    passed: l.exit_code == Some(0),
                 })
-                .filter_map(|l| l.end.as_deref().and_then(rfc3339_nanos))
-                .min()
+                .collect();
+            first_pass(started, &probes)
         }),
+    }
+}
+
+/// Docker keeps a container's last five probe results, no more.
+const DOCKER_HEALTH_LOG: usize = 5;
+
+/// One entry of Docker's health log (times in ns).
+struct Probe {
+    start: Option<i64>,
+    end: Option<i64>,
+    passed: bool,
+}
+
+/// When the current run (started at `started`) first passed a probe: the
+/// end of its earliest passing probe in Docker's log; the log outlives
+/// restarts, so probes of an earlier run do not count. The log is a window
+/// of five: once it is full of this run's passes, the first pass may have
+/// rolled out of it, and all that is known is that the container was healthy
+/// no later than the oldest entry and no earlier than its start. The start
+/// is then the answer, so that the boot repair never judges a dependent to
+/// have started too early on the window's say-so (it would restart a
+/// discovery sidecar, deregistering a healthy service, on every daemon
+/// start more than five probes after a deploy).
+fn first_pass(started: Option<i64>, log: &[Probe]) -> Option<i64> {
+    let run: Vec<&Probe> = log
+        .iter()
+        .filter(|p| p.start.is_some_and(|t| t >= started.unwrap_or(i64::MIN)))
+        .collect();
+    let first = run
+        .iter()
+        .filter(|p| p.passed)
+        .filter_map(|p| p.end)
+        .min()?;
+    let window_lost_it =
+        log.len() >= DOCKER_HEALTH_LOG && run.len() == log.len() && run.iter().all(|p| p.passed);
+    match started {
+        Some(started) if window_lost_it => Some(started),
+        _ => Some(first),
     }
 }
 
@@ -114,6 +147,34 @@ pub(super) fn exit_code_from_status(status: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn probe(start: i64, passed: bool) -> Probe {
+        Probe {
+            start: Some(start),
+            end: Some(start + 5),
+            passed,
+        }
+    }
+
+    #[test]
+    fn the_first_pass_of_this_run_or_its_start_once_the_window_lost_it() {
+        // Failing, then passing: the first pass of this run.
+        let log = [probe(100, false), probe(200, true), probe(300, true)];
+        assert_eq!(first_pass(Some(50), &log), Some(205));
+        // Probes of an earlier run do not count.
+        let log = [probe(10, true), probe(200, false), probe(300, true)];
+        assert_eq!(first_pass(Some(150), &log), Some(305));
+        // Five passes of this run: the first may have rolled out; the start
+        // is the earliest it can have been.
+        let log: Vec<Probe> = (1..=5).map(|i| probe(i * 100, true)).collect();
+        assert_eq!(first_pass(Some(50), &log), Some(50));
+        // Five entries but one failed: the transition is in the window.
+        let mut log: Vec<Probe> = (1..=5).map(|i| probe(i * 100, true)).collect();
+        log[0].passed = false;
+        assert_eq!(first_pass(Some(50), &log), Some(205));
+        // No pass at all: not healthy.
+        assert_eq!(first_pass(Some(50), &[probe(100, false)]), None);
+    }
 
     #[test]
     fn status_text() {

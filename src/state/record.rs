@@ -104,6 +104,13 @@ impl StateDir {
             .join(format!("{serviceset}.json"))
     }
 
+    /// Whether `serviceset` (a label read from Docker) has a record in this
+    /// state dir. The daemon minds only those: a serviceset deployed with
+    /// another state dir is that dir's daemon's to repair.
+    pub fn has_record(&self, serviceset: &str) -> bool {
+        ServicesetName::parse(serviceset).is_ok_and(|name| self.record_path(&name).exists())
+    }
+
     pub fn load(&self, serviceset: &ServicesetName) -> Result<Option<Record>, Error> {
         read_record(&self.record_path(serviceset))
     }
