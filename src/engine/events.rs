@@ -54,23 +54,30 @@ impl Engine {
             Some(s) => format!("{LABEL_SERVICESET}={s}"),
             None => LABEL_SERVICESET.to_owned(),
         };
-        self.label_events(label, since, parse)
+        self.label_events(label, since, Some(&WATCHED), parse)
     }
 
     /// Container events carrying `label` (`key` or `key=value`) from
     /// `since` (seconds since the epoch), each read by `read`; messages it
     /// returns `None` for are skipped. Shared by the repair watcher and the
     /// daemon's live model.
+    /// `actions`, when given, are the only actions dockerd sends (it
+    /// matches `health_status` against `health_status: healthy` too).
     pub(super) fn label_events<T: Send + 'static>(
         &self,
         label: String,
         since: i64,
+        actions: Option<&[&str]>,
         read: fn(&bollard::models::EventMessage) -> Option<T>,
     ) -> BoxStream<'static, Result<T, Error>> {
-        let filters = HashMap::from([
+        let mut filters = HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
             ("label".to_owned(), vec![label]),
         ]);
+        if let Some(actions) = actions {
+            let actions = actions.iter().map(|a| (*a).to_owned()).collect();
+            filters.insert("event".to_owned(), actions);
+        }
         let options = EventsOptions {
             since: Some(since.to_string()),
             until: None,
@@ -91,6 +98,22 @@ impl Engine {
             .boxed()
     }
 }
+
+/// The actions [`parse`] tells apart; every other one is `Other`, which no
+/// reader of [`Engine::container_events`] acts on. Asking dockerd for these
+/// only keeps each health probe's `exec_create`/`exec_start`/`exec_die` off
+/// the stream: on a busy host those are most of the events, and dockerd
+/// drops events for a subscriber that falls behind (a gate would then miss
+/// the `start` it waits for).
+const WATCHED: [&str; 7] = [
+    "create",
+    "start",
+    "die",
+    "oom",
+    "stop",
+    "destroy",
+    "health_status",
+];
 
 fn parse(message: &bollard::models::EventMessage) -> Option<ContainerEvent> {
     let actor = message.actor.as_ref()?;

@@ -161,8 +161,17 @@ pub use crate::plan::GateFailure;
 fn apply_event(channels: &Channels, event: &ContainerEvent) {
     let map = channels.lock().expect("monitor lock");
     let Some(tx) = map.get(&event.id) else { return };
+    // An event that carries no state (an exec of a health probe, a create,
+    // a stop before its die) must not move `seen_at` either: an inspect made
+    // while it arrived would be thrown away as older, and with probes every
+    // few hundred milliseconds and a slow dockerd, every inspect was, so a
+    // started container was never seen running.
+    let carries_state = !matches!(
+        event.kind,
+        EventKind::Create | EventKind::Stop | EventKind::Other
+    );
     tx.send_if_modified(|s| {
-        if event.time_nanos < s.seen_at {
+        if event.time_nanos < s.seen_at || !carries_state {
             return false;
         }
         s.seen_at = event.time_nanos;
@@ -185,4 +194,39 @@ fn apply_event(channels: &Channels, event: &ContainerEvent) {
         }
         true
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, kind: EventKind, time_nanos: i64) -> ContainerEvent {
+        ContainerEvent {
+            id: id.into(),
+            name: "web".into(),
+            serviceset: Some("s".into()),
+            container: Some("web".into()),
+            kind,
+            time_nanos,
+        }
+    }
+
+    #[test]
+    fn an_event_without_state_does_not_make_a_later_inspect_stale() {
+        let channels: Channels = Arc::default();
+        let (tx, rx) = watch::channel(Tracked::default());
+        channels.lock().unwrap().insert("c1".into(), tx);
+        // A probe's exec events arrive while an inspect (begun at 5) is answered.
+        for (i, kind) in [EventKind::Other, EventKind::Create, EventKind::Stop]
+            .into_iter()
+            .enumerate()
+        {
+            apply_event(&channels, &event("c1", kind, 10 + i as i64));
+        }
+        assert_eq!(rx.borrow().seen_at, 0, "an inspect begun at 5 still counts");
+        // A start does carry state, and does move it.
+        apply_event(&channels, &event("c1", EventKind::Start, 20));
+        assert_eq!(rx.borrow().seen_at, 20);
+        assert!(rx.borrow().status.running);
+    }
 }

@@ -152,7 +152,7 @@ impl Engine {
     /// Telefig containers' events from `since` (seconds since the epoch);
     /// the stream ends when dockerd restarts.
     pub fn live_events(&self, since: i64) -> BoxStream<'static, Result<LiveEvent, Error>> {
-        self.label_events(LABEL_SERVICESET.to_owned(), since, parse)
+        self.label_events(LABEL_SERVICESET.to_owned(), since, None, parse)
     }
 }
 
