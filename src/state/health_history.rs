@@ -32,7 +32,9 @@ impl StateDir {
             .unwrap_or_default()
     }
 
-    /// Replace the stored probe results of `container`. Blocking.
+    /// Replace the stored probe results of `container`. Blocking. Not
+    /// synced: the daemon writes these every few seconds all day, and a
+    /// crash that loses the last seconds of probes loses nothing else.
     pub fn save_health_history<T: Serialize>(
         &self,
         container: &str,
@@ -43,7 +45,7 @@ impl StateDir {
         };
         let path = self.dir("health")?.join(file);
         let text = serde_json::to_vec(probes).expect("probes serialize");
-        Self::write_atomic(&path, &text)
+        Self::replace(&path, &text)
     }
 
     /// Forget the history of a container that is gone.
