@@ -81,12 +81,12 @@ impl CronRunner {
 
 async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running: Arc<AtomicBool>) {
     let now = crate::clock::now_secs;
-    let began = Instant::now();
+    let (began, started_at) = (Instant::now(), now());
     let started = CronRun {
         owner: job.owner.clone(),
         schedule: job.schedule.clone(),
         running: true,
-        last_started: Some(now()),
+        last_started: Some(started_at),
         ..Default::default()
     };
     // A fresh record for this run; the totals carry over.
@@ -102,6 +102,7 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
             let ended = Ended {
                 code: Some(127),
                 output: message,
+                started_at,
                 at: now(),
                 seconds: began.elapsed().as_secs_f64(),
             };
@@ -122,6 +123,7 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
     let ended = Ended {
         code,
         output,
+        started_at,
         at: now(),
         seconds: began.elapsed().as_secs_f64(),
     };
@@ -133,7 +135,8 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
 struct Ended {
     code: Option<i32>,
     output: String,
-    /// Seconds since the epoch.
+    /// When it started and ended, seconds since the epoch.
+    started_at: i64,
     at: i64,
     /// How long it ran.
     seconds: f64,
@@ -145,6 +148,7 @@ async fn finish(state: &StateDir, serviceset: &ServicesetName, job: &CronJob, en
     let Ended {
         code,
         output,
+        started_at,
         at,
         seconds,
     } = ended;
@@ -153,7 +157,12 @@ async fn finish(state: &StateDir, serviceset: &ServicesetName, job: &CronJob, en
     }
     let lines: Vec<&str> = output.lines().collect();
     let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+    let (owner, schedule) = (job.owner.clone(), job.schedule.clone());
+    // The whole run again, in case its start could not be saved.
     let saved = save(state, serviceset, &job.name, move |run| {
+        run.owner = owner;
+        run.schedule = schedule;
+        run.last_started = Some(started_at);
         run.output_tail = tail;
         run.exit_code = code;
         run.running = false;
