@@ -6,7 +6,7 @@
 //!   locks/<name>.lock         host lock: pid, subcommand, start time   (lock.rs)
 //!   servicesets/<name>.json   the record of what `start` applied        (record.rs)
 //!   history/<name>/<seq>.json earlier records, for `rollback`           (record.rs)
-//!   cron/<name>.json          the last run of each cron entry           (cron_runs.rs)
+//!   cron/<name>.json          each cron entry's last run and totals      (cron_runs.rs)
 //!   deploys/<name>.json       the last operations and their totals      (deploys.rs)
 //!   health/<container>.json   its last 50 health probes (the daemon)   (health_history.rs)
 //!   daemon.sock               the daemon's live model, 0600            (daemon/socket.rs)
@@ -33,7 +33,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use cron_runs::CronRun;
+pub use cron_runs::{CronRun, CronTotals};
 pub use deploys::{
     Deploy, DeployLog, GATE_WAIT_BUCKETS, GateWait, Histogram, Operation, Outcome, Repaired, Step,
     Totals,
