@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{ActionKind, Observed, Plan, RunState};
+use super::{ActionKind, Observed, Plan, RemoveReason, RunState};
 use crate::graph::Gate;
 use crate::graph::Graph;
 
@@ -90,6 +90,12 @@ impl StopAction {
             reason,
             drain: None,
         }
+    }
+
+    /// Why the plan removes it, if it does: a stop plan removes only for
+    /// `down`.
+    pub fn removal(&self) -> Option<RemoveReason> {
+        (self.then == AfterStop::Remove).then_some(RemoveReason::Down)
     }
 }
 
