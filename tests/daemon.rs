@@ -191,13 +191,12 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     // record does not have, is an orphan: removed, and its event line says
     // why in text and code.
     let stray = s.name("stray");
-    let image = inspect(&s.web())["Config"]["Image"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let image = busybox_image("1");
     docker_ok(&[
         "run",
         "-d",
+        "--network",
+        "host",
         "--name",
         &stray,
         "--stop-timeout",
