@@ -1,13 +1,16 @@
 //! The daemon's Prometheus metrics against the real engine: the text passes
 //! `promtool check metrics`, and a real Prometheus scraping the daemon
-//! answers a PromQL query with the stack's container count.
+//! answers a PromQL query with the stack's container count; deploys,
+//! rollbacks, drift repairs and cron runs are counted, and the repairs and
+//! cron runs show in `telefig events --json` too.
 
 #[path = "support/stack.rs"]
 mod stack;
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stack::*;
@@ -322,6 +325,312 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
         "{rollbacks} = {:?}, {containers} = {:?}\n{}",
         query_value(&web, &rollbacks),
         query_value(&web, &containers),
+        std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
+    );
+}
+
+/// `telefig daemon` on the stack's state dir, serving metrics on `addr`,
+/// its log appended to `daemon.log`.
+fn spawn_daemon(s: &Stack, addr: &str) -> Running {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.dir.join("daemon.log"))
+        .unwrap();
+    Running(
+        telefig()
+            .args(["daemon", "--state-dir"])
+            .arg(s.dir.join("state"))
+            .args(["--metrics-listen", addr])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn daemon_log(s: &Stack) -> String {
+    std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
+}
+
+/// The value of the first sample of `name` (with its `{`) that carries
+/// every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `telefig events --json --name <stack>`, followed on a thread.
+struct Events {
+    follower: Running,
+    lines: Receiver<String>,
+    /// Every event read so far, for failure messages.
+    seen: Vec<Value>,
+}
+
+impl Events {
+    /// Follow once the daemon listens on its socket (`events` exits at once
+    /// when no daemon answers).
+    fn follow(s: &Stack) -> Events {
+        let socket = s.dir.join("state/daemon.sock");
+        assert!(
+            wait_until(Duration::from_secs(30), || socket.exists()),
+            "no daemon socket at {}\n{}",
+            socket.display(),
+            daemon_log(s)
+        );
+        let mut child = telefig()
+            .args(["events", "--json", "--name", s.id(), "--state-dir"])
+            .arg(s.dir.join("state"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Events {
+            follower: Running(child),
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first event from now on that `wanted` accepts, within `timeout`.
+    fn next_where(&mut self, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let event: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            self.seen.push(event.clone());
+            if wanted(&event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    fn summary(&self) -> String {
+        let pid = self.follower.0.id();
+        let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        format!("events (follower pid {pid}):\n{}", lines.join("\n"))
+    }
+}
+
+fn running(name: &str) -> bool {
+    try_inspect(name).is_some_and(|c| c["State"]["Running"] == true)
+}
+
+/// Drift repaired by the running daemon is counted by cause — a container
+/// removed by hand is `missing`, one stopped by hand `not_running` — and
+/// each repair shows in `telefig events --json` as `repaired` with its
+/// cause.
+#[test]
+fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
+    if !require_docker() || !have("promtool") {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _daemon = spawn_daemon(&s, &addr);
+    let ours = format!("serviceset=\"{}\"", s.id());
+    let repairs = |text: &str, cause: &str| {
+        sample(
+            text,
+            "telefig_drift_repairs_total{",
+            &[&ours, &format!("cause=\"{cause}\"")],
+        )
+        .unwrap_or(0.0)
+    };
+    let (ok, before) = scrape_until(&addr, |t| {
+        sample(t, "telefig_containers{", &[&ours]).is_some()
+    });
+    assert!(
+        ok,
+        "the daemon serves metrics:\n{before}\n{}",
+        daemon_log(&s)
+    );
+    assert_eq!(repairs(&before, "missing"), 0.0, "{before}");
+    assert_eq!(repairs(&before, "not_running"), 0.0, "{before}");
+
+    let mut events = Events::follow(&s);
+    for (container, cause, break_it) in [
+        (s.name("logging"), "missing", ["rm", "-f"]),
+        (s.name("discovery"), "not_running", ["stop", "-t1"]),
+    ] {
+        // Break it until the follower sees Docker's event for it: from then
+        // on, the repair's events reach the follower too.
+        let mut broken = false;
+        let subscribed = wait_until(Duration::from_secs(20), || {
+            if broken && !running(&container) {
+                return false; // the last break is not repaired yet
+            }
+            docker_ok(&[break_it[0], break_it[1], container.as_str()]);
+            broken = true;
+            let gone = if cause == "missing" {
+                "removed"
+            } else {
+                "stopped"
+            };
+            events
+                .next_where(Duration::from_secs(3), |e| {
+                    e["container"] == container.as_str() && e["event"] == gone
+                })
+                .is_some()
+        });
+        assert!(subscribed, "{}\n{}", events.summary(), daemon_log(&s));
+        let repaired = events.next_where(Duration::from_secs(20), |e| {
+            e["container"] == container.as_str() && e["event"] == "repaired"
+        });
+        let repaired = repaired.unwrap_or_else(|| {
+            panic!(
+                "no `repaired` event for {container}\n{}\n{}",
+                events.summary(),
+                daemon_log(&s)
+            )
+        });
+        assert_eq!(repaired["detail"], cause, "{repaired}");
+        assert_eq!(repaired["operation"], "repair", "{repaired}");
+        assert_eq!(repaired["serviceset"], s.id(), "{repaired}");
+        assert!(running(&container), "{container} is back");
+    }
+
+    let (ok, after) = scrape_until(&addr, |t| {
+        repairs(t, "missing") >= 1.0 && repairs(t, "not_running") >= 1.0
+    });
+    assert!(
+        ok,
+        "the repairs are counted by cause:\n{after}\n{}",
+        daemon_log(&s)
+    );
+    promtool_check(&after);
+}
+
+/// A cron entry that runs every second is counted by result, with its run
+/// time as a summary; the text passes promtool, a real Prometheus reads the
+/// counter and the summary, and each run shows in `telefig events --json`
+/// as `cron-ran`.
+#[test]
+fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() {
+    if !require_docker() || !have("promtool") || !have("prometheus") {
+        return;
+    }
+    let s = Stack::new();
+    s.add_cron(concat!(
+        "      Tick: {schedule: \"* * * * * *\", command: 'echo tick'}\n",
+        "      Fails: {schedule: \"* * * * * *\", command: [sh, -c, \"exit 3\"]}\n",
+    ));
+    assert_exit(&s.start(&[]), 0);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _daemon = spawn_daemon(&s, &addr);
+    let ours = format!("serviceset=\"{}\"", s.id());
+    let runs = |text: &str, entry: &str, result: &str| {
+        sample(
+            text,
+            "telefig_cron_runs_total{",
+            &[
+                &ours,
+                &format!("entry=\"{entry}\""),
+                &format!("result=\"{result}\""),
+            ],
+        )
+    };
+    let duration = |text: &str, part: &str, entry: &str| {
+        sample(
+            text,
+            &format!("telefig_cron_run_duration_seconds_{part}{{"),
+            &[&ours, &format!("entry=\"{entry}\"")],
+        )
+    };
+    let mut events = Events::follow(&s);
+    let (ok, text) = scrape_until(&addr, |t| {
+        runs(t, "Tick", "succeeded") >= Some(1.0)
+            && runs(t, "Fails", "failed") >= Some(1.0)
+            && duration(t, "count", "Tick") >= Some(1.0)
+    });
+    assert!(ok, "the runs are counted:\n{text}\n{}", daemon_log(&s));
+    assert_eq!(runs(&text, "Tick", "failed"), Some(0.0), "{text}");
+    assert_eq!(runs(&text, "Fails", "succeeded"), Some(0.0), "{text}");
+    assert!(
+        duration(&text, "sum", "Tick").is_some_and(|v| v >= 0.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE telefig_cron_run_duration_seconds summary"),
+        "{text}"
+    );
+    promtool_check(&text);
+
+    // The follower was subscribed before the scrape: runs go on every second.
+    let ran = events.next_where(Duration::from_secs(15), |e| {
+        e["event"] == "cron-ran"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Tick: exit code 0"))
+    });
+    let ran = ran.unwrap_or_else(|| {
+        panic!(
+            "no `cron-ran` event for Tick\n{}\n{}",
+            events.summary(),
+            daemon_log(&s)
+        )
+    });
+    assert_eq!(ran["container"], s.web().as_str(), "{ran}");
+    assert_eq!(ran["result"], "succeeded", "{ran}");
+
+    // A real Prometheus reads the counter and the summary.
+    let web = format!("127.0.0.1:{}", free_port());
+    let config = s.dir.join("prometheus-cron.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: telefig\n    static_configs: [{{targets: ['{addr}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Running(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                s.dir.join("tsdb-cron").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let succeeded =
+        format!("sum(telefig_cron_runs_total{{{ours},entry=\"Tick\",result=\"succeeded\"}})");
+    let count = format!("sum(telefig_cron_run_duration_seconds_count{{{ours},entry=\"Tick\"}})");
+    let answered = wait_until(Duration::from_secs(40), || {
+        query_value(&web, &succeeded).is_some_and(|v| v >= 1.0)
+            && query_value(&web, &count).is_some_and(|v| v >= 1.0)
+    });
+    assert!(
+        answered,
+        "{succeeded} = {:?}, {count} = {:?}\n{}",
+        query_value(&web, &succeeded),
+        query_value(&web, &count),
         std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
     );
 }

@@ -1,11 +1,13 @@
 //! Cron entries of the recorded servicesets, run on the host by the daemon:
 //! one run at a time per entry, as the entry's user, each run's exit code
-//! and output tail kept in the state dir for `status`.
+//! and output tail kept in the state dir for `status`, and counted (by
+//! result, with its run time) in the entry's running totals for the metrics.
 
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tracing::{info, warn};
 use uzers::os::unix::UserExt;
@@ -79,19 +81,32 @@ impl CronRunner {
 
 async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running: Arc<AtomicBool>) {
     let now = crate::clock::now_secs;
-    let record = CronRun {
+    let (began, started_at) = (Instant::now(), now());
+    let started = CronRun {
         owner: job.owner.clone(),
         schedule: job.schedule.clone(),
         running: true,
-        last_started: Some(now()),
+        last_started: Some(started_at),
         ..Default::default()
     };
-    let _ = save(&state, &serviceset, &job.name, &record).await;
+    // A fresh record for this run; the totals carry over.
+    let _ = save(&state, &serviceset, &job.name, move |run| {
+        let totals = std::mem::take(&mut run.totals);
+        *run = CronRun { totals, ..started };
+    })
+    .await;
     info!(%serviceset, cron = %job.name, "running {:?}", job.command);
     let mut command = match host_command(&job) {
         Ok(command) => command,
         Err(message) => {
-            finish(&state, &serviceset, &job, record, Some(127), message, now()).await;
+            let ended = Ended {
+                code: Some(127),
+                output: message,
+                started_at,
+                at: now(),
+                seconds: began.elapsed().as_secs_f64(),
+            };
+            finish(&state, &serviceset, &job, ended).await;
             running.store(false, Ordering::SeqCst);
             return;
         }
@@ -105,29 +120,57 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
         }
         Err(e) => (Some(127), format!("cannot run {:?}: {e}", job.command)),
     };
-    finish(&state, &serviceset, &job, record, code, output, now()).await;
+    let ended = Ended {
+        code,
+        output,
+        started_at,
+        at: now(),
+        seconds: began.elapsed().as_secs_f64(),
+    };
+    finish(&state, &serviceset, &job, ended).await;
     running.store(false, Ordering::SeqCst);
 }
 
-/// Record a finished run: its exit code and the tail of its output.
-async fn finish(
-    state: &StateDir,
-    serviceset: &ServicesetName,
-    job: &CronJob,
-    mut record: CronRun,
+/// How a run ended.
+struct Ended {
     code: Option<i32>,
     output: String,
-    now: i64,
-) {
-    let lines: Vec<&str> = output.lines().collect();
-    record.output_tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
-    record.exit_code = code;
-    record.running = false;
-    record.last_finished = Some(now);
+    /// When it started and ended, seconds since the epoch.
+    started_at: i64,
+    at: i64,
+    /// How long it ran.
+    seconds: f64,
+}
+
+/// Record a finished run: its exit code, the tail of its output, and its
+/// count and run time in the entry's totals.
+async fn finish(state: &StateDir, serviceset: &ServicesetName, job: &CronJob, ended: Ended) {
+    let Ended {
+        code,
+        output,
+        started_at,
+        at,
+        seconds,
+    } = ended;
     if code != Some(0) {
         warn!(%serviceset, cron = %job.name, "exited with {code:?}");
     }
-    if let Err(e) = save(state, serviceset, &job.name, &record).await {
+    let lines: Vec<&str> = output.lines().collect();
+    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+    let (owner, schedule) = (job.owner.clone(), job.schedule.clone());
+    // The whole run again, in case its start could not be saved.
+    let saved = save(state, serviceset, &job.name, move |run| {
+        run.owner = owner;
+        run.schedule = schedule;
+        run.last_started = Some(started_at);
+        run.output_tail = tail;
+        run.exit_code = code;
+        run.running = false;
+        run.last_finished = Some(at);
+        run.totals.count(code, seconds);
+    })
+    .await;
+    if let Err(e) = saved {
         warn!(%serviceset, cron = %job.name, "{e}");
     }
 }
@@ -194,20 +237,16 @@ fn as_user(command: &mut tokio::process::Command, name: &str, uid: u32, gid: u32
     }
 }
 
-/// Save a run off the async runtime: the write is synced to disk.
+/// Change an entry's stored run off the async runtime: the write is synced
+/// to disk.
 async fn save(
     state: &StateDir,
     serviceset: &ServicesetName,
     entry: &str,
-    run: &CronRun,
+    change: impl FnOnce(&mut CronRun) + Send + 'static,
 ) -> Result<(), crate::state::Error> {
-    let (state, serviceset, entry, run) = (
-        state.clone(),
-        serviceset.clone(),
-        entry.to_owned(),
-        run.clone(),
-    );
-    tokio::task::spawn_blocking(move || state.save_cron_run(&serviceset, &entry, &run))
+    let (state, serviceset, entry) = (state.clone(), serviceset.clone(), entry.to_owned());
+    tokio::task::spawn_blocking(move || state.update_cron_run(&serviceset, &entry, change))
         .await
         .unwrap_or(Ok(()))
 }

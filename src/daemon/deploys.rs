@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::happened::Happened;
-use crate::state::{CronRun, Deploy, DeployLog, Step};
+use crate::state::{CronRun, CronTotals, Deploy, DeployLog, Step};
 
 #[derive(Debug, Default)]
 pub struct Deploys {
@@ -87,6 +87,7 @@ impl Deploys {
                     container: run.owner.clone(),
                     event: "cron-ran".into(),
                     detail: format!("{name}: {code} after {took} s"),
+                    result: Some(CronTotals::result_of(run.exit_code).to_owned()),
                     ..Happened::default()
                 });
             }
@@ -244,5 +245,6 @@ mod tests {
             (ran[0].event.as_str(), ran[0].detail.as_str()),
             ("cron-ran", "Sweep: exit code 0 after 2 s")
         );
+        assert_eq!(ran[0].result.as_deref(), Some("succeeded"));
     }
 }

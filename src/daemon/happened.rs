@@ -31,7 +31,8 @@ pub struct Happened {
     /// start, rollback, restart or repair (deploy-log events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
-    /// succeeded, failed or rolled_back (`*-finished`).
+    /// succeeded, failed or rolled_back (`*-finished`); succeeded or failed
+    /// (`cron-ran`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
 }

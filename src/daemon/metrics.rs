@@ -18,6 +18,7 @@ use tracing::warn;
 
 use super::live::Shared;
 
+mod cron;
 mod deploys;
 use crate::engine::gate::aborted;
 use crate::state::StateDir;
@@ -41,9 +42,6 @@ pub fn render(model: &Shared, state: &StateDir) -> String {
     let restarts = Family::<Labels, Gauge>::default();
     let probes_failed = Family::<Labels, Gauge>::default();
     let reconnects = Counter::<u64>::default();
-    let cron_exit = Family::<Labels, Gauge>::default();
-    let cron_last = Family::<Labels, Gauge>::default();
-    let cron_duration = Family::<Labels, Gauge>::default();
     {
         let m = model.lock().expect("never poisoned");
         for e in m.containers.values() {
@@ -64,20 +62,8 @@ pub fn render(model: &Shared, state: &StateDir) -> String {
         reconnects.inc_by(m.reconnects);
         deploys::register(&mut registry, &m.deploys.logs);
     }
-    for (serviceset, runs) in state.cron_runs() {
-        for (entry, run) in runs {
-            let who = labels(&[("serviceset", &serviceset), ("entry", &entry)]);
-            if let Some(code) = run.exit_code {
-                cron_exit.get_or_create(&who).set(code.into());
-            }
-            if let Some(t) = run.last_started {
-                cron_last.get_or_create(&who).set(t);
-                if let Some(end) = run.last_finished {
-                    cron_duration.get_or_create(&who).set((end - t).max(0));
-                }
-            }
-        }
-    }
+    let runs = state.cron_runs();
+    cron::register(&mut registry, &runs);
     registry.register(
         "telefig_containers",
         "Telefig containers by serviceset, role, state and health",
@@ -98,24 +84,9 @@ pub fn render(model: &Shared, state: &StateDir) -> String {
         "Times the daemon re-read Docker after its events stream ended",
         reconnects,
     );
-    registry.register(
-        "telefig_cron_last_exit_code",
-        "Exit code of each cron entry's last run",
-        cron_exit,
-    );
-    registry.register(
-        "telefig_cron_last_run_timestamp_seconds",
-        "When each cron entry last started, seconds since the epoch",
-        cron_last,
-    );
-    registry.register(
-        "telefig_cron_last_duration_seconds",
-        "How long each cron entry's last run took",
-        cron_duration,
-    );
     let mut text = String::new();
     encode(&mut text, &registry).expect("writing to a String cannot fail");
-    text_format(&text)
+    text_format(&text) + &cron::durations(&runs)
 }
 
 /// OpenMetrics (what the crate writes) → Prometheus text format 0.0.4 (what

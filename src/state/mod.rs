@@ -6,7 +6,7 @@
 //!   locks/<name>.lock         host lock: pid, subcommand, start time   (lock.rs)
 //!   servicesets/<name>.json   the record of what `start` applied        (record.rs)
 //!   history/<name>/<seq>.json earlier records, for `rollback`           (record.rs)
-//!   cron/<name>.json          the last run of each cron entry           (cron_runs.rs)
+//!   cron/<name>.json          each cron entry's last run and totals      (cron_runs.rs)
 //!   deploys/<name>.json       the last operations and their totals      (deploys.rs)
 //!   health/<container>.json   its last 50 health probes (the daemon)   (health_history.rs)
 //!   daemon.sock               the daemon's live model, 0600            (daemon/socket.rs)
@@ -33,7 +33,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use cron_runs::CronRun;
+pub use cron_runs::{CronRun, CronTotals};
 pub use deploys::{
     Deploy, DeployLog, GATE_WAIT_BUCKETS, GateWait, Histogram, Operation, Outcome, Repaired, Step,
     Totals,
@@ -162,18 +162,35 @@ impl StateDir {
 /// Which `.json` files of a state-dir folder changed since the last look
 /// (by inode, size and mtime: files here are replaced by rename), for the
 /// daemon, which follows them without reading every file every time.
+/// A rename changes the folder's own mtime, so while that stays put and is
+/// old enough to trust (timestamps are coarse), the files are not looked at.
 #[derive(Debug, Default)]
 pub struct FolderWatch {
     stamps: std::collections::BTreeMap<String, (u64, u64, Option<std::time::SystemTime>)>,
+    folder: Option<(u64, std::time::SystemTime)>,
 }
+
+/// How old a folder's mtime must be before an unchanged one is trusted to
+/// mean that nothing in it changed.
+const FOLDER_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl FolderWatch {
     /// The stems of the files of `<root>/<sub>` added or changed since the
     /// last call, and of those removed. Blocking.
     pub fn changed(&mut self, state: &StateDir, sub: &str) -> (Vec<String>, Vec<String>) {
         use std::os::unix::fs::MetadataExt;
+        let dir = state.root.join(sub);
+        let folder = fs::metadata(&dir)
+            .ok()
+            .and_then(|m| Some((m.ino(), m.modified().ok()?)));
+        let settled =
+            folder.is_some_and(|(_, mtime)| mtime.elapsed().is_ok_and(|age| age >= FOLDER_SETTLED));
+        if settled && folder == self.folder {
+            return (Vec::new(), Vec::new());
+        }
+        self.folder = folder;
         let mut now = std::collections::BTreeMap::new();
-        if let Ok(entries) = fs::read_dir(state.root.join(sub)) {
+        if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
@@ -225,5 +242,52 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(dir) => File::open(dir)?.sync_all(),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn age(dir: &Path, to: SystemTime) {
+        File::open(dir).unwrap().set_modified(to).unwrap();
+    }
+
+    #[test]
+    fn a_folder_watch_sees_renames_and_skips_a_settled_folder() {
+        let root = std::env::temp_dir().join(format!("telefig-watch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dir = root.join("deploys");
+        fs::create_dir_all(&dir).unwrap();
+        let state = StateDir::new(&root);
+        let mut watch = FolderWatch::default();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        StateDir::replace(&dir.join("a.json"), b"1").unwrap();
+        assert_eq!(watch.changed(&state, "deploys"), (vec!["a".into()], vec![]));
+        // Fresh mtime: looked at again, nothing changed.
+        assert_eq!(watch.changed(&state, "deploys"), (vec![], vec![]));
+
+        // A replacement by rename moves the folder's mtime: seen, even
+        // right after an old, settled stamp.
+        age(&dir, old);
+        assert_eq!(watch.changed(&state, "deploys"), (vec![], vec![]));
+        StateDir::replace(&dir.join("a.json"), b"22").unwrap();
+        StateDir::replace(&dir.join("b.json"), b"3").unwrap();
+        assert_eq!(
+            watch.changed(&state, "deploys"),
+            (vec!["a".into(), "b".into()], vec![])
+        );
+        fs::remove_file(dir.join("b.json")).unwrap();
+        assert_eq!(watch.changed(&state, "deploys"), (vec![], vec!["b".into()]));
+
+        // Settled and unchanged: the files are not read at all (an in-place
+        // write, which telefig never does, goes unseen).
+        age(&dir, old);
+        assert_eq!(watch.changed(&state, "deploys"), (vec![], vec![]));
+        fs::write(dir.join("a.json"), b"4444").unwrap();
+        age(&dir, old);
+        assert_eq!(watch.changed(&state, "deploys"), (vec![], vec![]));
+        let _ = fs::remove_dir_all(&root);
     }
 }
