@@ -170,6 +170,63 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
         daemon_log(&s)
     );
     eprintln!("sidecar recreated in {} ms", t.elapsed().as_millis());
+    // The drift's log line gives the plan's reason: its text for people,
+    // its code for machines.
+    let said = |needles: &[&str]| {
+        daemon_log(&s)
+            .lines()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    };
+    assert!(
+        said(&[
+            "drift: create (no such container)",
+            &format!("container={logging}"),
+            "reason_code=\"missing\"",
+        ]),
+        "{}",
+        daemon_log(&s)
+    );
+
+    // A container started by hand under the serviceset's labels, which the
+    // record does not have, is an orphan: removed, and its event line says
+    // why in text and code.
+    let stray = s.name("stray");
+    let image = busybox_image("1");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--name",
+        &stray,
+        "--stop-timeout",
+        "1",
+        "--label",
+        &test_label(s.id()),
+        "--label",
+        &format!("telefig.serviceset={}", s.id()),
+        "--label",
+        &format!("telefig.container={stray}"),
+        &image,
+        "sleep",
+        "600",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(20), || !exists(&stray)),
+        "{}",
+        daemon_log(&s)
+    );
+    let removed = format!(
+        r#"{{"event":"removed","container":"{stray}","why":"no longer in the serviceset","reason_code":"orphan"}}"#
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || said(&[
+            "drift: remove (no longer in the serviceset)",
+            "reason_code=\"orphan\"",
+        ]) && said(&[&removed])),
+        "{}",
+        daemon_log(&s)
+    );
 
     // web restarts: discovery goes down with it and comes back once web is healthy.
     let discovery = s.name("discovery");

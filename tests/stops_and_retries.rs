@@ -261,6 +261,8 @@ fn down_without_a_record_ignores_the_grace_period() {
         .unwrap();
     assert_exit(&down, 0);
     assert!(!exists(&set.name("deaf")), "removed\n{}", text(&down));
+    let said = format!("removed    {} (down)\n", set.name("deaf"));
+    assert!(text(&down).contains(&said), "{}", text(&down));
     assert_waited_its_grace(killed_after(&id, asked), "down --name without a record");
 }
 
@@ -284,6 +286,11 @@ fn orphans_removed_by_start_ignore_the_grace_period() {
     let start = set.telefig(&["start"]);
     assert_exit(&start, 0);
     assert!(!exists(&set.name("deaf")), "the orphan is removed");
+    let said = format!(
+        "removed    {} (no longer in the serviceset)\n",
+        set.name("deaf")
+    );
+    assert!(text(&start).contains(&said), "{}", text(&start));
     assert_waited_its_grace(killed_after(&id, asked), "an orphan removed by start");
 }
 

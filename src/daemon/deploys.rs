@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::Happened;
+use super::happened::Happened;
 use crate::state::{CronRun, CronTotals, Deploy, DeployLog, Step};
 
 #[derive(Debug, Default)]

@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use tokio::sync::watch as signal;
 use tracing::{info, warn};
 
-use super::model::{Happened, Model, Needs, happened};
+use super::happened::{Happened, happened};
+use super::model::{Model, Needs};
 use super::{metrics, socket};
 use crate::clock::now_nanos;
 use crate::engine::Engine;

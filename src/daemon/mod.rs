@@ -12,6 +12,7 @@
 
 mod cron;
 pub mod deploys;
+pub mod happened;
 mod live;
 pub mod metrics;
 pub mod model;

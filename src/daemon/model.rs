@@ -99,6 +99,11 @@ impl Entry {
         }
     }
 
+    /// A start now is dockerd's restart: a `die` that no `stop` followed.
+    pub(super) fn restarts_now(&self) -> bool {
+        self.died && !self.stopped
+    }
+
     /// What dockerd does after a `die`: restart it (policy), or leave it exited.
     fn restarts_after(&self, exit_code: Option<i64>) -> bool {
         match self.restart_policy.as_str() {
@@ -107,80 +112,6 @@ impl Entry {
             _ => false,
         }
     }
-}
-
-/// A telefig-level event, as `telefig events` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Happened {
-    /// Nanoseconds since the epoch.
-    pub time_nanos: i64,
-    pub serviceset: String,
-    /// Empty for an event of the whole serviceset (a deploy's start and end).
-    #[serde(default)]
-    pub container: String,
-    /// From Docker: created, started, restarted (by Docker's policy), died,
-    /// stopped, removed, renamed, healthy, unhealthy, starting, probe-failed.
-    /// From the deploy log (with `deploy`): deploy-, rollback-, restart- or
-    /// repair-started and -finished, pulled, created, gate-passed,
-    /// gate-failed, rolled-back, repaired. From cron runs: cron-ran.
-    pub event: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-    /// The deploy log entry (its number) the event belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deploy: Option<u64>,
-    /// start, rollback, restart or repair (deploy-log events).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    /// succeeded, failed or rolled_back (`*-finished`); succeeded or failed
-    /// (`cron-ran`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-}
-
-/// The telefig-level event `ev` means for the model as it was before it.
-pub fn happened(model: &Model, ev: &LiveEvent) -> Option<Happened> {
-    let entry = model.containers.get(&ev.id);
-    let (event, detail) = match &ev.kind {
-        LiveKind::Create => ("created", String::new()),
-        LiveKind::Start if entry.is_some_and(|e| e.died && !e.stopped) => {
-            ("restarted", String::new())
-        }
-        LiveKind::Start => ("started", String::new()),
-        LiveKind::Die { exit_code } => (
-            "died",
-            exit_code.map_or_else(String::new, |c| format!("exit code {c}")),
-        ),
-        LiveKind::Stop => ("stopped", String::new()),
-        LiveKind::Destroy => ("removed", String::new()),
-        LiveKind::Rename => ("renamed", String::new()),
-        LiveKind::Health(h) => (h.as_str(), String::new()),
-        LiveKind::ExecDie { exec, exit_code }
-            if *exit_code != 0 && model.probes_running.contains_key(exec) =>
-        {
-            ("probe-failed", format!("exit code {exit_code}"))
-        }
-        _ => return None,
-    };
-    let entry_name = entry.map(|e| e.name.clone());
-    Some(Happened {
-        time_nanos: ev.time_nanos,
-        serviceset: entry.map_or_else(
-            || {
-                ev.attributes
-                    .get(LABEL_SERVICESET)
-                    .cloned()
-                    .unwrap_or_default()
-            },
-            |e| e.serviceset.clone(),
-        ),
-        container: entry_name
-            .filter(|_| !matches!(ev.kind, LiveKind::Rename))
-            .unwrap_or_else(|| ev.name.clone()),
-        event: event.to_owned(),
-        detail,
-        ..Happened::default()
-    })
 }
 
 /// What applying an event asks of the caller.
@@ -401,6 +332,11 @@ impl Model {
             .collect();
         rows.sort_by(|a, b| (&a.serviceset, &a.name).cmp(&(&b.serviceset, &b.name)));
         rows
+    }
+
+    /// Whether `exec` is a health probe in flight.
+    pub(super) fn is_probe(&self, exec: &str) -> bool {
+        self.probes_running.contains_key(exec)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Entry> {

@@ -74,7 +74,12 @@ fn log_event(serviceset: &str, event: Event) {
             container,
             action,
             reason,
-        } => warn!(serviceset, container = %container, "drift: {action} ({reason})"),
+        } => warn!(
+            serviceset,
+            container = %container,
+            reason_code = reason.code(),
+            "drift: {action} ({reason})"
+        ),
         Event::ImageRemoved { reference } => info!(serviceset, "removed image {reference}"),
         Event::PullSpace { space, fit } => info!(serviceset, "pull: {space} ({fit:?})"),
         Event::Warning { message } => warn!(serviceset, "{message}"),

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::execute::Event;
 use super::{Engine, Error};
 use crate::graph::{Direction, Graph, Milestone};
-use crate::plan::{AfterStop, StopAction};
+use crate::plan::{AfterStop, RemoveReason, StopAction};
 
 /// Stop `actions`' containers, dependents first, each with its own grace
 /// period (after its drain, if the plan gave one); independent ones at
@@ -39,8 +39,8 @@ pub async fn stop_walk(
         if a.stop && !graph.contains(&a.container) {
             check_abort()?;
             stops.push(stop_one(engine, a, emit));
-        } else if !a.stop && a.then == AfterStop::Remove {
-            removals.push(remove_one(engine, a, emit));
+        } else if let (false, Some(why)) = (a.stop, a.removal()) {
+            removals.push(remove_one(engine, a, why, emit));
         }
     }
     let mut kept_aside = HashMap::new();
@@ -54,12 +54,10 @@ pub async fn stop_walk(
             Some(done) = stops.next() => {
                 let a = done?;
                 walk.reach(&a.container, Milestone::Stopped);
-                match &a.then {
-                    AfterStop::Remove => removals.push(remove_one(engine, a, emit)),
-                    AfterStop::KeepAside { .. } => {
-                        kept_aside.insert(a.container.clone(), a.id.clone());
-                    }
-                    AfterStop::Nothing => {}
+                if let Some(why) = a.removal() {
+                    removals.push(remove_one(engine, a, why, emit));
+                } else if let AfterStop::KeepAside { .. } = &a.then {
+                    kept_aside.insert(a.container.clone(), a.id.clone());
                 }
             }
             Some(done) = removals.next() => done?,
@@ -95,12 +93,13 @@ async fn stop_one<'a>(
 async fn remove_one(
     engine: &Engine,
     a: &StopAction,
+    why: RemoveReason,
     emit: &(dyn Fn(Event) + Sync),
 ) -> Result<(), Error> {
     engine.remove(&a.id, &a.container).await?;
     emit(Event::Removed {
         container: a.container.clone(),
-        why: "down".into(),
+        why,
     });
     Ok(())
 }

@@ -110,11 +110,13 @@ pub enum Event {
         serviceset: ServicesetName,
         state_dir: PathBuf,
     },
-    /// The daemon found a container away from its record.
+    /// The daemon found a container away from its record: what the plan
+    /// does about it, and why (in JSON, `reason` as text and `reason_code`).
     Drift {
         container: String,
         action: &'static str,
-        reason: String,
+        #[serde(flatten, serialize_with = "plan::reason_and_code")]
+        reason: plan::Reason,
     },
     /// The image cleanup removed (untagged) an image.
     ImageRemoved { reference: String },

@@ -111,7 +111,7 @@ async fn repair_planned(
         (ctx.sink)(Event::Drift {
             container: a.container.clone(),
             action: a.action.as_str(),
-            reason: a.reason.to_string(),
+            reason: a.reason.clone(),
         });
     }
     let announced = Mutex::new(Vec::new());

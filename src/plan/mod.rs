@@ -30,7 +30,7 @@ pub use gates::{
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
-pub use reason::Reason;
+pub use reason::{Reason, RemoveReason, reason_and_code, why_and_code};
 pub use repair::{reorder_after_boot, restart};
 pub use stop::{AfterStop, StopAction, StopPlan, StopReason, aside_name, regate, stop};
 

@@ -1,6 +1,8 @@
 //! Why the plan does what it does to a container: [`Reason`], data that
 //! `Display` renders for people and serde for JSON, with a stable
-//! [`Reason::code`] for machines.
+//! [`Reason::code`] for machines; and why one is removed ([`RemoveReason`]).
+//! In JSON a reason goes out as its text and its code beside it
+//! ([`reason_and_code`], [`why_and_code`]).
 
 use std::fmt;
 
@@ -102,6 +104,64 @@ impl Reason {
     }
 }
 
+/// Why a container is removed: a start's plan removes what the serviceset
+/// no longer has (its [`Reason`]: an orphan, a leftover backup); `down`
+/// removes every one (a stop plan's `AfterStop::Remove`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveReason {
+    Planned(Reason),
+    Down,
+}
+
+impl From<Reason> for RemoveReason {
+    fn from(r: Reason) -> RemoveReason {
+        RemoveReason::Planned(r)
+    }
+}
+
+impl fmt::Display for RemoveReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveReason::Planned(r) => r.fmt(f),
+            RemoveReason::Down => f.write_str("down"),
+        }
+    }
+}
+
+impl RemoveReason {
+    /// A stable machine code: the plan's [`Reason::code`], or `down`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RemoveReason::Planned(r) => r.code(),
+            RemoveReason::Down => "down",
+        }
+    }
+}
+
+/// For `#[serde(flatten, serialize_with = "…")]`: the reason as text under
+/// `reason` (as people read it) and `reason_code` beside it.
+pub fn reason_and_code<S: serde::Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
+    text_and_code(s, "reason", r, r.code())
+}
+
+/// As [`reason_and_code`], the text under `why` (a progress event's key).
+pub fn why_and_code<S: serde::Serializer>(r: &RemoveReason, s: S) -> Result<S::Ok, S::Error> {
+    text_and_code(s, "why", r, r.code())
+}
+
+fn text_and_code<S: serde::Serializer>(
+    s: S,
+    key: &'static str,
+    text: &dyn fmt::Display,
+    code: &'static str,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(2))?;
+    map.serialize_entry(key, &text.to_string())?;
+    map.serialize_entry("reason_code", code)?;
+    map.end()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +189,18 @@ mod tests {
         for r in all {
             let json = serde_json::to_value(&r).unwrap();
             assert_eq!(json["reason"], r.code(), "{r:?}");
+            let removal = RemoveReason::from(r.clone());
+            assert_eq!(
+                (removal.to_string(), removal.code()),
+                (r.to_string(), r.code())
+            );
         }
+        assert_eq!(
+            (
+                RemoveReason::Down.to_string().as_str(),
+                RemoveReason::Down.code()
+            ),
+            ("down", "down")
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{ActionKind, Observed, Plan, RunState};
+use super::{ActionKind, Observed, Plan, RemoveReason, RunState};
 use crate::graph::Gate;
 use crate::graph::Graph;
 
@@ -90,6 +90,12 @@ impl StopAction {
             reason,
             drain: None,
         }
+    }
+
+    /// Why the plan removes it, if it does: a stop plan removes only for
+    /// `down`.
+    pub fn removal(&self) -> Option<RemoveReason> {
+        (self.then == AfterStop::Remove).then_some(RemoveReason::Down)
     }
 }
 
@@ -281,6 +287,7 @@ mod tests {
             p.to_string(),
             "serviceset shop\n  stop     web\n  stop     web-logging\n  stop     old-worker\n"
         );
+        assert!(p.actions.iter().all(|a| a.removal().is_none()), "{p}");
     }
 
     #[test]
@@ -290,6 +297,8 @@ mod tests {
             p.to_string(),
             "serviceset shop\n  remove   web-discovery\n  stop+rm  web\n  stop+rm  web-logging\n  stop+rm  old-worker\n"
         );
+        let why: Vec<_> = p.actions.iter().map(StopAction::removal).collect();
+        assert_eq!(why, vec![Some(RemoveReason::Down); 4]);
     }
 
     /// Regression: without a record telefig knows no graph and no grace

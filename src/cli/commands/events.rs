@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::cli::Outcome;
 use crate::cli::args::Global;
-use crate::daemon::model::Happened;
+use crate::daemon::happened::Happened;
 use crate::daemon::socket;
 use crate::state::StateDir;
 

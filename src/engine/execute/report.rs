@@ -8,16 +8,18 @@ use serde::Serialize;
 
 use super::NodeResult;
 use crate::engine::pull::Pulled;
-use crate::plan::{ActionKind, Plan, Reason};
+use crate::plan::{self, ActionKind, Plan, Reason, RemoveReason};
 
 /// Progress, reported as it happens.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Pulled(Pulled),
+    /// In JSON, `why` as text and `reason_code`, as a report's reason.
     Removed {
         container: String,
-        why: String,
+        #[serde(flatten, serialize_with = "plan::why_and_code")]
+        why: RemoveReason,
     },
     Stopped {
         container: String,
@@ -77,21 +79,13 @@ pub struct ContainerReport {
     pub action: ActionKind,
     /// The plan's reason; in JSON, `reason` as text (as people read it)
     /// and `reason_code`, stable for machines.
-    #[serde(flatten, serialize_with = "reason_text_and_code")]
+    #[serde(flatten, serialize_with = "plan::reason_and_code")]
     pub reason: Reason,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_gate_ms: Option<u128>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-fn reason_text_and_code<S: serde::Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(2))?;
-    map.serialize_entry("reason", &r.to_string())?;
-    map.serialize_entry("reason_code", r.code())?;
-    map.end()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,6 +195,27 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"container":"web","action":"recreate","reason":"config changed: env","reason_code":"config_changed","outcome":"recreated","time_to_gate_ms":12}"#
+        );
+    }
+
+    /// A removal's event line keeps its `why` text; the code sits beside
+    /// it, as in the report.
+    #[test]
+    fn a_removal_event_serializes_its_reason_as_text_and_code() {
+        let removed = |why: RemoveReason| {
+            serde_json::to_string(&Event::Removed {
+                container: "old".into(),
+                why,
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            removed(Reason::Orphan.into()),
+            r#"{"event":"removed","container":"old","why":"no longer in the serviceset","reason_code":"orphan"}"#
+        );
+        assert_eq!(
+            removed(RemoveReason::Down),
+            r#"{"event":"removed","container":"old","why":"down","reason_code":"down"}"#
         );
     }
 }

@@ -47,7 +47,7 @@ impl Run<'_> {
                 self.engine.remove(id, &a.container).await?;
                 (self.emit)(Event::Removed {
                     container: a.container.clone(),
-                    why: a.reason.to_string(),
+                    why: a.reason.clone().into(),
                 });
                 Ok::<_, Error>(())
             });
