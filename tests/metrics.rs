@@ -468,8 +468,10 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
         "the daemon serves metrics:\n{before}\n{}",
         daemon_log(&s)
     );
-    assert_eq!(repairs(&before, "missing"), 0.0, "{before}");
-    assert_eq!(repairs(&before, "not_running"), 0.0, "{before}");
+    // Usually 0; on a loaded host a probe can time out and the daemon
+    // repair something on its own before the test breaks anything.
+    let (missing_before, not_running_before) =
+        (repairs(&before, "missing"), repairs(&before, "not_running"));
 
     let mut events = Events::follow(&s);
     for (container, cause, break_it) in [
@@ -514,7 +516,7 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     }
 
     let (ok, after) = scrape_until(&addr, |t| {
-        repairs(t, "missing") >= 1.0 && repairs(t, "not_running") >= 1.0
+        repairs(t, "missing") > missing_before && repairs(t, "not_running") > not_running_before
     });
     assert!(
         ok,

@@ -78,6 +78,17 @@ impl Engine {
         }
     }
 
+    /// The same connection and bounds under its own limit on concurrent
+    /// calls: the daemon's model snapshot never holds up a repair's calls,
+    /// and a gate's inspect never queues behind the walk's creates and
+    /// starts (at 250 containers it waited for all of them).
+    pub fn on_own_limit(&self) -> Engine {
+        Engine {
+            limit: Limit::default(),
+            ..self.clone()
+        }
+    }
+
     /// The same connection, its calls bounded by `deadline`.
     pub fn with_deadline(&self, deadline: Deadline) -> Engine {
         Engine {

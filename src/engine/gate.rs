@@ -62,7 +62,7 @@ impl Monitor {
             let _ = connected_tx.send(false);
         });
         Monitor {
-            engine: engine.clone(),
+            engine: engine.on_own_limit(),
             channels,
             connected,
             task,

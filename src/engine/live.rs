@@ -83,12 +83,6 @@ pub enum LiveKind {
 }
 
 impl Engine {
-    /// The same connection under its own limit on concurrent calls, so the
-    /// model's snapshot never holds up a repair's calls.
-    pub fn on_own_limit(&self) -> Engine {
-        Engine::from_docker(self.docker.clone(), self.remember.clone())
-    }
-
     /// Every telefig container, inspected (a few at a time).
     pub async fn live_snapshot(&self) -> Result<Vec<LiveContainer>, Error> {
         let listed = self.list(Some(LABEL_SERVICESET)).await?;
