@@ -327,6 +327,25 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
         query_value(&web, &containers),
         std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
     );
+
+    // `down`: the serviceset is gone, and so are its deploy series (the
+    // log stays on disk as history).
+    assert_exit(&s.telefig(&["down"]), 0);
+    let (ok, text) = scrape_until(&addr, |t| {
+        sample(t, "telefig_deploys_total{", "").is_none()
+            && sample(t, "telefig_containers{", "").is_none()
+    });
+    assert!(
+        ok,
+        "a serviceset that is down is not reported:
+{text}"
+    );
+    assert!(
+        s.dir
+            .join(format!("state/deploys/{}.json", s.id()))
+            .exists(),
+        "the deploy log stays as history"
+    );
 }
 
 /// `telefig daemon` on the stack's state dir, serving metrics on `addr`,

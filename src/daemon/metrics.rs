@@ -3,6 +3,7 @@
 //! `--metrics-listen ADDR` and/or written to `--metrics-file PATH` (a
 //! node_exporter textfile) every few seconds. Both are off by default.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use super::live::Shared;
 mod cron;
 mod deploys;
 use crate::engine::gate::aborted;
-use crate::state::StateDir;
+use crate::state::{DeployLog, StateDir};
 
 /// How often `--metrics-file` is rewritten.
 const FILE_EVERY: Duration = Duration::from_secs(10);
@@ -60,9 +61,20 @@ pub fn render(model: &Shared, state: &StateDir) -> String {
             probes_failed.get_or_create(&who).set(failed as i64);
         }
         reconnects.inc_by(m.reconnects);
-        deploys::register(&mut registry, &m.deploys.logs);
+        // A serviceset that `down` removed keeps its deploy log and cron
+        // runs on disk as history, but is no longer reported: its
+        // last-deploy time would otherwise age forever on every dashboard.
+        let current: BTreeMap<String, DeployLog> = m
+            .deploys
+            .logs
+            .iter()
+            .filter(|(serviceset, _)| state.has_record(serviceset))
+            .map(|(s, log)| (s.clone(), log.clone()))
+            .collect();
+        deploys::register(&mut registry, &current);
     }
-    let runs = state.cron_runs();
+    let mut runs = state.cron_runs();
+    runs.retain(|serviceset, _| state.has_record(serviceset));
     cron::register(&mut registry, &runs);
     registry.register(
         "telefig_containers",
