@@ -111,28 +111,7 @@ fn metrics_pass_promtool_and_prometheus_counts_the_containers() {
     }
 
     // A real Prometheus scrapes the daemon every second.
-    let web = format!("127.0.0.1:{}", free_port());
-    let config = s.dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: telefig\n    static_configs: [{{targets: ['{addr}']}}]\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = Running(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                s.dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prometheus, web) = prometheus(&s, &addr, "prometheus");
     let query = format!(
         "/api/v1/query?query=sum(telefig_containers%7B{}%7D)",
         url_escape(&ours)
@@ -292,28 +271,7 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
         );
     }
 
-    let web = format!("127.0.0.1:{}", free_port());
-    let config = s.dir.join("prometheus-deploys.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: telefig\n    static_configs: [{{targets: ['{addr}']}}]\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = Running(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                s.dir.join("tsdb-deploys").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prometheus, web) = prometheus(&s, &addr, "prometheus-deploys");
     let rollbacks = format!("sum(telefig_rollbacks_total{{{ours}}})");
     let containers = format!("sum(telefig_containers{{{ours}}})");
     let answered = wait_until(Duration::from_secs(60), || {
@@ -325,7 +283,7 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
         "{rollbacks} = {:?}, {containers} = {:?}\n{}",
         query_value(&web, &rollbacks),
         query_value(&web, &containers),
-        std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
+        std::fs::read_to_string(s.dir.join("prometheus-deploys.log")).unwrap_or_default()
     );
 
     // `down`: the serviceset is gone, and so are its deploy series (the
@@ -618,28 +576,7 @@ fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() 
     assert_eq!(ran["result"], "succeeded", "{ran}");
 
     // A real Prometheus reads the counter and the summary.
-    let web = format!("127.0.0.1:{}", free_port());
-    let config = s.dir.join("prometheus-cron.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: telefig\n    static_configs: [{{targets: ['{addr}']}}]\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = Running(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                s.dir.join("tsdb-cron").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prometheus, web) = prometheus(&s, &addr, "prometheus-cron");
     let succeeded =
         format!("sum(telefig_cron_runs_total{{{ours},entry=\"Tick\",result=\"succeeded\"}})");
     let count = format!("sum(telefig_cron_run_duration_seconds_count{{{ours},entry=\"Tick\"}})");
@@ -652,6 +589,34 @@ fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() 
         "{succeeded} = {:?}, {count} = {:?}\n{}",
         query_value(&web, &succeeded),
         query_value(&web, &count),
-        std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
+        std::fs::read_to_string(s.dir.join("prometheus-cron.log")).unwrap_or_default()
     );
+}
+
+/// A real Prometheus scraping the daemon at `addr` every second, its
+/// config, data and log under `<stack dir>/<name>…`; and its web address.
+fn prometheus(s: &Stack, addr: &str, name: &str) -> (Running, String) {
+    let web = format!("127.0.0.1:{}", free_port());
+    let config = s.dir.join(format!("{name}.yml"));
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: telefig\n    static_configs: [{{targets: ['{addr}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let running = Running(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                s.dir.join(format!("{name}-tsdb")).display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.dir.join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    (running, web)
 }
