@@ -203,24 +203,7 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
     let addr = format!("127.0.0.1:{}", free_port());
-    let daemon = |s: &Stack| {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(s.dir.join("daemon.log"))
-            .unwrap();
-        Running(
-            telefig()
-                .args(["daemon", "--state-dir"])
-                .arg(s.dir.join("state"))
-                .args(["--metrics-listen", &addr])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let first = daemon(&s);
+    let first = spawn_daemon(&s, &addr);
     let ours = format!("serviceset=\"{}\"", s.id());
     let sample = |text: &str, name: &str, label: &str| -> Option<f64> {
         text.lines()
@@ -255,7 +238,7 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
 
     // A new daemon reads the same totals: no counter went down.
     drop(first);
-    let _second = daemon(&s);
+    let _second = spawn_daemon(&s, &addr);
     let (ok, after) = scrape_until(&addr, counted);
     assert!(ok, "after a daemon restart:\n{after}\nbefore:\n{before}");
     for (name, label) in [
