@@ -146,10 +146,17 @@ impl Journal {
     /// [`Journal::finish`] with `ok_report`: whether the report said every
     /// container passed (`None`: the operation failed with an error).
     async fn finish_as(self: Arc<Self>, ok_report: Option<bool>, quiet: bool) {
+        let nothing_to_keep = move |inner: &Inner| {
+            quiet && ok_report == Some(true) && inner.log.is_none() && !inner.dirty
+        };
+        // A no-op: no thread for a write that would not happen.
+        if nothing_to_keep(&self.inner.lock().expect("journal")) {
+            return;
+        }
         let journal = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let mut inner = journal.inner.lock().expect("journal");
-            if quiet && ok_report == Some(true) && inner.log.is_none() && !inner.dirty {
+            if nothing_to_keep(&inner) {
                 return;
             }
             let entry = &mut inner.entry;

@@ -271,14 +271,18 @@ pub fn recorded_specs(
         .load(serviceset)
         .ok()
         .flatten()
-        .map(|r| {
-            r.expanded
-                .containers
-                .into_iter()
-                .map(|c| (c.name.clone(), c))
-                .collect()
-        })
+        .map(specs_of)
         .unwrap_or_default()
+}
+
+/// A record's containers by name.
+fn specs_of(record: state::Record) -> BTreeMap<String, ContainerSpec> {
+    record
+        .expanded
+        .containers
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect()
 }
 
 /// A record keeps secret values as digests: before creating a container

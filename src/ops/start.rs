@@ -3,7 +3,7 @@
 
 use super::converge::{Converged, converge};
 use super::journal::Journal;
-use super::{Ctx, Error, Target, put_back_secrets, recorded_specs};
+use super::{Ctx, Error, Target, put_back_secrets, recorded_specs, specs_of};
 use crate::engine::pull::Policy;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
@@ -35,7 +35,12 @@ pub async fn start(
         record.deploy_id.as_deref(),
     );
     ctx.journal = Some(journal.clone());
-    let recorded = recorded_specs(&ctx.state, &name);
+    // The record is read once: for the plan, and to tell a no-op of the same deploy.
+    let (same_deploy, recorded) = match ctx.state.load(&name) {
+        Ok(Some(previous)) => (Ok(previous.same_deploy(&record)), specs_of(previous)),
+        Ok(None) => (Ok(false), Default::default()),
+        Err(err) => (Err(err), Default::default()),
+    };
     let done = converge(
         ctx,
         expanded,
@@ -48,7 +53,7 @@ pub async fn start(
     ctx.journal = None;
     let mut unchanged = false;
     let done = match done {
-        Ok(done) if done.ok() => keep_record(ctx, &record, &done).map(|same| {
+        Ok(done) if done.ok() => keep_record(ctx, &record, &done, same_deploy).map(|same| {
             unchanged = same;
             done
         }),
@@ -63,12 +68,13 @@ pub async fn start(
 
 /// Record a successful start — unless a no-op of the same deploy, which
 /// leaves the record (and its fsync) alone: then `true`.
-fn keep_record(ctx: &Ctx<'_>, record: &Record, done: &Converged) -> Result<bool, Error> {
-    let unchanged = done.plan.is_noop()
-        && ctx
-            .state
-            .load(&record.serviceset)?
-            .is_some_and(|r| r.same_deploy(record));
+fn keep_record(
+    ctx: &Ctx<'_>,
+    record: &Record,
+    done: &Converged,
+    same_deploy: Result<bool, crate::state::Error>,
+) -> Result<bool, Error> {
+    let unchanged = done.plan.is_noop() && same_deploy?;
     if !unchanged {
         ctx.state.save(record)?;
     }

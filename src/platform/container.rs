@@ -85,7 +85,7 @@ impl HealthTiming {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub name: String,
     pub role: Role,

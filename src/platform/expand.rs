@@ -23,7 +23,7 @@ use crate::serviceset::template::{self, Vars};
 use crate::serviceset::{ContainerKind, Declared, Serviceset};
 
 /// The full container set of one serviceset.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Expanded {
     pub serviceset: String,
     pub containers: Vec<ContainerSpec>,

@@ -11,13 +11,15 @@
 //! parameters first. This module knows nothing about YAML.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 /// Layered variables; the first layer that defines a name wins.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
-    layers: Vec<BTreeMap<String, String>>,
+    /// Shared: a layer added per container does not copy the environment.
+    layers: Vec<Arc<BTreeMap<String, String>>>,
 }
 
 impl Vars {
@@ -28,8 +30,8 @@ impl Vars {
     ) -> Self {
         Vars {
             layers: vec![
-                explicit.into_iter().collect(),
-                environment.into_iter().collect(),
+                Arc::new(explicit.into_iter().collect()),
+                Arc::new(environment.into_iter().collect()),
             ],
         }
     }
@@ -45,7 +47,7 @@ impl Vars {
     /// A copy with `layer` consulted before everything else.
     pub fn with_layer(&self, layer: BTreeMap<String, String>) -> Self {
         let mut layers = Vec::with_capacity(self.layers.len() + 1);
-        layers.push(layer);
+        layers.push(Arc::new(layer));
         layers.extend(self.layers.iter().cloned());
         Vars { layers }
     }
@@ -55,17 +57,6 @@ impl Vars {
             .iter()
             .find_map(|l| l.get(name))
             .map(String::as_str)
-    }
-
-    /// Every name with the value that wins.
-    fn flatten(&self) -> BTreeMap<String, Value> {
-        let mut out = BTreeMap::new();
-        for layer in self.layers.iter().rev() {
-            for (k, v) in layer {
-                out.insert(k.clone(), Value::from(v.as_str()));
-            }
-        }
-        out
     }
 }
 
@@ -175,11 +166,15 @@ pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), Tem
     let template = env
         .template_from_str(text)
         .map_err(|err| syntax_error(text, &err))?;
-    let mut context = vars.flatten();
+    // Only the names the template uses, not the whole environment.
+    let candidates = template.undeclared_variables(false);
+    let mut context: BTreeMap<String, Value> = candidates
+        .iter()
+        .filter_map(|n| Some((n.clone(), Value::from(vars.get(n)?))))
+        .collect();
     let mut undefined: Vec<(String, usize)> = Vec::new();
     // Strict rendering stops at the first undefined name: note it, give it
     // an empty value, and render again, so that every name is reported.
-    let candidates = template.undeclared_variables(false);
     loop {
         let err = match template.render_with_spans(Value::from(context.clone())) {
             Ok((out, spans)) if undefined.is_empty() => {
@@ -199,6 +194,11 @@ pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), Tem
             .then(|| undefined_name(text, &err, &candidates, &context))
             .flatten();
         match name {
+            // A name the analysis above missed, and the variables define.
+            Some(name) if vars.get(&name).is_some() => {
+                let value = Value::from(vars.get(&name).unwrap_or_default());
+                context.insert(name, value);
+            }
             Some(name) => {
                 undefined.push((name.clone(), err.line().unwrap_or(1)));
                 context.insert(name, Value::from(""));

@@ -73,8 +73,7 @@ impl Record {
             && self.variables == other.variables
             && self.commit == other.commit
             && self.deploy_id == other.deploy_id
-            && serde_json::to_value(&self.expanded).ok()
-                == serde_json::to_value(&other.expanded).ok()
+            && self.expanded == other.expanded
     }
 }
 
