@@ -202,36 +202,8 @@ fn stop_runs_in_reverse_order_and_down_removes_everything_but_foreign_containers
     // A foreign container and another serviceset's, both carrying the test label.
     let foreign = format!("{}-foreign", s.id());
     let other = format!("{}-other", s.id());
-    let label = test_label(s.id());
-    let base = busybox_image("1");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "--name",
-        &foreign,
-        "--label",
-        &label,
-        &base,
-        "sleep",
-        "300",
-    ]);
-    docker_ok(&[
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "--name",
-        &other,
-        "--label",
-        &label,
-        "--label",
-        "telefig.serviceset=someone-else",
-        &base,
-        "sleep",
-        "300",
-    ]);
+    run_foreign(s.id(), &foreign, &[]);
+    run_foreign(s.id(), &other, &["telefig.serviceset=someone-else"]);
     let foreign_id = inspect(&foreign)["Id"].clone();
     let other_id = inspect(&other)["Id"].clone();
 
@@ -260,20 +232,7 @@ fn a_name_held_by_a_foreign_container_is_an_error_before_any_change() {
         return;
     }
     let s = Stack::new();
-    let base = busybox_image("1");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "--name",
-        &s.web(),
-        "--label",
-        &test_label(s.id()),
-        &base,
-        "sleep",
-        "300",
-    ]);
+    run_foreign(s.id(), &s.web(), &[]);
     let out = s.start(&[]);
     assert_exit(&out, 1);
     assert!(

@@ -191,26 +191,14 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     // record does not have, is an orphan: removed, and its event line says
     // why in text and code.
     let stray = s.name("stray");
-    let image = busybox_image("1");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "--name",
+    run_foreign(
+        s.id(),
         &stray,
-        "--stop-timeout",
-        "1",
-        "--label",
-        &test_label(s.id()),
-        "--label",
-        &format!("telefig.serviceset={}", s.id()),
-        "--label",
-        &format!("telefig.container={stray}"),
-        &image,
-        "sleep",
-        "600",
-    ]);
+        &[
+            &format!("telefig.serviceset={}", s.id()),
+            &format!("telefig.container={stray}"),
+        ],
+    );
     assert!(
         wait_until(Duration::from_secs(20), || !exists(&stray)),
         "{}",

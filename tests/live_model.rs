@@ -218,50 +218,23 @@ fn events_stream_a_restart_in_order() {
     assert!(wait_until(Duration::from_secs(30), || {
         status_json(&s, &[])["source"] == "daemon"
     }));
-    let mut follower = s
-        .command(&["events", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let mut events = s.follow_events();
     let proxy = s.name("proxy");
     // The subscription is made before the restart: retry the restart until seen.
     let mut seen: Vec<String> = Vec::new();
     let found = wait_until(Duration::from_secs(30), || {
         docker_ok(&["restart", "-t", "1", &proxy]);
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while let Ok(line) =
-            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-        {
-            let ev: Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(ev["serviceset"], s.id(), "--name narrows: {line}");
-            if ev["container"] == proxy.as_str() {
-                seen.push(ev["event"].as_str().unwrap().to_owned());
-            }
-            let text = seen.join(",");
-            if text.contains("died,stopped,started") {
-                return true;
-            }
-        }
-        false
+        events
+            .next_where(Duration::from_secs(3), |ev| {
+                assert_eq!(ev["serviceset"], s.id(), "--name narrows: {ev}");
+                if ev["container"] == proxy.as_str() {
+                    seen.push(ev["event"].as_str().unwrap().to_owned());
+                }
+                seen.join(",").contains("died,stopped,started")
+            })
+            .is_some()
     });
-    let _ = std::process::Command::new("kill")
-        .arg(follower.id().to_string())
-        .status();
-    let _ = follower.wait();
+    drop(events);
     assert!(found, "{seen:?}");
 }
 
@@ -278,25 +251,7 @@ fn events_show_a_deploys_steps_in_order() {
     assert!(wait_until(Duration::from_secs(30), || {
         status_json(&s, &[])["source"] == "daemon"
     }));
-    let mut follower = s
-        .command(&["events", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let mut events = s.follow_events();
     let web = s.web();
     // The subscription may come after a deploy began: deploy again (with
     // another change) until one is seen whole.
@@ -306,16 +261,12 @@ fn events_show_a_deploys_steps_in_order() {
         s.write_serviceset(&format!("A={attempt}"), true);
         assert_exit(&s.start(&[]), 0);
         seen.clear();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Ok(line) =
-            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-        {
-            let ev: Value = serde_json::from_str(&line).unwrap();
+        events.next_where(Duration::from_secs(10), |ev| {
             if ev["deploy"].is_null() {
-                continue; // Docker's own events
+                return false; // Docker's own events
             }
-            assert_eq!(ev["serviceset"], s.id(), "{line}");
-            assert_eq!(ev["operation"], "start", "{line}");
+            assert_eq!(ev["serviceset"], s.id(), "{ev}");
+            assert_eq!(ev["operation"], "start", "{ev}");
             let what = match ev["container"].as_str() {
                 Some("") | None => ev["event"].as_str().unwrap().to_owned(),
                 Some(c) => format!("{} {c}", ev["event"].as_str().unwrap()),
@@ -324,19 +275,14 @@ fn events_show_a_deploys_steps_in_order() {
                 Some(r) => format!("{what} {r}"),
                 None => what,
             });
-            if ev["event"] == "deploy-finished" {
-                break;
-            }
-        }
+            ev["event"] == "deploy-finished"
+        });
         if seen.first().map(String::as_str) == Some("deploy-started") {
             whole = true;
             break;
         }
     }
-    let _ = std::process::Command::new("kill")
-        .arg(follower.id().to_string())
-        .status();
-    let _ = follower.wait();
+    drop(events);
     assert!(whole, "no deploy seen from its start: {seen:?}");
     eprintln!("deploy events: {seen:?}");
     let at = |what: &str| {

@@ -9,8 +9,7 @@ mod stack;
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use stack::*;
@@ -324,76 +323,6 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .ok()
 }
 
-/// `telefig events --json --name <stack>`, followed on a thread.
-struct Events {
-    follower: Running,
-    lines: Receiver<String>,
-    /// Every event read so far, for failure messages.
-    seen: Vec<Value>,
-}
-
-impl Events {
-    /// Follow once the daemon listens on its socket (`events` exits at once
-    /// when no daemon answers).
-    fn follow(s: &Stack) -> Events {
-        let socket = s.dir.join("state/daemon.sock");
-        assert!(
-            wait_until(Duration::from_secs(30), || socket.exists()),
-            "no daemon socket at {}\n{}",
-            socket.display(),
-            daemon_log(s)
-        );
-        let mut child = telefig()
-            .args(["events", "--json", "--name", s.id(), "--state-dir"])
-            .arg(s.dir.join("state"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Events {
-            follower: Running(child),
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first event from now on that `wanted` accepts, within `timeout`.
-    fn next_where(&mut self, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
-        let deadline = Instant::now() + timeout;
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            let event: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            self.seen.push(event.clone());
-            if wanted(&event) {
-                return Some(event);
-            }
-        }
-        None
-    }
-
-    fn summary(&self) -> String {
-        let pid = self.follower.0.id();
-        let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
-        format!("events (follower pid {pid}):\n{}", lines.join("\n"))
-    }
-}
-
 fn running(name: &str) -> bool {
     try_inspect(name).is_some_and(|c| c["State"]["Running"] == true)
 }
@@ -433,14 +362,17 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     let (missing_before, not_running_before) =
         (repairs(&before, "missing"), repairs(&before, "not_running"));
 
-    let mut events = Events::follow(&s);
+    let mut events = s.follow_events();
     for (container, cause, break_it) in [
         (s.name("logging"), "missing", ["rm", "-f"]),
         (s.name("discovery"), "not_running", ["stop", "-t1"]),
     ] {
         // Break it until the follower sees Docker's event for it: from then
-        // on, the repair's events reach the follower too.
+        // on, the repair's events reach the follower too. They may come
+        // before Docker's own (the daemon reads Docker's stream late on a
+        // loaded host): a `repaired` passing by on the way is kept.
         let mut broken = false;
+        let mut repaired = None;
         let subscribed = wait_until(Duration::from_secs(20), || {
             if broken && !running(&container) {
                 return false; // the last break is not repaired yet
@@ -454,13 +386,19 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
             };
             events
                 .next_where(Duration::from_secs(3), |e| {
-                    e["container"] == container.as_str() && e["event"] == gone
+                    let ours = e["container"] == container.as_str();
+                    if ours && e["event"] == "repaired" {
+                        repaired = Some(e.clone());
+                    }
+                    ours && e["event"] == gone
                 })
                 .is_some()
         });
         assert!(subscribed, "{}\n{}", events.summary(), daemon_log(&s));
-        let repaired = events.next_where(Duration::from_secs(20), |e| {
-            e["container"] == container.as_str() && e["event"] == "repaired"
+        let repaired = repaired.or_else(|| {
+            events.next_where(Duration::from_secs(20), |e| {
+                e["container"] == container.as_str() && e["event"] == "repaired"
+            })
         });
         let repaired = repaired.unwrap_or_else(|| {
             panic!(
@@ -522,7 +460,7 @@ fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() 
             &[&ours, &format!("entry=\"{entry}\"")],
         )
     };
-    let mut events = Events::follow(&s);
+    let mut events = s.follow_events();
     let (ok, text) = scrape_until(&addr, |t| {
         runs(t, "Tick", "succeeded") >= Some(1.0)
             && runs(t, "Fails", "failed") >= Some(1.0)
@@ -573,6 +511,71 @@ fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() 
         query_value(&web, &succeeded),
         query_value(&web, &count),
         std::fs::read_to_string(s.dir.join("prometheus-cron.log")).unwrap_or_default()
+    );
+}
+
+/// A cron entry's run counts survive a restart of the daemon: from the new
+/// daemon's first scrape on, `telefig_cron_runs_total` and the run-time
+/// summary's `_count` are never below what the old daemon last served (a
+/// reset or a missing series fails), and new runs count on top of them.
+#[test]
+fn cron_run_counts_survive_a_daemon_restart() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    s.add_cron("      Tick: {schedule: \"* * * * * *\", command: 'echo tick'}\n");
+    assert_exit(&s.start(&[]), 0);
+    let ours = format!("serviceset=\"{}\"", s.id());
+    let counts = |text: &str| {
+        let runs = sample(
+            text,
+            "telefig_cron_runs_total{",
+            &[&ours, "entry=\"Tick\"", "result=\"succeeded\""],
+        );
+        let timed = sample(
+            text,
+            "telefig_cron_run_duration_seconds_count{",
+            &[&ours, "entry=\"Tick\""],
+        );
+        (runs, timed)
+    };
+    let addr = format!("127.0.0.1:{}", free_port());
+    let first = spawn_daemon(&s, &addr);
+    let (ok, text) = scrape_until(&addr, |t| {
+        let (runs, timed) = counts(t);
+        runs >= Some(2.0) && timed >= Some(2.0)
+    });
+    assert!(ok, "Tick ran twice:\n{text}\n{}", daemon_log(&s));
+    let (runs_before, timed_before) = counts(&text);
+    // Stopped and waited for: no run of the old daemon is counted after
+    // this (a run it finished since the scrape only raises the count).
+    drop(first);
+
+    // The new daemon serves on another port: every answer there is its own.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _second = spawn_daemon(&s, &addr);
+    let mut scrapes = 0;
+    let mut last = String::new();
+    let counted_on = wait_until(Duration::from_secs(30), || {
+        let Some((200, text)) = http_get(&addr, "/metrics") else {
+            return false; // not serving yet
+        };
+        scrapes += 1;
+        let (runs, timed) = counts(&text);
+        assert!(
+            runs >= runs_before && timed >= timed_before,
+            "scrape {scrapes} of the new daemon: runs {runs:?}, timed {timed:?}; \
+             the old daemon served {runs_before:?}, {timed_before:?}\n{text}\n{}",
+            daemon_log(&s)
+        );
+        last = text;
+        runs > runs_before
+    });
+    assert!(
+        counted_on,
+        "no new run counted after {scrapes} scrapes of the new daemon:\n{last}\n{}",
+        daemon_log(&s)
     );
 }
 

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod events;
+
 /// The label on every container and image a test creates.
 pub const TEST_LABEL: &str = "io.telefig.test";
 
@@ -199,6 +201,32 @@ pub fn inspect(name: &str) -> serde_json::Value {
 /// Whether a container (or any object) of that name exists.
 pub fn exists(name: &str) -> bool {
     try_inspect(name).is_some()
+}
+
+/// A container the code under test did not create: `docker run -d
+/// --network host --stop-timeout 1 --name NAME` on the busybox image,
+/// sleeping, with the test label of `run_id` (for [`cleanup`]) and `labels`
+/// (`key=value`). Returns its id.
+pub fn run_foreign(run_id: &str, name: &str, labels: &[&str]) -> String {
+    let image = busybox_image("1");
+    let test = test_label(run_id);
+    let mut args = vec![
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--stop-timeout",
+        "1",
+        "--name",
+        name,
+        "--label",
+        &test,
+    ];
+    for label in labels {
+        args.extend(["--label", label]);
+    }
+    args.extend([image.as_str(), "sleep", "600"]);
+    docker_ok(&args)
 }
 
 /// Full ids of all containers (running or not) carrying `label` (`key` or `key=value`).

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
+use super::support::events::EventFollower;
 use super::support::*;
 
 const SIDECAR_CMD: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]"#;
@@ -147,6 +148,20 @@ impl Stack {
         let mut args = vec!["start"];
         args.extend(extra);
         self.telefig(&args)
+    }
+
+    /// `telefig events --json` for this stack, followed once its daemon
+    /// listens on the state dir's socket (`events` exits at once when no
+    /// daemon answers); fails with the stack's `daemon.log` if it never does.
+    pub fn follow_events(&self) -> EventFollower {
+        let socket = self.dir.join("state/daemon.sock");
+        assert!(
+            wait_until(std::time::Duration::from_secs(30), || socket.exists()),
+            "no daemon socket at {}\n{}",
+            socket.display(),
+            std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        );
+        EventFollower::spawn(self.command(&["events", "--json"]))
     }
 
     pub fn all(&self) -> Vec<String> {

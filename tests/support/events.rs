@@ -1,0 +1,88 @@
+//! `telefig events --json` followed on a thread: the lines it prints reach
+//! the test through a channel, so a test waits for the event it wants with
+//! a timeout and never blocks on a quiet stream. The follower is killed
+//! when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `telefig events --json` and the events it printed.
+pub struct EventFollower {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every event read so far, for failure messages.
+    seen: Vec<Value>,
+}
+
+impl EventFollower {
+    /// Run `command` (a `telefig events --json …`), its stdout read line
+    /// by line on a thread.
+    pub fn spawn(mut command: Command) -> EventFollower {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EventFollower {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first event from now on that `wanted` accepts, within `timeout`.
+    /// `wanted` sees every event read on the way (in order), so it may also
+    /// assert on or collect them. Panics on a line that is not JSON.
+    pub fn next_where(
+        &mut self,
+        timeout: Duration,
+        mut wanted: impl FnMut(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                panic!("`telefig events --json` printed no JSON ({e}): {line}")
+            });
+            self.seen.push(event.clone());
+            if wanted(&event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// Every event read so far, one a line, for a failure message.
+    pub fn summary(&self) -> String {
+        let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        format!(
+            "events (follower pid {}):\n{}",
+            self.child.id(),
+            lines.join("\n")
+        )
+    }
+}
+
+impl Drop for EventFollower {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
