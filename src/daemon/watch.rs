@@ -173,8 +173,12 @@ impl Watcher {
                 self.spawn_regate(serviceset.clone(), container.clone(), 1);
             }
             EventKind::Health(Health::Healthy) | EventKind::Start => {
-                // Back up: a re-gate still to retry would stop its dependents for nothing.
-                self.forget_regates(&serviceset, &container);
+                if e.kind == EventKind::Health(Health::Healthy) {
+                    // Healthy again: a re-gate still to retry would stop its
+                    // dependents for nothing. (Started is not enough: they
+                    // wait for healthy.)
+                    self.forget_regates(&serviceset, &container);
+                }
                 self.budget.healthy(&serviceset, &container, Instant::now())
             }
             _ => {}
