@@ -345,13 +345,17 @@ fn a_regate_that_fails_once_is_tried_again_and_stops_the_dependent() {
         "discovery was stopped after web turned unhealthy\n{}",
         daemon_log(&s)
     );
+    // The daemon logs what it stopped once Docker has answered the stop.
+    let retried = wait_until(Duration::from_secs(10), || {
+        daemon_log(&s).contains("went down: stopped")
+    });
     let log = daemon_log(&s);
     assert!(
         log.contains(&format!("failpoint: failing once at {point}")),
         "the first stop failed\n{log}"
     );
     assert!(
-        log.contains("failed (attempt 1 of 4)") && log.contains("went down: stopped"),
+        retried && log.contains("failed (attempt 1 of 4)"),
         "the failed re-gate was retried\n{log}"
     );
     assert_eq!(
