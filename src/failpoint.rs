@@ -13,6 +13,11 @@
 //! would. While it is set (to anything: `none` kills nowhere), every point
 //! reached is announced on stderr (`failpoint: NAME`), so a test can see
 //! which points a run passes.
+//!
+//! `TELEFIG_FAILPOINT_ERROR` names, the same way, a point before a Docker
+//! call that fails once instead, as if Docker had not answered: the first
+//! time it is reached the call is not made and returns an error; later
+//! passes go through. It shows that a failed call is tried again.
 
 /// Mark a point: `failpoint!("before", "create", name)`.
 #[macro_export]
@@ -21,6 +26,38 @@ macro_rules! failpoint {
         #[cfg(feature = "failpoints")]
         $crate::failpoint::reached($when, $what, $target);
     };
+}
+
+/// Whether the call at this point fails (see [`fails`]): always `false`
+/// outside a test build.
+#[macro_export]
+macro_rules! failpoint_fails {
+    ($when:expr, $what:expr, $target:expr) => {{
+        #[cfg(feature = "failpoints")]
+        let fails = $crate::failpoint::fails($when, $what, $target);
+        #[cfg(not(feature = "failpoints"))]
+        let fails = false;
+        fails
+    }};
+}
+
+/// Whether `TELEFIG_FAILPOINT_ERROR` names this point and it has not failed yet.
+#[cfg(feature = "failpoints")]
+pub fn fails(when: &str, what: &str, target: &str) -> bool {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WANTED: OnceLock<Option<String>> = OnceLock::new();
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    let Some(wanted) = WANTED.get_or_init(|| std::env::var("TELEFIG_FAILPOINT_ERROR").ok()) else {
+        return false;
+    };
+    let kind = format!("{when}:{what}");
+    let name = format!("{kind}:{target}");
+    if (*wanted == name || *wanted == kind) && !FAILED.swap(true, Ordering::SeqCst) {
+        eprintln!("failpoint: failing once at {name}");
+        return true;
+    }
+    false
 }
 
 /// Die here if `TELEFIG_FAILPOINT` names this point.

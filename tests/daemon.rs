@@ -55,12 +55,23 @@ struct Daemon(Child);
 
 impl Daemon {
     fn spawn(s: &Stack, notify: &NotifySocket, extra: &[&str]) -> Daemon {
+        Daemon::spawn_with(s, notify, extra, &[])
+    }
+
+    /// With extra environment (a failpoint).
+    fn spawn_with(
+        s: &Stack,
+        notify: &NotifySocket,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
         let child = telefig()
             .args(["daemon", "--state-dir"])
             .arg(s.dir.join("state"))
             .args(extra)
             .env("NOTIFY_SOCKET", &notify.path)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -285,6 +296,61 @@ fn cron_entries_run_and_their_exit_code_shows_in_status() {
     let tick = &status()["cron"][s.id()]["tick"];
     assert_eq!(tick["owner"], s.web().as_str());
     assert!(tick["output_tail"].as_str().unwrap().contains("tick"));
+}
+
+/// web turns unhealthy and the daemon's first stop of discovery fails (a
+/// failpoint in a test build: Docker did not answer). The re-gate is tried
+/// again, and discovery stops while web is still unhealthy — rather than
+/// staying registered against a dead dependency.
+#[test]
+fn a_regate_that_fails_once_is_tried_again_and_stops_the_dependent() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let discovery = s.name("discovery");
+    let point = format!("before:stop:{discovery}");
+    let notify = NotifySocket::new(&s.dir);
+    // A long budget: no restart of web (and its dependents) meanwhile.
+    let _daemon = Daemon::spawn_with(
+        &s,
+        &notify,
+        &["--unhealthy-budget", "10m"],
+        &[("TELEFIG_FAILPOINT_ERROR", &point)],
+    );
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        daemon_log(&s)
+    );
+    assert!(running(&discovery));
+
+    docker_ok(&["exec", &s.web(), "rm", "/ready"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || !running(&discovery)),
+        "discovery was stopped after web turned unhealthy\n{}",
+        daemon_log(&s)
+    );
+    // The daemon logs what it stopped once Docker has answered the stop.
+    let retried = wait_until(Duration::from_secs(10), || {
+        daemon_log(&s).contains("went down: stopped")
+    });
+    let log = daemon_log(&s);
+    assert!(
+        log.contains(&format!("failpoint: failing once at {point}")),
+        "the first stop failed\n{log}"
+    );
+    assert!(
+        retried && log.contains("failed (attempt 1 of 4)"),
+        "the failed re-gate was retried\n{log}"
+    );
+    assert_eq!(
+        inspect(&s.web())["State"]["Health"]["Status"],
+        "unhealthy",
+        "web is still unhealthy: the retry, not a repair, stopped discovery\n{log}"
+    );
 }
 
 /// Regression: after its boot repair restarted web and discovery in order,

@@ -17,6 +17,7 @@ mod live;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+mod regate;
 mod repair;
 pub mod socket;
 mod unhealthy;
@@ -57,6 +58,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The input was wrong (the record's graph, a name): trying again
+    /// cannot help.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Graph(_) => true,
+            Error::Ops(e) => e.is_bad_input(),
+            _ => false,
+        }
+    }
+
     /// Whether Docker did not answer in time (a hung dockerd): worth trying
     /// again soon, unlike a failure Docker reported.
     pub fn timed_out(&self) -> bool {

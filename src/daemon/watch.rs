@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::notify::Notifier;
+use super::regate::{self, Next, RegateRetry};
 use super::repair::Repairer;
 use super::unhealthy::{self, Budget, Verdict};
 use super::{boot_repair, connect, cron, now_nanos};
@@ -42,6 +43,9 @@ pub struct Watcher {
     /// Servicesets whose repair Docker did not answer in time: tried again
     /// `--docker-timeout` later, event or not.
     retry: Arc<Mutex<Vec<String>>>,
+    /// Re-gates that failed, tried again when due (see [`RegateRetry`]).
+    regates: Arc<Mutex<Vec<regate::Due>>>,
+    regate_retry: RegateRetry,
     /// Repairs, re-gates and restarts spawned, drained on shutdown.
     tasks: JoinSet<()>,
     /// The last event that mattered (or the stream's connection).
@@ -73,6 +77,8 @@ impl Watcher {
             pending: HashMap::new(),
             busy: Arc::default(),
             retry: Arc::default(),
+            regates: Arc::default(),
+            regate_retry: RegateRetry::default(),
             tasks: JoinSet::new(),
             last_news: Instant::now(),
             idle: false,
@@ -163,19 +169,16 @@ impl Watcher {
                     self.budget
                         .unhealthy(&serviceset, &container, Instant::now());
                 }
-                let repairer = self.repairer.clone();
-                let (s, c) = (serviceset.clone(), container.clone());
-                self.tasks.spawn(async move {
-                    match repairer.regate(&s, &c).await {
-                        Ok(stopped) if !stopped.is_empty() => {
-                            info!(serviceset = %s, "`{c}` went down: stopped {stopped:?} until it is healthy again");
-                        }
-                        Err(err) => warn!(serviceset = %s, "re-gating dependents of `{c}`: {err}"),
-                        _ => {}
-                    }
-                });
+                self.forget_regates(&serviceset, &container);
+                self.spawn_regate(serviceset.clone(), container.clone(), 1);
             }
             EventKind::Health(Health::Healthy) | EventKind::Start => {
+                if e.kind == EventKind::Health(Health::Healthy) {
+                    // Healthy again: a re-gate still to retry would stop its
+                    // dependents for nothing. (Started is not enough: they
+                    // wait for healthy.)
+                    self.forget_regates(&serviceset, &container);
+                }
                 self.budget.healthy(&serviceset, &container, Instant::now())
             }
             _ => {}
@@ -190,9 +193,56 @@ impl Watcher {
             .or_insert(due);
     }
 
+    /// Stop the `healthy` dependents of `dependency` (attempt `attempt`);
+    /// when that fails, put it on the retry list as the policy says.
+    fn spawn_regate(&mut self, serviceset: String, dependency: String, attempt: u32) {
+        let repairer = self.repairer.clone();
+        let (regates, policy) = (self.regates.clone(), self.regate_retry);
+        let (s, c) = (serviceset, dependency);
+        self.tasks.spawn(async move {
+            let err = match repairer.regate(&s, &c).await {
+                Ok(stopped) if !stopped.is_empty() => {
+                    info!(serviceset = %s, "`{c}` went down: stopped {stopped:?} until it is healthy again");
+                    return;
+                }
+                Ok(_) => return,
+                Err(err) => err,
+            };
+            match policy.after_failure(attempt, !err.is_bad_input()) {
+                Next::Retry { attempt: next, after } => {
+                    warn!(serviceset = %s, "re-gating dependents of `{c}` failed (attempt {attempt} of {}): {err}; trying again in {} ms", policy.attempts, after.as_millis());
+                    regates.lock().expect("regate list").push(regate::Due {
+                        serviceset: s,
+                        dependency: c,
+                        attempt: next,
+                        due: Instant::now() + after,
+                    });
+                }
+                Next::GiveUp { attempts } => {
+                    error!(serviceset = %s, "re-gating dependents of `{c}` failed {attempts} time(s), giving up: {err}; they keep running until the next repair, or stop them with `telefig stop`");
+                }
+                Next::Hopeless => {
+                    error!(serviceset = %s, "re-gating dependents of `{c}` failed and trying again cannot help: {err}");
+                }
+            }
+        });
+    }
+
+    /// Drop the retries of re-gates for `dependency`.
+    fn forget_regates(&self, serviceset: &str, dependency: &str) {
+        self.regates
+            .lock()
+            .expect("regate list")
+            .retain(|r| r.serviceset != serviceset || r.dependency != dependency);
+    }
+
     fn on_tick(&mut self) {
         let now = Instant::now();
         while self.tasks.try_join_next().is_some() {}
+        let due = regate::take_due(&mut self.regates.lock().expect("regate list"), now);
+        for r in due {
+            self.spawn_regate(r.serviceset, r.dependency, r.attempt);
+        }
         for serviceset in std::mem::take(&mut *self.retry.lock().expect("retry list")) {
             let due = now + self.repairer.margin;
             self.pending
@@ -262,6 +312,7 @@ impl Watcher {
         if !self.idle
             && self.pending.is_empty()
             && self.tasks.is_empty()
+            && self.regates.lock().expect("regate list").is_empty()
             && self.last_news.elapsed() >= SETTLE
         {
             self.idle = true;

@@ -125,6 +125,13 @@ impl Engine {
         call: F,
     ) -> Result<F::Output, Error> {
         crate::failpoint!("before", op, target);
+        if crate::failpoint_fails!("before", op, target) {
+            return Err(Error::Docker {
+                op,
+                target: target.to_owned(),
+                source: bollard::errors::Error::RequestTimeoutError,
+            });
+        }
         let deadline = for_call(self.deadline, self.read_bound, op);
         let answered = bounded(&self.limit, deadline, op, target, call).await;
         crate::failpoint!("after", op, target);

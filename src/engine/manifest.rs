@@ -5,9 +5,10 @@
 //! image config blob for the layers' diff ids, so the caller can tell which
 //! layers the host already has (`Engine::layers_present`).
 //!
-//! Over HTTPS with the host's trusted roots; plain HTTP only to a loopback
-//! registry, after HTTPS failed, as dockerd treats loopback registries as
-//! insecure. Credentials as a pull sends them (`credentials::for_registry`),
+//! Over HTTPS with the host's trusted roots, and — as dockerd — the CAs and
+//! client certificate in `/etc/docker/certs.d/<host[:port]>/` (see
+//! [`super::certs`]); plain HTTP only to a loopback registry, after HTTPS
+//! failed, as dockerd treats loopback registries as insecure. Credentials as a pull sends them (`credentials::for_registry`),
 //! through the registry's token service when it asks for one. Blocking HTTP
 //! (`ureq`) on a blocking thread, every call bounded. Which layers count and
 //! whether they fit is `plan::space`'s decision; this only asks.
@@ -17,12 +18,14 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
 use serde_json::Value;
 
+use super::certs::{CERTS_DIR, RegistryTrust};
 use super::{Engine, Error};
 use crate::plan::space::Layer;
 use crate::platform::Reference;
@@ -46,6 +49,16 @@ pub struct SizeUnknown {
 /// ends by `until` (the runtime waits for a blocking call at exit, so it
 /// must end on its own).
 pub async fn layers(reference: &str, until: Instant) -> Result<Vec<Layer>, SizeUnknown> {
+    layers_trusting(reference, until, Path::new(CERTS_DIR)).await
+}
+
+/// [`layers`], trusting what `certs_dir` holds for the registry (Docker's
+/// layout: `<certs_dir>/<host[:port]>/*.crt`, `*.cert`, `*.key`).
+pub async fn layers_trusting(
+    reference: &str,
+    until: Instant,
+    certs_dir: &Path,
+) -> Result<Vec<Layer>, SizeUnknown> {
     let parsed = Reference::parse(reference).map_err(|e| SizeUnknown {
         image: reference.to_owned(),
         registry: String::new(),
@@ -61,10 +74,13 @@ pub async fn layers(reference: &str, until: Instant) -> Result<Vec<Layer>, SizeU
         .await
         .map_err(|e| unknown(e.to_string()))?;
     let image = parsed.clone();
-    tokio::task::spawn_blocking(move || Client::new(&image, credentials, until).layers(&image))
-        .await
-        .map_err(|e| unknown(format!("the lookup did not finish ({e})")))?
-        .map_err(unknown)
+    let certs_dir = certs_dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Client::new(&image, credentials, until, &certs_dir)?.layers(&image)
+    })
+    .await
+    .map_err(|e| unknown(format!("the lookup did not finish ({e})")))?
+    .map_err(unknown)
 }
 
 impl Engine {
@@ -98,29 +114,71 @@ struct Client {
     credentials: Option<DockerCredentials>,
     authorization: Option<String>,
     until: Instant,
+    /// Where the registry's CAs are (or would be) read from.
+    certs: PathBuf,
+    /// Whether any were.
+    private_ca: bool,
 }
 
 impl Client {
-    fn new(image: &Reference, credentials: Option<DockerCredentials>, until: Instant) -> Client {
+    fn new(
+        image: &Reference,
+        credentials: Option<DockerCredentials>,
+        until: Instant,
+        certs_dir: &Path,
+    ) -> Result<Client, String> {
         let host = match image.registry() {
             DOCKER_HUB => "registry-1.docker.io".to_owned(),
             other => other.to_owned(),
         };
+        let trust = RegistryTrust::read(certs_dir, &host)?;
+        let roots = if trust.cas.is_empty() {
+            ureq::tls::RootCerts::PlatformVerifier
+        } else {
+            // Docker adds them to the host's roots; so does this.
+            let mut roots: Vec<ureq::tls::Certificate<'static>> =
+                rustls_native_certs::load_native_certs()
+                    .certs
+                    .iter()
+                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                    .collect();
+            roots.extend(trust.cas.iter().cloned());
+            ureq::tls::RootCerts::new_with_certs(&roots)
+        };
         let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+            .root_certs(roots)
+            .client_cert(trust.client.clone())
             .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)
             .build()
             .new_agent();
-        Client {
+        Ok(Client {
             agent,
             base: format!("https://{host}"),
             insecure: is_loopback(&host).then(|| format!("http://{host}")),
             credentials,
             authorization: None,
             until,
+            private_ca: !trust.cas.is_empty(),
+            certs: trust.dir,
+        })
+    }
+
+    /// What the HTTPS error `e` means for the registry's CA, if it is about one.
+    fn about_ca(&self, e: &ureq::Error) -> String {
+        let text = e.to_string().to_lowercase();
+        if !text.contains("certificate") && !text.contains("issuer") {
+            return String::new();
+        }
+        if self.private_ca {
+            format!("; even trusting the CA(s) in {}", self.certs.display())
+        } else {
+            format!(
+                "; if the registry uses a private CA, put it in {}/ca.crt, where Docker reads it too",
+                self.certs.display()
+            )
         }
     }
 
@@ -235,16 +293,25 @@ impl Client {
         };
         match send(&self.base) {
             Ok(r) => Ok(r),
-            Err(tls_error) => match self.insecure.take() {
+            Err(e) => match self.insecure.take() {
                 // A loopback registry without TLS: plain HTTP from now on.
                 Some(insecure) => match send(&insecure) {
+                    // Go's answer to plain HTTP on its TLS port: the
+                    // registry speaks HTTPS only, and that is what failed.
+                    Ok(r) if r.status() == 400 => Err(format!(
+                        "no answer over HTTPS ({e}{}); it speaks HTTPS only (HTTP answered 400)",
+                        self.about_ca(&e)
+                    )),
                     Ok(r) => {
                         self.base = insecure;
                         Ok(r)
                     }
-                    Err(e) => Err(format!("no answer over HTTPS ({tls_error}) nor HTTP ({e})")),
+                    Err(plain) => Err(format!(
+                        "no answer over HTTPS ({e}{}) nor HTTP ({plain})",
+                        self.about_ca(&e)
+                    )),
                 },
-                None => Err(format!("no answer ({tls_error})")),
+                None => Err(format!("no answer ({e}{})", self.about_ca(&e))),
             },
         }
     }

@@ -10,6 +10,7 @@
 //! [`gate`]) and rolls back, making no decision the plan did not make.
 
 mod bounds;
+pub mod certs;
 mod credentials;
 mod details;
 mod docker;

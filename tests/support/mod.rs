@@ -450,14 +450,20 @@ pub struct Login {
 impl Registry {
     /// Start one and wait until `GET /v2/` answers 200.
     pub fn start() -> Registry {
-        Registry::launch(None)
+        Registry::launch(None, None)
+    }
+
+    /// Start one serving HTTPS only, with this certificate and key (PEM).
+    /// dockerd still pushes to it: it skips verifying loopback registries.
+    pub fn start_tls(cert: &Path, key: &Path) -> Registry {
+        Registry::launch(None, Some((cert, key)))
     }
 
     /// Start one that answers only `user` (htpasswd auth, a fresh password
     /// per run), and log a private docker CLI config in to it.
     pub fn start_with_login(user: &str) -> Registry {
         let password = format!("pw-{}", run_id());
-        let mut registry = Registry::launch(Some((user, &password)));
+        let mut registry = Registry::launch(Some((user, &password)), None);
         let cli_config = registry.dir.join("docker-cli");
         fs::create_dir_all(&cli_config).expect("mkdir docker-cli");
         let mut login = Command::new("docker")
@@ -496,7 +502,7 @@ impl Registry {
         registry
     }
 
-    fn launch(login: Option<(&str, &str)>) -> Registry {
+    fn launch(login: Option<(&str, &str)>, tls: Option<(&Path, &Path)>) -> Registry {
         let bin = registry_binary();
         let dir = scratch_dir("registry");
         let auth = match login {
@@ -510,6 +516,14 @@ impl Registry {
                 )
             }
         };
+        let tls_config = match tls {
+            None => String::new(),
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+        };
         let mut last_log = String::new();
         for _attempt in 0..5 {
             let port = free_port();
@@ -521,7 +535,7 @@ impl Registry {
                     "version: 0.1\n\
                      log:\n  level: warn\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n{auth}",
+                     http:\n  addr: {addr}\n{tls_config}{auth}",
                     dir.join("data").display()
                 ),
             )
@@ -546,7 +560,12 @@ impl Registry {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 let status = http_get_status(&registry.addr, "/v2/");
-                if status == Some(200) || (login.is_some() && status == Some(401)) {
+                // A TLS port answers plain HTTP with 400: it is up.
+                let up = match tls {
+                    Some(_) => status == Some(400),
+                    None => status == Some(200) || (login.is_some() && status == Some(401)),
+                };
+                if up {
                     return registry;
                 }
                 let exited = registry
