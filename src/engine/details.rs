@@ -37,6 +37,7 @@ impl ContainerDetails {
             healthy_since: self.healthy_since,
             finished_at: at(&self.finished_at),
             has_healthcheck: self.health.is_some(),
+            healthy_seen_at: None,
         }
     }
 }

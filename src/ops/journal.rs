@@ -287,6 +287,12 @@ mod tests {
         );
         assert_eq!(d.failed, ["web"]);
         assert_eq!(d.rollback_passed, Some(true));
+        // The boot repair reads when web passed its healthy gate from here.
+        assert!(
+            log.healthy_gates_seen().contains_key("web"),
+            "{:?}",
+            d.steps
+        );
         assert_eq!(d.gates[0].seconds, 1.5);
         let events: Vec<&str> = d.steps.iter().map(|s| s.event.as_str()).collect();
         assert_eq!(

@@ -62,10 +62,15 @@ pub async fn repair(
             .filter(|o| o.serviceset() == Some(serviceset) && !o.is_backup())
             .collect();
         let details = join_all(ours.iter().map(|o| ctx.engine.inspect(&o.id))).await;
+        let seen = ctx.state.deploy_log(name).healthy_gates_seen();
         timings = ours
             .iter()
             .zip(details)
-            .filter_map(|(o, d)| d.ok().map(|d| (o.name.clone(), d.timing())))
+            .filter_map(|(o, d)| {
+                let mut timing = d.ok()?.timing();
+                timing.healthy_seen_at = seen.get(&o.name).copied();
+                Some((o.name.clone(), timing))
+            })
             .collect();
     }
     let plan_for = |expanded: &Expanded, observed: &[plan::Observed]| {

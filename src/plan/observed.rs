@@ -99,4 +99,7 @@ pub struct Timing {
     pub healthy_since: Option<i64>,
     pub finished_at: Option<i64>,
     pub has_healthcheck: bool,
+    /// When telefig itself saw it pass its `healthy` gate (the deploy
+    /// log). It counts only if it falls in this run.
+    pub healthy_seen_at: Option<i64>,
 }

@@ -110,7 +110,18 @@ pub fn reorder_after_boot(plan: &mut Plan, graph: &Graph, timings: &HashMap<Stri
 fn gate_met_at(t: &Timing, gate: Gate) -> Option<i64> {
     match gate {
         Gate::Started => t.started_at,
-        Gate::Healthy if t.has_healthcheck => t.healthy_since,
+        // Docker's log holds five probes: the first pass may have left it,
+        // and a probe that timed out on a busy host since hides the window's
+        // passes before it. A pass telefig saw in this run settles it.
+        Gate::Healthy if t.has_healthcheck => {
+            let seen = t
+                .healthy_seen_at
+                .filter(|seen| t.started_at.is_some_and(|started| *seen >= started));
+            match (t.healthy_since, seen) {
+                (Some(docker), Some(seen)) => Some(docker.min(seen)),
+                (docker, seen) => docker.or(seen),
+            }
+        }
         Gate::Healthy => t.started_at,
         Gate::Completed => t.finished_at,
     }

@@ -10,7 +10,7 @@
 //! follow it. No secret value and no container output is written here:
 //! steps carry names, image references, gate names and times only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
 
@@ -95,6 +95,10 @@ pub struct Repaired {
     pub container: String,
     pub cause: String,
 }
+
+/// How a `gate-passed` step's detail begins for a `healthy` gate (the
+/// journal writes `{gate} after {seconds} s`).
+pub const HEALTHY_GATE_PASSED: &str = "healthy after ";
 
 /// One thing an operation did, as `telefig events` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +230,22 @@ pub struct DeployLog {
 }
 
 impl DeployLog {
+    /// When each container last passed a `healthy` gate, as the steps
+    /// kept (the newest entry's) tell, in ns since the epoch.
+    pub fn healthy_gates_seen(&self) -> HashMap<String, i64> {
+        let mut seen = HashMap::new();
+        let passes = self
+            .deploys
+            .iter()
+            .flat_map(|d| &d.steps)
+            .filter(|s| s.event == "gate-passed" && s.detail.starts_with(HEALTHY_GATE_PASSED));
+        for step in passes {
+            let at = seen.entry(step.container.clone()).or_insert(step.at_nanos);
+            *at = (*at).max(step.at_nanos);
+        }
+        seen
+    }
+
     /// Add `entry` as the newest (numbered after the last). An entry left
     /// unfinished by an operation that was cut off (the caller holds the
     /// lock, so none is running) is closed as failed first; older entries
@@ -376,6 +396,30 @@ mod tests {
             Some(31),
             "entry 29 finished at 31 s"
         );
+    }
+
+    #[test]
+    fn the_last_healthy_gate_pass_of_each_container_is_read_from_the_steps() {
+        let mut log = DeployLog::default();
+        let mut d = Deploy::new(Operation::Start, 1);
+        let step = |at, container: &str, detail: &str| Step {
+            at_nanos: at,
+            event: "gate-passed".into(),
+            container: container.into(),
+            detail: detail.into(),
+        };
+        d.steps = vec![
+            step(5, "web", "healthy after 0.4 s"),
+            step(9, "web", "healthy after 0.2 s"),
+            step(7, "web-logging", "running after 0.0 s"),
+            Step {
+                event: "gate-failed".into(),
+                ..step(11, "api", "")
+            },
+        ];
+        log.begin(d);
+        let seen = log.healthy_gates_seen();
+        assert_eq!(seen, HashMap::from([("web".to_owned(), 9)]));
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn boot_repair_restarts_a_dependent_started_before_its_gate() {
         healthy_since: healthy,
         finished_at: None,
         has_healthcheck: healthy.is_some(),
+        healthy_seen_at: None,
     };
     let mut timings = HashMap::from([
         ("web-logging".to_owned(), timing(10, None)),
@@ -62,6 +63,42 @@ fn boot_repair_restarts_a_dependent_started_before_its_gate() {
     assert_eq!(p.summary(), "2 to restart, 1 unchanged");
 }
 
+/// Docker's five-probe window no longer shows web's first pass (a probe
+/// timed out under load since): the gate pass telefig saw in this run
+/// settles that discovery started after it. One seen before web's current
+/// run does not count.
+#[test]
+fn a_gate_pass_telefig_saw_in_this_run_counts_when_dockers_window_lost_it() {
+    let (expanded, graph) = desired(SET);
+    let obs = all_running(&expanded);
+    let timing = |started, healthy: Option<i64>, seen: Option<i64>| Timing {
+        started_at: Some(started),
+        healthy_since: healthy,
+        finished_at: None,
+        has_healthcheck: true,
+        healthy_seen_at: seen,
+    };
+    let mut timings = HashMap::from([
+        ("web-logging".to_owned(), timing(10, None, None)),
+        // Docker's window: a failed probe, then passes from 70 on.
+        ("web".to_owned(), timing(12, Some(70), Some(40))),
+        ("web-discovery".to_owned(), timing(50, None, None)),
+    ]);
+    timings.get_mut("web-logging").unwrap().has_healthcheck = false;
+    let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert!(p.is_noop(), "{p}");
+    // Seen at 40, but web's current run began at 45: that pass was another run's.
+    timings.insert("web".into(), timing(45, Some(70), Some(40)));
+    let mut p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    reorder_after_boot(&mut p, &graph, &timings);
+    assert_eq!(
+        p.get("web-discovery").map(|a| a.action),
+        Some(ActionKind::Restart),
+        "{p}"
+    );
+}
+
 /// Regression: after dockerd restarted, a `started`-gated sidecar that had
 /// to be recreated made the repair restart the service and its discovery,
 /// as if Docker had started the service too early at boot.
@@ -73,6 +110,7 @@ fn a_recreated_sidecar_restarts_the_service() {
         healthy_since: healthy,
         finished_at: None,
         has_healthcheck: healthy.is_some(),
+        healthy_seen_at: None,
     };
     // Docker started web at 10 (healthy at 20) and discovery at 30; the
     // logging sidecar is gone (removed), or stopped since 5.
