@@ -6,6 +6,7 @@
 //! is kept in a `JoinSet` and drained on shutdown.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub struct Watcher {
     retry: Arc<Mutex<Vec<String>>>,
     /// Re-gates that failed, tried again when due (see [`RegateRetry`]).
     regates: Arc<Mutex<Vec<regate::Due>>>,
+    /// Which connection to dockerd a re-gate was started on: one that
+    /// failed on an earlier connection is not tried again (the repair after
+    /// reconnecting puts the order right from what Docker says then).
+    connection: Arc<AtomicU64>,
     regate_retry: RegateRetry,
     /// Repairs, re-gates and restarts spawned, drained on shutdown.
     tasks: JoinSet<()>,
@@ -78,6 +83,7 @@ impl Watcher {
             busy: Arc::default(),
             retry: Arc::default(),
             regates: Arc::default(),
+            connection: Arc::default(),
             regate_retry: RegateRetry::default(),
             tasks: JoinSet::new(),
             last_news: Instant::now(),
@@ -112,6 +118,7 @@ impl Watcher {
                 return;
             };
             self.repairer.engine = engine;
+            self.forget_every_regate();
             info!("reconnected to Docker; checking every serviceset");
             // Events were missed, and without live-restore dockerd restarted
             // every container at once: repair as at boot, order included.
@@ -198,6 +205,8 @@ impl Watcher {
     fn spawn_regate(&mut self, serviceset: String, dependency: String, attempt: u32) {
         let repairer = self.repairer.clone();
         let (regates, policy) = (self.regates.clone(), self.regate_retry);
+        let connection = self.connection.clone();
+        let started_on = connection.load(Ordering::SeqCst);
         let (s, c) = (serviceset, dependency);
         self.tasks.spawn(async move {
             let err = match repairer.regate(&s, &c).await {
@@ -210,8 +219,13 @@ impl Watcher {
             };
             match policy.after_failure(attempt, !err.is_bad_input()) {
                 Next::Retry { attempt: next, after } => {
+                    let mut regates = regates.lock().expect("regate list");
+                    if connection.load(Ordering::SeqCst) != started_on {
+                        warn!(serviceset = %s, "re-gating dependents of `{c}` failed: {err}; not tried again: the repair after reconnecting to Docker checks the order");
+                        return;
+                    }
                     warn!(serviceset = %s, "re-gating dependents of `{c}` failed (attempt {attempt} of {}): {err}; trying again in {} ms", policy.attempts, after.as_millis());
-                    regates.lock().expect("regate list").push(regate::Due {
+                    regates.push(regate::Due {
                         serviceset: s,
                         dependency: c,
                         attempt: next,
@@ -226,6 +240,14 @@ impl Watcher {
                 }
             }
         });
+    }
+
+    /// Drop every re-gate retry, and those of re-gates still running: they
+    /// were decided on what an earlier connection saw.
+    fn forget_every_regate(&self) {
+        let mut regates = self.regates.lock().expect("regate list");
+        self.connection.fetch_add(1, Ordering::SeqCst);
+        regates.clear();
     }
 
     /// Drop the retries of re-gates for `dependency`.
