@@ -194,14 +194,13 @@ pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), Tem
             .then(|| undefined_name(text, &err, &candidates, &context))
             .flatten();
         match name {
-            // A name the analysis above missed, and the variables define.
-            Some(name) if vars.get(&name).is_some() => {
-                let value = Value::from(vars.get(&name).unwrap_or_default());
-                context.insert(name, value);
-            }
             Some(name) => {
-                undefined.push((name.clone(), err.line().unwrap_or(1)));
-                context.insert(name, Value::from(""));
+                // A name the analysis above missed is filled in if defined.
+                let value = vars.get(&name).unwrap_or_else(|| {
+                    undefined.push((name.clone(), err.line().unwrap_or(1)));
+                    ""
+                });
+                context.insert(name, Value::from(value));
             }
             // A later failure may come from the empty stand-in values:
             // the undefined names are what to fix first.
