@@ -6,7 +6,7 @@
 //! what `start` will do. `telefig plan` prints exactly this; the engine
 //! executes it and decides nothing. Tests feed literal observed state.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -123,12 +123,29 @@ pub fn plan(
     recorded: &BTreeMap<String, ContainerSpec>,
 ) -> Result<Plan, Error> {
     let ours = |o: &&Observed| o.serviceset() == Some(desired.serviceset.as_str());
+    // Looked up once per desired container: indexed, not searched (a host
+    // can hold hundreds of containers). The first one seen wins, as a
+    // search would have it.
+    let mut by_name: HashMap<&str, &Observed> = HashMap::with_capacity(observed.len());
+    let mut backups: HashMap<&str, &Observed> = HashMap::new();
+    for o in observed {
+        by_name.entry(o.name.as_str()).or_insert(o);
+        if let Some(c) = o.container().filter(|_| o.is_backup() && ours(&o)) {
+            backups.entry(c).or_insert(o);
+        }
+    }
+    let specs: HashMap<&str, &ContainerSpec> = desired
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
     let mut actions = Vec::new();
     for name in graph.start_order() {
-        let spec = desired
+        let spec = specs
             .get(name)
+            .copied()
             .expect("the graph is built from the expanded set");
-        let holder = observed.iter().find(|o| o.name == name);
+        let holder = by_name.get(name).copied();
         if let Some(h) = holder {
             match h.serviceset() {
                 None => {
@@ -147,10 +164,7 @@ pub fn plan(
                 _ => {}
             }
         }
-        let backup = observed
-            .iter()
-            .filter(ours)
-            .find(|o| o.is_backup() && o.container() == Some(name));
+        let backup = backups.get(name).copied();
         let (action, reason) = match holder {
             None => (ActionKind::Create, Reason::Missing),
             Some(h) if h.config_hash() != Some(spec.config_hash.as_str()) => {

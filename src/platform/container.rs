@@ -184,13 +184,34 @@ pub struct RestartPolicy {
 
 /// The hash of everything in `body` but the bookkeeping labels.
 pub fn config_hash(body: &CreateBody) -> String {
-    let mut effective = body.clone();
-    for label in BOOKKEEPING_LABELS {
-        effective.labels.remove(label);
+    let mut hasher = Sha256::new();
+    // The JSON goes straight into the hash; the body is copied only when it
+    // carries a bookkeeping label to leave out (a no-op start hashes every
+    // container, so this is on its path).
+    let written = if BOOKKEEPING_LABELS
+        .iter()
+        .any(|label| body.labels.contains_key(*label))
+    {
+        let mut effective = body.clone();
+        for label in BOOKKEEPING_LABELS {
+            effective.labels.remove(label);
+        }
+        serde_json::to_writer(&mut hasher, &effective)
+    } else {
+        serde_json::to_writer(&mut hasher, body)
+    };
+    written.expect("a CreateBody always serializes");
+    lower_hex(&hasher.finalize()[..16])
+}
+
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
-    let bytes = serde_json::to_vec(&effective).expect("a CreateBody always serializes");
-    let digest = Sha256::digest(bytes);
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    out
 }
 
 /// Environment keys whose values telefig never prints (SPEC §7).
@@ -324,6 +345,36 @@ mod tests {
             "DB_PASSWORD=<masked>"
         );
         assert_eq!(mask_env_entry("A=b=c"), "A=b=c");
+    }
+
+    /// Running containers carry the hash in a label: the way it is computed
+    /// must not change, or every container would look changed after an upgrade.
+    #[test]
+    fn hash_is_the_one_running_containers_carry() {
+        let mut body = CreateBody {
+            image: "registry.local/svc:v1".into(),
+            cmd: Some(vec!["sh".into(), "-c".into(), "sleep 1".into()]),
+            env: vec!["A=1".into(), "PORT=8080".into()],
+            ..Default::default()
+        };
+        body.labels.insert("team".into(), "infra".into());
+        let reference = |body: &CreateBody| {
+            let mut effective = body.clone();
+            for label in BOOKKEEPING_LABELS {
+                effective.labels.remove(label);
+            }
+            let digest = Sha256::digest(serde_json::to_vec(&effective).unwrap());
+            digest
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(config_hash(&body), reference(&body));
+        assert_eq!(config_hash(&body), "70e52fb4d531af795691821af0e26737");
+        body.labels.insert(LABEL_COMMIT.into(), "abc".into());
+        assert_eq!(config_hash(&body), reference(&body));
+        assert_eq!(config_hash(&body), "70e52fb4d531af795691821af0e26737");
     }
 
     #[test]

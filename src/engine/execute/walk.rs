@@ -20,6 +20,21 @@ use crate::platform::ContainerSpec;
 
 type NodeFuture<'a> = Pin<Box<dyn Future<Output = (String, NodeResult)> + Send + 'a>>;
 
+/// The milestone a kept container that needs no wait has already reached.
+fn already_there(spec: &ContainerSpec, step: &Step) -> Option<Milestone> {
+    match step {
+        Step::Check {
+            readiness: Readiness::Ready,
+            ..
+        } => Some(if spec.is_job() {
+            Milestone::Completed
+        } else {
+            Milestone::Healthy
+        }),
+        _ => None,
+    }
+}
+
 impl Run<'_> {
     pub(super) fn check_abort(&self) -> Result<(), Error> {
         if *self.opts.abort.borrow() {
@@ -78,6 +93,16 @@ impl Run<'_> {
             if !failed {
                 for name in walk.ready() {
                     let step = steps[&name].clone();
+                    // Already where the plan wants it (most of a no-op): no
+                    // node future to build, only the milestone to report.
+                    if let Some(done) = already_there(self.spec(&name), &step) {
+                        let _ = tx.send((name.clone(), done));
+                        in_flight.push(Box::pin(std::future::ready((
+                            name,
+                            NodeResult::Passed { millis: 0 },
+                        ))));
+                        continue;
+                    }
                     let tx = tx.clone();
                     in_flight.push(Box::pin(async move {
                         let result = self.run_node(&name, step, &tx).await;
@@ -114,19 +139,11 @@ impl Run<'_> {
         let mut created = None;
         // Whether an exit during the gate wait is a change a fresh plan acts on.
         let mut exit_is_change = false;
+        if let Some(done) = already_there(spec, &step) {
+            let _ = tx.send((name.to_owned(), done));
+            return NodeResult::Passed { millis: 0 };
+        }
         let (id, needs_start) = match step {
-            Step::Check {
-                readiness: Readiness::Ready,
-                ..
-            } => {
-                let done = if spec.is_job() {
-                    Milestone::Completed
-                } else {
-                    Milestone::Healthy
-                };
-                let _ = tx.send((name.to_owned(), done));
-                return NodeResult::Passed { millis: 0 };
-            }
             Step::Check { id, readiness } => {
                 exit_is_change = readiness == Readiness::AwaitGates;
                 (id, false)
