@@ -7,6 +7,7 @@ use super::UsageError;
 use super::args::Global;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
+use crate::plan::gc::GcPolicy;
 use crate::platform::paths::{self, Bases, ResolvedPath};
 use crate::platform::{Expanded, Platform, expand};
 use crate::serviceset::{self, Vars};
@@ -20,6 +21,8 @@ pub struct Loaded {
     pub vars: Vars,
     pub expanded: Expanded,
     pub graph: Graph,
+    /// The platform's image settings (cleanup, pull margin).
+    pub images: GcPolicy,
 }
 
 pub fn vars(g: &Global) -> Vars {
@@ -49,6 +52,13 @@ pub fn say_resolved(loaded: &Loaded) {
 }
 
 pub fn load(g: &Global) -> anyhow::Result<Loaded> {
+    load_with(g, |_| {})
+}
+
+/// [`load`], telling `named` the serviceset's name as soon as it is known:
+/// before the file is parsed (it comes from `--name`, `ENV_NAME` or the
+/// file's name). Errors come in the same order as from [`load`].
+pub fn load_with(g: &Global, named: impl FnOnce(&ServicesetName)) -> anyhow::Result<Loaded> {
     let given = config_path(g)?;
     let vars = vars(g);
     let bases = Bases::current(&vars);
@@ -73,15 +83,20 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
     } else {
         &file
     };
-    let set = serviceset::load(shown, &vars)?;
-    let platform = Platform::load(g.platform.as_deref())?;
-    // `--name` was checked as it was parsed; ENV_NAME and the file name here.
+    // `--name` was checked as it was parsed; ENV_NAME and the file name here
+    // (reported after the file's own errors).
     let name = ServicesetName::parse(&serviceset::serviceset_name(
         g.name.as_deref(),
         &vars,
         &file,
     ))
-    .map_err(|e| UsageError(e.to_string()))?;
+    .map_err(|e| UsageError(e.to_string()));
+    if let Ok(name) = &name {
+        named(name);
+    }
+    let set = serviceset::load(shown, &vars)?;
+    let platform = Platform::load(g.platform.as_deref())?;
+    let name = name?;
     let mut expanded = expand(&set, &name, &platform, &vars)?;
     resolved.extend(
         paths::resolve_binds(&set, &mut expanded, &bases).map_err(serviceset::Error::from)?,
@@ -109,5 +124,6 @@ pub fn load(g: &Global) -> anyhow::Result<Loaded> {
         vars,
         expanded,
         graph,
+        images: platform.images,
     })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Ctx, Error, Event};
+use super::{Ctx, Error, Event, Observing};
 use crate::engine::execute::{self, Options, Report};
 use crate::engine::pull::Policy;
 use crate::engine::{self, Engine};
@@ -60,10 +60,28 @@ pub(super) async fn converge(
     room: RoomFor<'_>,
     plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
 ) -> Result<Converged, Error> {
+    converge_from(ctx, None, expanded, graph, pull, room, plan_for).await
+}
+
+/// [`converge`], whose first look at Docker is `first` when given: a list
+/// started under the same lock ([`super::Early`]).
+pub(super) async fn converge_from(
+    ctx: &mut Ctx<'_>,
+    mut first: Option<Observing>,
+    expanded: &Expanded,
+    graph: &Graph,
+    pull: Policy,
+    room: RoomFor<'_>,
+    plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
+) -> Result<Converged, Error> {
     let mut attempt = 1;
     loop {
+        let first = first.take();
         let outcome = async {
-            let observed = ctx.engine.list(None).await?;
+            let observed = match first {
+                Some(observing) => observing.take(&ctx.engine).await?,
+                None => ctx.engine.list(None).await?,
+            };
             let mut plan = plan_for(&observed)?;
             if ctx.no_drain {
                 plan.skip_drain();

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::engine::{self, Deadline, Engine};
@@ -203,6 +204,59 @@ impl<'a> Ctx<'a> {
             }
             (self.sink)(Event::Step(e))
         }
+    }
+}
+
+/// A serviceset's lock taken before its file is loaded, with the one list
+/// call already under way beneath it ([`Ctx::observe_early`]): `start`
+/// plans on that answer, so Docker's answer and the parsing of the file
+/// overlap instead of adding up.
+pub struct Early {
+    name: ServicesetName,
+    lock: HostLock,
+    observing: Observing,
+}
+
+/// Docker's list of containers, being fetched; dropped unused, it is
+/// abandoned.
+pub(crate) struct Observing(Option<JoinHandle<Result<Vec<plan::Observed>, engine::Error>>>);
+
+impl Observing {
+    /// The answer; a task that did not finish (it cannot panic, but it can
+    /// be cancelled) is asked again.
+    async fn take(mut self, engine: &Engine) -> Result<Vec<plan::Observed>, engine::Error> {
+        match self.0.take() {
+            Some(task) => match task.await {
+                Ok(listed) => listed,
+                Err(_) => engine.list(None).await,
+            },
+            None => engine.list(None).await,
+        }
+    }
+}
+
+impl Drop for Observing {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Take `name`'s lock for `operation` if it is free right now, and start
+    /// the list call under it. `None` if another operation holds the lock
+    /// (or the lock file cannot be opened): the operation then locks, and
+    /// says why it waits, as usual. Nothing is observed without the lock.
+    pub fn observe_early(&self, name: &ServicesetName, operation: &str) -> Option<Early> {
+        let lock = self.state.try_lock(name, operation).ok().flatten()?;
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move { engine.list(None).await });
+        Some(Early {
+            name: name.clone(),
+            lock,
+            observing: Observing(Some(task)),
+        })
     }
 }
 

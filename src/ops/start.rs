@@ -1,9 +1,9 @@
 //! `start`, `rollback` and `restart`: the operations that converge to a
 //! plan and keep the record.
 
-use super::converge::{Converged, converge};
+use super::converge::{Converged, converge, converge_from};
 use super::journal::Journal;
-use super::{Ctx, Error, Target, put_back_secrets, recorded_specs, specs_of};
+use super::{Ctx, Early, Error, Target, put_back_secrets, recorded_specs, specs_of};
 use crate::engine::pull::Policy;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
@@ -19,6 +19,7 @@ use crate::state::{HistoryEntry, Operation, Record};
 /// and the deploy log too — and clean up images, still under the lock.
 pub async fn start(
     ctx: &mut Ctx<'_>,
+    early: Option<Early>,
     expanded: &Expanded,
     graph: &Graph,
     record: Record,
@@ -26,7 +27,13 @@ pub async fn start(
     images: GcPolicy,
 ) -> Result<Converged, Error> {
     let name = record.serviceset.clone();
-    let _lock = ctx.lock(&name, "start", ctx.deadline).await?;
+    // Locked before the file was loaded, with the list under way: use both.
+    let (_lock, first) = match early.filter(|e| e.name == name) {
+        Some(Early {
+            lock, observing, ..
+        }) => (lock, Some(observing)),
+        None => (ctx.lock(&name, "start", ctx.deadline).await?, None),
+    };
     let journal = Journal::begin(
         &ctx.state,
         &name,
@@ -41,8 +48,9 @@ pub async fn start(
         Ok(None) => (Ok(false), Default::default()),
         Err(err) => (Err(err), Default::default()),
     };
-    let done = converge(
+    let done = converge_from(
         ctx,
+        first,
         expanded,
         graph,
         pull,

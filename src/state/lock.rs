@@ -52,13 +52,37 @@ impl StateDir {
                 Err(fs::TryLockError::Error(e)) => return Err(Self::io(&path)(e)),
             }
         }
-        let me = holder_line(operation);
-        file.set_len(0)
-            .and_then(|_| file.rewind())
-            .and_then(|_| file.write_all(me.as_bytes()))
-            .map_err(Self::io(&path))?;
+        write_holder(&mut file, operation).map_err(Self::io(&path))?;
         Ok(HostLock { _file: file })
     }
+}
+
+impl StateDir {
+    /// Take the serviceset's lock for `operation` only if it is free right
+    /// now: `None` when another process holds it (then [`StateDir::lock`]
+    /// waits for it and says who holds it).
+    pub fn try_lock(
+        &self,
+        serviceset: &ServicesetName,
+        operation: &str,
+    ) -> Result<Option<HostLock>, Error> {
+        let path = self.dir("locks")?.join(format!("{serviceset}.lock"));
+        let mut file = open_private(&path, false).map_err(Self::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(Self::io(&path)(e)),
+        }
+        write_holder(&mut file, operation).map_err(Self::io(&path))?;
+        Ok(Some(HostLock { _file: file }))
+    }
+}
+
+fn write_holder(file: &mut File, operation: &str) -> std::io::Result<()> {
+    let me = holder_line(operation);
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(me.as_bytes()))
 }
 
 /// What the lock file says: `pid 42 (telefig start, since 2026-11-27T14:00:00Z)`.
@@ -86,6 +110,27 @@ fn holder(file: &mut File) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn try_lock_takes_a_free_lock_and_never_waits_for_a_held_one() {
+        let dir = std::env::temp_dir().join(format!("telefig-trylock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let state = StateDir::new(&dir);
+        let svc = ServicesetName::parse("svc").unwrap();
+        let first = state.try_lock(&svc, "start").unwrap().expect("free");
+        assert!(state.try_lock(&svc, "start").unwrap().is_none(), "held");
+        // A waiting locker is told the try-locker holds it.
+        let mut told = String::new();
+        let err = state
+            .lock(&svc, "stop", Instant::now(), |h| told = h.to_owned())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        assert!(told.contains("(telefig start, since "), "{told}");
+        drop(first);
+        assert!(state.try_lock(&svc, "start").unwrap().is_some(), "released");
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[tokio::test]
     async fn second_locker_waits_and_is_told_who_holds_it() {

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::session::{Progress, target};
 use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs};
-use crate::cli::load::load;
+use crate::cli::load::{load, load_with};
 use crate::cli::output::print_json;
 use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
@@ -21,7 +21,28 @@ use crate::state::{Record, StateDir};
 
 pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let began = StdInstant::now();
-    let loaded = load(g)?;
+    let progress = Progress::new(g.json);
+    let sink = |e| progress.record(e);
+    // The file is loaded on a blocking thread while this one connects, takes
+    // the serviceset's lock (if free) and asks Docker what runs: the wait for
+    // dockerd's answer and the parsing overlap. The file's errors still come
+    // first.
+    let (named_tx, named) = tokio::sync::oneshot::channel();
+    let given = g.clone();
+    let loading = tokio::task::spawn_blocking(move || {
+        load_with(&given, |name| {
+            let _ = named_tx.send(name.clone());
+        })
+    });
+    let opened = open(g, args.timeout.timeout, &progress, &sink).await;
+    let early = match (&opened, named.await) {
+        (Ok((ctx, ..)), Ok(name)) => ctx.observe_early(&name, "start"),
+        _ => None,
+    };
+    let loaded = loading
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the serviceset file failed: {e}"))??;
+    let (mut ctx, _signals, ticker) = opened?;
     if !g.json {
         crate::cli::load::say_resolved(&loaded);
     }
@@ -34,20 +55,14 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
         vars.get("BUILD_COMMIT"),
         vars.get("DEPLOY_ID"),
     );
-    let progress = Progress::new(g.json);
-    let sink = |e| progress.record(e);
-    let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
-    let images = match crate::platform::Platform::load(g.platform.as_deref()) {
-        Ok(p) => p.images,
-        Err(_) => plan::gc::GcPolicy::default(),
-    };
     let done = ops::start(
         &mut ctx,
+        early,
         &loaded.expanded,
         &loaded.graph,
         record,
         policy(args.pull),
-        images,
+        loaded.images,
     )
     .await;
     stop_ticker(ticker);
