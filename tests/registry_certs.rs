@@ -238,6 +238,18 @@ impl Mtls {
         }
         certs_d
     }
+
+    /// Wait until the registry's log tells why it refused a handshake.
+    fn assert_refused(&self, why: &str) {
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .registry
+                .log()
+                .contains(why)),
+            "the registry did not log {why:?}:\n{}",
+            self.registry.log()
+        );
+    }
 }
 
 impl Drop for Mtls {
@@ -330,6 +342,8 @@ fn without_a_client_certificate_the_error_says_where_docker_reads_one() {
             "client.key",
         ],
     );
+    // Go's server, on the handshake it refused.
+    mtls.assert_refused("client didn't provide a certificate");
 }
 
 #[test]
@@ -356,6 +370,10 @@ fn a_client_certificate_another_ca_signed_is_refused_saying_so() {
             "signed by a CA the registry trusts for clients",
             &host_dir.join("client.key").display().to_string(),
         ],
+    );
+    // It was presented, and refused for its CA.
+    mtls.assert_refused(
+        "failed to verify client certificate: x509: certificate signed by unknown authority",
     );
 }
 
