@@ -164,6 +164,7 @@ fn the_size_lookup_trusts_the_ca_docker_trusts_for_the_registry() {
     let (ca, cert, key) = make_certs(&dir);
     let registry = Registry::start_tls(&cert, &key);
     let reference = registry.push_as(&busybox_image("1"), &format!("certs/{}:v1", guard.id()));
+    untag(&reference);
 
     // Without the CA: refused, and the error says where the CA belongs.
     let empty = dir.join("certs.d-empty");
@@ -213,7 +214,7 @@ impl Mtls {
         let client_ca = make_ca(&dir, "client-ca");
         let pushed_to = Registry::start_tls(&cert, &key);
         let path = format!("mtls/{}:v1", guard.id());
-        pushed_to.push_as(&busybox_image("1"), &path);
+        untag(&pushed_to.push_as(&busybox_image("1"), &path));
         let registry =
             Registry::start_tls_requiring_client_cert(&cert, &key, &client_ca, &pushed_to);
         let reference = registry.reference(&path);
