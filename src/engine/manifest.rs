@@ -18,14 +18,14 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
 use serde_json::Value;
 
-use super::certs::{CERTS_DIR, RegistryTrust};
+use super::certs::{self, CERTS_DIR, RegistryTrust};
 use super::{Engine, Error};
 use crate::plan::space::Layer;
 use crate::platform::Reference;
@@ -114,10 +114,8 @@ struct Client {
     credentials: Option<DockerCredentials>,
     authorization: Option<String>,
     until: Instant,
-    /// Where the registry's CAs are (or would be) read from.
-    certs: PathBuf,
-    /// Whether any were.
-    private_ca: bool,
+    /// What certs.d holds for the registry, to explain a refused handshake.
+    trust: RegistryTrust,
 }
 
 impl Client {
@@ -131,7 +129,7 @@ impl Client {
             DOCKER_HUB => "registry-1.docker.io".to_owned(),
             other => other.to_owned(),
         };
-        let trust = RegistryTrust::read(certs_dir, &host)?;
+        let trust = RegistryTrust::read(certs_dir, &host).map_err(|e| e.to_string())?;
         let roots = if trust.cas.is_empty() {
             ureq::tls::RootCerts::PlatformVerifier
         } else {
@@ -146,6 +144,7 @@ impl Client {
             ureq::tls::RootCerts::new_with_certs(&roots)
         };
         let tls = ureq::tls::TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(certs::provider())
             .root_certs(roots)
             .client_cert(trust.client.clone())
             .build();
@@ -161,25 +160,17 @@ impl Client {
             credentials,
             authorization: None,
             until,
-            private_ca: !trust.cas.is_empty(),
-            certs: trust.dir,
+            trust,
         })
     }
 
-    /// What the HTTPS error `e` means for the registry's CA, if it is about one.
-    fn about_ca(&self, e: &ureq::Error) -> String {
-        let text = e.to_string().to_lowercase();
-        if !text.contains("certificate") && !text.contains("issuer") {
-            return String::new();
-        }
-        if self.private_ca {
-            format!("; even trusting the CA(s) in {}", self.certs.display())
-        } else {
-            format!(
-                "; if the registry uses a private CA, put it in {}/ca.crt, where Docker reads it too",
-                self.certs.display()
-            )
-        }
+    /// What the HTTPS error `e` means for the registry's certs.d files, if
+    /// it is about a certificate: `; <what to do>`.
+    fn about_certs(&self, e: &ureq::Error) -> String {
+        self.trust
+            .explain(e)
+            .map(|refusal| format!("; {refusal}"))
+            .unwrap_or_default()
     }
 
     /// What is left of the time given, for the next call.
@@ -300,7 +291,7 @@ impl Client {
                     // registry speaks HTTPS only, and that is what failed.
                     Ok(r) if r.status() == 400 => Err(format!(
                         "no answer over HTTPS ({e}{}); it speaks HTTPS only (HTTP answered 400)",
-                        self.about_ca(&e)
+                        self.about_certs(&e)
                     )),
                     Ok(r) => {
                         self.base = insecure;
@@ -308,10 +299,10 @@ impl Client {
                     }
                     Err(plain) => Err(format!(
                         "no answer over HTTPS ({e}{}) nor HTTP ({plain})",
-                        self.about_ca(&e)
+                        self.about_certs(&e)
                     )),
                 },
-                None => Err(format!("no answer ({e}{})", self.about_ca(&e))),
+                None => Err(format!("no answer ({e}{})", self.about_certs(&e))),
             },
         }
     }

@@ -438,6 +438,14 @@ pub struct Registry {
     child: Option<Child>,
 }
 
+/// The certificate and key (PEM) a registry serves HTTPS with, and the CA
+/// its clients' certificates must be signed by, if it demands one.
+struct Tls<'a> {
+    cert: &'a Path,
+    key: &'a Path,
+    client_ca: Option<&'a Path>,
+}
+
 /// A registry account (htpasswd, bcrypt), and a docker CLI config dir
 /// logged in with it (the fixtures push through it; never `~/.docker`).
 #[derive(Clone)]
@@ -450,20 +458,44 @@ pub struct Login {
 impl Registry {
     /// Start one and wait until `GET /v2/` answers 200.
     pub fn start() -> Registry {
-        Registry::launch(None, None)
+        Registry::launch(None, None, None)
     }
 
     /// Start one serving HTTPS only, with this certificate and key (PEM).
     /// dockerd still pushes to it: it skips verifying loopback registries.
     pub fn start_tls(cert: &Path, key: &Path) -> Registry {
-        Registry::launch(None, Some((cert, key)))
+        let tls = Tls {
+            cert,
+            key,
+            client_ca: None,
+        };
+        Registry::launch(None, Some(tls), None)
+    }
+
+    /// Start one serving HTTPS, like [`Registry::start_tls`], that also
+    /// refuses every client without a certificate signed by `client_ca`
+    /// (`http.tls.clientcas`). It serves the images `images_of` holds:
+    /// dockerd has no client certificate to push with, so push there (a
+    /// plain HTTP or HTTPS one) and look them up here.
+    pub fn start_tls_requiring_client_cert(
+        cert: &Path,
+        key: &Path,
+        client_ca: &Path,
+        images_of: &Registry,
+    ) -> Registry {
+        let tls = Tls {
+            cert,
+            key,
+            client_ca: Some(client_ca),
+        };
+        Registry::launch(None, Some(tls), Some(&images_of.dir.join("data")))
     }
 
     /// Start one that answers only `user` (htpasswd auth, a fresh password
     /// per run), and log a private docker CLI config in to it.
     pub fn start_with_login(user: &str) -> Registry {
         let password = format!("pw-{}", run_id());
-        let mut registry = Registry::launch(Some((user, &password)), None);
+        let mut registry = Registry::launch(Some((user, &password)), None, None);
         let cli_config = registry.dir.join("docker-cli");
         fs::create_dir_all(&cli_config).expect("mkdir docker-cli");
         let mut login = Command::new("docker")
@@ -502,9 +534,12 @@ impl Registry {
         registry
     }
 
-    fn launch(login: Option<(&str, &str)>, tls: Option<(&Path, &Path)>) -> Registry {
+    /// Start one with these options; its images in `storage` (default:
+    /// its own dir's `data`).
+    fn launch(login: Option<(&str, &str)>, tls: Option<Tls>, storage: Option<&Path>) -> Registry {
         let bin = registry_binary();
         let dir = scratch_dir("registry");
+        let storage = storage.map_or_else(|| dir.join("data"), Path::to_owned);
         let auth = match login {
             None => String::new(),
             Some((user, password)) => {
@@ -516,13 +551,19 @@ impl Registry {
                 )
             }
         };
-        let tls_config = match tls {
+        let tls_config = match &tls {
             None => String::new(),
-            Some((cert, key)) => format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ),
+            Some(tls) => {
+                let client_cas = match tls.client_ca {
+                    None => String::new(),
+                    Some(ca) => format!("    clientcas:\n      - {}\n", ca.display()),
+                };
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n{client_cas}",
+                    tls.cert.display(),
+                    tls.key.display()
+                )
+            }
         };
         let mut last_log = String::new();
         for _attempt in 0..5 {
@@ -536,7 +577,7 @@ impl Registry {
                      log:\n  level: warn\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                      http:\n  addr: {addr}\n{tls_config}{auth}",
-                    dir.join("data").display()
+                    storage.display()
                 ),
             )
             .expect("write registry config");
