@@ -18,6 +18,14 @@
 //! call that fails once instead, as if Docker had not answered: the first
 //! time it is reached the call is not made and returns an error; later
 //! passes go through. It shows that a failed call is tried again.
+//!
+//! `TELEFIG_FAILPOINT_DELAY` names, the same way, a point where the code
+//! waits [`DELAY`] each time it is reached: the daemon's live model reading
+//! Docker's stream late (`before:live-event:<container>`), as on a loaded
+//! host. It shows that what is shown does not depend on that race.
+
+/// How long a point named by `TELEFIG_FAILPOINT_DELAY` waits.
+pub const DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Mark a point: `failpoint!("before", "create", name)`.
 #[macro_export]
@@ -39,6 +47,35 @@ macro_rules! failpoint_fails {
         let fails = false;
         fails
     }};
+}
+
+/// How long to wait at this point (see [`delay`]): always `None` outside a
+/// test build.
+#[macro_export]
+macro_rules! failpoint_delay {
+    ($when:expr, $what:expr, $target:expr) => {{
+        #[cfg(feature = "failpoints")]
+        let delay = $crate::failpoint::delay($when, $what, $target);
+        #[cfg(not(feature = "failpoints"))]
+        let delay: Option<std::time::Duration> = None;
+        delay
+    }};
+}
+
+/// [`DELAY`] when `TELEFIG_FAILPOINT_DELAY` names this point.
+#[cfg(feature = "failpoints")]
+pub fn delay(when: &str, what: &str, target: &str) -> Option<std::time::Duration> {
+    use std::sync::OnceLock;
+    static WANTED: OnceLock<Option<String>> = OnceLock::new();
+    let wanted = WANTED
+        .get_or_init(|| std::env::var("TELEFIG_FAILPOINT_DELAY").ok())
+        .as_ref()?;
+    let kind = format!("{when}:{what}");
+    let name = format!("{kind}:{target}");
+    (*wanted == name || *wanted == kind).then(|| {
+        eprintln!("failpoint: waiting {} ms at {name}", DELAY.as_millis());
+        DELAY
+    })
 }
 
 /// Whether `TELEFIG_FAILPOINT_ERROR` names this point and it has not failed yet.

@@ -1,6 +1,6 @@
 //! `telefig daemon` against the real engine: boot repair with systemd's
-//! notify protocol, drift repair, re-gating after a dependency restarts,
-//! cron, and a stopped serviceset left alone.
+//! notify protocol, drift repair (streamed after its cause), re-gating
+//! after a dependency restarts, cron, and a stopped serviceset left alone.
 
 #[path = "support/stack.rs"]
 mod stack;
@@ -153,6 +153,97 @@ fn boot_repair_restarts_a_dependent_docker_started_too_early_then_says_ready() {
         "after web was healthy"
     );
     assert!(running(&s.name("discovery")));
+}
+
+/// Regression: the repair watcher reads Docker's events on a subscription
+/// of its own, so a repair's events (read from the deploy log) reached
+/// `telefig events` before the live model had read the Docker event that
+/// caused the repair: the cure shown before the disease. A test build
+/// reads Docker's stream late here (2 s before each event of the broken
+/// container, as on a loaded host); Docker's first event of the removal
+/// must still come before every event of the repair that brings it back.
+#[test]
+fn a_repair_streams_after_the_docker_event_that_caused_it() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let logging = s.name("logging");
+    let point = format!("before:live-event:{logging}");
+    let notify = NotifySocket::new(&s.dir);
+    let _daemon = Daemon::spawn_with(&s, &notify, &[], &[("TELEFIG_FAILPOINT_DELAY", &point)]);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        daemon_log(&s)
+    );
+    let mut events = s.follow_events();
+    // Remove it until the follower sees Docker's `removed` (it may have
+    // subscribed late); each time, once the last removal is repaired.
+    let mut round = 0;
+    let seen_removed = wait_until(Duration::from_secs(60), || {
+        if !running(&logging) {
+            return false;
+        }
+        round = events.seen().len();
+        docker_ok(&["rm", "-f", &logging]);
+        events
+            .next_where(Duration::from_secs(15), |e| {
+                e["container"] == logging.as_str() && e["event"] == "removed"
+            })
+            .is_some()
+    });
+    assert!(seen_removed, "{}\n{}", events.summary(), daemon_log(&s));
+    let removed_at = events.seen().len() - 1;
+    // Docker's first event of the removal (`died`, then `removed`): the
+    // repair answers it, or one after it.
+    let broke_at = events
+        .position_from(round, |e| {
+            e["container"] == logging.as_str()
+                && e["deploy"].is_null()
+                && (e["event"] == "died" || e["event"] == "removed")
+        })
+        .expect("`removed` is one");
+    let is_repaired = |e: &Value| e["container"] == logging.as_str() && e["event"] == "repaired";
+    let repaired = events
+        .next_where(Duration::from_secs(30), is_repaired)
+        // None after it: shown before it, if at all.
+        .or_else(|| {
+            events.seen()[..removed_at]
+                .iter()
+                .rev()
+                .find(|e| is_repaired(e))
+                .cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no `repaired` for {logging}\n{}\n{}",
+                events.summary(),
+                daemon_log(&s)
+            )
+        });
+    let log = daemon_log(&s);
+    assert!(
+        log.contains(&format!("failpoint: waiting 2000 ms at {point}")),
+        "the live model read Docker's stream late\n{log}"
+    );
+    let repair = &repaired["deploy"];
+    assert!(repair.is_u64(), "{repaired}");
+    let early: Vec<&Value> = events.seen()[..broke_at]
+        .iter()
+        .filter(|e| e["deploy"] == *repair && e["serviceset"] == s.id())
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the repair's events came before Docker's event of the removal: {early:?}\n{}\n{log}",
+        events.summary()
+    );
+    let started = events.seen()[broke_at..]
+        .iter()
+        .any(|e| e["deploy"] == *repair && e["event"] == "repair-started");
+    assert!(started, "the whole repair came after\n{}", events.summary());
 }
 
 #[test]

@@ -291,6 +291,11 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
 /// `telefig daemon` on the stack's state dir, serving metrics on `addr`,
 /// its log appended to `daemon.log`.
 fn spawn_daemon(s: &Stack, addr: &str) -> Running {
+    spawn_daemon_with(s, addr, &[])
+}
+
+/// [`spawn_daemon`] with extra environment (a failpoint).
+fn spawn_daemon_with(s: &Stack, addr: &str, env: &[(&str, &str)]) -> Running {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -301,6 +306,7 @@ fn spawn_daemon(s: &Stack, addr: &str) -> Running {
             .args(["daemon", "--state-dir"])
             .arg(s.dir.join("state"))
             .args(["--metrics-listen", addr])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -330,7 +336,7 @@ fn running(name: &str) -> bool {
 /// Drift repaired by the running daemon is counted by cause — a container
 /// removed by hand is `missing`, one stopped by hand `not_running` — and
 /// each repair shows in `telefig events --json` as `repaired` with its
-/// cause.
+/// cause, after Docker's event of the break.
 #[test]
 fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     if !require_docker() || !have("promtool") {
@@ -339,7 +345,10 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
     let addr = format!("127.0.0.1:{}", free_port());
-    let _daemon = spawn_daemon(&s, &addr);
+    // The daemon reads Docker's events for logging late, as on a loaded
+    // host: its repair is done before Docker's `removed` is read.
+    let late = format!("before:live-event:{}", s.name("logging"));
+    let _daemon = spawn_daemon_with(&s, &addr, &[("TELEFIG_FAILPOINT_DELAY", &late)]);
     let ours = format!("serviceset=\"{}\"", s.id());
     let repairs = |text: &str, cause: &str| {
         sample(
@@ -367,46 +376,70 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
         (s.name("logging"), "missing", ["rm", "-f"]),
         (s.name("discovery"), "not_running", ["stop", "-t1"]),
     ] {
-        // Break it until the follower sees Docker's event for it: from then
-        // on, the repair's events reach the follower too. They may come
-        // before Docker's own (the daemon reads Docker's stream late on a
-        // loaded host): a `repaired` passing by on the way is kept.
+        // Break it until the follower sees Docker's event for it (it may
+        // have subscribed late), each time once the last break is repaired.
+        let gone = if cause == "missing" {
+            "removed"
+        } else {
+            "stopped"
+        };
         let mut broken = false;
-        let mut repaired = None;
-        let subscribed = wait_until(Duration::from_secs(20), || {
+        let mut round = 0;
+        let subscribed = wait_until(Duration::from_secs(40), || {
             if broken && !running(&container) {
                 return false; // the last break is not repaired yet
             }
+            round = events.seen().len();
             docker_ok(&[break_it[0], break_it[1], container.as_str()]);
             broken = true;
-            let gone = if cause == "missing" {
-                "removed"
-            } else {
-                "stopped"
-            };
             events
-                .next_where(Duration::from_secs(3), |e| {
-                    let ours = e["container"] == container.as_str();
-                    if ours && e["event"] == "repaired" {
-                        repaired = Some(e.clone());
-                    }
-                    ours && e["event"] == gone
+                .next_where(Duration::from_secs(10), |e| {
+                    e["container"] == container.as_str() && e["event"] == gone
                 })
                 .is_some()
         });
         assert!(subscribed, "{}\n{}", events.summary(), daemon_log(&s));
-        let repaired = repaired.or_else(|| {
-            events.next_where(Duration::from_secs(20), |e| {
-                e["container"] == container.as_str() && e["event"] == "repaired"
+        let gone_at = events.seen().len() - 1;
+        // Docker's first event of the break (`died`, then `removed` or
+        // `stopped`): the repair answers it, or one after it.
+        let broke_at = events
+            .position_from(round, |e| {
+                e["container"] == container.as_str()
+                    && e["deploy"].is_null()
+                    && (e["event"] == "died" || e["event"] == gone)
             })
-        });
-        let repaired = repaired.unwrap_or_else(|| {
-            panic!(
-                "no `repaired` event for {container}\n{}\n{}",
-                events.summary(),
-                daemon_log(&s)
-            )
-        });
+            .expect("the break's own event is one");
+        let is_repaired =
+            |e: &Value| e["container"] == container.as_str() && e["event"] == "repaired";
+        let repaired = events
+            .next_where(Duration::from_secs(20), is_repaired)
+            // None after it: shown before it, if at all.
+            .or_else(|| {
+                events.seen()[..gone_at]
+                    .iter()
+                    .rev()
+                    .find(|e| is_repaired(e))
+                    .cloned()
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `repaired` event for {container}\n{}\n{}",
+                    events.summary(),
+                    daemon_log(&s)
+                )
+            });
+        // The cause is shown before the cure: no event of this repair
+        // comes before Docker's event of the break.
+        let early: Vec<&Value> = events.seen()[..broke_at]
+            .iter()
+            .filter(|e| e["deploy"] == repaired["deploy"] && e["serviceset"] == s.id())
+            .collect();
+        assert!(
+            early.is_empty(),
+            "the repair of {container} was shown before Docker's event of the break: {early:?}\n{}\n{}",
+            events.summary(),
+            daemon_log(&s)
+        );
         assert_eq!(repaired["detail"], cause, "{repaired}");
         assert_eq!(repaired["operation"], "repair", "{repaired}");
         assert_eq!(repaired["serviceset"], s.id(), "{repaired}");

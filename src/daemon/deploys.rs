@@ -4,11 +4,12 @@
 //! its end — for `telefig events`; the logs' totals feed the metrics.
 //!
 //! The first read at the daemon's start is history, not news: it gives
-//! no events.
+//! no events. A repair's events carry the time of the Docker event that
+//! caused it, so they are not shown before it (see `happened::Outbox`).
 
 use std::collections::BTreeMap;
 
-use super::happened::Happened;
+use super::happened::{Caused, Happened};
 use crate::state::{CronRun, CronTotals, Deploy, DeployLog, Step};
 
 #[derive(Debug, Default)]
@@ -21,18 +22,14 @@ pub struct Deploys {
 
 impl Deploys {
     /// `serviceset`'s log as read now (`None`: it was removed); `live` is
-    /// false for the first read. Returns the events it adds.
-    pub fn update(
-        &mut self,
-        serviceset: &str,
-        log: Option<DeployLog>,
-        live: bool,
-    ) -> Vec<Happened> {
+    /// false for the first read. Returns the events it adds, each with the
+    /// time of the Docker event its entry answers (a repair's cause).
+    pub fn update(&mut self, serviceset: &str, log: Option<DeployLog>, live: bool) -> Vec<Caused> {
         let Some(log) = log else {
             self.logs.remove(serviceset);
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let mut out: Vec<Caused> = Vec::new();
         let before = self.logs.get(serviceset);
         let known_last = before.and_then(|b| b.deploys.last()).map_or(0, |d| d.seq);
         for d in log.deploys.iter().filter(|_| live) {
@@ -40,20 +37,29 @@ impl Deploys {
             if old.is_none() && d.seq <= known_last {
                 continue; // left the log before we saw it; not news
             }
+            let caused = |happened| Caused {
+                after_nanos: d.cause_nanos,
+                happened,
+            };
             if old.is_none() {
-                out.push(event(
+                out.push(caused(event(
                     serviceset,
                     d,
                     d.started_at_nanos,
                     "",
                     &format!("{}-started", d.operation.noun()),
                     String::new(),
-                ));
+                )));
             }
             let seen = old.map_or(0, |o| o.steps.len());
-            out.extend(d.steps.iter().skip(seen).map(|s| step(serviceset, d, s)));
+            out.extend(
+                d.steps
+                    .iter()
+                    .skip(seen)
+                    .map(|s| caused(step(serviceset, d, s))),
+            );
             if d.result.is_some() && old.is_none_or(|o| o.result.is_none()) {
-                out.push(finished(serviceset, d));
+                out.push(caused(finished(serviceset, d)));
             }
         }
         self.logs.insert(serviceset.to_owned(), log);
@@ -167,9 +173,10 @@ mod tests {
         }
     }
 
-    fn names(events: &[Happened]) -> Vec<String> {
+    fn names(events: &[Caused]) -> Vec<String> {
         events
             .iter()
+            .map(|c| &c.happened)
             .map(|h| format!("{}#{} {}", h.event, h.deploy.unwrap_or(0), h.container))
             .collect()
     }
@@ -196,8 +203,9 @@ mod tests {
         log.update(d);
         let second = model.update("shop", Some(log.clone()), true);
         assert_eq!(names(&second), ["gate-passed#1 web", "deploy-finished#1 "]);
-        assert_eq!(second[1].result.as_deref(), Some("succeeded"));
-        assert_eq!(second[1].operation.as_deref(), Some("start"));
+        assert_eq!(second[1].happened.result.as_deref(), Some("succeeded"));
+        assert_eq!(second[1].happened.operation.as_deref(), Some("start"));
+        assert_eq!(second[1].after_nanos, None, "a deploy answers no event");
         assert!(model.update("shop", Some(log.clone()), true).is_empty());
         assert_eq!(model.logs["shop"].totals.deploys["succeeded"], 1);
     }
@@ -211,11 +219,14 @@ mod tests {
         log.begin(d);
         assert!(model.update("shop", Some(log.clone()), false).is_empty());
         let mut repair = Deploy::new(Operation::Repair, 20);
+        repair.cause_nanos = Some(19);
         repair.steps.push(step(21, "created", "web-logging"));
         log.begin(repair);
-        assert_eq!(
-            names(&model.update("shop", Some(log), true)),
-            ["repair-started#2 ", "created#2 web-logging"]
+        let news = model.update("shop", Some(log), true);
+        assert_eq!(names(&news), ["repair-started#2 ", "created#2 web-logging"]);
+        assert!(
+            news.iter().all(|c| c.after_nanos == Some(19)),
+            "a repair's events wait for its cause: {news:?}"
         );
         assert!(model.update("shop", None, true).is_empty());
         assert!(model.logs.is_empty());

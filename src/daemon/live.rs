@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch as signal;
 use tracing::{info, warn};
 
-use super::happened::{Happened, happened};
+use super::happened::{Caused, Happened};
 use super::model::{Model, Needs};
 use super::{metrics, socket};
 use crate::clock::now_nanos;
@@ -90,9 +90,16 @@ pub async fn run(
                 let fresh = Model::from_snapshot(snapshot, |name| st.health_history(name));
                 let mut m = model.lock().expect("never poisoned");
                 let deploys = std::mem::take(&mut m.deploys);
+                let outbox = std::mem::take(&mut m.outbox);
                 *m = fresh;
                 m.reconnects = reconnects;
                 m.deploys = deploys;
+                m.outbox = outbox;
+                // Docker replays its stream from `since` on; what came
+                // before was missed, and is shown never: stop waiting for it.
+                for h in m.outbox.docker_read_to(since * 1_000_000_000 - 1) {
+                    let _ = feed.send(h); // no subscriber is fine
+                }
                 drop(m);
                 give_back_freed_memory();
                 info!("live model: {count} containers");
@@ -136,13 +143,20 @@ async fn follow(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(ev)) => {
+                    // A test build can read Docker's stream late here, as a
+                    // loaded host does.
+                    if let Some(late) = crate::failpoint_delay!("before", "live-event", &ev.name) {
+                        tokio::time::sleep(late).await;
+                    }
                     let needs = {
                         let mut m = model.lock().expect("never poisoned");
-                        if let Some(h) = happened(&m, &ev) {
-                            // No subscriber is fine.
+                        let (news, needs) = m.docker_event(&ev);
+                        // Sent under the lock: the files' events cannot
+                        // come between. No subscriber is fine.
+                        for h in news {
                             let _ = feed.send(h);
                         }
-                        m.apply(&ev)
+                        needs
                     };
                     match needs {
                         Needs::Nothing => {}
@@ -188,7 +202,8 @@ async fn follow(
 
 /// Follow the deploy logs and cron runs in the state dir: read a file again
 /// when it changed (off the runtime), update the model, and send the events
-/// it adds — in the order they happened — to the `events` subscribers.
+/// it adds — in the order they happened, a repair's after Docker's event
+/// that caused it — to the `events` subscribers.
 async fn follow_files(
     state: StateDir,
     model: Shared,
@@ -227,9 +242,14 @@ async fn follow_files(
             news.extend(m.deploys.update(&name, log, live));
         }
         if let Some(runs) = runs {
-            news.extend(m.deploys.update_cron(&runs, live));
+            let ran = m.deploys.update_cron(&runs, live);
+            news.extend(ran.into_iter().map(|happened| Caused {
+                after_nanos: None,
+                happened,
+            }));
         }
-        for h in news {
+        // A repair's events wait for Docker's event that caused it.
+        for h in m.outbox.push(news) {
             let _ = feed.send(h); // no subscriber is fine
         }
         live = true;

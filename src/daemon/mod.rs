@@ -222,7 +222,7 @@ async fn boot_repair(repairer: &Repairer, notifier: &Notifier) -> Result<(), Err
     // Gates can take minutes; keep systemd's start timeout ahead of us.
     notifier.extend_timeout(Duration::from_secs(660));
     let repairs = records.iter().map(|name| async move {
-        match repairer.repair(name, true).await {
+        match repairer.repair(name, true, None).await {
             Ok(Some(summary)) => info!(serviceset = %name, "boot repair: {summary}"),
             Ok(None) => info!(serviceset = %name, "boot repair: as recorded"),
             Err(e) => error!(serviceset = %name, "boot repair failed: {e}"),

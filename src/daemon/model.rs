@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::happened::{Happened, Outbox, happened};
 use crate::engine::live::{LiveContainer, LiveEvent, LiveKind, Probe};
 use crate::engine::status::{ContainerStatus, is_ok};
 use crate::plan::{Health, Observed, RunState};
@@ -141,6 +142,8 @@ pub struct Model {
     pub reconnects: u64,
     /// The deploy logs and cron runs, as last read from the state dir.
     pub deploys: super::deploys::Deploys,
+    /// The order `telefig events` shows things in.
+    pub outbox: Outbox,
 }
 
 impl Model {
@@ -162,6 +165,7 @@ impl Model {
             probes_running: HashMap::new(),
             reconnects: 0,
             deploys: Default::default(),
+            outbox: Default::default(),
         }
     }
 
@@ -184,6 +188,16 @@ impl Model {
             }
             e.probes = probes;
         }
+    }
+
+    /// Docker's event `ev`, applied: the telefig events to show now, in
+    /// order — what `ev` means, then what was held until it was read — and
+    /// what the caller must do.
+    pub fn docker_event(&mut self, ev: &LiveEvent) -> (Vec<Happened>, Needs) {
+        let mut news: Vec<Happened> = happened(self, ev).into_iter().collect();
+        let needs = self.apply(ev);
+        news.extend(self.outbox.docker_read_to(ev.time_nanos));
+        (news, needs)
     }
 
     pub fn apply(&mut self, ev: &LiveEvent) -> Needs {

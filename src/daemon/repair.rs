@@ -106,16 +106,22 @@ impl Repairer {
         }
     }
 
-    /// Bring `serviceset` back to its record (see [`ops::repair`]).
+    /// Bring `serviceset` back to its record (see [`ops::repair`]);
+    /// `cause_nanos` is the time of the newest Docker event it answers.
     /// Returns the plan's summary when something was done.
-    pub async fn repair(&self, serviceset: &str, boot: bool) -> Result<Option<String>, Error> {
+    pub async fn repair(
+        &self,
+        serviceset: &str,
+        boot: bool,
+        cause_nanos: Option<i64>,
+    ) -> Result<Option<String>, Error> {
         // A label that is no valid name cannot have a record.
         let Ok(name) = ServicesetName::parse(serviceset) else {
             return Ok(None);
         };
         let sink = |e| log_event(serviceset, e);
         let mut ctx = self.ctx(&name, &sink);
-        match ops::repair(&mut ctx, &name, boot, &self.own).await? {
+        match ops::repair(&mut ctx, &name, boot, cause_nanos, &self.own).await? {
             None => Ok(None),
             Some(done) => match done.report.failure {
                 None => Ok(Some(done.plan.summary())),

@@ -39,6 +39,9 @@ pub struct Watcher {
     cron: cron::CronRunner,
     /// Servicesets to repair, and when.
     pending: HashMap<String, Instant>,
+    /// The newest Docker event (its time, ns) that made each pending
+    /// serviceset pending: the repair's events are shown after it.
+    causes: HashMap<String, i64>,
     /// Servicesets with a repair running now.
     busy: Arc<Mutex<HashSet<String>>>,
     /// Servicesets whose repair Docker did not answer in time: tried again
@@ -80,6 +83,7 @@ impl Watcher {
             budget: Budget::new(budget),
             cron: cron::CronRunner::default(),
             pending: HashMap::new(),
+            causes: HashMap::new(),
             busy: Arc::default(),
             retry: Arc::default(),
             regates: Arc::default(),
@@ -194,6 +198,10 @@ impl Watcher {
             return;
         }
         let due = Instant::now() + DEBOUNCE;
+        self.causes
+            .entry(serviceset.clone())
+            .and_modify(|t| *t = (*t).max(e.time_nanos))
+            .or_insert(e.time_nanos);
         self.pending
             .entry(serviceset)
             .and_modify(|d| *d = (*d).min(due))
@@ -288,10 +296,11 @@ impl Watcher {
                 continue; // a repair runs; this one stays pending until it is done
             }
             self.pending.remove(&serviceset);
+            let cause = self.causes.remove(&serviceset);
             let repairer = self.repairer.clone();
             let (busy, retry) = (self.busy.clone(), self.retry.clone());
             self.tasks.spawn(async move {
-                match repairer.repair(&serviceset, false).await {
+                match repairer.repair(&serviceset, false, cause).await {
                     Ok(Some(summary)) => info!(%serviceset, "repaired: {summary}"),
                     Ok(None) => {}
                     Err(e) if e.timed_out() => {

@@ -67,6 +67,11 @@ impl Journal {
         })
     }
 
+    /// The time (ns) of the newest Docker event the operation answers.
+    pub fn caused_by(&self, nanos: i64) {
+        self.inner.lock().expect("journal").entry.cause_nanos = Some(nanos);
+    }
+
     /// A container the operation repairs, and why.
     pub fn repairing(&self, container: &str, cause: &str) {
         let mut inner = self.inner.lock().expect("journal");

@@ -25,13 +25,16 @@ use crate::state::Operation;
 
 /// Bring `name` back to its record: recreate what was removed, start what
 /// was stopped outside telefig, and — at `boot` — restart dependents Docker
-/// started before their dependency met its gate. `own` learns what this
-/// repair announces, so the daemon tells drift from its echo. `None` when
-/// there is no record, it is stopped on purpose, or nothing was to do.
+/// started before their dependency met its gate. `cause_nanos`: the time
+/// of the newest Docker event (drift) this repair answers, kept in its
+/// deploy-log entry. `own` learns what this repair announces, so the
+/// daemon tells drift from its echo. `None` when there is no record, it is
+/// stopped on purpose, or nothing was to do.
 pub async fn repair(
     ctx: &mut Ctx<'_>,
     name: &ServicesetName,
     boot: bool,
+    cause_nanos: Option<i64>,
     own: &Mutex<OwnEvents>,
 ) -> Result<Option<Converged>, Error> {
     let _lock = ctx.lock(name, "daemon repair", ctx.deadline).await?;
@@ -91,6 +94,9 @@ pub async fn repair(
         record.commit.as_deref(),
         record.deploy_id.as_deref(),
     );
+    if let Some(nanos) = cause_nanos {
+        journal.caused_by(nanos);
+    }
     for a in first.actions.iter().filter(|a| a.action.mutates()) {
         journal.repairing(&a.container, a.reason.code());
     }

@@ -145,6 +145,11 @@ pub struct Deploy {
     /// A repair's containers and causes (`restart` by the daemon: `unhealthy`).
     #[serde(default)]
     pub repaired: Vec<Repaired>,
+    /// A repair of drift: the time (ns) of the newest Docker event that
+    /// made the daemon repair. `telefig events` shows the repair's events
+    /// only after that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_nanos: Option<i64>,
     #[serde(default)]
     pub steps: Vec<Step>,
 }
@@ -165,6 +170,7 @@ impl Deploy {
             put_back: Vec::new(),
             rollback_passed: None,
             repaired: Vec::new(),
+            cause_nanos: None,
             steps: Vec::new(),
         }
     }

@@ -67,6 +67,18 @@ impl EventFollower {
         None
     }
 
+    /// Every event read so far, in order.
+    pub fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+
+    /// Where (in [`seen`](Self::seen)) the first event from index `from`
+    /// on that `wanted` accepts is.
+    pub fn position_from(&self, from: usize, wanted: impl Fn(&Value) -> bool) -> Option<usize> {
+        let later = self.seen.get(from..)?;
+        later.iter().position(wanted).map(|i| from + i)
+    }
+
     /// Every event read so far, one a line, for a failure message.
     pub fn summary(&self) -> String {
         let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
