@@ -264,3 +264,50 @@ fn a_negative_or_malformed_duration_on_any_flag_names_the_flag() {
     let out = run(&[os("daemon"), os("--docker-timeout"), os("0s")]);
     assert_bad_input(&out, "`0s` is zero", "--docker-timeout 0s");
 }
+
+/// `start` connects to Docker and takes the lock while its file is still
+/// being parsed: a bad file must still be what it reports, with exit 2 and
+/// the place in the file, even when no Docker answers, and must leave the
+/// serviceset's lock free.
+#[test]
+fn start_reports_a_bad_file_first_even_with_no_docker_to_answer() {
+    let dir = scratch_dir("hostile-start");
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "web:\n  docker: {image: x, version: v1}\n  bogus: [\n",
+    )
+    .unwrap();
+    let state = dir.join("state");
+    for docker_host in [
+        format!("unix://{}", dir.join("no-docker.sock").display()),
+        // Whatever answers (or not) on this machine's engine.
+        String::from("unix:///var/run/docker.sock"),
+    ] {
+        let out = telefig()
+            .env("DOCKER_HOST", &docker_host)
+            .args([
+                os("start"),
+                os("-c"),
+                conf.as_os_str(),
+                os("--name"),
+                os("web"),
+            ])
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .expect("run telefig");
+        assert_bad_input(&out, "web.conf:3:", &docker_host);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("Docker"), "{docker_host}: {stderr}");
+    }
+    // Nothing holds the lock afterwards: a second caller need not wait.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(state.join("locks/web.lock"));
+    if let Ok(lock) = lock {
+        lock.try_lock()
+            .expect("the lock is free after a failed start");
+    }
+}
