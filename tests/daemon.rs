@@ -196,34 +196,17 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
             .is_some()
     });
     assert!(seen_removed, "{}\n{}", events.summary(), daemon_log(&s));
-    let removed_at = events.seen().len() - 1;
     // Docker's first event of the removal (`died`, then `removed`): the
     // repair answers it, or one after it.
-    let broke_at = events
-        .position_from(round, |e| {
-            e["container"] == logging.as_str()
-                && e["deploy"].is_null()
-                && (e["event"] == "died" || e["event"] == "removed")
-        })
-        .expect("`removed` is one");
-    let is_repaired = |e: &Value| e["container"] == logging.as_str() && e["event"] == "repaired";
-    let repaired = events
-        .next_where(Duration::from_secs(30), is_repaired)
-        // None after it: shown before it, if at all.
-        .or_else(|| {
-            events.seen()[..removed_at]
-                .iter()
-                .rev()
-                .find(|e| is_repaired(e))
-                .cloned()
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no `repaired` for {logging}\n{}\n{}",
-                events.summary(),
-                daemon_log(&s)
-            )
-        });
+    let (broke_at, repaired) =
+        events.break_and_repair(&logging, "removed", round, Duration::from_secs(30));
+    let repaired = repaired.unwrap_or_else(|| {
+        panic!(
+            "no `repaired` for {logging}\n{}\n{}",
+            events.summary(),
+            daemon_log(&s)
+        )
+    });
     let log = daemon_log(&s);
     assert!(
         log.contains(&format!("failpoint: waiting 2000 ms at {point}")),
@@ -231,10 +214,7 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
     );
     let repair = &repaired["deploy"];
     assert!(repair.is_u64(), "{repaired}");
-    let early: Vec<&Value> = events.seen()[..broke_at]
-        .iter()
-        .filter(|e| e["deploy"] == *repair && e["serviceset"] == s.id())
-        .collect();
+    let early = events.of_deploy_before(broke_at, repair, s.id());
     assert!(
         early.is_empty(),
         "the repair's events came before Docker's event of the removal: {early:?}\n{}\n{log}",

@@ -399,41 +399,20 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
                 .is_some()
         });
         assert!(subscribed, "{}\n{}", events.summary(), daemon_log(&s));
-        let gone_at = events.seen().len() - 1;
         // Docker's first event of the break (`died`, then `removed` or
         // `stopped`): the repair answers it, or one after it.
-        let broke_at = events
-            .position_from(round, |e| {
-                e["container"] == container.as_str()
-                    && e["deploy"].is_null()
-                    && (e["event"] == "died" || e["event"] == gone)
-            })
-            .expect("the break's own event is one");
-        let is_repaired =
-            |e: &Value| e["container"] == container.as_str() && e["event"] == "repaired";
-        let repaired = events
-            .next_where(Duration::from_secs(20), is_repaired)
-            // None after it: shown before it, if at all.
-            .or_else(|| {
-                events.seen()[..gone_at]
-                    .iter()
-                    .rev()
-                    .find(|e| is_repaired(e))
-                    .cloned()
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "no `repaired` event for {container}\n{}\n{}",
-                    events.summary(),
-                    daemon_log(&s)
-                )
-            });
+        let (broke_at, repaired) =
+            events.break_and_repair(&container, gone, round, Duration::from_secs(20));
+        let repaired = repaired.unwrap_or_else(|| {
+            panic!(
+                "no `repaired` event for {container}\n{}\n{}",
+                events.summary(),
+                daemon_log(&s)
+            )
+        });
         // The cause is shown before the cure: no event of this repair
         // comes before Docker's event of the break.
-        let early: Vec<&Value> = events.seen()[..broke_at]
-            .iter()
-            .filter(|e| e["deploy"] == repaired["deploy"] && e["serviceset"] == s.id())
-            .collect();
+        let early = events.of_deploy_before(broke_at, &repaired["deploy"], s.id());
         assert!(
             early.is_empty(),
             "the repair of {container} was shown before Docker's event of the break: {early:?}\n{}\n{}",

@@ -79,6 +79,46 @@ impl EventFollower {
         later.iter().position(wanted).map(|i| from + i)
     }
 
+    /// A break of `container` the daemon repairs, the last event seen being
+    /// Docker's `gone` (`removed`, `stopped`) of it: where Docker's first
+    /// event of the break is (`died` or `gone`, from index `from` on), and
+    /// the daemon's `repaired` of the container, waited for up to `wait`
+    /// or else one shown before `gone`.
+    pub fn break_and_repair(
+        &mut self,
+        container: &str,
+        gone: &str,
+        from: usize,
+        wait: Duration,
+    ) -> (usize, Option<Value>) {
+        let gone_at = self.seen.len().saturating_sub(1);
+        let broke_at = self
+            .position_from(from, |e| {
+                e["container"] == container
+                    && e["deploy"].is_null()
+                    && (e["event"] == "died" || e["event"] == gone)
+            })
+            .unwrap_or_else(|| panic!("no `died` or `{gone}` of {container} from event {from} on"));
+        let is_repaired = |e: &Value| e["container"] == container && e["event"] == "repaired";
+        let repaired = self.next_where(wait, is_repaired).or_else(|| {
+            self.seen[..gone_at]
+                .iter()
+                .rev()
+                .find(|e| is_repaired(e))
+                .cloned()
+        });
+        (broke_at, repaired)
+    }
+
+    /// The events of deploy-log entry `deploy` of `serviceset` seen before
+    /// index `before`.
+    pub fn of_deploy_before(&self, before: usize, deploy: &Value, serviceset: &str) -> Vec<&Value> {
+        self.seen[..before]
+            .iter()
+            .filter(|e| e["deploy"] == *deploy && e["serviceset"] == serviceset)
+            .collect()
+    }
+
     /// Every event read so far, one a line, for a failure message.
     pub fn summary(&self) -> String {
         let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
