@@ -1,6 +1,9 @@
-//! A cron job run as `user` gets that user's supplementary groups too, as
-//! cron gives them (initgroups): a job that reads a group-owned socket or
-//! log directory works under telefig as it did under cron.
+//! A cron job runs as one of the host's jobs. Run as `user` it gets that
+//! user's supplementary groups too, as cron gives them (initgroups): a job
+//! that reads a group-owned socket or log directory works under telefig as
+//! it did under cron. Where systemd is init, each run is a transient unit
+//! that PID 1 starts, outside the daemon's sandbox; elsewhere it is the
+//! daemon's child.
 
 #[path = "support/stack.rs"]
 mod stack;
@@ -64,28 +67,9 @@ impl Drop for Daemon {
     }
 }
 
-#[test]
-fn a_cron_job_runs_with_its_users_supplementary_groups() {
-    if !require_docker() {
-        return;
-    }
-    if !Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-    {
-        eprintln!("SKIP: creating a host user and group needs root");
-        return;
-    }
-    let host = HostUser::create();
-    let gid = host.gid();
-    let s = Stack::new();
-    s.add_cron(&format!(
-        "      Grouped: {{schedule: \"* * * * * *\", command: 'echo \"groups: $(id -G)\"', user: {}}}\n",
-        host.user
-    ));
-    assert_exit(&s.start(&[]), 0);
-    let _daemon = Daemon(
+/// `telefig daemon` on `s`'s state dir, its log in `daemon.log`.
+fn spawn_daemon(s: &Stack) -> Daemon {
+    Daemon(
         telefig()
             .args(["daemon", "--state-dir"])
             .arg(s.dir.join("state"))
@@ -93,7 +77,11 @@ fn a_cron_job_runs_with_its_users_supplementary_groups() {
             .stderr(std::fs::File::create(s.dir.join("daemon.log")).unwrap())
             .spawn()
             .unwrap(),
-    );
+    )
+}
+
+/// The output tail of `entry`'s first finished run (exit code 0).
+fn first_run_output(s: &Stack, entry: &str) -> String {
     let status = || -> Value {
         let out = telefig()
             .args(["status", "--json", "--name", s.id(), "--state-dir"])
@@ -103,14 +91,42 @@ fn a_cron_job_runs_with_its_users_supplementary_groups() {
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     };
     let ran = wait_until(Duration::from_secs(20), || {
-        status()["cron"][s.id()]["Grouped"]["exit_code"] == 0
+        status()["cron"][s.id()][entry]["exit_code"] == 0
     });
     let log = std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default();
     assert!(ran, "{}\n{log}", status());
-    let output = status()["cron"][s.id()]["Grouped"]["output_tail"]
+    status()["cron"][s.id()][entry]["output_tail"]
         .as_str()
         .unwrap_or_default()
-        .to_owned();
+        .to_owned()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+#[test]
+fn a_cron_job_runs_with_its_users_supplementary_groups() {
+    if !require_docker() {
+        return;
+    }
+    assert!(
+        is_root(),
+        "creating a host user and group needs root: run the suite as root (`sudo tests/setup`)"
+    );
+    let host = HostUser::create();
+    let gid = host.gid();
+    let s = Stack::new();
+    s.add_cron(&format!(
+        "      Grouped: {{schedule: \"* * * * * *\", command: 'echo \"groups: $(id -G)\"', user: {}}}\n",
+        host.user
+    ));
+    assert_exit(&s.start(&[]), 0);
+    let _daemon = spawn_daemon(&s);
+    let output = first_run_output(&s, "Grouped");
     let groups: Vec<&str> = output
         .trim()
         .trim_start_matches("groups:")
@@ -118,7 +134,33 @@ fn a_cron_job_runs_with_its_users_supplementary_groups() {
         .collect();
     assert!(
         groups.contains(&gid.as_str()),
-        "the job's groups {groups:?} lack {} ({gid})\n{log}",
+        "the job's groups {groups:?} lack {} ({gid})",
         host.group
+    );
+}
+
+/// Who starts a run, for real on this host: where systemd is init (and the
+/// daemon is root) PID 1 does, as a transient unit; elsewhere — as on the
+/// build machines — the daemon does, the run being its child.
+#[test]
+fn a_cron_run_is_started_by_systemd_where_it_is_init_else_by_the_daemon() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    s.add_cron("      Parent: {schedule: \"* * * * * *\", command: 'echo \"parent=$PPID\"'}\n");
+    assert_exit(&s.start(&[]), 0);
+    let daemon = spawn_daemon(&s);
+    let output = first_run_output(&s, "Parent");
+    let systemd = std::path::Path::new("/run/systemd/system").is_dir() && is_root();
+    let parent = if systemd {
+        "1".to_owned()
+    } else {
+        daemon.0.id().to_string()
+    };
+    assert_eq!(
+        output.trim(),
+        format!("parent={parent}"),
+        "systemd is init: {systemd}"
     );
 }

@@ -2,6 +2,10 @@
 //! one run at a time per entry, as the entry's user, each run's exit code
 //! and output tail kept in the state dir for `status`, and counted (by
 //! result, with its run time) in the entry's running totals for the metrics.
+//! How a run is started, as a host job outside the daemon's sandbox, is
+//! `launch`.
+
+mod launch;
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -10,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tracing::{info, warn};
-use uzers::os::unix::UserExt;
 
 use crate::name::ServicesetName;
 use crate::platform::CronJob;
@@ -95,8 +98,9 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
         *run = CronRun { totals, ..started };
     })
     .await;
-    info!(%serviceset, cron = %job.name, "running {:?}", job.command);
-    let mut command = match host_command(&job) {
+    let launcher = launch::Launcher::detect();
+    info!(%serviceset, cron = %job.name, "running {:?} ({launcher:?})", job.command);
+    let mut command = match launch::command(launcher, serviceset.as_str(), &job) {
         Ok(command) => command,
         Err(message) => {
             let ended = Ended {
@@ -172,68 +176,6 @@ async fn finish(state: &StateDir, serviceset: &ServicesetName, job: &CronJob, en
     .await;
     if let Err(e) = saved {
         warn!(%serviceset, cron = %job.name, "{e}");
-    }
-}
-
-/// The job's argv, run as its `user` the way cron does: that user's uid,
-/// primary gid and supplementary groups (initgroups), `HOME`, `USER`, `LOGNAME` and `SHELL`, in its home
-/// directory. When the daemon is not root, or the user is the daemon's own,
-/// the command runs as the daemon's user.
-fn host_command(job: &CronJob) -> Result<tokio::process::Command, String> {
-    let mut command = tokio::process::Command::new(&job.command[0]);
-    command.args(&job.command[1..]);
-    let Some(name) = job.user.as_deref() else {
-        return Ok(command);
-    };
-    let me = uzers::get_effective_uid();
-    let own_name = uzers::get_user_by_uid(me).map(|u| u.name().to_string_lossy().into_owned());
-    if me != 0 || own_name.as_deref() == Some(name) {
-        return Ok(command);
-    }
-    let user = uzers::get_user_by_name(name).ok_or_else(|| {
-        format!(
-            "cron job `{}`: no user `{name}` on this host; create it or change `user:`",
-            job.name
-        )
-    })?;
-    let home = user.home_dir();
-    as_user(&mut command, name, user.uid(), user.primary_group_id());
-    command
-        .env("HOME", home)
-        .env("USER", name)
-        .env("LOGNAME", name)
-        .env("SHELL", "/bin/sh")
-        .current_dir(if home.is_dir() {
-            home
-        } else {
-            std::path::Path::new("/")
-        });
-    Ok(command)
-}
-
-/// Run `command` as `uid`, with `gid` and every group `name` is a member
-/// of. std's `uid()` would drop the supplementary groups (setgroups(0)),
-/// and a `pre_exec` runs after it, too late; so all three are set here.
-fn as_user(command: &mut tokio::process::Command, name: &str, uid: u32, gid: u32) {
-    let mut groups: Vec<libc::gid_t> = uzers::get_user_groups(name, gid)
-        .map(|gs| gs.iter().map(uzers::Group::gid).collect())
-        .unwrap_or_default();
-    if !groups.contains(&gid) {
-        groups.push(gid);
-    }
-    // SAFETY: the closure runs in the child between fork and exec; it calls
-    // only setgroups, setgid and setuid (async-signal-safe) and reads
-    // memory allocated before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 
