@@ -19,7 +19,7 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .args(args)
         .output()
-        .expect("run openssl (apt-get install -y openssl)");
+        .unwrap_or_else(|e| missing(&format!("openssl ({e}; Debian's openssl)")));
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",

@@ -7,9 +7,8 @@
 //!   a reviewed snapshot could hide (start order, no secret value);
 //! - every example and every fixture under tests/fixtures/kubernetes
 //!   validated with `kubernetes-validate --strict` against Kubernetes
-//!   1.37's published OpenAPI schemas. `.ci/run` installs the validator
-//!   under target/; without it the test fails when `CI` is set and says
-//!   how to install it otherwise.
+//!   1.37's published OpenAPI schemas. `tests/setup` installs the
+//!   validator under target/; without it the test fails and says so.
 //!
 //! Update the snapshots after an intended change with
 //! `INSTA_UPDATE=always cargo test --test render_kubernetes`, then read
@@ -217,8 +216,8 @@ fn renderable() -> Vec<(String, &'static str)> {
     out
 }
 
-/// `kubernetes-validate` 1.37.0: `$KUBERNETES_VALIDATE`, the copy `.ci/run`
-/// installs under target/, or one on PATH.
+/// `kubernetes-validate` 1.37.0: `$KUBERNETES_VALIDATE`, the copy
+/// `tests/setup` installs under target/, or one on PATH.
 fn validator() -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -239,17 +238,9 @@ fn validator() -> Option<PathBuf> {
 #[test]
 fn every_example_and_fixture_passes_kubernetes_strict_schema_validation() {
     let Some(validator) = validator() else {
-        let how = format!(
-            "kubernetes-validate {KUBERNETES_VERSION} is not installed: run `bash .ci/run`, or \
-             `python3 -m venv target/kubernetes-validate && \
-             target/kubernetes-validate/bin/pip install kubernetes-validate=={KUBERNETES_VERSION}`, \
-             or set KUBERNETES_VALIDATE to its path"
-        );
-        if std::env::var_os("CI").is_some() {
-            panic!("{how}");
-        }
-        eprintln!("SKIPPED (not in CI): {how}");
-        return;
+        support::missing(&format!(
+            "kubernetes-validate {KUBERNETES_VERSION} (or set KUBERNETES_VALIDATE to its path)"
+        ));
     };
     let dir = support::scratch_dir("k8s-validate");
     let mut files = Vec::new();

@@ -9,10 +9,6 @@ VERSION=${DEMO_VERSION:-v1}
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
 # The telefig to run: $TELEFIG, else target/release/telefig (built if missing).
 find_telefig() {
     if [ -n "${TELEFIG:-}" ]; then

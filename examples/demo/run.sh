@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A telefig demo that needs only a Docker Engine — no internet.
+# A telefig demo that needs only Docker installed (dockerd is started if it
+# is not running) — no internet.
 #
 # Builds stand-in images from Debian's busybox-static, serves them from a
 # local registry (Debian's docker-registry) on 127.0.0.1:5055, and starts the
@@ -13,24 +14,19 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # --- prerequisites ----------------------------------------------------------
-docker info >/dev/null 2>&1 || { log "no Docker Engine answers (docker info failed)"; exit 1; }
-missing=()
-dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
-command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]}"
-    as_root apt-get update -qq
-    # policy-rc.d: keep Debian's registry service (which listens on :5000) from starting.
-    added_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-        as_root chmod 755 /usr/sbin/policy-rc.d
-        added_policy=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    if [ -n "$added_policy" ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
-fi
+# The suite's set-up functions (one copy): a Docker Engine that answers —
+# dockerd started if it is installed but not running — and Debian's
+# busybox-static and docker-registry, installed without starting the
+# registry's own service (it would listen on :5000).
+DOCKERD_LOG=$DEMO_DIR/dockerd.log
 mkdir -p "$DEMO_DIR"
+# shellcheck source=tests/setup
+. "$REPO_ROOT/tests/setup"
+ensure_docker
+if [ -n "$STARTED_DOCKERD_PID" ]; then
+    log "dockerd (pid $STARTED_DOCKERD_PID) keeps running after the demo; its log: $DOCKERD_LOG"
+fi
+ensure_packages busybox-static docker-registry
 
 # --- the registry on 127.0.0.1:5055 -------------------------------------------
 if registry_answers; then
