@@ -115,7 +115,7 @@ fn a_cron_job_runs_with_its_users_supplementary_groups() {
     }
     assert!(
         is_root(),
-        "creating a host user and group needs root: run the suite as root (`sudo tests/setup`)"
+        "creating a host user and group needs root: run the tests as root"
     );
     let host = HostUser::create();
     let gid = host.gid();

@@ -52,10 +52,7 @@ pub fn require_private_dockerd() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(
-        root,
-        "a private dockerd needs root: run the tests as root (`sudo tests/setup`)"
-    );
+    assert!(root, "a private dockerd needs root: run the tests as root");
     if !binary {
         missing("`dockerd` (Debian's docker.io has one)");
     }
