@@ -61,10 +61,12 @@ pub async fn start(
     ctx.journal = None;
     let mut unchanged = false;
     let done = match done {
-        Ok(done) if done.ok() => keep_record(ctx, &record, &done, same_deploy).map(|same| {
-            unchanged = same;
-            done
-        }),
+        Ok(done) if done.ok() => {
+            keep_record(ctx, &journal, &record, &done, same_deploy).map(|same| {
+                unchanged = same;
+                done
+            })
+        }
         other => other,
     };
     journal.finish(&done, unchanged).await;
@@ -75,16 +77,18 @@ pub async fn start(
 }
 
 /// Record a successful start — unless a no-op of the same deploy, which
-/// leaves the record (and its fsync) alone: then `true`.
+/// leaves the record (and its fsync) alone: then `true` — and note in its
+/// `journal` entry which record it wrote.
 fn keep_record(
     ctx: &Ctx<'_>,
+    journal: &Journal,
     record: &Record,
     done: &Converged,
     same_deploy: Result<bool, crate::state::Error>,
 ) -> Result<bool, Error> {
     let unchanged = done.plan.is_noop() && same_deploy?;
     if !unchanged {
-        ctx.state.save(record)?;
+        journal.applied(ctx.state.save(record)?);
     }
     Ok(unchanged)
 }
@@ -132,7 +136,10 @@ async fn roll_back_to(
     })
     .await?;
     if done.ok() {
-        ctx.state.rolled_back(previous)?;
+        let seq = ctx.state.rolled_back(previous)?;
+        if let Some(journal) = &ctx.journal {
+            journal.applied(seq);
+        }
     }
     Ok(done)
 }
