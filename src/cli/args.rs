@@ -80,7 +80,7 @@ pub enum Command {
     Events,
     /// Keep every recorded serviceset as recorded: boot repair, drift repair, cron.
     Daemon(DaemonArgs),
-    /// Re-apply the previous record of a serviceset.
+    /// Re-apply the previous record of a serviceset, or with --to an earlier one.
     Rollback(RollbackArgs),
     /// Check Docker, live-restore, registries, the state dir and the clock.
     Doctor,
@@ -190,6 +190,10 @@ pub struct RollbackArgs {
     /// The serviceset to roll back.
     #[arg(value_parser = parse_name)]
     pub name: ServicesetName,
+    /// Go to the recorded version with this commit (or a unique start of
+    /// it), while its images are on the host; see `telefig history`.
+    #[arg(long, value_name = "COMMIT")]
+    pub to: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
 }
