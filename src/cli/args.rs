@@ -82,6 +82,9 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Re-apply the previous record of a serviceset, or with --to an earlier one.
     Rollback(RollbackArgs),
+    /// Every deploy of a serviceset (or of each in the state dir), newest
+    /// first; no Docker needed.
+    History(HistoryArgs),
     /// Check Docker, live-restore, registries, the state dir and the clock.
     Doctor,
     /// Print shell completions.
@@ -196,6 +199,13 @@ pub struct RollbackArgs {
     pub to: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The serviceset; every one in the state dir when omitted (or `--name`'s).
+    #[arg(value_parser = parse_name)]
+    pub name: Option<ServicesetName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

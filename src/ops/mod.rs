@@ -13,6 +13,7 @@
 
 mod converge;
 mod gc;
+pub mod history;
 mod journal;
 mod repair;
 mod space;
