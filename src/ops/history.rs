@@ -38,8 +38,6 @@ pub struct Version {
     pub applied_at: String,
     /// Stopped on purpose (`telefig stop`); only the current one can be.
     pub stopped: bool,
-    #[serde(skip)]
-    seq: u64,
 }
 
 /// What ran an operation.
@@ -283,7 +281,6 @@ fn version(r: &Record) -> Version {
             .and_then(|s| jiff::Timestamp::from_second(s).ok())
             .map_or_else(String::new, |t| t.to_string()),
         stopped: r.stopped,
-        seq: r.seq,
     }
 }
 

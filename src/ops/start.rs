@@ -153,9 +153,7 @@ pub async fn rollback(
 /// What `plan::rollback` knows of a record.
 pub(super) fn version_of(record: &Record) -> Version {
     Version {
-        seq: record.seq,
         commit: record.commit.clone(),
-        deploy_id: record.deploy_id.clone(),
         images: record
             .expanded
             .containers

@@ -16,10 +16,7 @@ use std::fmt;
 /// One recorded version of a serviceset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
-    /// The record's sequence number.
-    pub seq: u64,
     pub commit: Option<String>,
-    pub deploy_id: Option<String>,
     /// The image references its containers run.
     pub images: BTreeSet<String>,
 }
@@ -180,11 +177,8 @@ mod tests {
     /// `(commit, images)` newest first; the first is the current record.
     fn versions(list: &[(&str, &[&str])]) -> Vec<Version> {
         list.iter()
-            .enumerate()
-            .map(|(i, (commit, images))| Version {
-                seq: (list.len() - i) as u64,
+            .map(|(commit, images)| Version {
                 commit: (!commit.is_empty()).then(|| (*commit).to_owned()),
-                deploy_id: None,
                 images: images.iter().map(|r| (*r).to_owned()).collect(),
             })
             .collect()
