@@ -178,3 +178,39 @@ fn below_the_high_water_mark_or_dry_run_nothing_is_removed() {
     assert!(!image_exists(&d.reference(1)) && !image_exists(&d.reference(2)));
     assert!(image_exists(&d.reference(3)), "the current version stays");
 }
+
+/// `telefig gc` by hand removed nothing below the high-water mark, and did
+/// not say why it kept what it kept.
+#[test]
+fn gc_by_hand_removes_old_versions_below_the_high_water_mark_and_says_what_it_kept() {
+    if !require_docker() {
+        return;
+    }
+    // High water 100 %: the cleanup after a start never runs.
+    let d = Deploys::new("c", "{keep: 2, high: 100, low: 99}");
+    for v in 1..=3 {
+        assert_exit(&d.deploy(v), 0);
+    }
+    assert!(image_exists(&d.reference(1)), "the start removed nothing");
+    let out = d.telefig(&["gc", "--name", d.guard.id()]);
+    assert_exit(&out, 0);
+    let said = text(&out);
+    assert!(!image_exists(&d.reference(1)), "v1 removed: {said}");
+    assert!(image_exists(&d.reference(3)), "the current version stays");
+    assert!(image_exists(&d.reference(2)), "the rollback target stays");
+    assert!(
+        said.contains(&format!("keep   {} (the current deploy)", d.reference(3)))
+            && said.contains(&format!("keep   {} (the rollback target)", d.reference(2))),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "removed 1 image(s); kept 2: 1 of the current deploy, 1 of the rollback target"
+        ),
+        "{said}"
+    );
+    // The rollback target is still a rollback away, with no pull.
+    let out = d.telefig(&["rollback", d.guard.id()]);
+    assert_exit(&out, 0);
+    assert!(!text(&out).contains("pulled"), "{}", text(&out));
+}

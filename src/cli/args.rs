@@ -80,8 +80,11 @@ pub enum Command {
     Events,
     /// Keep every recorded serviceset as recorded: boot repair, drift repair, cron.
     Daemon(DaemonArgs),
-    /// Re-apply the previous record of a serviceset.
+    /// Re-apply the previous record of a serviceset, or with --to an earlier one.
     Rollback(RollbackArgs),
+    /// Every deploy of a serviceset (or of each in the state dir), newest
+    /// first; no Docker needed.
+    History(HistoryArgs),
     /// Check Docker, live-restore, registries, the state dir and the clock.
     Doctor,
     /// Print shell completions.
@@ -190,8 +193,19 @@ pub struct RollbackArgs {
     /// The serviceset to roll back.
     #[arg(value_parser = parse_name)]
     pub name: ServicesetName,
+    /// Go to the recorded version with this commit (or a unique start of
+    /// it), while its images are on the host; see `telefig history`.
+    #[arg(long, value_name = "COMMIT")]
+    pub to: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The serviceset; every one in the state dir when omitted (or `--name`'s).
+    #[arg(value_parser = parse_name)]
+    pub name: Option<ServicesetName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -37,6 +37,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Events => commands::events(g).await,
         Command::Daemon(a) => commands::daemon(g, a).await,
         Command::Rollback(a) => commands::rollback(g, a).await,
+        Command::History(a) => commands::history(g, a),
         Command::Doctor => commands::doctor(g).await,
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),

@@ -116,6 +116,12 @@ async fn ensure_one(
     })
 }
 
+/// Whether `image` is on the host, as a pull with policy `missing` would
+/// find it (see [`present`]).
+pub async fn is_present(engine: &Engine, image: &Image) -> Result<bool, Error> {
+    present(engine, image, &parse(image, &image.reference)?).await
+}
+
 /// Whether the image is present under its reference, or — pinned by
 /// digest, the same content whoever served it — under a mirror's name.
 async fn present(engine: &Engine, image: &Image, wanted: &Reference) -> Result<bool, Error> {

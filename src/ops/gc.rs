@@ -1,10 +1,11 @@
 //! `gc`: a serviceset's image cleanup, under its host lock, so that it
 //! cannot race a `start` pulling or creating from those images. The same
-//! path runs by hand (`telefig gc`), after a `start` that changed something
-//! (`plan::gc::after_start`), and before a pull that does not fit
-//! (`ops::space`): gather what `plan::gc` needs (the host's images, the
-//! images its containers use, the records, the data root's use), let it
-//! decide, remove what it chose and forget those in the state dir.
+//! path runs by hand (`telefig gc`: everything that may go goes), after a
+//! `start` that changed something (`plan::gc::after_start`: only above the
+//! high-water mark), and before a pull that does not fit (`ops::space`):
+//! gather what `plan::gc` needs (the host's images, the images its
+//! containers use, the records, the data root's use), let it decide,
+//! remove what it chose and forget those in the state dir.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,7 +15,18 @@ use crate::engine::images::disk_use;
 use crate::name::ServicesetName;
 use crate::plan::gc::{self, Disk, GcInput, GcPlan, GcPolicy};
 
-/// Decide the cleanup of `name`'s images and, unless `dry_run`, do it.
+/// What a cleanup runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cleanup {
+    /// `telefig gc`: everything that may go, now (nothing with `dry_run`).
+    ByHand { dry_run: bool },
+    /// After a `start`: only above the high-water mark.
+    AfterStart,
+    /// Before a pull: until `need_free` bytes are free, whatever the marks.
+    MakeRoom { need_free: u64 },
+}
+
+/// Decide the cleanup of `name`'s images by hand and, unless `dry_run`, do it.
 pub async fn gc(
     ctx: &Ctx<'_>,
     name: &ServicesetName,
@@ -22,17 +34,15 @@ pub async fn gc(
     dry_run: bool,
 ) -> Result<GcPlan, Error> {
     let _lock = ctx.lock(name, "gc", ctx.deadline).await?;
-    cleanup(ctx, name, policy, 0, dry_run).await
+    cleanup(ctx, name, policy, Cleanup::ByHand { dry_run }).await
 }
 
-/// The cleanup itself; the caller holds `name`'s lock. `need_free`: bytes
-/// that must be free afterwards whatever the water marks say (0: none).
+/// The cleanup itself; the caller holds `name`'s lock.
 pub(super) async fn cleanup(
     ctx: &Ctx<'_>,
     name: &ServicesetName,
     policy: GcPolicy,
-    need_free: u64,
-    dry_run: bool,
+    why: Cleanup,
 ) -> Result<GcPlan, Error> {
     let engine = &ctx.engine;
     let images = engine.images().await?;
@@ -65,9 +75,13 @@ pub(super) async fn cleanup(
         versions: &versions,
         disk,
         policy,
-        need_free,
+        need_free: match why {
+            Cleanup::MakeRoom { need_free } => need_free,
+            _ => 0,
+        },
+        by_hand: matches!(why, Cleanup::ByHand { .. }),
     });
-    if !dry_run {
+    if why != (Cleanup::ByHand { dry_run: true }) {
         let mut removed = Vec::new();
         for r in &plan.remove {
             engine.remove_image(&r.reference).await?;
@@ -104,7 +118,7 @@ pub(super) async fn after_start(
     if !gc::after_start(&done.plan, done.ok()) {
         return;
     }
-    if let Err(e) = cleanup(ctx, name, policy, 0, false).await {
+    if let Err(e) = cleanup(ctx, name, policy, Cleanup::AfterStart).await {
         (ctx.sink)(Event::Warning {
             message: format!("image cleanup of {name} failed: {e}"),
         });

@@ -72,6 +72,11 @@ impl Journal {
         self.inner.lock().expect("journal").entry.cause_nanos = Some(nanos);
     }
 
+    /// The operation wrote the record numbered `record_seq`: it applied a version.
+    pub fn applied(&self, record_seq: u64) {
+        self.inner.lock().expect("journal").entry.record_seq = Some(record_seq);
+    }
+
     /// A container the operation repairs, and why.
     pub fn repairing(&self, container: &str, cause: &str) {
         let mut inner = self.inner.lock().expect("journal");
@@ -98,11 +103,18 @@ impl Journal {
                 gate,
                 millis,
             } => {
-                inner.entry.gates.push(GateWait {
+                let wait = GateWait {
                     container: container.clone(),
                     gate: (*gate).to_owned(),
                     seconds: *millis as f64 / 1000.0,
-                });
+                };
+                // Once a version is put back, passes are the rollback's.
+                let own = inner.entry.put_back.is_empty();
+                let slowest = &mut inner.entry.slowest_gate;
+                if own && slowest.as_ref().is_none_or(|s| s.seconds < wait.seconds) {
+                    *slowest = Some(wait.clone());
+                }
+                inner.entry.gates.push(wait);
                 let took = format!("{gate} after {:.1} s", *millis as f64 / 1000.0);
                 step("gate-passed", container, &took)
             }
@@ -144,13 +156,17 @@ impl Journal {
     /// The operation ended with `outcome`. `quiet`: it changed nothing, so
     /// unless something was already written, no entry is kept.
     pub async fn finish(self: Arc<Self>, outcome: &Result<Converged, Error>, quiet: bool) {
-        self.finish_as(outcome.as_ref().ok().map(Converged::ok), quiet)
-            .await;
+        let ended = match outcome {
+            Ok(done) => Ok(done.ok()),
+            Err(e) => Err(e.to_string()),
+        };
+        self.finish_as(ended, quiet).await;
     }
 
-    /// [`Journal::finish`] with `ok_report`: whether the report said every
-    /// container passed (`None`: the operation failed with an error).
-    async fn finish_as(self: Arc<Self>, ok_report: Option<bool>, quiet: bool) {
+    /// [`Journal::finish`] with `ended`: whether the report said every
+    /// container passed, or the error the operation failed with.
+    async fn finish_as(self: Arc<Self>, ended: Result<bool, String>, quiet: bool) {
+        let ok_report = ended.as_ref().ok().copied();
         let nothing_to_keep = move |inner: &Inner| {
             quiet && ok_report == Some(true) && inner.log.is_none() && !inner.dirty
         };
@@ -182,6 +198,7 @@ impl Journal {
                 }
             }
             entry.result = Some(result);
+            entry.error = ended.err();
             entry.finished_at_nanos = Some(now);
             let rolled_back = &inner.rolled_back;
             let all_back = inner.entry.put_back.iter().all(|c| rolled_back.contains(c));
@@ -238,8 +255,31 @@ mod tests {
         let (state, dir) = state("quiet");
         let name = ServicesetName::parse("shop").unwrap();
         let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), None);
-        journal.finish_as(Some(true), true).await;
+        journal.finish_as(Ok(true), true).await;
         assert!(!dir.join("deploys").exists(), "no file I/O at all");
+    }
+
+    /// A deploy that failed with an error (a pull, say) kept no cause.
+    #[tokio::test]
+    async fn an_operation_that_failed_with_an_error_keeps_its_message() {
+        let (state, dir) = state("error");
+        let name = ServicesetName::parse("shop").unwrap();
+        let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), None);
+        journal.applied(7);
+        journal
+            .finish_as(
+                Err("could not pull r/web:abc: manifest unknown".into()),
+                false,
+            )
+            .await;
+        let d = state.deploy_log(&name).deploys.remove(0);
+        assert_eq!(d.result, Some(Outcome::Failed));
+        assert_eq!(
+            d.error.as_deref(),
+            Some("could not pull r/web:abc: manifest unknown")
+        );
+        assert_eq!(d.record_seq, Some(7));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]
@@ -282,7 +322,7 @@ mod tests {
         journal.note(&Event::RolledBack {
             container: "web".into(),
         });
-        journal.finish_as(Some(false), true).await;
+        journal.finish_as(Ok(false), true).await;
         let log = state.deploy_log(&name);
         let d = &log.deploys[0];
         assert_eq!(d.result, Some(Outcome::RolledBack));
@@ -299,6 +339,10 @@ mod tests {
             d.steps
         );
         assert_eq!(d.gates[0].seconds, 1.5);
+        assert_eq!(
+            d.slowest_gate, None,
+            "the pass after the put-back is the rollback's"
+        );
         let events: Vec<&str> = d.steps.iter().map(|s| s.event.as_str()).collect();
         assert_eq!(
             events,

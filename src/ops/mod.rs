@@ -13,6 +13,7 @@
 
 mod converge;
 mod gc;
+pub mod history;
 mod journal;
 mod repair;
 mod space;
@@ -56,6 +57,12 @@ pub enum Error {
     Plan(#[from] plan::Error),
     #[error("serviceset `{0}` has no earlier record to roll back to")]
     NoEarlierRecord(ServicesetName),
+    /// `rollback --to` named no version it may go to; nothing was changed.
+    #[error("cannot roll serviceset `{serviceset}` back: {refused}")]
+    Rollback {
+        serviceset: ServicesetName,
+        refused: plan::rollback::Refused,
+    },
     #[error(
         "`{container}` is not a container of serviceset `{serviceset}`; `telefig status --name {serviceset}` lists them"
     )]
@@ -83,13 +90,16 @@ pub enum Error {
 impl Error {
     /// The input was wrong (exit 2), rather than something failing.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            Error::Graph(_)
-                | Error::NoEarlierRecord(_)
-                | Error::NotAContainer { .. }
-                | Error::SecretsNotGiven(_)
-        )
+        match self {
+            Error::Rollback { refused, .. } => refused.is_bad_input(),
+            other => matches!(
+                other,
+                Error::Graph(_)
+                    | Error::NoEarlierRecord(_)
+                    | Error::NotAContainer { .. }
+                    | Error::SecretsNotGiven(_)
+            ),
+        }
     }
 }
 

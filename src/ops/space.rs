@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::gc::Cleanup;
 use super::{Ctx, Error, Event};
 use crate::engine::images::disk_use;
 use crate::engine::manifest;
@@ -104,7 +105,8 @@ pub(super) async fn make_room(
     if fit != Fit::CleanFirst {
         return Ok(());
     }
-    let cleaned = super::gc::cleanup(ctx, name, policy, first.needed(), false).await?;
+    let need_free = first.needed();
+    let cleaned = super::gc::cleanup(ctx, name, policy, Cleanup::MakeRoom { need_free }).await?;
     let free = free_bytes(&root).unwrap_or(free);
     let after = Space::new(download, free, &root, &policy);
     match space::fit(&after, true) {

@@ -10,6 +10,10 @@ use crate::name::ServicesetName;
 use crate::plan;
 use crate::plan::gc::GcPolicy;
 use crate::platform::Expanded;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::plan::rollback::{Refused, Version};
+use crate::platform::Image;
 use crate::state::{HistoryEntry, Operation, Record};
 
 /// Converge to `expanded` (as loaded from the file `record` describes),
@@ -61,10 +65,12 @@ pub async fn start(
     ctx.journal = None;
     let mut unchanged = false;
     let done = match done {
-        Ok(done) if done.ok() => keep_record(ctx, &record, &done, same_deploy).map(|same| {
-            unchanged = same;
-            done
-        }),
+        Ok(done) if done.ok() => {
+            keep_record(ctx, &journal, &record, &done, same_deploy).map(|same| {
+                unchanged = same;
+                done
+            })
+        }
         other => other,
     };
     journal.finish(&done, unchanged).await;
@@ -75,52 +81,116 @@ pub async fn start(
 }
 
 /// Record a successful start — unless a no-op of the same deploy, which
-/// leaves the record (and its fsync) alone: then `true`.
+/// leaves the record (and its fsync) alone: then `true` — and note in its
+/// `journal` entry which record it wrote.
 fn keep_record(
     ctx: &Ctx<'_>,
+    journal: &Journal,
     record: &Record,
     done: &Converged,
     same_deploy: Result<bool, crate::state::Error>,
 ) -> Result<bool, Error> {
     let unchanged = done.plan.is_noop() && same_deploy?;
     if !unchanged {
-        ctx.state.save(record)?;
+        journal.applied(ctx.state.save(record)?);
     }
     Ok(unchanged)
 }
 
-/// Re-apply the record before the current one, through the same path as
-/// `start`. It leaves the history only once the rollback succeeded. `env`
-/// (the caller's `-e`) may carry secret values the record keeps as digests.
+/// Re-apply an earlier record, through the same path as `start`: the one
+/// before the current, or with `to` the newest with that commit while its
+/// images are on the host (`plan::rollback` decides, before anything
+/// changes). It leaves the history only once the rollback succeeded.
+/// `env` (the caller's `-e`) may carry secret values the record keeps as
+/// digests.
 pub async fn rollback(
     ctx: &mut Ctx<'_>,
     name: &ServicesetName,
     env: &[(String, String)],
+    to: Option<&str>,
 ) -> Result<Converged, Error> {
     let _lock = ctx.lock(name, "rollback", ctx.deadline).await?;
-    let Some(previous) = ctx.state.previous(name)? else {
+    let Some(current) = ctx.state.load(name)? else {
         return Err(Error::NoEarlierRecord(name.clone()));
+    };
+    let mut earlier = ctx.state.history_entries(name)?;
+    let versions: Vec<Version> = std::iter::once(&current)
+        .chain(earlier.iter().map(|e| &e.record))
+        .map(version_of)
+        .collect();
+    let present = match to {
+        Some(_) => images_present(ctx, &earlier).await?,
+        None => BTreeSet::new(),
+    };
+    let chosen = match plan::rollback::decide(&versions, to, &present) {
+        Ok(i) => earlier.swap_remove(i - 1),
+        Err(Refused::NoEarlier) => return Err(Error::NoEarlierRecord(name.clone())),
+        Err(refused) => {
+            return Err(Error::Rollback {
+                serviceset: name.clone(),
+                refused,
+            });
+        }
     };
     let journal = Journal::begin(
         &ctx.state,
         name,
         Operation::Rollback,
-        previous.record.commit.as_deref(),
-        previous.record.deploy_id.as_deref(),
+        chosen.record.commit.as_deref(),
+        chosen.record.deploy_id.as_deref(),
     );
     ctx.journal = Some(journal.clone());
-    let done = roll_back_to(ctx, name, env, previous).await;
+    let done = roll_back_to(ctx, name, env, chosen).await;
     ctx.journal = None;
+    if let Ok((_, Some(seq))) = &done {
+        journal.applied(*seq);
+    }
+    let done = done.map(|(done, _)| done);
     journal.finish(&done, false).await;
     done
 }
 
+/// What `plan::rollback` knows of a record.
+pub(super) fn version_of(record: &Record) -> Version {
+    Version {
+        commit: record.commit.clone(),
+        images: record
+            .expanded
+            .containers
+            .iter()
+            .map(|c| c.image.reference.clone())
+            .collect(),
+    }
+}
+
+/// The image references of `entries` that are on the host (one that is
+/// pinned by digest, under a mirror's name too).
+async fn images_present(
+    ctx: &Ctx<'_>,
+    entries: &[HistoryEntry],
+) -> Result<BTreeSet<String>, Error> {
+    let images: BTreeMap<&str, &Image> = entries
+        .iter()
+        .flat_map(|e| &e.record.expanded.containers)
+        .map(|c| (c.image.reference.as_str(), &c.image))
+        .collect();
+    let mut present = BTreeSet::new();
+    for (reference, image) in images {
+        if crate::engine::pull::is_present(&ctx.engine, image).await? {
+            present.insert(reference.to_owned());
+        }
+    }
+    Ok(present)
+}
+
+/// Converge to `previous`; once it passed, make it the current record
+/// (returning its new sequence number).
 async fn roll_back_to(
     ctx: &mut Ctx<'_>,
     name: &ServicesetName,
     env: &[(String, String)],
     previous: HistoryEntry,
-) -> Result<Converged, Error> {
+) -> Result<(Converged, Option<u64>), Error> {
     let mut expanded = previous.record.expanded.clone();
     let graph = Graph::build(&expanded)?;
     let recorded = recorded_specs(&ctx.state, name);
@@ -131,10 +201,11 @@ async fn roll_back_to(
         plan::plan(&expanded, &graph, observed, &recorded)
     })
     .await?;
-    if done.ok() {
-        ctx.state.rolled_back(previous)?;
-    }
-    Ok(done)
+    let seq = match done.ok() {
+        true => Some(ctx.state.rolled_back(previous)?),
+        false => None,
+    };
+    Ok((done, seq))
 }
 
 /// Restart `container` (all when `None`) and, in order, what depends on

@@ -8,9 +8,11 @@
 //! that another serviceset pulled, that any container uses (running,
 //! stopped, or kept aside for a rollback), or that belongs to one of the
 //! newest `keep` versions (the current deploy and the rollback target with
-//! the default 2). It removes only while the data root is above the high
-//! water mark, least recently deployed first, until the estimate is below
-//! the low one, as kubelet does.
+//! the default 2). After a start it removes only while the data root is
+//! above the high water mark, least recently deployed first, until the
+//! estimate is below the low one, as kubelet does; by hand (`telefig gc`)
+//! it removes everything else at once: the marks are for the cleanup that
+//! runs unasked.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -87,6 +89,8 @@ pub struct GcInput<'a> {
     /// Bytes that must be free once the cleanup is done (a pull that does
     /// not fit, see `plan::space`), whatever the water marks say; 0: none.
     pub need_free: u64,
+    /// Run by hand: every image that may go goes, whatever the water marks say.
+    pub by_hand: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,13 +138,17 @@ pub fn gc(input: &GcInput) -> GcPlan {
                 continue;
             }
             let age = input.versions.iter().position(|v| v.contains(reference));
+            // The version is the telling reason: the current deploy's
+            // image is also in use, but "the current deploy" says more.
+            let recent = age.filter(|a| *a < input.policy.keep);
             let why = if input.pulled_by_others.contains(reference) {
                 Some(Keep::PulledByAnother)
+            } else if let Some(age) = recent {
+                Some(Keep::RecentVersion { age })
             } else if input.in_use.contains(reference) || input.in_use.contains(&image.id) {
                 Some(Keep::UsedByAContainer)
             } else {
-                age.filter(|a| *a < input.policy.keep)
-                    .map(|age| Keep::RecentVersion { age })
+                None
             };
             match why {
                 Some(why) => kept.push((reference.clone(), why)),
@@ -170,29 +178,85 @@ pub fn gc(input: &GcInput) -> GcPlan {
     let above_high = input.disk.percent() >= input.policy.high;
     let short = |d: &Disk| d.total.saturating_sub(d.used) < input.need_free;
     for (_, _, r) in candidates {
-        if !above_high && !short(&disk_after) {
-            kept.push((r.reference, Keep::BelowHighWater));
-        } else if disk_after.percent() < input.policy.low && !short(&disk_after) {
-            kept.push((r.reference, Keep::BelowLowWater));
+        let wait = if input.by_hand || short(&disk_after) {
+            None
+        } else if !above_high {
+            Some(Keep::BelowHighWater)
+        } else if disk_after.percent() < input.policy.low {
+            Some(Keep::BelowLowWater)
         } else {
-            // An image is freed once its last reference goes.
-            let last_ref = !remove.iter().any(|x: &Removal| x.id == r.id)
-                && input.images.iter().find(|i| i.id == r.id).is_some_and(|i| {
-                    i.references
-                        .iter()
-                        .all(|x| *x == r.reference || !input.pulled.contains(x))
-                });
-            if last_ref {
-                disk_after.used = disk_after.used.saturating_sub(r.size);
-            }
-            remove.push(r);
+            None
+        };
+        if let Some(why) = wait {
+            kept.push((r.reference, why));
+            continue;
         }
+        // An image is freed once its last reference goes.
+        let last_ref = !remove.iter().any(|x: &Removal| x.id == r.id)
+            && input.images.iter().find(|i| i.id == r.id).is_some_and(|i| {
+                i.references
+                    .iter()
+                    .all(|x| *x == r.reference || !input.pulled.contains(x))
+            });
+        if last_ref {
+            disk_after.used = disk_after.used.saturating_sub(r.size);
+        }
+        remove.push(r);
     }
     GcPlan {
         disk: input.disk,
         remove,
         kept,
         disk_after,
+    }
+}
+
+impl GcPlan {
+    /// What was kept and why, in one line: "kept 3: 2 of the current
+    /// deploy, 1 of the rollback target (…)". `keep`: the platform's.
+    pub fn kept_summary(&self, keep: usize) -> String {
+        if self.kept.is_empty() {
+            return "kept none".to_owned();
+        }
+        let count = |f: &dyn Fn(&Keep) -> bool| self.kept.iter().filter(|(_, k)| f(k)).count();
+        let recent =
+            |a: usize| move |k: &Keep| matches!(k, Keep::RecentVersion { age } if *age == a);
+        let parts = [
+            (count(&recent(0)), "of the current deploy"),
+            (count(&recent(1)), "of the rollback target"),
+            (
+                count(&|k| matches!(k, Keep::RecentVersion { age } if *age >= 2)),
+                "of the versions before it",
+            ),
+            (
+                count(&|k| *k == Keep::UsedByAContainer),
+                "used by a container",
+            ),
+            (
+                count(&|k| *k == Keep::PulledByAnother),
+                "pulled for another serviceset too",
+            ),
+            (
+                count(&|k| *k == Keep::BelowHighWater),
+                "as the data root is below the high-water mark",
+            ),
+            (
+                count(&|k| *k == Keep::BelowLowWater),
+                "as the data root is below the low-water mark",
+            ),
+        ];
+        let said: Vec<String> = parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+        let mut line = format!("kept {}: {}", self.kept.len(), said.join(", "));
+        if count(&|k| matches!(k, Keep::RecentVersion { .. })) > 0 {
+            line.push_str(&format!(
+                " (the platform's `images: {{keep: {keep}}}` keeps the newest {keep} versions)"
+            ));
+        }
+        line
     }
 }
 
@@ -264,6 +328,10 @@ mod tests {
     }
 
     fn run(disk_pct: u64, in_use: &[&str], others: &[&str]) -> GcPlan {
+        run_as(false, disk_pct, in_use, others)
+    }
+
+    fn run_as(by_hand: bool, disk_pct: u64, in_use: &[&str], others: &[&str]) -> GcPlan {
         let images: Vec<ImageObs> = (1..=6).map(|v| image(&format!("v{v}"), v)).collect();
         let pulled = set(&["v1", "v2", "v3", "v4", "v5", "v6"]);
         // v6 is current; the history holds v5 … v1 (newest first).
@@ -288,6 +356,7 @@ mod tests {
             },
             policy: GcPolicy::default(),
             need_free: 0,
+            by_hand,
         })
     }
 
@@ -338,6 +407,31 @@ mod tests {
         assert!(run(84, &[], &[]).remove.is_empty());
     }
 
+    /// `telefig gc` by hand removed nothing below the high-water mark.
+    #[test]
+    fn by_hand_every_old_version_goes_whatever_the_marks_and_the_kept_are_said() {
+        // v6, the current deploy, runs: kept as the current deploy.
+        let p = run_as(true, 10, &["v1", "v6"], &["v2"]);
+        assert_eq!(removed(&p), ["reg/web:v3", "reg/web:v4"], "{p}");
+        assert_eq!(
+            p.kept_summary(2),
+            "kept 4: 1 of the current deploy, 1 of the rollback target, 1 used by a container, 1 pulled for another serviceset too (the platform's `images: {keep: 2}` keeps the newest 2 versions)"
+        );
+        let text = p.to_string();
+        assert!(
+            text.contains("keep   reg/web:v6 (the current deploy)"),
+            "{text}"
+        );
+        assert!(!text.contains("water"), "{text}");
+        // After a start, the marks still hold.
+        let p = run_as(false, 10, &[], &[]);
+        assert!(p.remove.is_empty(), "{p}");
+        assert_eq!(
+            p.kept_summary(2),
+            "kept 6: 1 of the current deploy, 1 of the rollback target, 4 as the data root is below the high-water mark (the platform's `images: {keep: 2}` keeps the newest 2 versions)"
+        );
+    }
+
     #[test]
     fn in_use_or_pulled_by_another_serviceset_stays() {
         let p = run(200, &["v1"], &["v2"]);
@@ -367,6 +461,7 @@ mod tests {
             },
             policy: GcPolicy::default(),
             need_free: 0,
+            by_hand: true,
         });
         assert!(p.remove.is_empty(), "{p}");
     }
@@ -393,6 +488,7 @@ mod tests {
             },
             policy: GcPolicy::default(),
             need_free,
+            by_hand: false,
         };
         assert!(gc(&input(0)).remove.is_empty());
         let p = gc(&input(650 * MB));

@@ -19,6 +19,7 @@ mod own_events;
 mod readiness;
 mod reason;
 mod repair;
+pub mod rollback;
 pub mod space;
 mod stop;
 

@@ -42,6 +42,12 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// A deploy in `history`'s sense: it applies a version (`start`,
+    /// `rollback`), rather than bringing back the one applied.
+    pub fn applies_a_version(self) -> bool {
+        matches!(self, Operation::Start | Operation::Rollback)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Start => "start",
@@ -133,6 +139,10 @@ pub struct Deploy {
     pub duration_seconds: Option<f64>,
     #[serde(default)]
     pub gates: Vec<GateWait>,
+    /// The longest of the operation's own gate waits: `gates` without the
+    /// re-gating of versions put back after a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_gate: Option<GateWait>,
     /// Containers that did not meet their gate.
     #[serde(default)]
     pub failed: Vec<String>,
@@ -150,6 +160,17 @@ pub struct Deploy {
     /// only after that one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause_nanos: Option<i64>,
+    /// The record it applied (`Record::seq`), when it wrote one: a `start`
+    /// or `rollback` that succeeded. `history` marks by it which entry put
+    /// the running version and the rollback target there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_seq: Option<u64>,
+    /// What it failed with, when that was an error (a pull, a Docker call,
+    /// the deadline) rather than a container: the message its caller
+    /// printed. A container's failure is in `failed`; its output is never
+    /// kept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(default)]
     pub steps: Vec<Step>,
 }
@@ -166,11 +187,14 @@ impl Deploy {
             result: None,
             duration_seconds: None,
             gates: Vec::new(),
+            slowest_gate: None,
             failed: Vec::new(),
             put_back: Vec::new(),
             rollback_passed: None,
             repaired: Vec::new(),
             cause_nanos: None,
+            record_seq: None,
+            error: None,
             steps: Vec::new(),
         }
     }
@@ -255,7 +279,9 @@ impl DeployLog {
     /// Add `entry` as the newest (numbered after the last). An entry left
     /// unfinished by an operation that was cut off (the caller holds the
     /// lock, so none is running) is closed as failed first; older entries
-    /// drop their steps, and only the last [`KEPT`] remain.
+    /// drop their steps, and only the last [`KEPT`] deploys (`start`,
+    /// `rollback`) and the last [`KEPT`] other entries remain: the daemon
+    /// repairing a flapping container does not push the deploys out.
     pub fn begin(&mut self, mut entry: Deploy) -> u64 {
         let next = self.deploys.last().map_or(1, |d| d.seq + 1);
         let cut_off: Vec<usize> = (0..self.deploys.len())
@@ -273,8 +299,16 @@ impl DeployLog {
         }
         entry.seq = next;
         self.deploys.push(entry);
-        let excess = self.deploys.len().saturating_sub(KEPT);
-        self.deploys.drain(..excess);
+        for deploys in [true, false] {
+            let kind = |d: &Deploy| d.operation.applies_a_version() == deploys;
+            let mut excess = self.deploys.iter().filter(|d| kind(d)).count();
+            excess = excess.saturating_sub(KEPT);
+            self.deploys.retain(|d| {
+                let drop = excess > 0 && kind(d);
+                excess -= usize::from(drop);
+                !drop
+            });
+        }
         next
     }
 
@@ -330,6 +364,19 @@ impl StateDir {
     pub fn deploy_log(&self, serviceset: &ServicesetName) -> DeployLog {
         self.read_deploy_log(serviceset.as_str())
             .unwrap_or_default()
+    }
+
+    /// The servicesets that have a deploy log, sorted.
+    pub fn deploy_log_names(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.root.join("deploys")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| Some(e.file_name().to_str()?.strip_suffix(".json")?.to_owned()))
+            .collect();
+        names.sort();
+        names
     }
 
     /// The deploy log named `serviceset`, if there is a readable one.
@@ -460,6 +507,28 @@ mod tests {
         assert_eq!(log.totals.repairs["missing"], 1);
         assert_eq!(log.totals.repairs["not_running"], 1);
         assert!(log.totals.last_success_secs.is_none());
+    }
+
+    /// Thirty daemon repairs after three deploys left no deploy in the log.
+    #[test]
+    fn repairs_do_not_push_the_deploys_out_of_the_log() {
+        let mut log = DeployLog::default();
+        for i in 0..3 {
+            log.begin(finished(Operation::Start, Outcome::Succeeded, i));
+        }
+        for i in 3..33 {
+            log.begin(finished(Operation::Repair, Outcome::Succeeded, i));
+        }
+        let count = |log: &DeployLog, op| log.deploys.iter().filter(|d| d.operation == op).count();
+        assert_eq!(count(&log, Operation::Start), 3);
+        assert_eq!(count(&log, Operation::Repair), KEPT);
+        assert_eq!(log.deploys.last().unwrap().seq, 33);
+        for i in 33..60 {
+            log.begin(finished(Operation::Rollback, Outcome::Succeeded, i));
+        }
+        assert_eq!(count(&log, Operation::Start), 0);
+        assert_eq!(count(&log, Operation::Rollback), KEPT);
+        assert_eq!(count(&log, Operation::Repair), KEPT);
     }
 
     #[test]

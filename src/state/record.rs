@@ -147,8 +147,9 @@ impl StateDir {
     }
 
     /// Make `record` the current one, atomically and durably; the record it
-    /// replaces goes to the history first (the last few are kept).
-    pub fn save(&self, record: &Record) -> Result<(), Error> {
+    /// replaces goes to the history first (the last few are kept). Returns
+    /// the sequence number it was given.
+    pub fn save(&self, record: &Record) -> Result<u64, Error> {
         crate::failpoint!("before", "record", record.serviceset.as_str());
         let path = self
             .dir("servicesets")?
@@ -162,7 +163,7 @@ impl StateDir {
         record.seq = next;
         Self::write_atomic(&path, &to_json(&record))?;
         crate::failpoint!("after", "record", record.serviceset.as_str());
-        Ok(())
+        Ok(next)
     }
 
     /// Mark the serviceset stopped on purpose (or not), in place: the same
@@ -202,14 +203,19 @@ impl StateDir {
             .map_or(0, |(seq, _)| *seq))
     }
 
-    /// History files with their sequence numbers, newest first.
+    /// History files with their sequence numbers, newest first (none, and
+    /// nothing created, when there is no history).
     pub(super) fn history_files(
         &self,
         serviceset: &ServicesetName,
     ) -> Result<Vec<(u64, PathBuf)>, Error> {
-        let dir = self.history_dir(serviceset)?;
-        let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
-            .map_err(Self::io(&dir))?
+        let dir = self.root.join("history").join(serviceset.as_str());
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Self::io(&dir)(e)),
+        };
+        let mut files: Vec<(u64, PathBuf)> = entries
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -229,14 +235,29 @@ impl StateDir {
         Ok(read_record(&path)?.map(|record| HistoryEntry { record, path }))
     }
 
+    /// Every record in the history, newest first, each one `rollback --to`
+    /// may go back to (an unreadable one fails the list: a rollback must
+    /// not skip the version it was asked for).
+    pub fn history_entries(&self, serviceset: &ServicesetName) -> Result<Vec<HistoryEntry>, Error> {
+        let mut entries = Vec::new();
+        for (_, path) in self.history_files(serviceset)? {
+            if let Some(record) = read_record(&path)? {
+                entries.push(HistoryEntry { record, path });
+            }
+        }
+        Ok(entries)
+    }
+
     /// The rollback to `entry` succeeded: it becomes the current record
     /// (the one it replaces goes to the history), and leaves the history.
-    pub fn rolled_back(&self, entry: HistoryEntry) -> Result<(), Error> {
+    /// Returns the sequence number the restored record was given.
+    pub fn rolled_back(&self, entry: HistoryEntry) -> Result<u64, Error> {
         let mut restored = entry.record;
         restored.applied_at = now_secs();
         restored.stopped = false;
-        self.save(&restored)?;
-        Self::remove_durably(&entry.path)
+        let seq = self.save(&restored)?;
+        Self::remove_durably(&entry.path)?;
+        Ok(seq)
     }
 
     pub fn remove(&self, serviceset: &ServicesetName) -> Result<(), Error> {

@@ -83,7 +83,7 @@ pub async fn rollback(g: &Global, args: &RollbackArgs) -> Outcome {
     let progress = Progress::new(g.json);
     let sink = |e| progress.record(e);
     let (mut ctx, _signals, ticker) = open(g, args.timeout.timeout, &progress, &sink).await?;
-    let done = ops::rollback(&mut ctx, &args.name, &g.env).await;
+    let done = ops::rollback(&mut ctx, &args.name, &g.env, args.to.as_deref()).await;
     stop_ticker(ticker);
     finish(g, &done?, began, &[])
 }

@@ -1,6 +1,8 @@
 //! `telefig gc [--dry-run]`: the image cleanup of each recorded serviceset
-//! (or `--name`'s), through `ops::gc` (which takes the serviceset's lock,
-//! so it waits for a `start` in progress); prints what it decided.
+//! (or `--name`'s) by hand — whatever may go goes now, the water marks
+//! are for the cleanup after a start — through `ops::gc` (which takes the
+//! serviceset's lock, so it waits for a `start` in progress); prints what
+//! it decided, and a line on what it kept and why.
 
 use std::process::ExitCode;
 
@@ -35,7 +37,11 @@ pub async fn gc(g: &Global, args: &GcArgs) -> Outcome {
                 "removed"
             };
             print!("serviceset {name}: {plan}");
-            println!("serviceset {name}: {verb} {} image(s)", plan.remove.len());
+            println!(
+                "serviceset {name}: {verb} {} image(s); {}",
+                plan.remove.len(),
+                plan.kept_summary(platform.images.keep)
+            );
         }
         plans.push(
             serde_json::json!({"serviceset": name.as_str(), "dry_run": args.dry_run, "plan": plan}),
