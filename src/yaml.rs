@@ -6,7 +6,7 @@
 //! library does not do for us: reporting errors as line/column data, and
 //! rejecting duplicate keys in maps (serde_yaml keeps the last one silently).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -168,9 +168,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries: Vec<(String, V)> = Vec::new();
+                let mut seen = Keys::default();
                 while let Some(key) = map.next_key::<KeyString>()? {
                     let key = key.0;
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(&key) {
                         return Err(de::Error::custom(format!(
                             "duplicate key `{key}`: each key may appear once in a map"
                         )));
@@ -182,6 +183,18 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
             }
         }
         deserializer.deserialize_any(UniqueVisitor(PhantomData))
+    }
+}
+
+/// The keys of one map seen so far, to refuse one given twice: a set, so a
+/// map of n keys costs n lookups, not n²/2 comparisons.
+#[derive(Debug, Default)]
+pub struct Keys(HashSet<String>);
+
+impl Keys {
+    /// Whether `key` is new (and now seen).
+    pub fn insert(&mut self, key: &str) -> bool {
+        !self.0.contains(key) && self.0.insert(key.to_owned())
     }
 }
 

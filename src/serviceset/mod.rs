@@ -11,6 +11,7 @@ pub mod schema;
 pub mod template;
 mod values;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use check::{is_docker_name, parse_bytes};
@@ -34,6 +35,9 @@ pub struct Serviceset {
     pub source: String,
     pub source_map: template::SourceMap,
     pub containers: Vec<Declared>,
+    /// Where each name is in `containers`: a lookup per sidecar and per
+    /// dependency must not scan the list.
+    index: HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,16 +67,20 @@ pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
             .map(|(line, column)| source_map.to_source(&text, raw, line, column));
         yaml_error(file, raw, err)
     })?;
+    let containers: Vec<Declared> = parsed
+        .containers
+        .into_iter()
+        .map(|(name, entry)| Declared { name, entry })
+        .collect();
     let serviceset = Serviceset {
         file: file.to_path_buf(),
         text,
         source: raw.to_owned(),
         source_map,
-        containers: parsed
-            .containers
-            .into_iter()
-            .map(|(name, entry)| Declared { name, entry })
+        index: (containers.iter().enumerate())
+            .map(|(i, c)| (c.name.clone(), i))
             .collect(),
+        containers,
     };
     check::check(&serviceset)?;
     Ok(serviceset)
@@ -80,7 +88,7 @@ pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
 
 impl Serviceset {
     pub fn get(&self, name: &str) -> Option<&Declared> {
-        self.containers.iter().find(|c| c.name == name)
+        self.containers.get(*self.index.get(name)?)
     }
 
     /// An error pointing at `container`'s entry, or at `field` inside it
