@@ -48,7 +48,7 @@ pub struct Declared {
 
 /// Read `path` and parse it with `vars`.
 pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
-    let raw = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let raw = crate::read::text(path, crate::read::CONFIG_CAP).map_err(|source| Error::Read {
         what: "serviceset file",
         path: path.to_path_buf(),
         source,
