@@ -386,6 +386,42 @@ fn a_file_that_is_not_a_regular_file_within_the_cap_exits_2_naming_it() {
     );
 }
 
+/// A platform sidecar template is rendered with the same budget as the
+/// serviceset file: two nested loops in one stop instead of hanging.
+#[test]
+fn a_sidecar_template_that_never_ends_runs_out_of_its_budget() {
+    let dir = scratch_dir("hostile-sidecar-loop");
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        "sidecars:\n  logging:\n    image: \"singer:1\"\n    command: [\"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\"]\n",
+    )
+    .unwrap();
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
+    )
+    .unwrap();
+    let out = run_within(&[
+        os("validate"),
+        os("-c"),
+        conf.as_os_str(),
+        os("--platform"),
+        platform.as_os_str(),
+    ]);
+    assert_bad_input(
+        &out,
+        "ran out of its work budget (1000000 units)",
+        "a sidecar template with nested loops",
+    );
+    assert_bad_input(
+        &out,
+        &platform.display().to_string(),
+        "names the platform file",
+    );
+}
+
 /// A file saved with a UTF-8 byte-order mark was refused as "more than
 /// one document".
 #[test]

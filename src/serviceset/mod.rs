@@ -59,8 +59,18 @@ pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
 
 /// Template, parse and check `raw`, the content of `file`.
 pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
+    parse_within(file, raw, vars, template::Budget::DEFAULT)
+}
+
+/// [`parse`], rendering the template within `budget`.
+pub fn parse_within(
+    file: &Path,
+    raw: &str,
+    vars: &Vars,
+    budget: template::Budget,
+) -> Result<Serviceset, Error> {
     let (text, source_map) =
-        template::render_mapped(raw, vars).map_err(|err| template_error(file, raw, err))?;
+        render_on_deep_stack(raw, vars, budget).map_err(|err| template_error(file, raw, err))?;
     let parsed: schema::ServicesetFile = yaml::from_str(&text).map_err(|mut err| {
         err.location = err
             .location
@@ -84,6 +94,36 @@ pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
     };
     check::check(&serviceset)?;
     Ok(serviceset)
+}
+
+/// The stack the serviceset's template renders on. Within its work budget a
+/// template can nest a value over 100,000 levels deep (a `namespace` set in
+/// a loop), and minijinja prints, compares and drops such a value by
+/// recursion: a thread's usual few MiB overflow at a tenth of that, and the
+/// process aborts. The size is reserved, not used, until a template goes
+/// that deep.
+const TEMPLATE_STACK: usize = 1 << 30;
+
+/// [`template::render_within`] on a thread of its own with
+/// [`TEMPLATE_STACK`]; on this thread should the system refuse that.
+fn render_on_deep_stack(
+    raw: &str,
+    vars: &Vars,
+    budget: template::Budget,
+) -> Result<(String, template::SourceMap), TemplateError> {
+    std::thread::scope(|scope| {
+        let render = || template::render_within(raw, vars, budget);
+        match std::thread::Builder::new()
+            .name("template".into())
+            .stack_size(TEMPLATE_STACK)
+            .spawn_scoped(scope, render)
+        {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => render(),
+        }
+    })
 }
 
 impl Serviceset {
@@ -178,6 +218,13 @@ fn template_error(file: &Path, raw: &str, err: TemplateError) -> SourceError {
             column,
             message,
         } => SourceError::new(file, format!("bad template: {message}")).at(raw, *line, *column),
+        TemplateError::OverBudget { exhausted, line } => {
+            let err = SourceError::new(file, exhausted.to_string());
+            match line {
+                Some(line) => err.at(raw, *line, 1),
+                None => err,
+            }
+        }
     }
 }
 
@@ -211,6 +258,18 @@ mod tests {
         assert_eq!(serviceset_name(Some("a"), &env, file), "a");
         assert_eq!(serviceset_name(None, &env, file), "vtctld");
         assert_eq!(serviceset_name(None, &none, file), "serviceset.prod");
+    }
+
+    /// A value nested 100,000 deep overflowed the stack (exit 134) when it
+    /// was printed, compared, or only dropped at the end of the render.
+    #[test]
+    fn a_value_nested_as_deep_as_the_budget_allows_does_not_overflow_the_stack() {
+        let nest = "{% set ns = namespace(x=1) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}";
+        for tail in ["", "{{ ns.x|length }}", "{{ ns.x == ns.x }}", "{{ ns.x }}"] {
+            let text = format!("web: {{docker: {{image: x, version: v1}}}}\n# {nest}{tail}\n");
+            let parsed = parse(Path::new("deep.conf"), &text, &Vars::new([], []));
+            assert!(parsed.is_ok(), "{tail}: {:?}", parsed.err());
+        }
     }
 
     #[test]
