@@ -72,9 +72,9 @@ pub fn parse_within(
     let (text, source_map) =
         render_on_deep_stack(raw, vars, budget).map_err(|err| template_error(file, raw, err))?;
     let parsed: schema::ServicesetFile = yaml::from_str(&text).map_err(|mut err| {
-        err.location = err
-            .location
-            .map(|(line, column)| source_map.to_source(&text, raw, line, column));
+        let in_file = |(line, column)| source_map.to_source(&text, raw, line, column);
+        err.location = err.location.map(in_file);
+        err.gave_up = err.gave_up.map(in_file);
         yaml_error(file, raw, err)
     })?;
     let containers: Vec<Declared> = parsed
@@ -231,7 +231,8 @@ fn template_error(file: &Path, raw: &str, err: TemplateError) -> SourceError {
 /// Turn a parser error into a positioned one; an unknown field or variant
 /// gets the closest known name as a hint instead of the whole list.
 pub(crate) fn yaml_error(file: &Path, text: &str, err: YamlError) -> SourceError {
-    let (message, help) = unknown_name_hint(&err.message).unwrap_or((err.message.clone(), None));
+    let said = err.to_string();
+    let (message, help) = unknown_name_hint(&said).unwrap_or((said.clone(), None));
     let err_out = SourceError::new(file, message).with_help(help);
     match err.location {
         Some((line, column)) => err_out.at(text, line, column),
