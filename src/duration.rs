@@ -43,10 +43,20 @@ pub fn parse(text: &str) -> Result<Duration, Error> {
     } else {
         trimmed.to_owned()
     };
-    let signed: jiff::SignedDuration = spelled
-        .parse()
-        .map_err(|e: jiff::Error| error(text, first_line(&e.to_string())))?;
+    let signed: jiff::SignedDuration =
+        spelled.parse().map_err(|_| error(text, why_not(trimmed)))?;
     bounded(text, signed)
+}
+
+/// Why jiff refused `text`, in telefig's words: jiff's own message names
+/// its types ("perhaps try parsing into a `jiff::Span`").
+fn why_not(text: &str) -> &'static str {
+    // A span jiff reads in calendar units: days and longer vary in length.
+    if text.parse::<jiff::Span>().is_ok() {
+        "days, weeks, months and years are not accepted; give hours (\"48h\")"
+    } else {
+        "it is not a number followed by a unit (h, m, s, ms, us, ns)"
+    }
 }
 
 /// A number of whole seconds (a YAML integer).
@@ -90,10 +100,6 @@ fn too_long() -> String {
         "it is longer than the limit of {} days",
         MAX.as_secs() / 86_400
     )
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -149,5 +155,27 @@ mod tests {
         }
         assert_eq!(from_secs_f64(0.25), Ok(Duration::from_millis(250)));
         assert_eq!(parse("8760h"), Ok(MAX));
+    }
+
+    /// jiff's own message names its types ("perhaps try parsing into a
+    /// `jiff::Span`"); telefig says what it accepts instead.
+    #[test]
+    fn a_refusal_says_what_telefig_accepts_not_what_jiff_does() {
+        for (text, why) in [
+            ("1d", "days, weeks, months and years are not accepted"),
+            ("2 weeks", "days, weeks, months and years are not accepted"),
+            ("1 year", "days, weeks, months and years are not accepted"),
+            ("P1Y", "days, weeks, months and years are not accepted"),
+            (
+                "10 fortnights",
+                "a number followed by a unit (h, m, s, ms, us, ns)",
+            ),
+            ("10x", "a number followed by a unit (h, m, s, ms, us, ns)"),
+        ] {
+            let message = parse(text).unwrap_err().to_string();
+            assert!(message.contains(why), "{text}: {message}");
+            assert!(!message.contains("jiff"), "{text}: {message}");
+            assert!(!message.contains("friendly"), "{text}: {message}");
+        }
     }
 }

@@ -249,11 +249,13 @@ fn find_cycle(dag: &DiGraph<String, Gate>, stuck: &[NodeIndex]) -> Vec<String> {
     let stuck: HashSet<NodeIndex> = stuck.iter().copied().collect();
     // Every stuck node has a stuck dependency; follow dependencies until one repeats.
     let mut path: Vec<NodeIndex> = Vec::new();
+    let mut on_path: HashMap<NodeIndex, usize> = HashMap::new();
     let mut current = *stuck.iter().min().expect("a cycle has nodes");
     loop {
-        if let Some(pos) = path.iter().position(|&n| n == current) {
+        if let Some(&pos) = on_path.get(&current) {
             return path[pos..].iter().map(|&n| dag[n].clone()).collect();
         }
+        on_path.insert(current, path.len());
         path.push(current);
         current = dag
             .neighbors_directed(current, Incoming)

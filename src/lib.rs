@@ -21,6 +21,7 @@ pub mod name;
 pub mod ops;
 pub mod plan;
 pub mod platform;
+pub mod read;
 pub mod serviceset;
 pub mod state;
 pub mod yaml;

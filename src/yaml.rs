@@ -6,7 +6,7 @@
 //! library does not do for us: reporting errors as line/column data, and
 //! rejecting duplicate keys in maps (serde_yaml keeps the last one silently).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -19,13 +19,20 @@ pub use serde_yaml::{Mapping, Value};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
     pub message: String,
-    /// 1-based line and column, when the parser knew them.
+    /// 1-based line and column, when the parser knew them: for something
+    /// left open (a `[`, a `{`, a quote), where it was opened.
     pub location: Option<(usize, usize)>,
+    /// For something left open, where the parser gave up looking for its end.
+    pub gave_up: Option<(usize, usize)>,
 }
 
 impl fmt::Display for YamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        if let Some((line, column)) = self.gave_up {
+            write!(f, " (the parser gave up at line {line}, column {column})")?;
+        }
+        Ok(())
     }
 }
 
@@ -35,7 +42,11 @@ impl From<serde_yaml::Error> for YamlError {
         // serde_yaml writes " at line L column C" into its messages; we print
         // the position ourselves, in front.
         let message = strip_positions(&err.to_string());
-        YamlError { message, location }
+        YamlError {
+            message,
+            location,
+            gave_up: None,
+        }
     }
 }
 
@@ -68,10 +79,86 @@ fn strip_positions(message: &str) -> String {
 /// Parse YAML text straight into a typed value (keeps positions in errors).
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     serde_yaml::from_str(text).map_err(|err| {
+        let said = err.to_string();
         let mut err = YamlError::from(err);
+        place_by_offset(text, &said, &mut err);
+        point_at_opening(&said, &mut err);
         point_at_duplicate(text, &mut err);
         err
     })
+}
+
+/// The reader (a control character) knows only a byte offset, and
+/// serde_yaml then reports line 1, column 1: turn the offset into the
+/// character's own line and column.
+fn place_by_offset(text: &str, said: &str, err: &mut YamlError) {
+    const AT: &str = " at position ";
+    let Some(at) = said.find(AT) else {
+        return;
+    };
+    let digits = said[at + AT.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or_default();
+    let Ok(offset) = digits.parse::<usize>() else {
+        return;
+    };
+    let offset = (0..=offset.min(text.len()))
+        .rev()
+        .find(|&o| text.is_char_boundary(o))
+        .unwrap_or(0);
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+    err.location = Some((
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    ));
+    let found = text[offset..]
+        .chars()
+        .next()
+        .map(|c| format!(" (U+{:04X})", u32::from(c)));
+    err.message = format!(
+        "{}{}{}",
+        &said[..at],
+        found.unwrap_or_default(),
+        &said[at + AT.len() + digits.len()..]
+    );
+}
+
+/// libyaml places an unclosed `[`, `{` or quote where it gave up, often
+/// lines later; point at where it was opened instead (its "context"),
+/// keeping the give-up point as extra information.
+fn point_at_opening(said: &str, err: &mut YamlError) {
+    let opened = [
+        ("while parsing a flow sequence", "unclosed `[`"),
+        ("while parsing a flow mapping", "unclosed `{`"),
+        ("while scanning a quoted scalar", "unclosed quote"),
+    ];
+    let Some((context, what)) = opened.into_iter().find(|(c, _)| said.contains(c)) else {
+        return;
+    };
+    let problem = strip_positions(said.split(", while").next().unwrap_or(said));
+    if context.contains("quoted") && !problem.contains("end of stream") {
+        return;
+    }
+    let marks = positions(said);
+    // serde_yaml leaves out a context position of 1:1 (as "unknown").
+    let opened_at = marks.get(1).copied().unwrap_or((1, 1));
+    err.gave_up = err.location;
+    err.location = Some(opened_at);
+    err.message = format!("{what}: {problem}");
+}
+
+/// Every "line L column C" in a serde_yaml message, in order.
+fn positions(said: &str) -> Vec<(usize, usize)> {
+    said.match_indices(" at line ")
+        .filter_map(|(at, found)| {
+            let rest = &said[at + found.len()..];
+            let (line, rest) = rest.split_once(" column ")?;
+            let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            Some((line.parse().ok()?, column.parse().ok()?))
+        })
+        .collect()
 }
 
 /// serde_yaml places an error raised while reading a map at the map's
@@ -168,9 +255,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries: Vec<(String, V)> = Vec::new();
+                let mut seen = Keys::default();
                 while let Some(key) = map.next_key::<KeyString>()? {
                     let key = key.0;
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(&key) {
                         return Err(de::Error::custom(format!(
                             "duplicate key `{key}`: each key may appear once in a map"
                         )));
@@ -182,6 +270,18 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
             }
         }
         deserializer.deserialize_any(UniqueVisitor(PhantomData))
+    }
+}
+
+/// The keys of one map seen so far, to refuse one given twice: a set, so a
+/// map of n keys costs n lookups, not n²/2 comparisons.
+#[derive(Debug, Default)]
+pub struct Keys(HashSet<String>);
+
+impl Keys {
+    /// Whether `key` is new (and now seen).
+    pub fn insert(&mut self, key: &str) -> bool {
+        !self.0.contains(key) && self.0.insert(key.to_owned())
     }
 }
 
@@ -215,6 +315,59 @@ mod tests {
             strip_positions("found x at line 4 column 21, while scanning at line 3 column 1"),
             "found x, while scanning"
         );
+    }
+
+    /// libyaml's reader knows only a byte offset, and serde_yaml then said
+    /// 1:1 whatever the line.
+    #[test]
+    fn a_control_character_is_placed_at_its_own_line_and_column() {
+        let err = from_str::<Value>("a: 1\nbé: \"x\u{1}\"\n").unwrap_err();
+        assert_eq!(err.location, Some((2, 7)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "control characters are not allowed (U+0001)"
+        );
+    }
+
+    /// Something left open is placed where it was opened, and the place
+    /// where the parser gave up is kept as extra information.
+    #[test]
+    fn an_unclosed_bracket_brace_or_quote_is_placed_where_it_opened() {
+        for (text, opened, what) in [
+            (
+                "a: [1, 2\nb: 3\nc: 4\n",
+                (1, 4),
+                "unclosed `[`: did not find expected ',' or ']'",
+            ),
+            (
+                "x: 1\na: {b: 1, c: 2\nd: [3]\n",
+                (2, 4),
+                "unclosed `{`: did not find expected ',' or '}'",
+            ),
+            (
+                "[1,\n2\n",
+                (1, 1),
+                "unclosed `[`: did not find expected ',' or ']'",
+            ),
+            (
+                "a: 'abc\nb: 1\n",
+                (1, 4),
+                "unclosed quote: found unexpected end of stream",
+            ),
+        ] {
+            let err = from_str::<Value>(text).unwrap_err();
+            assert_eq!(err.location, Some(opened), "{text:?}: {err:?}");
+            assert_eq!(err.message, what, "{text:?}");
+            let (line, _) = err.gave_up.unwrap_or_else(|| panic!("{text:?}: {err:?}"));
+            assert!(line > opened.0, "{text:?}: {err:?}");
+            assert!(
+                err.to_string().contains("(the parser gave up at line"),
+                "{err}"
+            );
+        }
+        // A quote that is closed but holds a bad escape is placed at the escape.
+        let err = from_str::<Value>("a: \"x\\qy\"\n").unwrap_err();
+        assert_eq!(err.gave_up, None, "{err:?}");
     }
 
     #[test]

@@ -311,3 +311,137 @@ fn start_reports_a_bad_file_first_even_with_no_docker_to_answer() {
             .expect("the lock is free after a failed start");
     }
 }
+
+/// Like [`run`], but a hang fails the test instead of stalling it.
+fn run_within(args: &[&OsStr]) -> Output {
+    let state = scratch_dir("hostile-state");
+    let mut cmd = telefig();
+    cmd.args(args).arg("--state-dir").arg(&state);
+    output_within(&mut cmd, std::time::Duration::from_secs(60))
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// A FIFO blocked `validate` forever, `/dev/zero` was read until memory ran
+/// out, a loop of links was reported as "found neither in the current
+/// directory": each file telefig reads is a regular file within a cap.
+#[test]
+fn a_file_that_is_not_a_regular_file_within_the_cap_exits_2_naming_it() {
+    let dir = scratch_dir("hostile-files");
+    let conf = dir.join("web.conf");
+    std::fs::write(&conf, "web: {docker: {image: x, version: v1}}\n").unwrap();
+    let fifo = dir.join("fifo.conf");
+    mkfifo(&fifo);
+    let looped = dir.join("loop.conf");
+    std::os::unix::fs::symlink(dir.join("loop2.conf"), &looped).unwrap();
+    std::os::unix::fs::symlink(&looped, dir.join("loop2.conf")).unwrap();
+    let zero = dir.join("zero.conf");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    // Sparse: 5 MiB that take no room.
+    let big = dir.join("big.conf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(5 << 20)
+        .unwrap();
+    let cases: [(&Path, &str); 5] = [
+        (&fifo, "it is a FIFO (named pipe), not a regular file"),
+        (
+            Path::new("/dev/zero"),
+            "it is a character device, not a regular file",
+        ),
+        (&zero, "it is a character device, not a regular file"),
+        (&looped, "it is a loop of symbolic links"),
+        (&big, "it is larger than the limit of 4 MiB (4194304 bytes)"),
+    ];
+    for (path, why) in cases {
+        let shown = path.display().to_string();
+        let out = run_within(&[os("validate"), os("-c"), path.as_os_str()]);
+        assert_bad_input(&out, why, &format!("-c {shown}"));
+        assert_bad_input(&out, &format!("serviceset file {shown}"), &shown);
+        let out = run_within(&[
+            os("validate"),
+            os("-c"),
+            conf.as_os_str(),
+            os("--platform"),
+            path.as_os_str(),
+        ]);
+        assert_bad_input(&out, why, &format!("--platform {shown}"));
+        assert_bad_input(&out, &format!("platform file {shown}"), &shown);
+    }
+    // A relative -c is looked up; a loop there is a loop, not "not found".
+    let out = output_within(
+        telefig()
+            .current_dir(&dir)
+            .args(["validate", "-c", "loop.conf"]),
+        std::time::Duration::from_secs(60),
+    );
+    assert_bad_input(
+        &out,
+        "loop.conf is a loop of symbolic links",
+        "-c loop.conf",
+    );
+}
+
+/// A platform sidecar template is rendered with the same budget as the
+/// serviceset file: two nested loops in one stop instead of hanging.
+#[test]
+fn a_sidecar_template_that_never_ends_runs_out_of_its_budget() {
+    let dir = scratch_dir("hostile-sidecar-loop");
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        "sidecars:\n  logging:\n    image: \"singer:1\"\n    command: [\"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\"]\n",
+    )
+    .unwrap();
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
+    )
+    .unwrap();
+    let out = run_within(&[
+        os("validate"),
+        os("-c"),
+        conf.as_os_str(),
+        os("--platform"),
+        platform.as_os_str(),
+    ]);
+    assert_bad_input(
+        &out,
+        "ran out of its work budget (1000000 units)",
+        "a sidecar template with nested loops",
+    );
+    assert_bad_input(
+        &out,
+        &platform.display().to_string(),
+        "names the platform file",
+    );
+}
+
+/// A file saved with a UTF-8 byte-order mark was refused as "more than
+/// one document".
+#[test]
+fn a_file_that_starts_with_a_byte_order_mark_is_read() {
+    let dir = scratch_dir("hostile-bom");
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "\u{feff}version: 1\nweb: {docker: {image: x, version: v1}}\n",
+    )
+    .unwrap();
+    let platform = dir.join("platform.yaml");
+    std::fs::write(&platform, "\u{feff}labels: {team: cards}\n").unwrap();
+    let out = run_within(&[
+        os("validate"),
+        os("-c"),
+        conf.as_os_str(),
+        os("--platform"),
+        platform.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -6,9 +6,15 @@
 //! the name involved, the "did you mean" hint). The binary runs with an
 //! empty environment, so only the `-e` values given here are defined.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Far longer than any validate takes: one that hangs fails the test.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// The bad fixtures must cover at least this many distinct mistakes.
 const MIN_BAD_FIXTURES: usize = 30;
@@ -45,8 +51,7 @@ fn validate(file: &Path, vars: &[(&str, &str)]) -> Output {
     for (k, v) in vars {
         cmd.arg("-e").arg(format!("{k}={v}"));
     }
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run telefig: {e}"))
+    support::output_within(&mut cmd, LIMIT)
 }
 
 /// `dir/*.<ext>`, relative to the repository, sorted.

@@ -65,7 +65,7 @@ pub fn load_with(g: &Global, named: impl FnOnce(&ServicesetName)) -> anyhow::Res
     // A relative -c is relative to the build: the current directory, then $TARGET.
     let (file, from) = paths::resolve(&given, &bases).map_err(|m| {
         UsageError(format!(
-            "cannot find the serviceset file: {m}; pass -c with an absolute path or set TARGET to the build directory"
+            "cannot use the serviceset file: {m}; pass -c with an absolute path or set TARGET to the build directory"
         ))
     })?;
     let mut resolved = Vec::new();

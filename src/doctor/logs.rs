@@ -74,7 +74,7 @@ pub(super) fn log_limits(
 
 /// daemon.json's text, `None` when it does not exist.
 pub(super) fn read_daemon_json(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
+    match crate::read::text(path, crate::read::SMALL_CAP) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.to_string()),

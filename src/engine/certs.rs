@@ -219,7 +219,7 @@ fn explain(
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Unreadable {
+    crate::read::bytes(path, crate::read::SMALL_CAP).map_err(|source| Error::Unreadable {
         path: path.to_owned(),
         source,
     })

@@ -82,7 +82,8 @@ async fn load() -> DockerConfig {
         return DockerConfig::default();
     };
     let path = dir.join("config.json");
-    match tokio::fs::read_to_string(&path).await {
+    // Small and never blocking (a FIFO is refused), so read in place.
+    match crate::read::text(&path, crate::read::SMALL_CAP) {
         Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
             tracing::warn!("ignoring {}: not a Docker config ({e})", path.display());
             DockerConfig::default()

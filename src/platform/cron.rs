@@ -3,6 +3,8 @@
 //! command turned into `/bin/sh -c <line>` as cron runs it, names unique in
 //! the serviceset.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::SourceError;
@@ -27,7 +29,7 @@ pub(super) fn jobs(
     set: &Serviceset,
     owner: &str,
     entries: &[CronEntry],
-    earlier: &[CronJob],
+    taken: &mut HashSet<String>,
 ) -> Result<Vec<CronJob>, SourceError> {
     let mut jobs: Vec<CronJob> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -58,7 +60,7 @@ pub(super) fn jobs(
         {
             return Err(at(format!("{what}: `{user}` is not a user name")));
         }
-        if earlier.iter().chain(&jobs).any(|j| j.name == name) {
+        if !taken.insert(name.clone()) {
             return Err(at(format!(
                 "{what}: another cron job of this serviceset is named `{name}`; job names are unique in a serviceset"
             )));

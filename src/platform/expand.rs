@@ -5,7 +5,7 @@
 //! template with the sidecar's parameters as template variables), wires the
 //! order edges (SPEC §3), and collects cron entries for the daemon.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,11 +51,23 @@ pub fn expand(
         cron: Vec::new(),
     };
     let base = vars.with_layer(BTreeMap::from([("serviceset".to_owned(), name.to_owned())]));
+    // Names taken so far, of containers and of cron jobs: sets, so that a
+    // big serviceset costs what its size costs.
+    let mut taken = Taken::default();
     for declared in &set.containers {
-        expand_declared(set, declared, platform, &base, &mut out)?;
+        let before = out.containers.len();
+        expand_declared(set, declared, platform, &base, &mut out, &mut taken)?;
+        (taken.containers).extend(out.containers[before..].iter().map(|c| c.name.clone()));
     }
-    check_dependencies(set, &out)?;
+    check_dependencies(set, &out, &taken.containers)?;
     Ok(out)
+}
+
+/// The names of the containers and cron jobs expanded so far.
+#[derive(Default)]
+struct Taken {
+    containers: HashSet<String>,
+    cron: HashSet<String>,
 }
 
 fn expand_declared(
@@ -64,6 +76,7 @@ fn expand_declared(
     platform: &Platform,
     vars: &Vars,
     out: &mut Expanded,
+    taken: &mut Taken,
 ) -> Result<(), Error> {
     let owner = &declared.name;
     let entry = &declared.entry;
@@ -107,7 +120,7 @@ fn expand_declared(
     for (kind, sidecar) in &entry.sidecars.0 {
         let params = match sidecar {
             SidecarEntry::Cron(entries) => {
-                let jobs = super::cron::jobs(set, owner, entries, &out.cron)?;
+                let jobs = super::cron::jobs(set, owner, entries, &mut taken.cron)?;
                 out.cron.extend(jobs);
                 continue;
             }
@@ -142,7 +155,7 @@ fn expand_declared(
             );
             return Err(set.error_at(owner, Some(kind), message).into());
         }
-        if set.get(&name).is_some() || out.get(&name).is_some() {
+        if set.get(&name).is_some() || taken.containers.contains(&name) {
             return Err(set
                 .error_at(owner, Some(kind), format!("sidecar `{name}` of `{owner}` has the same name as a declared container; rename that container"))
                 .into());
@@ -207,7 +220,7 @@ impl Context<'_> {
         let container_vars = self
             .vars
             .with_layer(BTreeMap::from([("container".to_owned(), name.to_owned())]));
-        let mut env: Vec<(String, String)> = Vec::new();
+        let mut env = Pairs::default();
         for (k, v) in &self.platform.environment {
             let v = template::render_str(v, &container_vars).map_err(|e| {
                 (
@@ -218,10 +231,10 @@ impl Context<'_> {
                     ),
                 )
             })?;
-            set_pair(&mut env, k, v);
+            env.set(k, v);
         }
         for (k, v) in &docker.environment.0 {
-            set_pair(&mut env, k, v.clone());
+            env.set(k, v.clone());
         }
 
         let mut labels: BTreeMap<String, String> = self.platform.labels.iter().cloned().collect();
@@ -264,7 +277,9 @@ impl Context<'_> {
                 .map(split_words)
                 .transpose()
                 .map_err(|m| (Some("command"), m))?,
-            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env: (env.into_vec().into_iter())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
             user: docker.user.as_ref().map(|u| u.0.clone()),
             working_dir: docker.working_dir.clone(),
             labels,
@@ -336,10 +351,14 @@ impl Context<'_> {
     }
 }
 
-fn check_dependencies(set: &Serviceset, out: &Expanded) -> Result<(), SourceError> {
+fn check_dependencies(
+    set: &Serviceset,
+    out: &Expanded,
+    names: &HashSet<String>,
+) -> Result<(), SourceError> {
     for c in &out.containers {
         for dep in &c.depends_on {
-            if out.get(&dep.name).is_none() {
+            if !names.contains(&dep.name) {
                 let names = out.containers.iter().map(|c| c.name.as_str());
                 return Err(set
                     .error_at(

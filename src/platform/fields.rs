@@ -2,6 +2,7 @@
 //! command split into words, the healthcheck with Docker's defaults, the
 //! host config (restart policy, resources), templated strings.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -30,10 +31,27 @@ pub(super) fn bool_as_declared(template: &SidecarTemplate, param: &str, text: St
     }
 }
 
-pub(super) fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: String) {
-    match pairs.iter_mut().find(|(k, _)| k == key) {
-        Some(pair) => pair.1 = value,
-        None => pairs.push((key.to_owned(), value)),
+/// `KEY=VALUE` pairs in the order first set; setting a key again replaces
+/// its value in place. Indexed, so n keys cost n lookups.
+#[derive(Default)]
+pub(super) struct Pairs {
+    list: Vec<(String, String)>,
+    at: HashMap<String, usize>,
+}
+
+impl Pairs {
+    pub(super) fn set(&mut self, key: &str, value: String) {
+        match self.at.get(key) {
+            Some(&i) => self.list[i].1 = value,
+            None => {
+                self.at.insert(key.to_owned(), self.list.len());
+                self.list.push((key.to_owned(), value));
+            }
+        }
+    }
+
+    pub(super) fn into_vec(self) -> Vec<(String, String)> {
+        self.list
     }
 }
 

@@ -117,17 +117,20 @@ impl Platform {
     pub fn load(explicit: Option<&Path>) -> Result<Platform, Error> {
         let path = match explicit {
             Some(p) => p.to_path_buf(),
-            None if Path::new(DEFAULT_PLATFORM_PATH).exists() => {
+            // Anything at that path is meant to be read, even a broken link:
+            // reading it says what is wrong rather than silently not using it.
+            None if Path::new(DEFAULT_PLATFORM_PATH).symlink_metadata().is_ok() => {
                 PathBuf::from(DEFAULT_PLATFORM_PATH)
             }
             None => return Ok(Platform::built_in()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-            what: "platform file",
-            path: path.clone(),
-            source,
-            hint: "pass --platform FILE or fix its permissions",
-        })?;
+        let text =
+            crate::read::text(&path, crate::read::CONFIG_CAP).map_err(|source| Error::Read {
+                what: "platform file",
+                path: path.clone(),
+                source,
+                hint: "pass --platform FILE or fix its permissions",
+            })?;
         Platform::parse(&path, &text)
     }
 

@@ -98,18 +98,26 @@ pub fn resolve(given: &Path, bases: &Bases) -> Result<(PathBuf, Option<Base>), S
         (bases.cwd.as_ref(), Base::CurrentDir),
         (bases.target.as_ref(), Base::Target),
     ];
-    candidates
-        .into_iter()
-        .filter_map(|(base, which)| Some((base?.join(given), which)))
-        .find(|(path, _)| path.exists())
-        .map(|(path, which)| (path, Some(which)))
-        .ok_or_else(|| {
-            format!(
-                "`{}` is a relative path, found {}",
-                given.display(),
-                bases.describe()
-            )
-        })
+    for (base, which) in candidates {
+        let Some(path) = base.map(|b| b.join(given)) else {
+            continue;
+        };
+        // Found, or there but unusable (a loop of links, no permission):
+        // say so rather than that it is missing.
+        match std::fs::metadata(&path) {
+            Ok(_) => return Ok((path, Some(which))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(format!("{} is a loop of symbolic links", path.display()));
+            }
+            Err(e) => return Err(format!("cannot look at {}: {e}", path.display())),
+        }
+    }
+    Err(format!(
+        "`{}` is a relative path, found {}",
+        given.display(),
+        bases.describe()
+    ))
 }
 
 /// Whether a bind's source is a relative host path (`a/b`, `./a`, `..`),

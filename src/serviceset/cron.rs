@@ -9,7 +9,7 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::schema::Words;
-use crate::yaml::KeyString;
+use crate::yaml::{KeyString, Keys};
 
 /// One scheduled command, run on the host by `telefig daemon`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -52,8 +52,9 @@ impl<'de> Deserialize<'de> for CronEntries {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<CronEntry> = Vec::new();
+                let mut seen = Keys::default();
                 while let Some(KeyString(name)) = map.next_key()? {
-                    if out.iter().any(|e| e.name.as_deref() == Some(name.as_str())) {
+                    if !seen.insert(&name) {
                         return Err(de::Error::custom(format!("duplicate cron job `{name}`")));
                     }
                     let mut entry: CronEntry = map.next_value()?;

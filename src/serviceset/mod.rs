@@ -11,6 +11,7 @@ pub mod schema;
 pub mod template;
 mod values;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use check::{is_docker_name, parse_bytes};
@@ -34,6 +35,9 @@ pub struct Serviceset {
     pub source: String,
     pub source_map: template::SourceMap,
     pub containers: Vec<Declared>,
+    /// Where each name is in `containers`: a lookup per sidecar and per
+    /// dependency must not scan the list.
+    index: HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +48,7 @@ pub struct Declared {
 
 /// Read `path` and parse it with `vars`.
 pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
-    let raw = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let raw = crate::read::text(path, crate::read::CONFIG_CAP).map_err(|source| Error::Read {
         what: "serviceset file",
         path: path.to_path_buf(),
         source,
@@ -55,32 +59,76 @@ pub fn load(path: &Path, vars: &Vars) -> Result<Serviceset, Error> {
 
 /// Template, parse and check `raw`, the content of `file`.
 pub fn parse(file: &Path, raw: &str, vars: &Vars) -> Result<Serviceset, Error> {
+    parse_within(file, raw, vars, template::Budget::DEFAULT)
+}
+
+/// [`parse`], rendering the template within `budget`.
+pub fn parse_within(
+    file: &Path,
+    raw: &str,
+    vars: &Vars,
+    budget: template::Budget,
+) -> Result<Serviceset, Error> {
     let (text, source_map) =
-        template::render_mapped(raw, vars).map_err(|err| template_error(file, raw, err))?;
+        render_on_deep_stack(raw, vars, budget).map_err(|err| template_error(file, raw, err))?;
     let parsed: schema::ServicesetFile = yaml::from_str(&text).map_err(|mut err| {
-        err.location = err
-            .location
-            .map(|(line, column)| source_map.to_source(&text, raw, line, column));
+        let in_file = |(line, column)| source_map.to_source(&text, raw, line, column);
+        err.location = err.location.map(in_file);
+        err.gave_up = err.gave_up.map(in_file);
         yaml_error(file, raw, err)
     })?;
+    let containers: Vec<Declared> = parsed
+        .containers
+        .into_iter()
+        .map(|(name, entry)| Declared { name, entry })
+        .collect();
     let serviceset = Serviceset {
         file: file.to_path_buf(),
         text,
         source: raw.to_owned(),
         source_map,
-        containers: parsed
-            .containers
-            .into_iter()
-            .map(|(name, entry)| Declared { name, entry })
+        index: (containers.iter().enumerate())
+            .map(|(i, c)| (c.name.clone(), i))
             .collect(),
+        containers,
     };
     check::check(&serviceset)?;
     Ok(serviceset)
 }
 
+/// The stack the serviceset's template renders on. Within its work budget a
+/// template can nest a value over 100,000 levels deep (a `namespace` set in
+/// a loop), and minijinja prints, compares and drops such a value by
+/// recursion: a thread's usual few MiB overflow at a tenth of that, and the
+/// process aborts. The size is reserved, not used, until a template goes
+/// that deep.
+const TEMPLATE_STACK: usize = 1 << 30;
+
+/// [`template::render_within`] on a thread of its own with
+/// [`TEMPLATE_STACK`]; on this thread should the system refuse that.
+fn render_on_deep_stack(
+    raw: &str,
+    vars: &Vars,
+    budget: template::Budget,
+) -> Result<(String, template::SourceMap), TemplateError> {
+    std::thread::scope(|scope| {
+        let render = || template::render_within(raw, vars, budget);
+        match std::thread::Builder::new()
+            .name("template".into())
+            .stack_size(TEMPLATE_STACK)
+            .spawn_scoped(scope, render)
+        {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => render(),
+        }
+    })
+}
+
 impl Serviceset {
     pub fn get(&self, name: &str) -> Option<&Declared> {
-        self.containers.iter().find(|c| c.name == name)
+        self.containers.get(*self.index.get(name)?)
     }
 
     /// An error pointing at `container`'s entry, or at `field` inside it
@@ -170,13 +218,21 @@ fn template_error(file: &Path, raw: &str, err: TemplateError) -> SourceError {
             column,
             message,
         } => SourceError::new(file, format!("bad template: {message}")).at(raw, *line, *column),
+        TemplateError::OverBudget { exhausted, line } => {
+            let err = SourceError::new(file, exhausted.to_string());
+            match line {
+                Some(line) => err.at(raw, *line, 1),
+                None => err,
+            }
+        }
     }
 }
 
 /// Turn a parser error into a positioned one; an unknown field or variant
 /// gets the closest known name as a hint instead of the whole list.
 pub(crate) fn yaml_error(file: &Path, text: &str, err: YamlError) -> SourceError {
-    let (message, help) = unknown_name_hint(&err.message).unwrap_or((err.message.clone(), None));
+    let said = err.to_string();
+    let (message, help) = unknown_name_hint(&said).unwrap_or((said.clone(), None));
     let err_out = SourceError::new(file, message).with_help(help);
     match err.location {
         Some((line, column)) => err_out.at(text, line, column),
@@ -203,6 +259,18 @@ mod tests {
         assert_eq!(serviceset_name(Some("a"), &env, file), "a");
         assert_eq!(serviceset_name(None, &env, file), "vtctld");
         assert_eq!(serviceset_name(None, &none, file), "serviceset.prod");
+    }
+
+    /// A value nested 100,000 deep overflowed the stack (exit 134) when it
+    /// was printed, compared, or only dropped at the end of the render.
+    #[test]
+    fn a_value_nested_as_deep_as_the_budget_allows_does_not_overflow_the_stack() {
+        let nest = "{% set ns = namespace(x=1) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}";
+        for tail in ["", "{{ ns.x|length }}", "{{ ns.x == ns.x }}", "{{ ns.x }}"] {
+            let text = format!("web: {{docker: {{image: x, version: v1}}}}\n# {nest}{tail}\n");
+            let parsed = parse(Path::new("deep.conf"), &text, &Vars::new([], []));
+            assert!(parsed.is_ok(), "{tail}: {:?}", parsed.err());
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::cron::CronEntries;
 pub use super::cron::CronEntry;
 pub use super::values::*;
 use super::values::{yaml11_bool, yaml11_bool_opt};
-use crate::yaml::{KeyString, UniqueMap, Value};
+use crate::yaml::{KeyString, Keys, UniqueMap, Value};
 
 /// The whole file: `version` plus one entry per container, in file order.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +40,7 @@ impl<'de> Deserialize<'de> for ServicesetFile {
                 Ok(ServicesetFile::default())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut file = ServicesetFile::default();
+                let (mut file, mut seen) = (ServicesetFile::default(), Keys::default());
                 while let Some(KeyString(key)) = map.next_key()? {
                     if key == "version" {
                         if file.version.is_some() {
@@ -55,7 +55,7 @@ impl<'de> Deserialize<'de> for ServicesetFile {
                         file.version = Some(version);
                         continue;
                     }
-                    if file.containers.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(&key) {
                         return Err(de::Error::custom(format!(
                             "duplicate container `{key}`: each container is declared once"
                         )));
@@ -179,8 +179,9 @@ impl<'de> Deserialize<'de> for Sidecars {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, SidecarEntry)> = Vec::new();
+                let mut seen = Keys::default();
                 while let Some(KeyString(kind)) = map.next_key()? {
-                    if out.iter().any(|(k, _)| *k == kind) {
+                    if !seen.insert(&kind) {
                         return Err(de::Error::custom(format!("duplicate sidecar `{kind}`")));
                     }
                     let entry = if kind == "cron" {

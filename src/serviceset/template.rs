@@ -8,11 +8,19 @@
 //! line of its first use, not only the first. Values are looked up in
 //! [`Vars`], a stack of layers where the first one that defines a name wins:
 //! `-e K=V` before the process environment, and for sidecar templates their
-//! parameters first. This module knows nothing about YAML.
+//! parameters first. Every render has a [`Budget`]: a template that loops
+//! or recurses without end, or builds a huge value, stops with
+//! [`TemplateError::OverBudget`] instead of hanging or exhausting memory.
+//! This module knows nothing about YAML.
+
+mod budget;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use budget::{Budget, Exhausted};
+use budget::{Passes, bounded_formatter};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 /// Layered variables; the first layer that defines a name wins.
@@ -72,6 +80,13 @@ pub enum TemplateError {
         line: usize,
         column: usize,
         message: String,
+    },
+    /// The render ran out of its budget; `line` is where it was, when
+    /// minijinja knows it.
+    #[error("{}{exhausted}", .line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    OverBudget {
+        exhausted: Exhausted,
+        line: Option<usize>,
     },
 }
 
@@ -158,25 +173,53 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, TemplateError> {
 
 /// [`render`], and where each part of the output came from.
 pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), TemplateError> {
+    render_within(text, vars, Budget::DEFAULT)
+}
+
+/// The name the text is known by inside minijinja (never shown).
+const NAME: &str = "text";
+
+/// [`render_mapped`] within `budget`.
+pub fn render_within(
+    text: &str,
+    vars: &Vars,
+    budget: Budget,
+) -> Result<(String, SourceMap), TemplateError> {
     if !has_template(text) {
         return Ok((text.to_owned(), SourceMap::default()));
     }
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    let template = env
-        .template_from_str(text)
+    let emitted = Arc::new(AtomicUsize::new(0));
+    env.set_formatter(bounded_formatter(budget.output, emitted.clone()));
+    env.add_template(NAME, text)
         .map_err(|err| syntax_error(text, &err))?;
     // Only the names the template uses, not the whole environment.
-    let candidates = template.undeclared_variables(false);
+    let candidates = template(&env).undeclared_variables(false);
     let mut context: BTreeMap<String, Value> = candidates
         .iter()
         .filter_map(|n| Some((n.clone(), Value::from(vars.get(n)?))))
         .collect();
     let mut undefined: Vec<(String, usize)> = Vec::new();
+    let mut fuel = Passes::new(budget.work);
     // Strict rendering stops at the first undefined name: note it, give it
     // an empty value, and render again, so that every name is reported.
     loop {
-        let err = match template.render_with_spans(Value::from(context.clone())) {
+        let Some(allowance) = fuel.next() else {
+            // The search for more undefined names is out of fuel.
+            return Err(TemplateError::Undefined(undefined));
+        };
+        env.set_fuel(Some(allowance));
+        emitted.store(0, Ordering::Relaxed);
+        let rendered = template(&env).render_with_spans(Value::from(context.clone()));
+        let over_cap = emitted.load(Ordering::Relaxed) > budget.output;
+        let err = match rendered {
+            Ok((out, _)) if undefined.is_empty() && out.len() > budget.output => {
+                return Err(TemplateError::OverBudget {
+                    exhausted: Exhausted::Output(budget.output),
+                    line: None,
+                });
+            }
             Ok((out, spans)) if undefined.is_empty() => {
                 let spans = spans
                     .iter()
@@ -188,6 +231,22 @@ pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), Tem
                 return Ok((out, SourceMap { spans }));
             }
             Ok(_) => return Err(TemplateError::Undefined(undefined)),
+            Err(err) if over_cap && undefined.is_empty() => {
+                return Err(TemplateError::OverBudget {
+                    exhausted: Exhausted::Output(budget.output),
+                    line: err.line(),
+                });
+            }
+            Err(err) if err.kind() == ErrorKind::OutOfFuel && undefined.is_empty() => {
+                return Err(TemplateError::OverBudget {
+                    exhausted: Exhausted::Work(budget.work),
+                    line: err.line(),
+                });
+            }
+            Err(err) if err.kind() == ErrorKind::OutOfFuel => {
+                fuel.ran_out();
+                continue;
+            }
             Err(err) => err,
         };
         let name = (err.kind() == ErrorKind::UndefinedError)
@@ -198,6 +257,7 @@ pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), Tem
                 // A name the analysis above missed is filled in if defined.
                 let value = vars.get(&name).unwrap_or_else(|| {
                     undefined.push((name.clone(), err.line().unwrap_or(1)));
+                    fuel.searching();
                     ""
                 });
                 context.insert(name, Value::from(value));
@@ -208,6 +268,10 @@ pub fn render_mapped(text: &str, vars: &Vars) -> Result<(String, SourceMap), Tem
             None => return Err(syntax_error(text, &err)),
         }
     }
+}
+
+fn template<'a>(env: &'a Environment<'a>) -> minijinja::Template<'a, 'a> {
+    env.get_template(NAME).expect("added before rendering")
 }
 
 /// Render a value of a parsed template (a string in a sidecar template or
@@ -358,6 +422,134 @@ mod tests {
         };
         let names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["MODE", "Z"]);
+    }
+
+    /// Budgets small enough that running out takes no time in a debug build.
+    const SMALL: Budget = Budget {
+        work: 20_000,
+        output: 64 << 10,
+    };
+
+    #[test]
+    fn a_runaway_template_runs_out_of_its_budget() {
+        let work = Exhausted::Work(SMALL.work);
+        let output = Exhausted::Output(SMALL.output);
+        let loops =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        for (text, want, line) in [
+            (loops, work, Some(1)),
+            ("a\n{{ 'a' * 10**8 }}", work, Some(2)),
+            (
+                "{% for i in range(100) %}{{ 'a' * 10**8 }}{% endfor %}",
+                work,
+                Some(1),
+            ),
+            // A lazily repeated list has no size until it is printed.
+            ("{{ [1] * 10**8 }}", output, Some(1)),
+            ("{{ [[1] * 10**8] * 10**8 }}", output, Some(1)),
+            ("{{ range(100000)|join(',') }}", work, Some(1)),
+            (
+                "{% macro g(s, n) %}{% if n > 0 %}{{ g(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ g('ab', 40) }}",
+                work,
+                Some(1),
+            ),
+            // Cheap steps, long output.
+            (
+                "{% for i in range(1000) %}{{ 'x' * 100 }}{% endfor %}",
+                output,
+                Some(1),
+            ),
+        ] {
+            let err = render_within(text, &vars(&[]), SMALL).unwrap_err();
+            assert_eq!(
+                err,
+                TemplateError::OverBudget {
+                    exhausted: want,
+                    line
+                },
+                "{text}"
+            );
+        }
+        let err = render("{{ 'a' * 10**8 }}", &vars(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("work budget (1000000 units)"),
+            "{err}"
+        );
+    }
+
+    /// Each undefined name costs a render; the renders that look for more
+    /// share one more budget, so a heavy template with many missing names
+    /// cannot multiply its cost by their number.
+    #[test]
+    fn the_search_for_undefined_names_is_bounded() {
+        let names: Vec<String> = (0..1000).map(|i| format!("{{{{ N{i} }}}}")).collect();
+        // About a third of the budget per render.
+        let text = format!(
+            "{{% for i in range(2000) %}}{{% endfor %}}{}",
+            names.join("\n")
+        );
+        let err = render_within(&text, &vars(&[]), SMALL).unwrap_err();
+        let TemplateError::Undefined(found) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(found[0], ("N0".to_owned(), 1));
+        assert!(found.len() < 10, "{} renders", found.len());
+        // A cheap template still has all of its names found.
+        let text = names[..50].join("\n");
+        let err = render_within(&text, &vars(&[]), SMALL).unwrap_err();
+        assert!(matches!(err, TemplateError::Undefined(found) if found.len() == 50));
+    }
+
+    /// Every real file (the examples, the test builds, the platform files'
+    /// templates) renders within a hundredth of the default budget.
+    #[test]
+    fn real_files_render_with_a_wide_margin() {
+        let margin = Budget {
+            work: Budget::DEFAULT.work / 100,
+            output: Budget::DEFAULT.output / 100,
+        };
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts: Vec<(String, String)> = Vec::new();
+        let mut dirs = vec![repo.join("examples"), repo.join("tests/fixtures/builds")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "conf") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    texts.push((path.display().to_string(), text));
+                }
+            }
+        }
+        assert!(texts.len() >= 6, "{texts:?}");
+        for platform in ["src/platform/default.yaml", "examples/demo/platform.yaml"] {
+            let text = std::fs::read_to_string(repo.join(platform)).unwrap();
+            let value: crate::yaml::Value = crate::yaml::from_str(&text).unwrap();
+            let mut values = vec![value];
+            while let Some(value) = values.pop() {
+                match value {
+                    crate::yaml::Value::String(s) => texts.push((platform.to_owned(), s)),
+                    crate::yaml::Value::Sequence(items) => values.extend(items),
+                    crate::yaml::Value::Mapping(map) => {
+                        values.extend(map.into_iter().map(|(_, v)| v))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (file, text) in texts {
+            // Every name the text uses, defined (numbers work as text too).
+            let env = Environment::new();
+            let names = match env.template_from_str(&text) {
+                Ok(t) => t.undeclared_variables(false),
+                Err(_) => Default::default(),
+            };
+            let defined = vars(&names.iter().map(|n| (n.as_str(), "1")).collect::<Vec<_>>());
+            if let Err(err) = render_within(&text, &defined, margin) {
+                panic!("{file}: {err}\n{text}");
+            }
+        }
     }
 
     #[test]

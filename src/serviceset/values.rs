@@ -10,7 +10,7 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::duration;
-use crate::yaml::{KeyString, Value, scalar_to_string};
+use crate::yaml::{KeyString, Keys, Value, scalar_to_string};
 
 /// A boolean as YAML 1.1 (which the original Python tool reads) spells it:
 /// `true`/`True`, and also `yes`/`no`/`on`/`off` in any of their cases.
@@ -72,17 +72,18 @@ impl<'de> Deserialize<'de> for DependsOn {
                 Ok(DependsOn::default())
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = DependsOn::default();
+                let (mut out, mut seen) = (DependsOn::default(), Keys::default());
                 while let Some(name) = seq.next_element::<String>()? {
-                    out.push(name, Condition::Started)?;
+                    out.push(&mut seen, name, Condition::Started)?;
                 }
                 Ok(out)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = DependsOn::default();
+                let (mut out, mut seen) = (DependsOn::default(), Keys::default());
                 while let Some(KeyString(name)) = map.next_key()? {
                     let entry: Option<DependsOnEntry> = map.next_value()?;
-                    out.push(name, entry.map(|e| e.condition).unwrap_or_default())?;
+                    let condition = entry.map(|e| e.condition).unwrap_or_default();
+                    out.push(&mut seen, name, condition)?;
                 }
                 Ok(out)
             }
@@ -92,8 +93,13 @@ impl<'de> Deserialize<'de> for DependsOn {
 }
 
 impl DependsOn {
-    fn push<E: de::Error>(&mut self, name: String, condition: Condition) -> Result<(), E> {
-        if self.0.iter().any(|(n, _)| *n == name) {
+    fn push<E: de::Error>(
+        &mut self,
+        seen: &mut Keys,
+        name: String,
+        condition: Condition,
+    ) -> Result<(), E> {
+        if !seen.insert(&name) {
             return Err(E::custom(format!("`{name}` is listed twice in depends_on")));
         }
         self.0.push((name, condition));
@@ -142,21 +148,21 @@ impl<'de> Deserialize<'de> for KeyValues {
                 Ok(KeyValues::default())
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = KeyValues::default();
+                let (mut out, mut seen) = (KeyValues::default(), Keys::default());
                 while let Some(KeyValueItem(k, v)) = seq.next_element()? {
-                    out.push(k, v)?;
+                    out.push(&mut seen, k, v)?;
                 }
                 Ok(out)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = KeyValues::default();
+                let (mut out, mut seen) = (KeyValues::default(), Keys::default());
                 while let Some(KeyString(k)) = map.next_key()? {
                     let v = map.next_value_seed(ScalarText {
                         expecting: "a plain value",
                         floats: true,
                         check: Ok,
                     })?;
-                    out.push(k, v)?;
+                    out.push(&mut seen, k, v)?;
                 }
                 Ok(out)
             }
@@ -166,11 +172,11 @@ impl<'de> Deserialize<'de> for KeyValues {
 }
 
 impl KeyValues {
-    fn push<E: de::Error>(&mut self, key: String, value: String) -> Result<(), E> {
+    fn push<E: de::Error>(&mut self, seen: &mut Keys, key: String, value: String) -> Result<(), E> {
         if key.is_empty() {
             return Err(E::custom("an empty key before `=`"));
         }
-        if self.0.iter().any(|(k, _)| *k == key) {
+        if !seen.insert(&key) {
             return Err(E::custom(format!("duplicate key `{key}`")));
         }
         self.0.push((key, value));

@@ -6,14 +6,14 @@
 //! is ignored (`status` may run where the state dir is read-only).
 
 use std::collections::BTreeMap;
-use std::fs;
 
 use super::StateDir;
+use crate::read;
 
 impl StateDir {
     /// The version remembered for `endpoint`, if any.
     pub fn api_version(&self, endpoint: &str) -> Option<String> {
-        let text = fs::read_to_string(self.root.join("cache/api-version.json")).ok()?;
+        let text = read::text(&self.root.join("cache/api-version.json"), read::STATE_CAP).ok()?;
         let mut known: BTreeMap<String, String> = serde_json::from_str(&text).ok()?;
         known.remove(endpoint)
     }
@@ -25,7 +25,7 @@ impl StateDir {
         }
         let Ok(dir) = self.dir("cache") else { return };
         let path = dir.join("api-version.json");
-        let mut known: BTreeMap<String, String> = fs::read_to_string(&path)
+        let mut known: BTreeMap<String, String> = read::text(&path, read::STATE_CAP)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
@@ -39,6 +39,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn remembered_per_endpoint() {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Error, StateDir};
 use crate::name::ServicesetName;
+use crate::read;
 
 /// The last run of a cron entry, as `status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -86,7 +87,7 @@ impl StateDir {
                     .to_string_lossy()
                     .strip_suffix(".json")?
                     .to_owned();
-                let text = fs::read_to_string(e.path()).ok()?;
+                let text = read::text(&e.path(), read::STATE_CAP).ok()?;
                 Some((name, serde_json::from_str(&text).ok()?))
             })
             .collect()
@@ -104,7 +105,7 @@ impl StateDir {
     ) -> Result<(), Error> {
         let _guard = CRON_FILES.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.dir("cron")?.join(format!("{serviceset}.json"));
-        let mut runs: BTreeMap<String, CronRun> = fs::read_to_string(&path)
+        let mut runs: BTreeMap<String, CronRun> = read::text(&path, read::STATE_CAP)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();

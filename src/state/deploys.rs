@@ -11,13 +11,13 @@
 //! steps carry names, image references, gate names and times only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Error, StateDir};
 use crate::name::ServicesetName;
+use crate::read;
 
 /// Entries kept per serviceset.
 pub const KEPT: usize = 20;
@@ -381,7 +381,7 @@ impl StateDir {
 
     /// The deploy log named `serviceset`, if there is a readable one.
     pub fn read_deploy_log(&self, serviceset: &str) -> Option<DeployLog> {
-        let text = fs::read_to_string(self.deploy_log_path(serviceset)).ok()?;
+        let text = read::text(&self.deploy_log_path(serviceset), read::STATE_CAP).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -408,6 +408,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn finished(op: Operation, result: Outcome, at: i64) -> Deploy {
         let mut d = Deploy::new(op, at);

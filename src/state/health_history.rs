@@ -3,12 +3,11 @@
 //!
 //! `<dir>/health/<container>.json`: a JSON list, bounded by the daemon.
 
-use std::fs;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Error, StateDir};
+use crate::read;
 
 /// Docker's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; nothing else
 /// becomes a file name here.
@@ -26,7 +25,7 @@ impl StateDir {
         let Some(file) = file_name(container) else {
             return Vec::new();
         };
-        fs::read_to_string(self.root.join("health").join(file))
+        read::text(&self.root.join("health").join(file), read::STATE_CAP)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()

@@ -7,6 +7,7 @@ use std::fs;
 
 use super::{Error, Record, StateDir};
 use crate::name::ServicesetName;
+use crate::read;
 
 impl StateDir {
     fn pulled_path(&self, serviceset: &ServicesetName) -> Result<std::path::PathBuf, Error> {
@@ -16,7 +17,7 @@ impl StateDir {
     /// References telefig pulled for `serviceset` and has not removed.
     pub fn pulled(&self, serviceset: &ServicesetName) -> Result<BTreeSet<String>, Error> {
         let path = self.pulled_path(serviceset)?;
-        match fs::read_to_string(&path) {
+        match read::text(&path, read::STATE_CAP) {
             Ok(text) => serde_json::from_str(&text).map_err(|source| Error::Corrupt {
                 path: path.clone(),
                 source,

@@ -17,6 +17,7 @@ use super::secrets::conceal;
 use super::{Error, StateDir};
 use crate::name::ServicesetName;
 use crate::platform::{Expanded, conceal_env_entry};
+use crate::read;
 
 /// How many earlier records `rollback` can go back through.
 const HISTORY_KEPT: usize = 5;
@@ -314,7 +315,7 @@ fn to_json(record: &Record) -> Vec<u8> {
 }
 
 pub(super) fn read_record(path: &Path) -> Result<Option<Record>, Error> {
-    match fs::read_to_string(path) {
+    match read::text(path, read::STATE_CAP) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
             .map_err(|source| Error::Corrupt {
