@@ -104,26 +104,48 @@ pub fn parse_within(
 /// that deep.
 const TEMPLATE_STACK: usize = 1 << 30;
 
+/// How long the serviceset's template may take, whatever it does: the
+/// backstop behind the work budget for what minijinja does not charge. A
+/// list repeated with `*` is lazy and costs no fuel until something turns it
+/// into text (`~`, `|string`, `|pprint`), which then walks every item. Real
+/// files render in well under a millisecond.
+pub const TEMPLATE_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// [`template::render_within`] on a thread of its own with
-/// [`TEMPLATE_STACK`]; on this thread should the system refuse that.
+/// [`TEMPLATE_STACK`] (on this thread should the system refuse that), for
+/// at most [`TEMPLATE_TIME`]. A render past its time is left running on its
+/// thread and reported: every caller of [`load`] is a command that exits on
+/// that error, which ends the thread with the process.
 fn render_on_deep_stack(
     raw: &str,
     vars: &Vars,
     budget: template::Budget,
 ) -> Result<(String, template::SourceMap), TemplateError> {
-    std::thread::scope(|scope| {
-        let render = || template::render_within(raw, vars, budget);
-        match std::thread::Builder::new()
-            .name("template".into())
-            .stack_size(TEMPLATE_STACK)
-            .spawn_scoped(scope, render)
-        {
-            Ok(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => render(),
-        }
-    })
+    use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+    let (tx, rx) = sync_channel(1);
+    let (owned_raw, owned_vars) = (raw.to_owned(), vars.clone());
+    let spawned = std::thread::Builder::new()
+        .name("template".into())
+        .stack_size(TEMPLATE_STACK)
+        .spawn(move || {
+            let _ = tx.send(template::render_within(&owned_raw, &owned_vars, budget));
+        });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(_) => return template::render_within(raw, vars, budget),
+    };
+    match rx.recv_timeout(TEMPLATE_TIME) {
+        Ok(rendered) => rendered,
+        Err(RecvTimeoutError::Timeout) => Err(TemplateError::OverBudget {
+            exhausted: template::Exhausted::Time(TEMPLATE_TIME),
+            line: None,
+        }),
+        // It panicked: carry the panic on here, as a scoped thread would.
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the render sends its result before it ends"),
+        },
+    }
 }
 
 impl Serviceset {

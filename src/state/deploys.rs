@@ -368,7 +368,7 @@ impl StateDir {
 
     /// The servicesets that have a deploy log, sorted.
     pub fn deploy_log_names(&self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(self.root.join("deploys")) else {
+        let Ok(entries) = std::fs::read_dir(self.root.join("deploys")) else {
             return Vec::new();
         };
         let mut names: Vec<String> = entries

@@ -43,6 +43,13 @@ pub enum Exhausted {
         .0
     )]
     Output(usize),
+    /// The backstop for work minijinja does not charge (see
+    /// `serviceset::TEMPLATE_TIME`).
+    #[error(
+        "the template did not finish rendering within {}s: it builds a value too large to print (a list repeated with `*` and turned into text?); real files render in well under a millisecond",
+        .0.as_secs()
+    )]
+    Time(std::time::Duration),
 }
 
 /// Writes what `{{ … }}` prints, counting it into `emitted` and refusing
