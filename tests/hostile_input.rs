@@ -311,3 +311,40 @@ fn start_reports_a_bad_file_first_even_with_no_docker_to_answer() {
             .expect("the lock is free after a failed start");
     }
 }
+
+/// A name or value with terminal control characters (YAML's `\e`, `\x9b`)
+/// was echoed raw: the escape sequence ran on the reader's terminal. Every
+/// message now shows it escaped.
+#[test]
+fn control_characters_in_names_are_escaped_in_messages() {
+    let dir = scratch_dir("hostile-controls");
+    let cases = [
+        (
+            "\"web\\e[2J\":\n  docker: {image: x, version: v1}\n",
+            "web\\u{1b}[2J",
+        ),
+        (
+            "web:\n  docker: {image: x, version: v1}\n  sidecars:\n    \"lo\\e]0;pwned\\agging\": {}\n",
+            "lo\\u{1b}]0;pwned\\u{7}gging",
+        ),
+        (
+            "web:\n  docker: {image: x, version: v1, \"imag\\x9b31m\": 1}\n",
+            "\\u{9b}31m",
+        ),
+    ];
+    for (i, (text, shown)) in cases.iter().enumerate() {
+        let conf = dir.join(format!("c{i}.conf"));
+        std::fs::write(&conf, text).unwrap();
+        let out = run(&[os("validate"), os("-c"), conf.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(
+            !stderr.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+            "{text}: a control character reached the terminal: {stderr:?}"
+        );
+        assert!(stderr.contains(shown), "{text}: wants {shown}: {stderr}");
+    }
+    // And what clap echoes of a command line.
+    let out = run(&[os("validate"), os("--bogus\u{1b}[2J")]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+}

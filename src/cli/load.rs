@@ -47,7 +47,7 @@ fn owner_of(spec: &crate::platform::ContainerSpec) -> Option<&str> {
 /// `plan` print their result on stdout).
 pub fn say_resolved(loaded: &Loaded) {
     for r in &loaded.resolved {
-        eprintln!("using {r}");
+        eprintln!("using {}", super::printable(&r.to_string()));
     }
 }
 

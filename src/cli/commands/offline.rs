@@ -25,7 +25,7 @@ pub fn validate(g: &Global) -> Outcome {
     } else {
         println!(
             "{}: valid — serviceset `{}`, {} containers, {} cron entries",
-            loaded.file.display(),
+            crate::cli::printable(&loaded.file.display().to_string()),
             e.serviceset,
             e.containers.len(),
             e.cron.len()
