@@ -348,3 +348,39 @@ fn control_characters_in_names_are_escaped_in_messages() {
     let out = run(&[os("validate"), os("--bogus\u{1b}[2J")]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
 }
+
+/// `logrotate: {file: lr.conf}` reached Docker as `lr.conf:…`, which it
+/// takes for a named volume; `..` went through as written. Every bind
+/// source is now absolute and normalized, whoever wrote it.
+#[test]
+fn bind_sources_reach_docker_absolute_and_normalized() {
+    let dir = scratch_dir("hostile-binds");
+    std::fs::write(dir.join("lr.conf"), "").unwrap();
+    std::fs::write(
+        dir.join("web.conf"),
+        "web:\n  docker: {image: x, version: v1, volumes: [\"/var/log/../log/web/:/logs/\", \"./lr.conf:/etc/lr.conf:ro\"]}\n  sidecars:\n    logrotate: {file: lr.conf}\n",
+    )
+    .unwrap();
+    let out = telefig()
+        .current_dir(&dir)
+        .args(["render", "-c", "web.conf"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rendered: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let binds = |i: usize| rendered[i]["HostConfig"]["Binds"].clone();
+    let lr = dir.join("lr.conf").display().to_string();
+    assert_eq!(
+        binds(0),
+        serde_json::json!(["/var/log/web:/logs", format!("{lr}:/etc/lr.conf:ro")])
+    );
+    assert_eq!(
+        binds(1),
+        serde_json::json!([format!("{lr}:/etc/logrotate.d/web:ro"), "/var/log:/var/log"])
+    );
+    assert!(
+        stderr.contains("using web-logrotate: bind source `lr.conf`"),
+        "{stderr}"
+    );
+}

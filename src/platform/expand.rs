@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::bind::Bind;
 use super::container::*;
 pub use super::cron::CronJob;
 use super::drain::DrainSpec;
 use super::fields::*;
 use super::image::{self, ImageRequest};
+use super::paths::{Bases, ResolvedPath};
 use super::{Error, Order, Platform};
 use crate::diagnostic::{SourceError, did_you_mean};
 use crate::graph::Gate;
@@ -39,32 +41,67 @@ impl Expanded {
 /// Docker's defaults, used when a healthcheck leaves a timing out.
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// An expansion on this host: the containers, and each relative path of
+/// the file with the absolute one used for it.
+#[derive(Debug)]
+pub struct OnHost {
+    pub expanded: Expanded,
+    pub resolved: Vec<ResolvedPath>,
+}
+
+/// [`expand_on`] with nowhere to look relative paths up: a relative bind
+/// source is an error. For callers that have no host (tests, tools).
 pub fn expand(
     set: &Serviceset,
     name: &str,
     platform: &Platform,
     vars: &Vars,
 ) -> Result<Expanded, Error> {
+    expand_on(set, name, platform, vars, &Bases::default()).map(|e| e.expanded)
+}
+
+/// Every container of `set` under `name`, relative bind sources looked up
+/// under `bases`, and what the serviceset asks of the host held to the
+/// platform's policy.
+pub fn expand_on(
+    set: &Serviceset,
+    name: &str,
+    platform: &Platform,
+    vars: &Vars,
+    bases: &Bases,
+) -> Result<OnHost, Error> {
     let mut out = Expanded {
         serviceset: name.to_owned(),
         containers: Vec::new(),
         cron: Vec::new(),
     };
+    let mut resolved = Vec::new();
     let base = vars.with_layer(BTreeMap::from([("serviceset".to_owned(), name.to_owned())]));
     for declared in &set.containers {
-        expand_declared(set, declared, platform, &base, &mut out)?;
+        let ctx = Context {
+            set,
+            platform,
+            serviceset: name,
+            vars: &base,
+            bases,
+            owner_cgroup: None,
+        };
+        expand_declared(&ctx, declared, &mut out, &mut resolved)?;
     }
     check_dependencies(set, &out)?;
-    Ok(out)
+    Ok(OnHost {
+        expanded: out,
+        resolved,
+    })
 }
 
 fn expand_declared(
-    set: &Serviceset,
+    ctx: &Context,
     declared: &Declared,
-    platform: &Platform,
-    vars: &Vars,
     out: &mut Expanded,
+    resolved: &mut Vec<ResolvedPath>,
 ) -> Result<(), Error> {
+    let (set, platform, vars) = (ctx.set, ctx.platform, ctx.vars);
     let owner = &declared.name;
     let entry = &declared.entry;
     let role = match entry.kind {
@@ -72,16 +109,16 @@ fn expand_declared(
         ContainerKind::Job => Role::Job,
     };
     let build_commit = vars.get("BUILD_COMMIT").filter(|v| !v.is_empty());
-    let ctx = Context {
-        set,
-        platform,
-        serviceset: &out.serviceset,
-        vars,
-        owner_cgroup: None,
-    };
+    let field_error =
+        |(field, msg): FieldError| set.error_at(owner, field, format!("{owner}: {msg}"));
+    let binds = ctx
+        .declared_binds(owner, &entry.docker, resolved)
+        .map_err(field_error)?;
     let mut main = ctx
-        .build(owner, role, &entry.docker, owner, build_commit)
-        .map_err(|(field, msg)| set.error_at(owner, field, format!("{owner}: {msg}")))?;
+        .build(owner, role, &entry.docker, &binds, owner, build_commit)
+        .map_err(field_error)?;
+    ctx.police(&entry.docker, &binds)
+        .map_err(|v| ctx.policy_error(owner, Some(v.field), format!("{owner}: {v}")))?;
     if main.role == Role::Main {
         main.drain = ctx
             .drain(owner, entry.drain_period)
@@ -91,7 +128,7 @@ fn expand_declared(
     let owner_cgroup = main.create.host_config.cgroup_parent.clone();
     let ctx = Context {
         owner_cgroup: owner_cgroup.as_deref(),
-        ..ctx
+        ..*ctx
     };
     main.depends_on = entry
         .depends_on
@@ -147,7 +184,7 @@ fn expand_declared(
                 .error_at(owner, Some(kind), format!("sidecar `{name}` of `{owner}` has the same name as a declared container; rename that container"))
                 .into());
         }
-        let mut spec = ctx.sidecar(owner, &name, template, params)?;
+        let mut spec = ctx.sidecar(owner, &name, template, params, resolved)?;
         match template.order {
             Order::Before => main.depends_on.push(Dependency {
                 name: name.clone(),
@@ -175,6 +212,8 @@ pub(super) struct Context<'a> {
     pub(super) platform: &'a Platform,
     pub(super) serviceset: &'a str,
     pub(super) vars: &'a Vars,
+    /// Where relative bind sources are looked up.
+    pub(super) bases: &'a Bases,
     /// The owner's cgroup parent, inherited by its sidecars.
     pub(super) owner_cgroup: Option<&'a str>,
 }
@@ -190,6 +229,7 @@ impl Context<'_> {
         name: &str,
         role: Role,
         docker: &DockerSection,
+        binds: &[Bind],
         default_image: &str,
         fallback_version: Option<&str>,
     ) -> Result<ContainerSpec, FieldError> {
@@ -244,7 +284,7 @@ impl Context<'_> {
 
         let (healthcheck, health) = healthcheck(docker).map_err(|m| (Some("healthcheck"), m))?;
         let stop_grace = docker.stop_grace_period.map_or(DEFAULT_STOP_GRACE, |d| d.0);
-        let mut host_config = host_config(docker, &role)?;
+        let mut host_config = host_config(docker, &role, binds)?;
         host_config.log_config = Some(super::log_config(
             docker.logging.as_ref(),
             &self.platform.defaults.logging,

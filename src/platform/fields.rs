@@ -9,6 +9,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 3;
 
 use super::SidecarTemplate;
+use super::bind::Bind;
 use super::container::*;
 use super::expand::FieldError;
 use crate::serviceset::parse_bytes;
@@ -93,7 +94,13 @@ pub(super) fn healthcheck(
     Ok((Some(config), Some(timing)))
 }
 
-pub(super) fn host_config(docker: &DockerSection, role: &Role) -> Result<HostConfig, FieldError> {
+/// The host config of a container from its section, with its binds
+/// already built and placed (`bind`, `paths`).
+pub(super) fn host_config(
+    docker: &DockerSection,
+    role: &Role,
+    binds: &[Bind],
+) -> Result<HostConfig, FieldError> {
     let default_restart = super::container::default_restart_policy(role.label());
     let restart = docker.restart.as_deref().unwrap_or(default_restart);
     let restart_policy = match restart.split_once(':') {
@@ -123,7 +130,7 @@ pub(super) fn host_config(docker: &DockerSection, role: &Role) -> Result<HostCon
     Ok(HostConfig {
         network_mode: docker.network_mode.clone().unwrap_or_else(|| "host".into()),
         restart_policy,
-        binds: docker.volumes.clone(),
+        binds: binds.iter().map(Bind::docker).collect(),
         tmpfs,
         cpuset_cpus: docker.cpuset_cpus.as_ref().map(|c| c.0.clone()),
         memory,

@@ -7,6 +7,8 @@
 //! every container, declared or sidecar, fully resolved. The stages after
 //! this one see only that model, never the YAML.
 
+mod asks;
+pub mod bind;
 mod container;
 mod cron;
 mod defaults;
@@ -15,6 +17,7 @@ mod expand;
 mod fields;
 mod image;
 pub mod paths;
+pub mod policy;
 pub mod reference;
 pub mod schedule;
 mod sidecar;
@@ -25,8 +28,9 @@ use serde::Deserialize;
 
 pub use container::*;
 pub use defaults::{Defaults, log_config};
-pub use expand::{CronJob, Expanded, expand};
+pub use expand::{CronJob, Expanded, OnHost, expand, expand_on};
 pub use image::Image;
+pub use policy::Policy;
 pub use reference::Reference;
 
 use crate::diagnostic::{SourceError, UnknownName};
@@ -60,6 +64,8 @@ pub struct Platform {
     pub defaults: Defaults,
     /// Image cleanup: versions kept, disk high and low water marks.
     pub images: crate::plan::gc::GcPolicy,
+    /// What a serviceset may ask of the host (`policy:`); by default, anything.
+    pub policy: Policy,
 }
 
 /// Where a sidecar sits relative to its owner (SPEC §3).
@@ -101,6 +107,8 @@ struct PlatformFile {
     defaults: Defaults,
     #[serde(default)]
     images: crate::plan::gc::GcPolicy,
+    #[serde(default)]
+    policy: Policy,
 }
 
 /// The kinds telefig knows without a template (run on the host, not as a container).
@@ -148,6 +156,7 @@ impl Platform {
             sidecars,
             defaults: file.defaults,
             images: file.images,
+            policy: file.policy,
         };
         platform.check(text)?;
         Ok(platform)
@@ -222,10 +231,20 @@ impl SidecarTemplate {
             .map_err(|e| fail(format!("in sidecar template `{kind}`: {e}")))?;
         let docker = Value::Mapping(docker);
         // Check the container fields now, so a typo fails at load, not at first use.
-        yaml::from_value::<DockerSection>(docker.clone()).map_err(|e| {
+        let fields = yaml::from_value::<DockerSection>(docker.clone()).map_err(|e| {
             let hint = field_hint(&e.message);
             fail(format!("in sidecar template `{kind}`: {}", e.message)).with_help(hint)
         })?;
+        // Each volume is built from its parts once templated: check there are parts.
+        if let Some(v) = fields
+            .volumes
+            .iter()
+            .find(|v| !(2..=3).contains(&bind::template_parts(v).len()))
+        {
+            return Err(fail(format!(
+                "in sidecar template `{kind}`: volume `{v}` is not SOURCE:TARGET[:OPTIONS]"
+            )));
+        }
         let order = meta.order.unwrap_or(Order::Before);
         let gate = meta.gate.unwrap_or_default().into();
         if order != Order::Before && meta.gate.is_some() {
@@ -346,6 +365,18 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("its parameters are"), "{err}");
+    }
+
+    #[test]
+    fn a_template_volume_has_its_parts() {
+        let text = "sidecars:\n  x: {image: x:1, volumes: [\"{{dir}}\"]}\n";
+        let err = Platform::parse(Path::new("p.yaml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("volume `{{dir}}` is not SOURCE:TARGET[:OPTIONS]"),
+            "{err}"
+        );
     }
 
     #[test]
