@@ -331,6 +331,10 @@ fn control_characters_in_names_are_escaped_in_messages() {
             "web:\n  docker: {image: x, version: v1, \"imag\\x9b31m\": 1}\n",
             "\\u{9b}31m",
         ),
+        (
+            "web:\n  docker: {image: x, version: v1, environment: [\"K\\e[8m=1\"]}\n",
+            "K\\u{1b}[8m",
+        ),
     ];
     for (i, (text, shown)) in cases.iter().enumerate() {
         let conf = dir.join(format!("c{i}.conf"));
@@ -383,4 +387,43 @@ fn bind_sources_reach_docker_absolute_and_normalized() {
         stderr.contains("using web-logrotate: bind source `lr.conf`"),
         "{stderr}"
     );
+}
+
+/// What the platform file names is checked as it is read: a sidecar kind
+/// that is not a plain name (`../x` made a container `web-../x`), image
+/// cleanup settings that cannot hold, a registry that is not a host.
+#[test]
+fn a_platform_file_with_unusable_names_or_numbers_exits_2_at_its_line() {
+    let dir = scratch_dir("hostile-platform-names");
+    let conf = dir.join("web.conf");
+    std::fs::write(&conf, "web: {docker: {image: x, version: v1}}\n").unwrap();
+    for (text, needle) in [
+        (
+            "sidecars:\n  ../x: {image: \"x:1\"}\n",
+            "platform.yaml:2:3: sidecar kind `../x` is not a plain name",
+        ),
+        (
+            "images: {keep: 0, high: 85, low: 80}\n",
+            "platform.yaml:1:1: images: `keep` must be at least 1",
+        ),
+        (
+            "images: {keep: 2, high: 200, low: 300}\n",
+            "platform.yaml:1:1: images: `high` (200) and `low` (300)",
+        ),
+        (
+            "registries: {primary: \"http://evil host/../\"}\n",
+            "platform.yaml:1:1: `http://evil host/../` is not a registry host",
+        ),
+    ] {
+        let platform = dir.join("platform.yaml");
+        std::fs::write(&platform, text).unwrap();
+        let out = run(&[
+            os("validate"),
+            os("-c"),
+            conf.as_os_str(),
+            os("--platform"),
+            platform.as_os_str(),
+        ]);
+        assert_bad_input(&out, needle, text);
+    }
 }

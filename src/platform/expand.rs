@@ -38,9 +38,6 @@ impl Expanded {
     }
 }
 
-/// Docker's defaults, used when a healthcheck leaves a timing out.
-const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
-
 /// An expansion on this host: the containers, and each relative path of
 /// the file with the absolute one used for it.
 #[derive(Debug)]
@@ -242,7 +239,7 @@ impl Context<'_> {
             },
             &self.platform.registries,
         )
-        .map_err(|m| (Some("version"), m))?;
+        .map_err(|(field, m)| (Some(field), m))?;
 
         let container_vars = self
             .vars
@@ -283,7 +280,7 @@ impl Context<'_> {
         }
 
         let (healthcheck, health) = healthcheck(docker).map_err(|m| (Some("healthcheck"), m))?;
-        let stop_grace = docker.stop_grace_period.map_or(DEFAULT_STOP_GRACE, |d| d.0);
+        let (stop_grace, stop_timeout) = stop_grace(docker)?;
         let mut host_config = host_config(docker, &role, binds)?;
         host_config.log_config = Some(super::log_config(
             docker.logging.as_ref(),
@@ -310,7 +307,7 @@ impl Context<'_> {
             labels,
             healthcheck,
             stop_signal: docker.stop_signal.clone(),
-            stop_timeout: stop_grace.as_secs_f64().ceil() as i64,
+            stop_timeout,
             host_config,
         };
         let config_hash = config_hash(&create);

@@ -1,7 +1,8 @@
 //! One sidecar from its platform template: the parameters given checked
 //! against those the template declares (defaults filled in, a "did you
-//! mean" for an unknown one), the body templated with them, its binds
-//! built from their parts (`asks`), then built like any container.
+//! mean" for an unknown one, a port parameter checked), the body templated
+//! with them, its binds built from their parts (`asks`), then built like
+//! any container.
 
 use std::collections::BTreeMap;
 
@@ -57,11 +58,13 @@ impl Context<'_> {
                     ))
                 })));
             }
-            let text = param_text(value).map_err(|m| {
-                at(format!(
-                    "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
-                ))
-            })?;
+            let text = param_text(value)
+                .and_then(|t| check_param(param, t))
+                .map_err(|m| {
+                    at(format!(
+                        "parameter `{param}` of sidecar `{kind}` on `{owner}`: {m}"
+                    ))
+                })?;
             layer.insert(param.clone(), bool_as_declared(template, param, text));
         }
         for (param, default) in &template.params {
@@ -139,4 +142,14 @@ impl Context<'_> {
         ctx.build(name, role, &docker, &binds, kind, None)
             .map_err(|(_, msg)| at(format!("sidecar `{name}` (template `{kind}`): {msg}")))
     }
+}
+
+/// A parameter that names a port (`port`, `listen`, `…_port`) is one:
+/// 1-65535, written as digits.
+fn check_param(param: &str, text: String) -> Result<String, String> {
+    let is_port_param = param == "port" || param == "listen" || param.ends_with("_port");
+    if is_port_param && !crate::serviceset::is_port(&text) {
+        return Err(format!("`{text}` is not a port number (1-65535)"));
+    }
+    Ok(text)
 }
