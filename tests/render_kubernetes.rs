@@ -298,6 +298,18 @@ fn what_kubernetes_cannot_express_exits_2_and_names_it() {
             "web:\n  docker: {image: web, version: v1, volumes: [\"data:/data\"]}\n",
             "`data` would be a named Docker volume",
         ),
+        // A CronJob has no seconds field: refused at the entry's line.
+        (
+            "seconds.conf",
+            "web:\n  docker: {image: web, version: v1}\n  sidecars:\n    cron:\n      Tick: {schedule: \"*/5 * * * * *\", command: [/bin/true]}\n",
+            "seconds.conf:4:5: cannot render as Kubernetes objects: cron entry `Tick` of `web` runs on `*/5 * * * * *`, which a CronJob cannot take: it runs on seconds",
+        ),
+        // Both would be the Secret's `MY_KEY`.
+        (
+            "secret-keys.conf",
+            "web:\n  docker:\n    image: web\n    version: v1\n    environment: {\"MY KEY\": one, MY_KEY: two}\n",
+            "secret-keys.conf:5:5: cannot render as Kubernetes objects: environment keys `MY KEY` and `MY_KEY` would both be `MY_KEY` in the Secret",
+        ),
     ];
     for (name, text, needle) in cases {
         let file = dir.join(name);

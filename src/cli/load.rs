@@ -23,6 +23,8 @@ pub struct Loaded {
     pub graph: Graph,
     /// The platform's image settings (cleanup, pull margin).
     pub images: GcPolicy,
+    /// The file as parsed, to point at its lines.
+    pub set: serviceset::Serviceset,
 }
 
 pub fn vars(g: &Global) -> Vars {
@@ -124,5 +126,6 @@ pub fn load_with(g: &Global, named: impl FnOnce(&ServicesetName)) -> anyhow::Res
         expanded,
         graph,
         images: platform.images,
+        set,
     })
 }
