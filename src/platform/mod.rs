@@ -318,9 +318,9 @@ fn check_images(images: &crate::plan::gc::GcPolicy) -> Result<(), String> {
                 .into(),
         );
     }
-    if !percent(images.high) || !percent(images.low) || images.low >= images.high {
+    if !percent(images.high) || !percent(images.low) || images.low > images.high {
         return Err(format!(
-            "images: `high` ({}) and `low` ({}) are percent of the disk with 0 <= low < high <= 100",
+            "images: `high` ({}) and `low` ({}) are percent of the disk with 0 <= low <= high <= 100",
             images.high, images.low
         ));
     }
@@ -446,9 +446,9 @@ mod tests {
                 "`m:0` is not a registry host",
             ),
             ("images: {keep: 0}\n", "`keep` must be at least 1"),
-            ("images: {high: 200, low: 300}\n", "0 <= low < high <= 100"),
-            ("images: {high: 80, low: 80}\n", "low < high"),
-            ("images: {high: .nan}\n", "low < high"),
+            ("images: {high: 200, low: 300}\n", "0 <= low <= high <= 100"),
+            ("images: {high: 80, low: 81}\n", "low <= high"),
+            ("images: {high: .nan}\n", "low <= high"),
             ("images: {pull_margin: -1}\n", "`pull_margin`"),
             (
                 "sidecars:\n  x: {image: x:1, volumes: [\"{{dir}}\"]}\n",
