@@ -12,11 +12,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
-            let _ = err.print();
+            if code == 2 {
+                // It may quote an argument: escaped, as every message is.
+                eprint!("{}", cli::printable(&err.render().to_string()));
+            } else {
+                let _ = err.print();
+            }
             if code == 2 {
                 // The deploy system shows only the tail: end with the summary.
                 let text = err.kind().to_string();
                 let first = err.to_string();
+                let first = cli::printable(&first);
                 let line = first.lines().next().unwrap_or(&text);
                 let line = line.strip_prefix("error: ").unwrap_or(line);
                 eprintln!("telefig: failed (exit 2): {line}");
@@ -56,8 +62,10 @@ fn main() -> ExitCode {
             let code = cli::exit_code(&err);
             // The full chain first; the deploy system shows only the tail, so
             // the last line is a one-line summary.
-            eprintln!("error: {err:#}");
+            // Names and values in it come from files and flags: escaped.
             let chain = format!("{err:#}");
+            let chain = cli::printable(&chain);
+            eprintln!("error: {chain}");
             let summary = chain.lines().next().unwrap_or_default();
             eprintln!("telefig: failed (exit {code}): {summary}");
             ExitCode::from(code)

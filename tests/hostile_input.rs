@@ -445,3 +445,119 @@ fn a_file_that_starts_with_a_byte_order_mark_is_read() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// A name or value with terminal control characters (YAML's `\e`, `\x9b`)
+/// was echoed raw: the escape sequence ran on the reader's terminal. Every
+/// message now shows it escaped.
+#[test]
+fn control_characters_in_names_are_escaped_in_messages() {
+    let dir = scratch_dir("hostile-controls");
+    let cases = [
+        (
+            "\"web\\e[2J\":\n  docker: {image: x, version: v1}\n",
+            "web\\u{1b}[2J",
+        ),
+        (
+            "web:\n  docker: {image: x, version: v1}\n  sidecars:\n    \"lo\\e]0;pwned\\agging\": {}\n",
+            "lo\\u{1b}]0;pwned\\u{7}gging",
+        ),
+        (
+            "web:\n  docker: {image: x, version: v1, \"imag\\x9b31m\": 1}\n",
+            "\\u{9b}31m",
+        ),
+        (
+            "web:\n  docker: {image: x, version: v1, environment: [\"K\\e[8m=1\"]}\n",
+            "K\\u{1b}[8m",
+        ),
+    ];
+    for (i, (text, shown)) in cases.iter().enumerate() {
+        let conf = dir.join(format!("c{i}.conf"));
+        std::fs::write(&conf, text).unwrap();
+        let out = run(&[os("validate"), os("-c"), conf.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(
+            !stderr.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+            "{text}: a control character reached the terminal: {stderr:?}"
+        );
+        assert!(stderr.contains(shown), "{text}: wants {shown}: {stderr}");
+    }
+    // And what clap echoes of a command line.
+    let out = run(&[os("validate"), os("--bogus\u{1b}[2J")]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+}
+
+/// `logrotate: {file: lr.conf}` reached Docker as `lr.conf:…`, which it
+/// takes for a named volume; `..` went through as written. Every bind
+/// source is now absolute and normalized, whoever wrote it.
+#[test]
+fn bind_sources_reach_docker_absolute_and_normalized() {
+    let dir = scratch_dir("hostile-binds");
+    std::fs::write(dir.join("lr.conf"), "").unwrap();
+    std::fs::write(
+        dir.join("web.conf"),
+        "web:\n  docker: {image: x, version: v1, volumes: [\"/var/log/../log/web/:/logs/\", \"./lr.conf:/etc/lr.conf:ro\"]}\n  sidecars:\n    logrotate: {file: lr.conf}\n",
+    )
+    .unwrap();
+    let out = telefig()
+        .current_dir(&dir)
+        .args(["render", "-c", "web.conf"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rendered: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let binds = |i: usize| rendered[i]["HostConfig"]["Binds"].clone();
+    let lr = dir.join("lr.conf").display().to_string();
+    assert_eq!(
+        binds(0),
+        serde_json::json!(["/var/log/web:/logs", format!("{lr}:/etc/lr.conf:ro")])
+    );
+    assert_eq!(
+        binds(1),
+        serde_json::json!([format!("{lr}:/etc/logrotate.d/web:ro"), "/var/log:/var/log"])
+    );
+    assert!(
+        stderr.contains("using web-logrotate: bind source `lr.conf`"),
+        "{stderr}"
+    );
+}
+
+/// What the platform file names is checked as it is read: a sidecar kind
+/// that is not a plain name (`../x` made a container `web-../x`), image
+/// cleanup settings that cannot hold, a registry that is not a host.
+#[test]
+fn a_platform_file_with_unusable_names_or_numbers_exits_2_at_its_line() {
+    let dir = scratch_dir("hostile-platform-names");
+    let conf = dir.join("web.conf");
+    std::fs::write(&conf, "web: {docker: {image: x, version: v1}}\n").unwrap();
+    for (text, needle) in [
+        (
+            "sidecars:\n  ../x: {image: \"x:1\"}\n",
+            "platform.yaml:2:3: sidecar kind `../x` is not a plain name",
+        ),
+        (
+            "images: {keep: 0, high: 85, low: 80}\n",
+            "platform.yaml:1:1: images: `keep` must be at least 1",
+        ),
+        (
+            "images: {keep: 2, high: 200, low: 300}\n",
+            "platform.yaml:1:1: images: `high` (200) and `low` (300)",
+        ),
+        (
+            "registries: {primary: \"http://evil host/../\"}\n",
+            "platform.yaml:1:1: `http://evil host/../` is not a registry host",
+        ),
+    ] {
+        let platform = dir.join("platform.yaml");
+        std::fs::write(&platform, text).unwrap();
+        let out = run(&[
+            os("validate"),
+            os("-c"),
+            conf.as_os_str(),
+            os("--platform"),
+            platform.as_os_str(),
+        ]);
+        assert_bad_input(&out, needle, text);
+    }
+}

@@ -277,22 +277,45 @@ fn every_example_and_fixture_passes_kubernetes_strict_schema_validation() {
 #[test]
 fn what_kubernetes_cannot_express_exits_2_and_names_it() {
     let dir = support::scratch_dir("k8s");
-    let file = dir.join("named-volume.conf");
-    std::fs::write(
-        &file,
-        "web:\n  docker: {image: web, version: v1, volumes: [\"data:/data\"]}\n",
-    )
-    .unwrap();
-    let out = telefig()
-        .args(["render", "--format", "kubernetes", "-c"])
-        .arg(&file)
-        .arg("--platform")
-        .arg(repo(DEMO_PLATFORM))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("`web` mounts `data:/data`"), "{stderr}");
+    let cases = [
+        (
+            "mixed-network.conf",
+            "api:\n  docker: {image: a, version: v1}\nbatch:\n  docker: {image: b, version: v1, network_mode: bridge}\n",
+            "a Pod has one network namespace",
+        ),
+        // Refused before the export: Docker would make it a named volume.
+        (
+            "named-volume.conf",
+            "web:\n  docker: {image: web, version: v1, volumes: [\"data:/data\"]}\n",
+            "`data` would be a named Docker volume",
+        ),
+        // A CronJob has no seconds field: refused at the entry's line.
+        (
+            "seconds.conf",
+            "web:\n  docker: {image: web, version: v1}\n  sidecars:\n    cron:\n      Tick: {schedule: \"*/5 * * * * *\", command: [/bin/true]}\n",
+            "seconds.conf:4:5: cannot render as Kubernetes objects: cron entry `Tick` of `web` runs on `*/5 * * * * *`, which a CronJob cannot take: it runs on seconds",
+        ),
+        // Both would be the Secret's `MY_KEY`.
+        (
+            "secret-keys.conf",
+            "web:\n  docker:\n    image: web\n    version: v1\n    environment: {\"MY KEY\": one, MY_KEY: two}\n",
+            "secret-keys.conf:5:5: cannot render as Kubernetes objects: environment keys `MY KEY` and `MY_KEY` would both be `MY_KEY` in the Secret",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = telefig()
+            .current_dir(&dir)
+            .args(["render", "--format", "kubernetes", "-c", name])
+            .arg("--platform")
+            .arg(repo(DEMO_PLATFORM))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -9,7 +9,7 @@ use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan::gc::GcPolicy;
 use crate::platform::paths::{self, Bases, ResolvedPath};
-use crate::platform::{Expanded, Platform, expand};
+use crate::platform::{Expanded, Platform, expand_on};
 use crate::serviceset::{self, Vars};
 
 pub struct Loaded {
@@ -23,6 +23,8 @@ pub struct Loaded {
     pub graph: Graph,
     /// The platform's image settings (cleanup, pull margin).
     pub images: GcPolicy,
+    /// The file as parsed, to point at its lines.
+    pub set: serviceset::Serviceset,
 }
 
 pub fn vars(g: &Global) -> Vars {
@@ -47,7 +49,7 @@ fn owner_of(spec: &crate::platform::ContainerSpec) -> Option<&str> {
 /// `plan` print their result on stdout).
 pub fn say_resolved(loaded: &Loaded) {
     for r in &loaded.resolved {
-        eprintln!("using {r}");
+        eprintln!("using {}", super::printable(&r.to_string()));
     }
 }
 
@@ -97,10 +99,9 @@ pub fn load_with(g: &Global, named: impl FnOnce(&ServicesetName)) -> anyhow::Res
     let set = serviceset::load(shown, &vars)?;
     let platform = Platform::load(g.platform.as_deref())?;
     let name = name?;
-    let mut expanded = expand(&set, &name, &platform, &vars)?;
-    resolved.extend(
-        paths::resolve_binds(&set, &mut expanded, &bases).map_err(serviceset::Error::from)?,
-    );
+    let on_host = expand_on(&set, &name, &platform, &vars, &bases)?;
+    let expanded = on_host.expanded;
+    resolved.extend(on_host.resolved);
     // A cycle is a mistake in the file: point at the first member's entry.
     let graph = Graph::build(&expanded).map_err(|err| {
         let crate::graph::Error::Cycle(members) = &err;
@@ -125,5 +126,6 @@ pub fn load_with(g: &Global, named: impl FnOnce(&ServicesetName)) -> anyhow::Res
         expanded,
         graph,
         images: platform.images,
+        set,
     })
 }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 pub use args::Cli;
 use args::Command;
+pub use output::printable;
 
 /// Bad input or usage; exits 2.
 #[derive(Debug, thiserror::Error)]

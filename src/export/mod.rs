@@ -44,4 +44,35 @@ pub enum Error {
         second: String,
         second_mode: String,
     },
+    #[error(
+        "cron entry `{entry}` of `{owner}` runs on `{schedule}`, which a CronJob cannot take: {why}"
+    )]
+    Schedule {
+        owner: String,
+        entry: String,
+        schedule: String,
+        why: &'static str,
+    },
+    #[error(
+        "environment keys `{first}` and `{second}` would both be `{key}` in the Secret, and one value would be lost: rename one of them"
+    )]
+    SecretKey {
+        /// The declared container (a sidecar's owner) and its field.
+        at: (String, String),
+        first: String,
+        second: String,
+        key: String,
+    },
+}
+
+impl Error {
+    /// The declared container and the field of the serviceset file the
+    /// error is about, when it is about one.
+    pub fn place(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::Schedule { owner, .. } => Some((owner, "cron")),
+            Error::SecretKey { at, .. } => Some((&at.0, &at.1)),
+            _ => None,
+        }
+    }
 }

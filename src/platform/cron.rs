@@ -1,7 +1,8 @@
 //! The `cron:` sidecar of a declared container → the jobs `telefig daemon`
 //! runs on the host: schedules checked (with their time zone), a string
 //! command turned into `/bin/sh -c <line>` as cron runs it, names unique in
-//! the serviceset.
+//! the serviceset, each `user` one the host's user database knows (the
+//! daemon runs the job as that user).
 
 use std::collections::HashSet;
 
@@ -55,10 +56,8 @@ pub(super) fn jobs(
         if command.is_empty() {
             return Err(at(format!("{what} has an empty command")));
         }
-        if let Some(user) = &e.user
-            && (user.is_empty() || user.contains(char::is_whitespace))
-        {
-            return Err(at(format!("{what}: `{user}` is not a user name")));
+        if let Some(user) = &e.user {
+            check_user(user).map_err(|m| at(format!("{what}: {m}")))?;
         }
         if !taken.insert(name.clone()) {
             return Err(at(format!(
@@ -75,4 +74,40 @@ pub(super) fn jobs(
         });
     }
     Ok(jobs)
+}
+
+/// A cron `user` names an account of this host, found the way the daemon
+/// will look it up when it runs the job.
+fn check_user(user: &str) -> Result<(), String> {
+    if user.is_empty() || user.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{}` is not a user name", user.escape_debug()));
+    }
+    if uzers::get_user_by_name(user).is_none() {
+        return Err(format!(
+            "no user `{user}` on this host (the daemon runs the job as it): create the user or change `user:`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_looked_up_on_the_host() {
+        assert_eq!(check_user("root"), Ok(()));
+        for (user, why) in [
+            (
+                "telefig-no-such-user",
+                "no user `telefig-no-such-user` on this host",
+            ),
+            ("", "is not a user name"),
+            ("a b", "is not a user name"),
+            ("a\u{1b}b", "is not a user name"),
+        ] {
+            let err = check_user(user).unwrap_err();
+            assert!(err.contains(why), "{user:?}: {err}");
+        }
+    }
 }

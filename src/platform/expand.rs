@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::bind::Bind;
 use super::container::*;
 pub use super::cron::CronJob;
 use super::drain::DrainSpec;
 use super::fields::*;
 use super::image::{self, ImageRequest};
+use super::paths::{Bases, ResolvedPath};
 use super::{Error, Order, Platform};
 use crate::diagnostic::{SourceError, did_you_mean};
 use crate::graph::Gate;
@@ -36,31 +38,63 @@ impl Expanded {
     }
 }
 
-/// Docker's defaults, used when a healthcheck leaves a timing out.
-const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+/// An expansion on this host: the containers, and each relative path of
+/// the file with the absolute one used for it.
+#[derive(Debug)]
+pub struct OnHost {
+    pub expanded: Expanded,
+    pub resolved: Vec<ResolvedPath>,
+}
 
+/// [`expand_on`] with nowhere to look relative paths up: a relative bind
+/// source is an error. For callers that have no host (tests, tools).
 pub fn expand(
     set: &Serviceset,
     name: &str,
     platform: &Platform,
     vars: &Vars,
 ) -> Result<Expanded, Error> {
+    expand_on(set, name, platform, vars, &Bases::default()).map(|e| e.expanded)
+}
+
+/// Every container of `set` under `name`, relative bind sources looked up
+/// under `bases`, and what the serviceset asks of the host held to the
+/// platform's policy.
+pub fn expand_on(
+    set: &Serviceset,
+    name: &str,
+    platform: &Platform,
+    vars: &Vars,
+    bases: &Bases,
+) -> Result<OnHost, Error> {
     let mut out = Expanded {
         serviceset: name.to_owned(),
         containers: Vec::new(),
         cron: Vec::new(),
     };
+    let mut resolved = Vec::new();
     let base = vars.with_layer(BTreeMap::from([("serviceset".to_owned(), name.to_owned())]));
     // Names taken so far, of containers and of cron jobs: sets, so that a
     // big serviceset costs what its size costs.
     let mut taken = Taken::default();
     for declared in &set.containers {
+        let ctx = Context {
+            set,
+            platform,
+            serviceset: name,
+            vars: &base,
+            bases,
+            owner_cgroup: None,
+        };
         let before = out.containers.len();
-        expand_declared(set, declared, platform, &base, &mut out, &mut taken)?;
+        expand_declared(&ctx, declared, &mut out, &mut taken, &mut resolved)?;
         (taken.containers).extend(out.containers[before..].iter().map(|c| c.name.clone()));
     }
     check_dependencies(set, &out, &taken.containers)?;
-    Ok(out)
+    Ok(OnHost {
+        expanded: out,
+        resolved,
+    })
 }
 
 /// The names of the containers and cron jobs expanded so far.
@@ -71,13 +105,13 @@ struct Taken {
 }
 
 fn expand_declared(
-    set: &Serviceset,
+    ctx: &Context,
     declared: &Declared,
-    platform: &Platform,
-    vars: &Vars,
     out: &mut Expanded,
     taken: &mut Taken,
+    resolved: &mut Vec<ResolvedPath>,
 ) -> Result<(), Error> {
+    let (set, platform, vars) = (ctx.set, ctx.platform, ctx.vars);
     let owner = &declared.name;
     let entry = &declared.entry;
     let role = match entry.kind {
@@ -85,16 +119,16 @@ fn expand_declared(
         ContainerKind::Job => Role::Job,
     };
     let build_commit = vars.get("BUILD_COMMIT").filter(|v| !v.is_empty());
-    let ctx = Context {
-        set,
-        platform,
-        serviceset: &out.serviceset,
-        vars,
-        owner_cgroup: None,
-    };
+    let field_error =
+        |(field, msg): FieldError| set.error_at(owner, field, format!("{owner}: {msg}"));
+    let binds = ctx
+        .declared_binds(owner, &entry.docker, resolved)
+        .map_err(field_error)?;
     let mut main = ctx
-        .build(owner, role, &entry.docker, owner, build_commit)
-        .map_err(|(field, msg)| set.error_at(owner, field, format!("{owner}: {msg}")))?;
+        .build(owner, role, &entry.docker, &binds, owner, build_commit)
+        .map_err(field_error)?;
+    ctx.police(&entry.docker, &binds)
+        .map_err(|v| ctx.policy_error(owner, Some(v.field), format!("{owner}: {v}")))?;
     if main.role == Role::Main {
         main.drain = ctx
             .drain(owner, entry.drain_period)
@@ -104,7 +138,7 @@ fn expand_declared(
     let owner_cgroup = main.create.host_config.cgroup_parent.clone();
     let ctx = Context {
         owner_cgroup: owner_cgroup.as_deref(),
-        ..ctx
+        ..*ctx
     };
     main.depends_on = entry
         .depends_on
@@ -160,7 +194,7 @@ fn expand_declared(
                 .error_at(owner, Some(kind), format!("sidecar `{name}` of `{owner}` has the same name as a declared container; rename that container"))
                 .into());
         }
-        let mut spec = ctx.sidecar(owner, &name, template, params)?;
+        let mut spec = ctx.sidecar(owner, &name, template, params, resolved)?;
         match template.order {
             Order::Before => main.depends_on.push(Dependency {
                 name: name.clone(),
@@ -188,6 +222,8 @@ pub(super) struct Context<'a> {
     pub(super) platform: &'a Platform,
     pub(super) serviceset: &'a str,
     pub(super) vars: &'a Vars,
+    /// Where relative bind sources are looked up.
+    pub(super) bases: &'a Bases,
     /// The owner's cgroup parent, inherited by its sidecars.
     pub(super) owner_cgroup: Option<&'a str>,
 }
@@ -203,6 +239,7 @@ impl Context<'_> {
         name: &str,
         role: Role,
         docker: &DockerSection,
+        binds: &[Bind],
         default_image: &str,
         fallback_version: Option<&str>,
     ) -> Result<ContainerSpec, FieldError> {
@@ -215,7 +252,7 @@ impl Context<'_> {
             },
             &self.platform.registries,
         )
-        .map_err(|m| (Some("version"), m))?;
+        .map_err(|(field, m)| (Some(field), m))?;
 
         let container_vars = self
             .vars
@@ -256,8 +293,8 @@ impl Context<'_> {
         }
 
         let (healthcheck, health) = healthcheck(docker).map_err(|m| (Some("healthcheck"), m))?;
-        let stop_grace = docker.stop_grace_period.map_or(DEFAULT_STOP_GRACE, |d| d.0);
-        let mut host_config = host_config(docker, &role)?;
+        let (stop_grace, stop_timeout) = stop_grace(docker)?;
+        let mut host_config = host_config(docker, &role, binds)?;
         host_config.log_config = Some(super::log_config(
             docker.logging.as_ref(),
             &self.platform.defaults.logging,
@@ -285,7 +322,7 @@ impl Context<'_> {
             labels,
             healthcheck,
             stop_signal: docker.stop_signal.clone(),
-            stop_timeout: stop_grace.as_secs_f64().ceil() as i64,
+            stop_timeout,
             host_config,
         };
         let config_hash = config_hash(&create);

@@ -8,11 +8,13 @@ use std::time::Duration;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 3;
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 use super::SidecarTemplate;
+use super::bind::Bind;
 use super::container::*;
 use super::expand::FieldError;
-use crate::serviceset::parse_bytes;
+use super::resources;
 use crate::serviceset::schema::{DockerSection, Words};
 use crate::serviceset::template::{self, Vars};
 use crate::yaml::Value;
@@ -95,10 +97,19 @@ pub(super) fn healthcheck(
         start_period: hc.start_period.map_or(Duration::ZERO, |d| d.0),
         retries: hc.retries.unwrap_or(DEFAULT_RETRIES),
     };
+    // Docker reads 0 as "its default": refuse what it would not take as written.
     for (what, d) in [("interval", timing.interval), ("timeout", timing.timeout)] {
         if d < Duration::from_millis(1) {
             return Err(format!("healthcheck {what} must be at least 1ms"));
         }
+    }
+    if !timing.start_period.is_zero() && timing.start_period < Duration::from_millis(1) {
+        return Err("healthcheck start_period must be 0 or at least 1ms".into());
+    }
+    if timing.retries == 0 {
+        return Err(
+            "healthcheck retries must be at least 1 (Docker reads 0 as its default, 3)".into(),
+        );
     }
     let ns = |d: Duration| d.as_nanos() as i64;
     let config = HealthConfig {
@@ -111,19 +122,33 @@ pub(super) fn healthcheck(
     Ok((Some(config), Some(timing)))
 }
 
-pub(super) fn host_config(docker: &DockerSection, role: &Role) -> Result<HostConfig, FieldError> {
+/// The grace period, and the same as the whole seconds Docker's
+/// `StopTimeout` takes: a fraction is refused, not rounded.
+pub(super) fn stop_grace(docker: &DockerSection) -> Result<(Duration, i64), FieldError> {
+    let grace = docker.stop_grace_period.map_or(DEFAULT_STOP_GRACE, |d| d.0);
+    // At most a year (`duration::MAX`), so the seconds always fit.
+    match i64::try_from(grace.as_secs()) {
+        Ok(secs) if grace.subsec_nanos() == 0 => Ok((grace, secs)),
+        _ => Err((
+            Some("stop_grace_period"),
+            format!(
+                "stop_grace_period {grace:?} is not whole seconds, which is all Docker's stop timeout takes"
+            ),
+        )),
+    }
+}
+
+/// The host config of a container from its section, with its binds
+/// already built and placed (`bind`, `paths`).
+pub(super) fn host_config(
+    docker: &DockerSection,
+    role: &Role,
+    binds: &[Bind],
+) -> Result<HostConfig, FieldError> {
     let default_restart = super::container::default_restart_policy(role.label());
-    let restart = docker.restart.as_deref().unwrap_or(default_restart);
-    let restart_policy = match restart.split_once(':') {
-        Some((name, n)) => RestartPolicy {
-            name: name.into(),
-            maximum_retry_count: n.parse().ok(),
-        },
-        None => RestartPolicy {
-            name: restart.into(),
-            maximum_retry_count: None,
-        },
-    };
+    let restart_policy =
+        resources::restart_policy(docker.restart.as_deref().unwrap_or(default_restart))
+            .map_err(|m| (Some("restart"), m))?;
     let tmpfs = docker
         .tmpfs
         .iter()
@@ -132,25 +157,35 @@ pub(super) fn host_config(docker: &DockerSection, role: &Role) -> Result<HostCon
             None => (t.clone(), String::new()),
         })
         .collect();
-    let memory = docker
-        .mem_limit
-        .as_ref()
-        .map(|m| parse_bytes(&m.0))
-        .transpose()
-        .map_err(|m| (Some("mem_limit"), m))?;
     Ok(HostConfig {
         network_mode: docker.network_mode.clone().unwrap_or_else(|| "host".into()),
         restart_policy,
-        binds: docker.volumes.clone(),
+        binds: binds.iter().map(Bind::docker).collect(),
         tmpfs,
-        cpuset_cpus: docker.cpuset_cpus.as_ref().map(|c| c.0.clone()),
-        memory,
-        nano_cpus: docker.cpus.map(|c| (c * 1e9) as i64),
+        cpuset_cpus: docker
+            .cpuset_cpus
+            .as_ref()
+            .map(|c| field("cpuset_cpus", resources::cpuset(&c.0)))
+            .transpose()?,
+        memory: docker
+            .mem_limit
+            .as_ref()
+            .map(|m| field("mem_limit", resources::memory(&m.0)))
+            .transpose()?,
+        nano_cpus: docker
+            .cpus
+            .as_ref()
+            .map(|c| field("cpus", resources::nano_cpus(&c.0)))
+            .transpose()?,
         privileged: docker.privileged,
         cap_add: docker.cap_add.clone(),
         log_config: None,
         cgroup_parent: None,
     })
+}
+
+fn field<T>(name: &'static str, result: Result<T, String>) -> Result<T, FieldError> {
+    result.map_err(|m| (Some(name), m))
 }
 
 /// Template every string in a parsed template body.

@@ -27,7 +27,23 @@ pub struct ImageRequest<'a> {
     pub fallback_version: Option<&'a str>,
 }
 
-pub fn resolve(req: &ImageRequest, registries: &Registries) -> Result<Image, String> {
+/// Where the image comes from, or what is wrong: the field it concerns
+/// (`image`, `version`, `registry`) and why.
+pub fn resolve(
+    req: &ImageRequest,
+    registries: &Registries,
+) -> Result<Image, (&'static str, String)> {
+    let named = req
+        .registry
+        .map(str::trim)
+        .filter(|r| !matches!(*r, "" | "dockerhub" | "docker.io"));
+    if let Some(host) = named {
+        reference::check_host(host).map_err(|e| ("registry", e.to_string()))?;
+    }
+    resolve_reference(req, registries).map_err(|m| ("version", m))
+}
+
+fn resolve_reference(req: &ImageRequest, registries: &Registries) -> Result<Image, String> {
     let mut reference = Reference::parse(req.image).map_err(|e| e.to_string())?;
     match (req.version, &reference.digest) {
         (Some(v), Some(_)) => {
@@ -108,6 +124,7 @@ mod tests {
             },
             &regs(),
         )
+        .map_err(|(_, m)| m)
     }
 
     #[test]
@@ -156,6 +173,21 @@ mod tests {
                 "mirror.internal/singer:latest"
             ]
         );
+    }
+
+    #[test]
+    fn a_registry_is_a_host_or_refused() {
+        let req = |registry| ImageRequest {
+            image: "x",
+            version: Some("v1"),
+            registry: Some(registry),
+            fallback_version: None,
+        };
+        let err = resolve(&req("http://evil host/../"), &regs()).unwrap_err();
+        assert_eq!(err.0, "registry");
+        assert!(err.1.contains("is not a registry host"), "{}", err.1);
+        let ok = resolve(&req("my.registry:5000"), &regs()).unwrap();
+        assert_eq!(ok.reference, "my.registry:5000/x:v1");
     }
 
     #[test]

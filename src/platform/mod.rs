@@ -7,6 +7,8 @@
 //! every container, declared or sidecar, fully resolved. The stages after
 //! this one see only that model, never the YAML.
 
+mod asks;
+pub mod bind;
 mod container;
 mod cron;
 mod defaults;
@@ -15,7 +17,9 @@ mod expand;
 mod fields;
 mod image;
 pub mod paths;
+pub mod policy;
 pub mod reference;
+mod resources;
 pub mod schedule;
 mod sidecar;
 
@@ -25,8 +29,9 @@ use serde::Deserialize;
 
 pub use container::*;
 pub use defaults::{Defaults, log_config};
-pub use expand::{CronJob, Expanded, expand};
+pub use expand::{CronJob, Expanded, OnHost, expand, expand_on};
 pub use image::Image;
+pub use policy::Policy;
 pub use reference::Reference;
 
 use crate::diagnostic::{SourceError, UnknownName};
@@ -60,6 +65,8 @@ pub struct Platform {
     pub defaults: Defaults,
     /// Image cleanup: versions kept, disk high and low water marks.
     pub images: crate::plan::gc::GcPolicy,
+    /// What a serviceset may ask of the host (`policy:`); by default, anything.
+    pub policy: Policy,
 }
 
 /// Where a sidecar sits relative to its owner (SPEC §3).
@@ -101,6 +108,8 @@ struct PlatformFile {
     defaults: Defaults,
     #[serde(default)]
     images: crate::plan::gc::GcPolicy,
+    #[serde(default)]
+    policy: Policy,
 }
 
 /// The kinds telefig knows without a template (run on the host, not as a container).
@@ -151,15 +160,41 @@ impl Platform {
             sidecars,
             defaults: file.defaults,
             images: file.images,
+            policy: file.policy,
         };
         platform.check(text)?;
         Ok(platform)
     }
 
     fn check(&self, text: &str) -> Result<(), SourceError> {
+        let at_key = |key: &str, message: String| {
+            let err = SourceError::new(&self.source, message);
+            match text.lines().position(|l| l.starts_with(&format!("{key}:"))) {
+                Some(i) => err.at(text, i + 1, 1),
+                None => err,
+            }
+        };
+        let hosts = std::iter::once(&self.registries.primary)
+            .filter(|p| !p.is_empty())
+            .chain(&self.registries.mirrors);
+        for host in hosts {
+            reference::check_host(host).map_err(|e| at_key("registries", e.to_string()))?;
+        }
+        check_images(&self.images).map_err(|m| at_key("images", m))?;
         let mut names: Vec<&str> = Vec::new();
         for t in &self.sidecars {
             for name in std::iter::once(&t.kind).chain(&t.aliases) {
+                if !is_kind_name(name) {
+                    return Err(template_error(
+                        &self.source,
+                        text,
+                        &t.kind,
+                        format!(
+                            "sidecar kind `{}` is not a plain name: it names containers (`<owner>-<kind>`), so use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+                            name.escape_debug()
+                        ),
+                    ));
+                }
                 if names.contains(&name.as_str()) || HOST_KINDS.contains(&name.as_str()) {
                     return Err(template_error(
                         &self.source,
@@ -225,10 +260,20 @@ impl SidecarTemplate {
             .map_err(|e| fail(format!("in sidecar template `{kind}`: {e}")))?;
         let docker = Value::Mapping(docker);
         // Check the container fields now, so a typo fails at load, not at first use.
-        yaml::from_value::<DockerSection>(docker.clone()).map_err(|e| {
+        let fields = yaml::from_value::<DockerSection>(docker.clone()).map_err(|e| {
             let hint = field_hint(&e.message);
             fail(format!("in sidecar template `{kind}`: {}", e.message)).with_help(hint)
         })?;
+        // Each volume is built from its parts once templated: check there are parts.
+        if let Some(v) = fields
+            .volumes
+            .iter()
+            .find(|v| !(2..=3).contains(&bind::template_parts(v).len()))
+        {
+            return Err(fail(format!(
+                "in sidecar template `{kind}`: volume `{v}` is not SOURCE:TARGET[:OPTIONS]"
+            )));
+        }
         let order = meta.order.unwrap_or(Order::Before);
         let gate = meta.gate.unwrap_or_default().into();
         if order != Order::Before && meta.gate.is_some() {
@@ -256,6 +301,39 @@ impl SidecarTemplate {
             body: docker,
         })
     }
+}
+
+/// A sidecar kind (or alias): `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, so that
+/// `<owner>-<kind>` is a container name.
+fn is_kind_name(kind: &str) -> bool {
+    kind.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// `images: {keep, high, low, pull_margin}` as cleanup can use them.
+fn check_images(images: &crate::plan::gc::GcPolicy) -> Result<(), String> {
+    let percent = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+    if images.keep == 0 {
+        return Err(
+            "images: `keep` must be at least 1: the deploy running now is one of the versions kept"
+                .into(),
+        );
+    }
+    if !percent(images.high) || !percent(images.low) || images.low > images.high {
+        return Err(format!(
+            "images: `high` ({}) and `low` ({}) are percent of the disk with 0 <= low <= high <= 100",
+            images.high, images.low
+        ));
+    }
+    if !(images.pull_margin.is_finite() && images.pull_margin >= 0.0) {
+        return Err(format!(
+            "images: `pull_margin` ({}) is a percent of the download, 0 or more",
+            images.pull_margin
+        ));
+    }
+    Ok(())
 }
 
 /// A parameter value as template text: scalars as written, lists joined by `,`.
@@ -349,6 +427,45 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("its parameters are"), "{err}");
+    }
+
+    #[test]
+    fn what_the_platform_file_names_is_checked() {
+        for (text, why) in [
+            (
+                "sidecars:\n  ../x: {image: x:1}\n",
+                "sidecar kind `../x` is not a plain name",
+            ),
+            (
+                "sidecars:\n  x: {image: x:1, aliases: [\"a b\"]}\n",
+                "`a b` is not a plain name",
+            ),
+            (
+                "registries: {primary: \"http://evil host/../\"}\n",
+                "is not a registry host",
+            ),
+            (
+                "registries: {primary: r.internal, mirrors: [\"m:0\"]}\n",
+                "`m:0` is not a registry host",
+            ),
+            ("images: {keep: 0}\n", "`keep` must be at least 1"),
+            ("images: {high: 200, low: 300}\n", "0 <= low <= high <= 100"),
+            ("images: {high: 80, low: 81}\n", "low <= high"),
+            ("images: {high: .nan}\n", "low <= high"),
+            ("images: {pull_margin: -1}\n", "`pull_margin`"),
+            (
+                "sidecars:\n  x: {image: x:1, volumes: [\"{{dir}}\"]}\n",
+                "volume `{{dir}}` is not SOURCE:TARGET[:OPTIONS]",
+            ),
+        ] {
+            let err = Platform::parse(Path::new("p.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.starts_with("p.yaml:"), "{text}: {err}");
+        }
+        let ok = "registries: {primary: \"[::1]:5000\", mirrors: [m.internal]}\nsidecars:\n  log.v2: {image: x:1}\n";
+        assert!(Platform::parse(Path::new("p.yaml"), ok).is_ok());
     }
 
     #[test]

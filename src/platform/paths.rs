@@ -5,17 +5,16 @@
 //! name files from the top of the build: `-c teletraan/config/x.conf`,
 //! `logrotate: {file: teletraan/config/logrotate/x}`. A relative path is
 //! looked up in the current directory, then under `$TARGET`; Docker never
-//! receives a relative bind source. This module owns only that lookup; the
-//! container set it rewrites comes from [`super::expand`].
+//! receives a relative bind source. This module owns that lookup (for `-c`
+//! and for each bind, which it also normalizes) and the real path a bind
+//! source leads to; expansion calls it for every bind it builds.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::container::{LABEL_CONFIG_HASH, config_hash};
-use super::{Expanded, Role};
-use crate::diagnostic::SourceError;
-use crate::serviceset::{Serviceset, Vars};
+use super::bind::{Bind, normalize};
+use crate::serviceset::Vars;
 
 /// Where relative paths are looked up, in order.
 #[derive(Debug, Clone, Default)]
@@ -120,68 +119,56 @@ pub fn resolve(given: &Path, bases: &Bases) -> Result<(PathBuf, Option<Base>), S
     ))
 }
 
-/// Whether a bind's source is a relative host path (`a/b`, `./a`, `..`),
-/// as opposed to an absolute path or a named volume (`data`).
-fn is_relative_source(source: &str) -> bool {
-    !source.starts_with('/') && (source.contains('/') || source.starts_with('.'))
+/// `bind` with its source absolute and normalized: a relative one looked
+/// up in the current directory, then under `$TARGET` (the first that
+/// exists), and what it was found as, for `container`'s report.
+pub fn place_bind(
+    mut bind: Bind,
+    container: &str,
+    bases: &Bases,
+) -> Result<(Bind, Option<ResolvedPath>), String> {
+    if bind.source.is_absolute() {
+        bind.source = normalize(&bind.source);
+        return Ok((bind, None));
+    }
+    let candidates = [
+        (bases.cwd.as_ref(), Base::CurrentDir),
+        (bases.target.as_ref(), Base::Target),
+    ];
+    let (used, from) = candidates
+        .into_iter()
+        .filter_map(|(base, which)| Some((normalize(&base?.join(&bind.source)), which)))
+        .find(|(path, _)| path.exists())
+        .ok_or_else(|| {
+            format!(
+                "bind source `{}` is a relative path, found {}; Docker takes only absolute host paths",
+                bind.source.display(),
+                bases.describe()
+            )
+        })?;
+    let found = ResolvedPath {
+        container: Some(container.to_owned()),
+        given: bind.source.display().to_string(),
+        used: used.clone(),
+        from,
+    };
+    bind.source = used;
+    Ok((bind, Some(found)))
 }
 
-/// Make every relative bind source absolute, recomputing the config hash of
-/// the containers that change. A source found under neither base is an
-/// error pointing at the volume or sidecar that asked for it.
-pub fn resolve_binds(
-    set: &Serviceset,
-    expanded: &mut Expanded,
-    bases: &Bases,
-) -> Result<Vec<ResolvedPath>, SourceError> {
-    let mut resolved = Vec::new();
-    for spec in &mut expanded.containers {
-        let mut changed = false;
-        for bind in &mut spec.create.host_config.binds {
-            let (source, rest) = bind.split_once(':').unwrap_or((bind.as_str(), ""));
-            if !is_relative_source(source) {
-                continue;
-            }
-            let (used, from) = resolve(Path::new(source), bases).map_err(|m| {
-                let (owner, field) = match &spec.role {
-                    Role::Sidecar { owner, kind } => (owner.as_str(), kind.as_str()),
-                    _ => (spec.name.as_str(), "volumes"),
-                };
-                set.error_at(
-                    owner,
-                    Some(field),
-                    format!(
-                        "{}: bind source {m}; Docker takes only absolute host paths",
-                        spec.name
-                    ),
-                )
-                .with_help(Some(
-                    "give an absolute path, or run from the build directory with TARGET set to it"
-                        .to_owned(),
-                ))
-            })?;
-            resolved.push(ResolvedPath {
-                container: Some(spec.name.clone()),
-                given: source.to_owned(),
-                used: used.clone(),
-                from: from.unwrap_or(Base::CurrentDir),
-            });
-            *bind = if rest.is_empty() {
-                used.display().to_string()
-            } else {
-                format!("{}:{rest}", used.display())
-            };
-            changed = true;
+/// Where `path` leads once symlinks are followed: the real path of its
+/// longest existing ancestor, and the rest as written (Docker creates a
+/// missing bind source as a directory, following the links above it).
+pub fn real_path(path: &Path) -> Option<PathBuf> {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return Some(rest.iter().rev().fold(real, |p: PathBuf, c| p.join(c)));
         }
-        if changed {
-            spec.create.labels.remove(LABEL_CONFIG_HASH);
-            spec.config_hash = config_hash(&spec.create);
-            spec.create
-                .labels
-                .insert(LABEL_CONFIG_HASH.into(), spec.config_hash.clone());
-        }
+        rest.push(existing.file_name()?);
+        existing = existing.parent()?;
     }
-    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -216,15 +203,55 @@ mod tests {
     }
 
     #[test]
-    fn named_volumes_and_absolute_sources_are_left_alone() {
-        for (source, relative) in [
-            ("data", false),
-            ("/var/log", false),
-            ("teletraan/x", true),
-            ("./x", true),
-            ("..", true),
-        ] {
-            assert_eq!(is_relative_source(source), relative, "{source}");
-        }
+    fn bind_sources_are_looked_up_and_normalized() {
+        let root = std::env::temp_dir().join(format!("telefig-binds-{}", std::process::id()));
+        let cwd = root.join("build/teletraan");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("lr.conf"), "").unwrap();
+        std::fs::write(root.join("build/top.conf"), "").unwrap();
+        let bases = Bases {
+            cwd: Some(cwd.clone()),
+            target: Some(root.join("build")),
+        };
+        let place = |source: &str| {
+            let bind = Bind::from_parts(source, "/x", "ro").unwrap();
+            place_bind(bind, "web", &bases).map(|(b, found)| (b.source, found.map(|f| f.from)))
+        };
+        // A bare name is a file of the build, not a named volume.
+        assert_eq!(
+            place("lr.conf").unwrap(),
+            (cwd.join("lr.conf"), Some(Base::CurrentDir))
+        );
+        assert_eq!(
+            place("../top.conf").unwrap(),
+            (root.join("build/top.conf"), Some(Base::CurrentDir))
+        );
+        assert_eq!(
+            place("teletraan/./lr.conf").unwrap(),
+            (cwd.join("lr.conf"), Some(Base::Target))
+        );
+        assert_eq!(
+            place("/var/log/../../etc").unwrap(),
+            (PathBuf::from("/etc"), None)
+        );
+        let err = place("nowhere.conf").unwrap_err();
+        assert!(err.contains("neither in the current directory"), "{err}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn real_paths_follow_links_above_a_missing_tail() {
+        let root = std::env::temp_dir().join(format!("telefig-real-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("allowed")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("allowed/escape")).unwrap();
+        let real = |p: &str| real_path(&root.join(p)).unwrap();
+        let root_real = std::fs::canonicalize(&root).unwrap();
+        assert_eq!(real("allowed/escape"), PathBuf::from("/etc"));
+        assert_eq!(
+            real("allowed/escape/not/yet"),
+            PathBuf::from("/etc/not/yet")
+        );
+        assert_eq!(real("allowed/new"), root_real.join("allowed/new"));
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -42,6 +42,10 @@ pub enum ReferenceError {
         "`{reference}` is not a valid image name: use lowercase letters, digits, `.`, `_`, `-` and `/`"
     )]
     Name { reference: String },
+    #[error(
+        "`{host}` is not a registry host: write `name.domain` or an address, with `:port` if needed (no scheme, path or spaces)"
+    )]
+    Host { host: String },
 }
 
 impl Reference {
@@ -72,7 +76,7 @@ impl Reference {
             return Err(empty(':'));
         }
         let (host, path) = match name.split_once('/') {
-            Some((first, path)) if is_host(first) => (Some(first.to_owned()), path),
+            Some((first, path)) if is_host(first) => (Some(check_host(first)?.to_owned()), path),
             _ => (None, name),
         };
         let valid_path = !path.is_empty()
@@ -156,6 +160,45 @@ fn is_host(first: &str) -> bool {
     first.contains(['.', ':']) || first == "localhost"
 }
 
+/// A registry host as Docker's reference grammar has it: DNS labels
+/// (letters, digits, inner `-`) joined by `.`, or an IPv6 address in
+/// brackets, then an optional `:port` (1-65535).
+pub fn check_host(host: &str) -> Result<&str, ReferenceError> {
+    let bad = || ReferenceError::Host {
+        host: host.escape_debug().to_string(),
+    };
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let (address, rest) = v6.split_once(']').ok_or_else(bad)?;
+            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            match rest {
+                "" => (None, None),
+                _ => (None, Some(rest.strip_prefix(':').ok_or_else(bad)?)),
+            }
+        }
+        None => match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        },
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let name_ok = name.is_none_or(|n| n.len() <= 253 && n.split('.').all(label));
+    let port_ok = port.is_none_or(|p| {
+        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if name_ok && port_ok {
+        Ok(host)
+    } else {
+        Err(bad())
+    }
+}
+
 /// Docker's tag rule: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn check_tag(tag: &str) -> Result<&str, ReferenceError> {
     let mut chars = tag.chars();
@@ -191,6 +234,43 @@ fn check_digest(digest: &str) -> Result<&str, ReferenceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_hosts() {
+        for ok in [
+            "registry.internal",
+            "127.0.0.1:5055",
+            "localhost",
+            "localhost:5000",
+            "my-registry.example.com:443",
+            "[::1]:5000",
+            "[fe80::1]",
+            "REGISTRY.internal",
+        ] {
+            assert_eq!(check_host(ok), Ok(ok), "{ok}");
+        }
+        for bad in [
+            "http://evil host/../",
+            "evil host",
+            "http:",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "",
+            "a:0",
+            "a:70000",
+            "a:",
+            "a:b",
+            "[::1",
+            "[not-v6]:1",
+            "a/b",
+            "a\u{1b}b",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+        assert!(Reference::parse("http://x/y:1").is_err());
+        assert!(Reference::parse("my.reg:99999/y:1").is_err());
+    }
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -31,6 +31,11 @@ impl Schedule {
             if d < Duration::from_secs(1) {
                 return Err(format!("`{text}`: @every needs at least 1s"));
             }
+            if d.subsec_nanos() != 0 {
+                return Err(format!(
+                    "`{text}`: @every runs on whole seconds; write one (`@every 2s`)"
+                ));
+            }
             return Ok(Schedule::Every(d));
         }
         if text == "@reboot" {
@@ -44,6 +49,12 @@ impl Schedule {
                 )
             })?,
         };
+        let fields = text.split_whitespace().count();
+        if !text.starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(format!(
+                "schedule `{text}` has {fields} fields; use five cron fields (minute hour day month weekday), or six with seconds first"
+            ));
+        }
         let parsed = if vixie_ands_days(text) {
             CronParser::builder().dom_and_dow(true).build().parse(text)
         } else {
@@ -81,7 +92,7 @@ fn vixie_ands_days(text: &str) -> bool {
     let fields: Vec<&str> = text.split_whitespace().collect();
     let (dom, dow) = match fields.len() {
         5 => (fields[2], fields[4]),
-        6 | 7 => (fields[3], fields[5]),
+        6 => (fields[3], fields[5]),
         _ => return false,
     };
     dom.starts_with('*') || dow.starts_with('*')
@@ -169,7 +180,10 @@ mod tests {
             "*/0 * * * *",
             "@often",
             "@every 100ms",
+            "@every 1.5s",
             "a * * * *",
+            "0 0 0 * * * 2030",
+            "* * * * * * *",
         ] {
             assert!(Schedule::parse(bad, None).is_err(), "{bad}");
         }

@@ -1,10 +1,12 @@
-//! Checks that need the whole parsed file: names, ports, labels, values
-//! whose set is closed. Each failure points at the container's entry.
+//! Checks that need the whole parsed file: names, ports, labels. Each
+//! failure points at the container's entry. The values Docker takes for
+//! resources (`cpus`, `mem_limit`, `restart`) are read where containers
+//! are built, in `platform`, for declared containers and sidecars alike.
 
 use std::collections::HashMap;
 
 use super::Serviceset;
-use crate::diagnostic::{SourceError, did_you_mean};
+use crate::diagnostic::SourceError;
 
 /// Labels under this prefix belong to telefig (SPEC §5).
 pub const RESERVED_LABEL_PREFIX: &str = "telefig.";
@@ -16,7 +18,7 @@ pub(super) fn check(set: &Serviceset) -> Result<(), SourceError> {
             "the serviceset declares no containers: add a top-level key per container",
         ));
     }
-    let mut ports: HashMap<u16, &str> = HashMap::new();
+    let mut ports: HashMap<(u16, &str), &str> = HashMap::new();
     for c in &set.containers {
         if !is_docker_name(&c.name) {
             return Err(set.error_at(
@@ -29,21 +31,6 @@ pub(super) fn check(set: &Serviceset) -> Result<(), SourceError> {
             ));
         }
         let docker = &c.entry.docker;
-        if let Some(restart) = &docker.restart
-            && !is_restart_policy(restart)
-        {
-            return Err(set
-                .error_at(
-                    &c.name,
-                    Some("restart"),
-                    format!("unknown restart policy `{restart}` for `{}`", c.name),
-                )
-                .with_help(
-                    did_you_mean(restart, ["no", "always", "unless-stopped", "on-failure"]).or(
-                        Some("use no, always, unless-stopped or on-failure[:N]".into()),
-                    ),
-                ));
-        }
         if let Some((key, _)) = docker
             .labels
             .0
@@ -56,33 +43,14 @@ pub(super) fn check(set: &Serviceset) -> Result<(), SourceError> {
                 format!("label `{key}` on `{}` is in the `telefig.` namespace, which telefig sets itself; rename it", c.name),
             ));
         }
-        if let Some(cpus) = docker.cpus
-            && !(cpus > 0.0 && cpus.is_finite())
-        {
-            return Err(set.error_at(
-                &c.name,
-                Some("cpus"),
-                format!("cpus of `{}` must be a positive number", c.name),
-            ));
-        }
-        if let Some(mem) = &docker.mem_limit {
-            parse_bytes(&mem.0).map_err(|msg| set.error_at(&c.name, Some("mem_limit"), msg))?;
-        }
         for port in &docker.ports {
-            let number: u16 = port
-                .0
-                .split(['/', ':'])
-                .next()
-                .and_then(|p| p.parse().ok())
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    set.error_at(
-                        &c.name,
-                        Some("ports"),
-                        format!("`{}` is not a port number (1-65535)", port.0),
-                    )
-                })?;
-            if let Some(other) = ports.insert(number, &c.name) {
+            let (number, protocol) =
+                host_port(&port.0).map_err(|msg| set.error_at(&c.name, Some("ports"), msg))?;
+            if let Some(other) = ports.insert((number, protocol), &c.name) {
+                let number = match protocol {
+                    "tcp" => number.to_string(),
+                    _ => format!("{number}/{protocol}"),
+                };
                 return Err(set.error_at(
                     &c.name,
                     Some("ports"),
@@ -102,33 +70,66 @@ pub fn is_docker_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn is_restart_policy(policy: &str) -> bool {
-    match policy.split_once(':') {
-        Some(("on-failure", n)) => n.parse::<u32>().is_ok(),
-        None => matches!(policy, "no" | "always" | "unless-stopped" | "on-failure"),
-        _ => false,
-    }
+/// A declared host port: `8080` or `8080/udp` (tcp, udp or sctp).
+fn host_port(text: &str) -> Result<(u16, &str), String> {
+    let (number, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+    number
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| number.parse::<u16>().ok())
+        .flatten()
+        .filter(|p| *p > 0)
+        .zip(["tcp", "udp", "sctp"].into_iter().find(|p| *p == protocol))
+        .ok_or_else(|| {
+            format!("`{text}` is not a port number (1-65535), with /tcp, /udp or /sctp if not tcp")
+        })
 }
 
-/// `512m`, `2g`, `1024` (bytes), `1.5g`.
+/// A port number as text (a sidecar's `port`): 1-65535, digits only.
+pub fn is_port(text: &str) -> bool {
+    host_port(text).is_ok_and(|(_, protocol)| protocol == "tcp") && !text.contains('/')
+}
+
+/// `512m`, `2g`, `1024` (bytes), `1.5g`: exactly a whole number of bytes,
+/// at most what Docker's 64-bit field holds.
 pub fn parse_bytes(text: &str) -> Result<i64, String> {
+    let bad = |why: &str| {
+        format!(
+            "`{text}` is not a memory size{why}: use bytes or a number with k, m, g or t (\"512m\", \"1.5g\")"
+        )
+    };
     let t = text.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
-    let (number, scale) = match t.char_indices().last() {
-        Some((i, 'k')) => (&t[..i], 1u64 << 10),
-        Some((i, 'm')) => (&t[..i], 1 << 20),
-        Some((i, 'g')) => (&t[..i], 1 << 30),
-        Some((i, 't')) => (&t[..i], 1 << 40),
-        _ => (t, 1),
+    let (number, shift) = match t.as_bytes().last() {
+        Some(b'k') => (&t[..t.len() - 1], 10),
+        Some(b'm') => (&t[..t.len() - 1], 20),
+        Some(b'g') => (&t[..t.len() - 1], 30),
+        Some(b't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
     };
-    number
-        .parse::<f64>()
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || number.ends_with('.') {
+        return Err(bad(""));
+    }
+    let too_large = || bad(" Docker can take (more than 8 EiB)");
+    let scaled = format!("{whole}{fraction}")
+        .parse::<u128>()
         .ok()
-        .filter(|n| *n > 0.0 && n.is_finite())
-        .map(|n| (n * scale as f64) as i64)
-        .ok_or_else(|| {
-            format!("`{text}` is not a memory size: use bytes or a number with k, m, g (\"512m\")")
-        })
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(too_large)?;
+    let per_byte = u32::try_from(fraction.len())
+        .ok()
+        .and_then(|places| 10u128.checked_pow(places))
+        .ok_or_else(|| bad(" (too many decimals)"))?;
+    if scaled % per_byte != 0 {
+        return Err(bad(" (not a whole number of bytes)"));
+    }
+    match i64::try_from(scaled / per_byte) {
+        Ok(0) => Err(bad(" (it is zero)")),
+        Ok(bytes) => Ok(bytes),
+        Err(_) => Err(too_large()),
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +151,35 @@ mod tests {
         assert_eq!(parse_bytes("512m"), Ok(512 << 20));
         assert_eq!(parse_bytes("1g"), Ok(1 << 30));
         assert_eq!(parse_bytes("100"), Ok(100));
-        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_bytes("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_bytes("512MB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("8191p").ok(), None);
+        for (bad, why) in [
+            ("lots", "is not a memory size:"),
+            ("99999999999999999999g", "more than 8 EiB"),
+            ("8388608t", "more than 8 EiB"),
+            ("1.3k", "not a whole number of bytes"),
+            ("1e3m", "is not a memory size:"),
+            ("-5m", "is not a memory size:"),
+            ("+5m", "is not a memory size:"),
+            ("0", "it is zero"),
+            ("5.m", "is not a memory size:"),
+            ("inf", "is not a memory size:"),
+        ] {
+            let err = parse_bytes(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(host_port("8080"), Ok((8080, "tcp")));
+        assert_eq!(host_port("53/udp"), Ok((53, "udp")));
+        for bad in [
+            "0", "65536", "70000", "-5", "+80", "8080:80", "80/xyz", "", "80/",
+        ] {
+            assert!(host_port(bad).is_err(), "{bad}");
+        }
+        assert!(is_port("18126") && !is_port("53/udp") && !is_port("70000"));
     }
 }

@@ -14,7 +14,7 @@ mod values;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use check::{is_docker_name, parse_bytes};
+pub use check::{is_docker_name, is_port, parse_bytes};
 pub use schema::{Condition, ContainerEntry, ContainerKind, DockerSection};
 pub use template::{TemplateError, Vars};
 

@@ -118,7 +118,7 @@ pub struct DockerSection {
     pub labels: KeyValues,
     pub restart: Option<String>,
     pub mem_limit: Option<Scalar>,
-    pub cpus: Option<f64>,
+    pub cpus: Option<NumberText>,
     pub working_dir: Option<String>,
     #[serde(default)]
     pub ports: Vec<Scalar>,
@@ -244,6 +244,23 @@ mod tests {
             assert_eq!(hc.disable, want, "{text}");
         }
         assert!(crate::yaml::from_str::<Healthcheck>("disable: maybe").is_err());
+    }
+
+    #[test]
+    fn keys_are_taken_as_written_or_refused() {
+        for (text, why) in [
+            ("{\"A=B\": c}", "holds `=`"),
+            ("[\" A=1\"]", "surrounding spaces"),
+            ("[\"A \\e=1\"]", "control character"),
+            ("{\"A\\tB\": 1}", "control character"),
+            ("[\"=1\"]", "an empty key"),
+            ("{A: \"x\\0y\"}", "NUL"),
+        ] {
+            let err = crate::yaml::from_str::<KeyValues>(text).unwrap_err();
+            assert!(err.message.contains(why), "{text}: {err}");
+        }
+        let spaced: KeyValues = crate::yaml::from_str("{\"MY KEY\": 1}").unwrap();
+        assert_eq!(spaced.0, [("MY KEY".into(), "1".into())]);
     }
 
     #[test]

@@ -173,15 +173,39 @@ impl<'de> Deserialize<'de> for KeyValues {
 
 impl KeyValues {
     fn push<E: de::Error>(&mut self, seen: &mut Keys, key: String, value: String) -> Result<(), E> {
-        if key.is_empty() {
-            return Err(E::custom("an empty key before `=`"));
-        }
+        check_key(&key, &value).map_err(E::custom)?;
         if !seen.insert(&key) {
             return Err(E::custom(format!("duplicate key `{key}`")));
         }
         self.0.push((key, value));
         Ok(())
     }
+}
+
+/// A key is taken as written or refused: `A=B` as a key would reach Docker
+/// as `A` with the value `B=…`, and no control character is a name.
+fn check_key(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("an empty key before `=`".into());
+    }
+    if key.contains('=') {
+        return Err(format!(
+            "key `{}` holds `=`, which ends a key: rename it",
+            key.escape_debug()
+        ));
+    }
+    if key.chars().any(char::is_control) || key.trim() != key {
+        return Err(format!(
+            "key `{}` holds a control character or surrounding spaces: write a plain name",
+            key.escape_debug()
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!(
+            "the value of `{key}` holds a NUL character, which no environment or label can carry"
+        ));
+    }
+    Ok(())
 }
 
 /// One `KEY=VALUE` item of a list.
@@ -193,7 +217,7 @@ impl<'de> Deserialize<'de> for KeyValueItem {
             expecting: "a KEY=VALUE string",
             floats: true,
             check: |text: String| match text.split_once('=') {
-                Some((k, v)) => Ok(KeyValueItem(k.trim().to_owned(), v.to_owned())),
+                Some((k, v)) => Ok(KeyValueItem(k.to_owned(), v.to_owned())),
                 None => Err(format!("`{text}` is not KEY=VALUE: add `=` and a value")),
             },
         })
@@ -259,6 +283,21 @@ impl<'de> Deserialize<'de> for Scalar {
             expecting: "a plain value",
             floats: false,
             check: |text| Ok(Scalar(text)),
+        })
+    }
+}
+
+/// A number kept as the text it was written as (`0.5`, `2`), read exactly
+/// where it is used (`cpus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberText(pub String);
+
+impl<'de> Deserialize<'de> for NumberText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarText {
+            expecting: "a number",
+            floats: true,
+            check: |text| Ok(NumberText(text)),
         })
     }
 }

@@ -25,7 +25,7 @@ pub fn validate(g: &Global) -> Outcome {
     } else {
         println!(
             "{}: valid — serviceset `{}`, {} containers, {} cron entries",
-            loaded.file.display(),
+            crate::cli::printable(&loaded.file.display().to_string()),
             e.serviceset,
             e.containers.len(),
             e.cron.len()
@@ -67,12 +67,16 @@ fn render_kubernetes(g: &Global, args: &RenderArgs) -> Outcome {
         replicas: args.replicas.unwrap_or(1),
         namespace: args.namespace.clone(),
     };
-    // What Kubernetes cannot express is a problem with the input: exit 2.
+    // What Kubernetes cannot express is a problem with the input: exit 2,
+    // at the line it comes from when it comes from one.
     let manifest = export(&loaded.expanded, &loaded.graph, &options).map_err(|e| {
-        crate::cli::UsageError(format!(
-            "cannot render {} as Kubernetes objects: {e}",
-            loaded.file.display()
-        ))
+        let message = format!("cannot render as Kubernetes objects: {e}");
+        match e.place() {
+            Some((container, field)) => anyhow::Error::from(crate::serviceset::Error::from(
+                loaded.set.error_at(container, Some(field), message),
+            )),
+            None => crate::cli::UsageError(format!("{}: {message}", loaded.file.display())).into(),
+        }
     })?;
     let yaml = to_yaml(&manifest)
         .map_err(|e| anyhow::anyhow!("cannot print the Kubernetes objects as YAML: {e}"))?;

@@ -64,6 +64,12 @@ pub(super) fn cron_job(
         ));
         return Ok(None);
     }
+    let schedule = cron_schedule(schedule).map_err(|why| Error::Schedule {
+        owner: entry.owner.to_owned(),
+        entry: entry.name.to_owned(),
+        schedule: schedule.to_owned(),
+        why,
+    })?;
     check_name(name, NameKind::CronJob)?;
     let mut notes = Vec::new();
     let (target, argv) = exec_target(expanded, entry, &mut notes);
@@ -110,7 +116,7 @@ pub(super) fn cron_job(
             annotations,
         ),
         spec: CronJobSpec {
-            schedule: schedule.to_owned(),
+            schedule,
             time_zone: entry.time_zone.map(str::to_owned),
             concurrency_policy: Some("Forbid".into()),
             job_template: JobTemplateSpec {
@@ -128,6 +134,39 @@ pub(super) fn cron_job(
         },
         status: None,
     }))
+}
+
+/// `schedule` as a CronJob reads it (five fields or a macro) with the
+/// same meaning, or why there is none. Six fields (seconds first) become
+/// five when the seconds are 0. A day-of-month or weekday that is a
+/// stepped star (`*/2`) is a star to telefig (Vixie cron: the days are
+/// ANDed) but not to the CronJob controller (it ORs them): with both
+/// restricted, the meaning would change.
+pub(super) fn cron_schedule(schedule: &str) -> Result<String, &'static str> {
+    if schedule.starts_with('@') {
+        return Ok(schedule.to_owned());
+    }
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    let five = match fields.as_slice() {
+        [_, _, _, _, _] => &fields[..],
+        [seconds, rest @ ..] if rest.len() == 5 => {
+            if seconds.is_empty() || !seconds.bytes().all(|b| b == b'0') {
+                return Err(
+                    "it runs on seconds, and a CronJob has five fields (minute hour day month weekday): run it at second 0, or on whole minutes",
+                );
+            }
+            rest
+        }
+        _ => return Err("a CronJob takes five fields (minute hour day month weekday)"),
+    };
+    let (dom, dow) = (five[2], five[4]);
+    let stepped_star = |f: &str| f.starts_with('*') && f != "*" && f != "*/1";
+    if (stepped_star(dom) && dow != "*") || (stepped_star(dow) && dom != "*") {
+        return Err(
+            "with a stepped star (`*/2`) in one day field and the other restricted, telefig runs it on days matching both and a CronJob on days matching either: write the days without `*/`",
+        );
+    }
+    Ok(five.join(" "))
 }
 
 /// The CronJob's name: `<serviceset>-<entry>` as a DNS label, the entry

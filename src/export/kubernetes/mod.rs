@@ -120,7 +120,7 @@ pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<M
         })?;
     }
     let ns = options.namespace.as_deref();
-    let secrets = Secrets::collect(expanded);
+    let secrets = Secrets::collect(expanded)?;
     let mut objects = Vec::new();
     let mut not_mapped = Vec::new();
     if let Some(secret) = secrets.object(object_meta(set, ns, set, BTreeMap::new())) {

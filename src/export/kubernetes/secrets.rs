@@ -12,8 +12,18 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::Error;
 use super::names::secret_key;
-use crate::platform::{Expanded, is_secret_key};
+use crate::platform::{Expanded, Role, is_secret_key};
+
+/// Where the serviceset file sets `container`'s environment: its own
+/// `environment`, or for a sidecar its owner's entry for that kind.
+fn place_of(expanded: &Expanded, container: &str) -> (String, String) {
+    match expanded.get(container).map(|c| &c.role) {
+        Some(Role::Sidecar { owner, kind }) => (owner.clone(), kind.clone()),
+        _ => (container.to_owned(), "environment".to_owned()),
+    }
+}
 
 /// The keys of the serviceset's Secret, decided from every container.
 pub(super) struct Secrets {
@@ -23,7 +33,9 @@ pub(super) struct Secrets {
 }
 
 impl Secrets {
-    pub(super) fn collect(expanded: &Expanded) -> Secrets {
+    /// The keys, or an error when two variables would share one (`MY KEY`
+    /// and `MY_KEY` are both `MY_KEY`): the Secret could hold one value.
+    pub(super) fn collect(expanded: &Expanded) -> Result<Secrets, Error> {
         // variable → the distinct values it has (never printed).
         let mut values: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let secret_entries = || {
@@ -40,20 +52,34 @@ impl Secrets {
                 seen.push(value);
             }
         }
-        let keys = secret_entries()
-            .map(|(container, variable, _)| {
-                let key = if values[variable].len() == 1 {
-                    secret_key(variable)
-                } else {
-                    secret_key(&format!("{container}.{variable}"))
-                };
-                ((container.to_owned(), variable.to_owned()), key)
-            })
-            .collect();
-        Secrets {
+        let mut keys = BTreeMap::new();
+        // key → the variable it stands for.
+        let mut taken: BTreeMap<String, &str> = BTreeMap::new();
+        for (container, variable, _) in secret_entries() {
+            let key = if values[variable].len() == 1 {
+                secret_key(variable)
+            } else {
+                secret_key(&format!("{container}.{variable}"))
+            };
+            match taken.get(&key) {
+                Some(first) if *first != variable => {
+                    return Err(Error::SecretKey {
+                        at: place_of(expanded, container),
+                        first: (*first).to_owned(),
+                        second: variable.to_owned(),
+                        key,
+                    });
+                }
+                _ => {
+                    taken.insert(key.clone(), variable);
+                }
+            }
+            keys.insert((container.to_owned(), variable.to_owned()), key);
+        }
+        Ok(Secrets {
             name: expanded.serviceset.clone(),
             keys,
-        }
+        })
     }
 
     /// `KEY=VALUE` of `container` as an environment variable: a reference

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Error;
 use super::containers::bytes_quantity;
+use crate::platform::bind::{Bind, BindOption};
 use crate::serviceset::parse_bytes;
 
 /// The Pod's volumes: one `hostPath` per host path, shared by every
@@ -20,30 +21,33 @@ pub(super) struct Volumes {
 }
 
 impl Volumes {
-    /// `/host:/ctr[:options]` → a mount of the `hostPath` volume for `/host`.
+    /// `/host:/ctr[:options]` → a mount of the `hostPath` volume for
+    /// `/host`, read from Docker's text by the same parser that checked it.
     pub(super) fn bind(
         &mut self,
         container: &str,
         bind: &str,
         not_mapped: &mut Vec<String>,
     ) -> Result<VolumeMount, Error> {
-        let mut parts = bind.splitn(3, ':');
-        let (host, target, options) = (parts.next(), parts.next(), parts.next());
-        let (Some(host), Some(target)) = (
-            host.filter(|h| h.starts_with('/')),
-            target.filter(|t| !t.is_empty()),
-        ) else {
-            return Err(Error::Bind {
+        let parsed = Bind::parse(bind)
+            .ok()
+            .filter(|b| b.source.is_absolute())
+            .ok_or_else(|| Error::Bind {
                 container: container.to_owned(),
                 bind: bind.to_owned(),
-            });
-        };
-        let mut read_only = None;
-        for option in options.into_iter().flat_map(|o| o.split(',')) {
-            match option {
-                "ro" => read_only = Some(true),
-                "rw" | "" => {}
-                other => not_mapped.push(format!("bind option {other} of {container} ({bind})")),
+            })?;
+        let (host, target) = (
+            parsed.source.display().to_string(),
+            parsed.target.display().to_string(),
+        );
+        let host = host.as_str();
+        let read_only = parsed.read_only().then_some(true);
+        for option in &parsed.options {
+            if !matches!(option, BindOption::ReadOnly | BindOption::ReadWrite) {
+                not_mapped.push(format!(
+                    "bind option {} of {container} ({bind})",
+                    option.as_str()
+                ));
             }
         }
         let name = match self.by_host_path.get(host) {
@@ -64,7 +68,7 @@ impl Volumes {
         };
         Ok(VolumeMount {
             name,
-            mount_path: target.to_owned(),
+            mount_path: target,
             read_only,
             ..Default::default()
         })

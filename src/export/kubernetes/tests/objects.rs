@@ -116,6 +116,60 @@ web:
 }
 
 #[test]
+fn schedules_a_cron_job_cannot_take_the_same_way_are_refused() {
+    use super::super::cron::cron_schedule;
+    for (schedule, five) in [
+        ("30 2 * * *", "30 2 * * *"),
+        ("@hourly", "@hourly"),
+        ("0 */5 * * * *", "*/5 * * * *"),
+        ("00 30 2 * * 1-5", "30 2 * * 1-5"),
+        ("0 0 */2 * *", "0 0 */2 * *"),
+        ("0 0 1 * 5", "0 0 1 * 5"),
+        ("0 0 */1 * 1", "0 0 */1 * 1"),
+    ] {
+        assert_eq!(cron_schedule(schedule).as_deref(), Ok(five), "{schedule}");
+    }
+    for (schedule, why) in [
+        ("*/5 * * * * *", "runs on seconds"),
+        ("30 0 2 * * *", "runs on seconds"),
+        ("0 0 0 * * * 2030", "takes five fields"),
+        ("* * * *", "takes five fields"),
+        ("0 0 */2 * 1", "stepped star"),
+        ("0 0 1 * */2", "stepped star"),
+    ] {
+        let err = cron_schedule(schedule).unwrap_err();
+        assert!(err.contains(why), "{schedule}: {err}");
+    }
+    let set = "web:\n  docker: {image: web, version: v1}\n  sidecars:\n    cron: {Tick: {schedule: \"*/5 * * * * *\", command: [\"/bin/true\"]}}\n";
+    let err = manifest(set).unwrap_err();
+    assert_eq!(err.place(), Some(("web", "cron")));
+    assert!(
+        err.to_string().contains("cron entry `Tick` of `web`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_variables_that_would_share_a_secret_key_are_refused() {
+    let set = r#"
+web:
+  docker: {image: web, version: v1, environment: {"MY KEY": one, MY_KEY: two}}
+"#;
+    let err = manifest(set).unwrap_err();
+    assert_eq!(err.place(), Some(("web", "environment")));
+    assert!(
+        err.to_string()
+            .contains("`MY KEY` and `MY_KEY` would both be `MY_KEY` in the Secret"),
+        "{err}"
+    );
+    let apart = "aa:\n  docker: {image: a, version: v1, environment: {\"MY KEY\": one}}\nbb:\n  docker: {image: b, version: v1, environment: {MY_KEY: two}}\n";
+    assert!(matches!(
+        manifest(apart),
+        Err(super::Error::SecretKey { .. })
+    ));
+}
+
+#[test]
 fn secret_lists_keys_without_values() {
     let set = r#"
 aa:
