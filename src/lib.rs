@@ -22,6 +22,7 @@ pub mod ops;
 pub mod plan;
 pub mod platform;
 pub mod read;
+pub mod redact;
 pub mod serviceset;
 pub mod state;
 pub mod yaml;

@@ -30,6 +30,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A panic's message is masked like every other output.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let mut text = format!("thread '{}' {info}", thread.name().unwrap_or("<unnamed>"));
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            text.push_str(&format!("\n{backtrace}"));
+        }
+        eprintln!("{}", telefig::redact::current().mask(&text));
+    }));
     // The daemon logs what it repairs; commands print their own lines.
     let default_level = if matches!(cli.command, cli::args::Command::Daemon(_)) {
         "info"
@@ -40,10 +50,11 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // Log lines are masked like every other output (`telefig::redact`).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(|| telefig::redact::Writer(std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -58,18 +69,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
-        Err(err) => {
-            let code = cli::exit_code(&err);
-            // The full chain first; the deploy system shows only the tail, so
-            // the last line is a one-line summary.
-            // Names and values in it come from files and flags: escaped.
-            let chain = format!("{err:#}");
-            let chain = cli::printable(&chain);
-            eprintln!("error: {chain}");
-            let summary = chain.lines().next().unwrap_or_default();
-            eprintln!("telefig: failed (exit {code}): {summary}");
-            ExitCode::from(code)
-        }
+        Err(err) => ExitCode::from(cli::report_failure(&err)),
     }
 }
 

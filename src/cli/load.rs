@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::UsageError;
 use super::args::Global;
+use crate::cli::output::errln;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan::gc::GcPolicy;
@@ -49,8 +50,16 @@ fn owner_of(spec: &crate::platform::ContainerSpec) -> Option<&str> {
 /// `plan` print their result on stdout).
 pub fn say_resolved(loaded: &Loaded) {
     for r in &loaded.resolved {
-        eprintln!("using {}", super::printable(&r.to_string()));
+        errln!("using {}", super::printable(&r.to_string()));
     }
+}
+
+/// Mask the values of the variables `platform` lists as secret in this
+/// process's output (those whose names look secret are already: `cli::run`).
+fn learn_listed(vars: &Vars, platform: &Platform) {
+    crate::redact::learn(&crate::redact::Redactor::new(
+        vars.secret_values(&platform.secrets),
+    ));
 }
 
 pub fn load(g: &Global) -> anyhow::Result<Loaded> {
@@ -96,11 +105,18 @@ pub fn load_with(g: &Global, named: impl FnOnce(&ServicesetName)) -> anyhow::Res
     if let Ok(name) = &name {
         named(name);
     }
-    let set = serviceset::load(shown, &vars)?;
+    // What the platform lists as secret is masked in the file's errors too.
+    let set = serviceset::load(shown, &vars).inspect_err(|_| {
+        if let Ok(platform) = Platform::load(g.platform.as_deref()) {
+            learn_listed(&vars, &platform);
+        }
+    })?;
     let platform = Platform::load(g.platform.as_deref())?;
+    learn_listed(&vars, &platform);
     let name = name?;
     let on_host = expand_on(&set, &name, &platform, &vars, &bases)?;
     let expanded = on_host.expanded;
+    crate::redact::learn(&expanded.secrets);
     resolved.extend(on_host.resolved);
     // A cycle is a mistake in the file: point at the first member's entry.
     let graph = Graph::build(&expanded).map_err(|err| {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub use args::Cli;
 use args::Command;
 pub use output::printable;
+pub use output::report_failure;
 
 /// Bad input or usage; exits 2.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,7 @@ pub type Outcome = anyhow::Result<ExitCode>;
 
 pub async fn run(cli: Cli) -> Outcome {
     let g = &cli.global;
+    learn_secrets(&cli.command, g);
     match &cli.command {
         Command::Validate => commands::validate(g),
         Command::Render(a) => commands::render(g, a),
@@ -42,6 +44,25 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Doctor => commands::doctor(g).await,
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),
+    }
+}
+
+/// Teach this process's output what is secret before anything is printed:
+/// the secret variables of `-e` and the environment; for a command that
+/// acts on what is recorded, the fingerprints in the state dir (a command
+/// that reads a file learns the rest as it loads it: `load`).
+fn learn_secrets(command: &Command, g: &args::Global) {
+    crate::redact::learn(&crate::redact::Redactor::new(
+        load::vars(g).secret_values(&[]),
+    ));
+    let from_file = matches!(
+        command,
+        Command::Validate | Command::Render(_) | Command::Plan | Command::Start(_)
+    );
+    let offline = matches!(command, Command::Completions { .. } | Command::Man);
+    if !from_file && !offline {
+        let state = crate::state::StateDir::new(&g.state_dir);
+        crate::redact::learn(&state.recorded_secrets());
     }
 }
 

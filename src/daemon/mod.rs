@@ -99,6 +99,9 @@ use crate::clock::now_nanos;
 pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), Error> {
     let notifier = Notifier::from_env();
     let state = StateDir::new(&opts.state_dir);
+    // What it logs, answers and keeps is masked with the recorded secrets
+    // (learned again as records change: `watch`).
+    crate::redact::learn(&state.recorded_secrets());
     let metrics_listener = match opts.metrics_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)

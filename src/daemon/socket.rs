@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The client side ([`ask`]) gives up within milliseconds when no daemon
-//! listens, so `status` can fall back to Docker.
+//! listens, so `status` can fall back to Docker. Every line sent is
+//! masked with what the daemon knows of the secret values.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -72,7 +73,7 @@ async fn answer(stream: UnixStream, model: Shared, feed: Feed) {
         let mut events = feed.subscribe();
         loop {
             let text = match events.recv().await {
-                Ok(h) => serde_json::to_string(&h).expect("an event serializes"),
+                Ok(h) => masked(&h),
                 Err(RecvError::Lagged(n)) => json!({ "lagged": n }).to_string(),
                 Err(RecvError::Closed) => return,
             };
@@ -86,9 +87,17 @@ async fn answer(stream: UnixStream, model: Shared, feed: Feed) {
         }
     }
     let reply = respond(line.trim(), &model);
-    let mut text = reply.to_string();
+    let mut text = masked(&reply);
     text.push('\n');
     let _ = write.write_all(text.as_bytes()).await;
+}
+
+/// One line of JSON, with every secret value the daemon knows of masked
+/// in its strings: a probe's output, an error's text may hold one.
+fn masked(value: &impl serde::Serialize) -> String {
+    let mut json = serde_json::to_value(value).expect("an answer serializes");
+    crate::redact::current().mask_json(&mut json, true);
+    json.to_string()
 }
 
 /// The answer to one request line.

@@ -24,7 +24,7 @@ use super::{boot_repair, connect, cron, now_nanos};
 use crate::engine::events::{ContainerEvent, EventKind};
 use crate::engine::gate::aborted;
 use crate::plan::{Change, Health, NotDrift};
-use crate::state::RecordCache;
+use crate::state::{FolderWatch, RecordCache};
 
 /// Wait after an event before repairing, so a burst becomes one repair.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -62,6 +62,9 @@ pub struct Watcher {
     last_watchdog: Instant,
     /// The records, read again only when one changed.
     records: RecordCache,
+    /// The records and the secrets noted by an operation under way: what
+    /// the daemon masks is learned again when one changes.
+    secrets: (FolderWatch, FolderWatch),
 }
 
 fn change(kind: EventKind) -> Option<Change> {
@@ -94,6 +97,7 @@ impl Watcher {
             idle: false,
             last_watchdog: Instant::now(),
             records: RecordCache::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -337,9 +341,22 @@ impl Watcher {
                 }
             }
         }
+        let state = &self.repairer.state;
+        let (records, noted) = &mut self.secrets;
+        let changed = |watch: &mut FolderWatch, sub| {
+            let (changed, removed) = watch.changed(state, sub);
+            !changed.is_empty() || !removed.is_empty()
+        };
+        if changed(records, "servicesets") | changed(noted, "secrets") {
+            crate::redact::learn(&state.recorded_secrets());
+        }
         let records = &self.records.get(&self.repairer.state).records;
-        self.cron
-            .tick(records, &self.repairer.state, now_nanos() / 1_000_000_000);
+        self.cron.tick(
+            records,
+            &self.repairer.state,
+            &self.repairer.engine,
+            now_nanos() / 1_000_000_000,
+        );
         if !self.idle
             && self.pending.is_empty()
             && self.tasks.is_empty()

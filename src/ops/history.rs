@@ -301,6 +301,7 @@ mod tests {
             serviceset: "shop".into(),
             containers: vec![],
             cron: vec![],
+            secrets: Default::default(),
         };
         let mut r = Record::new(
             &name,

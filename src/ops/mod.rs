@@ -315,6 +315,7 @@ impl Target {
             serviceset: name.to_string(),
             containers: Vec::new(),
             cron: Vec::new(),
+            secrets: Default::default(),
         };
         let graph = Graph::build(&expanded)?;
         Ok(Target {

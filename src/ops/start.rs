@@ -38,6 +38,8 @@ pub async fn start(
         }) => (lock, Some(observing)),
         None => (ctx.lock(&name, "start", ctx.deadline).await?, None),
     };
+    // Before any container holds them, the daemon learns to mask them.
+    ctx.state.note_secrets(&name, &record.secrets)?;
     let journal = Journal::begin(
         &ctx.state,
         &name,
@@ -132,6 +134,7 @@ pub async fn rollback(
             });
         }
     };
+    ctx.state.note_secrets(name, &chosen.record.secrets)?;
     let journal = Journal::begin(
         &ctx.state,
         name,

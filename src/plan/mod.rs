@@ -172,7 +172,7 @@ pub fn plan(
                 let fields = h
                     .config_hash()
                     .and_then(|hash| recorded.get(name).filter(|r| r.config_hash == hash))
-                    .map(|r| spec.changed_fields(&r.create))
+                    .map(|r| spec.changed_fields(&r.create, &desired.secrets))
                     .unwrap_or_default();
                 (ActionKind::Recreate, Reason::ConfigChanged { fields })
             }

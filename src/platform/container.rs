@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::image::Image;
+use super::secrets::{conceal_body, mask_env_entry};
 use crate::graph::Gate;
+use crate::redact::Redactor;
 
 pub const LABEL_SERVICESET: &str = "telefig.serviceset";
 pub const LABEL_CONTAINER: &str = "telefig.container";
@@ -214,53 +216,6 @@ fn lower_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Environment keys whose values telefig never prints (SPEC §7).
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_uppercase();
-    ["PASSWORD", "SECRET", "TOKEN", "KEY"]
-        .iter()
-        .any(|w| key.contains(w))
-}
-
-pub const MASK: &str = "<masked>";
-
-/// `KEY=VALUE` with the value masked when the key looks secret.
-pub fn mask_env_entry(entry: &str) -> String {
-    match entry.split_once('=') {
-        Some((k, _)) if is_secret_key(k) => format!("{k}={MASK}"),
-        _ => entry.to_owned(),
-    }
-}
-
-/// What a stored secret value becomes: `sha256:<hex>` of the value, enough
-/// to see that it changed, useless to read it.
-pub const DIGEST_PREFIX: &str = "sha256:";
-
-/// `KEY=VALUE` with the value replaced by its digest when the key looks
-/// secret; an entry that already holds a digest is left as it is.
-pub fn conceal_env_entry(entry: &str) -> String {
-    match entry.split_once('=') {
-        Some((k, v)) if is_secret_key(k) && !is_digest(v) => {
-            format!("{k}={}", secret_digest(v))
-        }
-        _ => entry.to_owned(),
-    }
-}
-
-pub fn secret_digest(value: &str) -> String {
-    let hex: String = Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{DIGEST_PREFIX}{hex}")
-}
-
-pub fn is_digest(value: &str) -> bool {
-    value
-        .strip_prefix(DIGEST_PREFIX)
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// The create body as `render` prints it: the name, then the body with
 /// secret environment values masked.
 #[derive(Serialize)]
@@ -281,10 +236,13 @@ impl ContainerSpec {
         }
     }
 
-    /// Which top-level create-body fields differ from `other` (for plan output).
-    pub fn changed_fields(&self, other: &CreateBody) -> Vec<String> {
-        let mut ours = serde_json::to_value(strip_bookkeeping(&self.create)).unwrap_or_default();
-        let theirs = serde_json::to_value(strip_bookkeeping(other)).unwrap_or_default();
+    /// Which top-level create-body fields differ from `other` (for plan
+    /// output); `other` may come from a record, where `secrets`' values are
+    /// concealed.
+    pub fn changed_fields(&self, other: &CreateBody, secrets: &Redactor) -> Vec<String> {
+        let mut ours =
+            serde_json::to_value(strip_bookkeeping(&self.create, secrets)).unwrap_or_default();
+        let theirs = serde_json::to_value(strip_bookkeeping(other, secrets)).unwrap_or_default();
         let mut fields = Vec::new();
         diff_values("", &mut ours, &theirs, &mut fields);
         fields
@@ -292,10 +250,9 @@ impl ContainerSpec {
 }
 
 /// The body as compared for `changed_fields`: no bookkeeping labels, and
-/// secret values as digests (a record keeps only those).
-fn strip_bookkeeping(body: &CreateBody) -> CreateBody {
-    let mut body = body.clone();
-    body.env = body.env.iter().map(|e| conceal_env_entry(e)).collect();
+/// secret values concealed (a record keeps only their digests).
+fn strip_bookkeeping(body: &CreateBody, secrets: &Redactor) -> CreateBody {
+    let mut body = conceal_body(body, secrets);
     for label in BOOKKEEPING_LABELS {
         body.labels.remove(label);
     }
@@ -331,21 +288,6 @@ fn diff_values(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_keys() {
-        for k in ["DB_PASSWORD", "api_token", "SECRET", "AWS_ACCESS_KEY_ID"] {
-            assert!(is_secret_key(k), "{k}");
-        }
-        for k in ["HEAP_SIZE", "PATH"] {
-            assert!(!is_secret_key(k), "{k}");
-        }
-        assert_eq!(
-            mask_env_entry("DB_PASSWORD=hunter2"),
-            "DB_PASSWORD=<masked>"
-        );
-        assert_eq!(mask_env_entry("A=b=c"), "A=b=c");
-    }
 
     /// Running containers carry the hash in a label: the way it is computed
     /// must not change, or every container would look changed after an upgrade.
@@ -414,6 +356,9 @@ mod tests {
             config_hash: String::new(),
             create: b,
         };
-        assert_eq!(spec.changed_fields(&a), ["Env", "HostConfig.Memory"]);
+        assert_eq!(
+            spec.changed_fields(&a, &Redactor::default()),
+            ["Env", "HostConfig.Memory"]
+        );
     }
 }

@@ -20,16 +20,21 @@ use super::paths::{Bases, ResolvedPath};
 use super::{Error, Order, Platform};
 use crate::diagnostic::{SourceError, did_you_mean};
 use crate::graph::Gate;
+use crate::redact::Redactor;
 use crate::serviceset::schema::{DockerSection, DurationValue, SidecarEntry};
 use crate::serviceset::template::{self, Vars};
 use crate::serviceset::{ContainerKind, Declared, Serviceset};
 
 /// The full container set of one serviceset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Expanded {
     pub serviceset: String,
     pub containers: Vec<ContainerSpec>,
     pub cron: Vec<CronJob>,
+    /// Its secret values (`platform::secrets`); never serialized: a record
+    /// keeps their fingerprints instead.
+    #[serde(skip)]
+    pub secrets: Redactor,
 }
 
 impl Expanded {
@@ -69,8 +74,7 @@ pub fn expand_on(
 ) -> Result<OnHost, Error> {
     let mut out = Expanded {
         serviceset: name.to_owned(),
-        containers: Vec::new(),
-        cron: Vec::new(),
+        ..Expanded::default()
     };
     let mut resolved = Vec::new();
     let base = vars.with_layer(BTreeMap::from([("serviceset".to_owned(), name.to_owned())]));
@@ -91,6 +95,8 @@ pub fn expand_on(
         (taken.containers).extend(out.containers[before..].iter().map(|c| c.name.clone()));
     }
     check_dependencies(set, &out, &taken.containers)?;
+    out.secrets = super::secrets::collect(set, platform, vars, &out);
+    super::secrets::check_public(set, &out)?;
     Ok(OnHost {
         expanded: out,
         resolved,

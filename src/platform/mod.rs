@@ -21,6 +21,7 @@ pub mod policy;
 pub mod reference;
 mod resources;
 pub mod schedule;
+mod secrets;
 mod sidecar;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub use expand::{CronJob, Expanded, OnHost, expand, expand_on};
 pub use image::Image;
 pub use policy::Policy;
 pub use reference::Reference;
+pub use secrets::{conceal_body, conceal_env_entry, is_secret_key, mask_body_but_secret_env};
 
 use crate::diagnostic::{SourceError, UnknownName};
 use crate::serviceset::schema::KeyValues;
@@ -67,6 +69,8 @@ pub struct Platform {
     pub images: crate::plan::gc::GcPolicy,
     /// What a serviceset may ask of the host (`policy:`); by default, anything.
     pub policy: Policy,
+    /// Template variables that are secret whatever their name (`secrets:`).
+    pub secrets: Vec<String>,
 }
 
 /// Where a sidecar sits relative to its owner (SPEC §3).
@@ -110,6 +114,8 @@ struct PlatformFile {
     images: crate::plan::gc::GcPolicy,
     #[serde(default)]
     policy: Policy,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 /// The kinds telefig knows without a template (run on the host, not as a container).
@@ -161,6 +167,7 @@ impl Platform {
             defaults: file.defaults,
             images: file.images,
             policy: file.policy,
+            secrets: file.secrets,
         };
         platform.check(text)?;
         Ok(platform)
@@ -181,6 +188,20 @@ impl Platform {
             reference::check_host(host).map_err(|e| at_key("registries", e.to_string()))?;
         }
         check_images(&self.images).map_err(|m| at_key("images", m))?;
+        if let Some(bad) = self.secrets.iter().find(|n| !is_variable_name(n)) {
+            let line = text.lines().position(|l| l.starts_with("secrets:"));
+            let err = SourceError::new(
+                &self.source,
+                format!("`secrets:` lists `{bad}`, which is not a variable name"),
+            )
+            .with_help(Some(
+                "list the names of template variables: letters, digits and `_`, not starting with a digit".into(),
+            ));
+            return Err(match line {
+                Some(i) => err.at(text, i + 1, 1),
+                None => err,
+            });
+        }
         let mut names: Vec<&str> = Vec::new();
         for t in &self.sidecars {
             for name in std::iter::once(&t.kind).chain(&t.aliases) {
@@ -336,6 +357,15 @@ fn check_images(images: &crate::plan::gc::GcPolicy) -> Result<(), String> {
     Ok(())
 }
 
+/// A template variable's name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// A parameter value as template text: scalars as written, lists joined by `,`.
 pub fn param_text(value: &Value) -> Result<String, String> {
     match value {
@@ -466,6 +496,30 @@ mod tests {
         }
         let ok = "registries: {primary: \"[::1]:5000\", mirrors: [m.internal]}\nsidecars:\n  log.v2: {image: x:1}\n";
         assert!(Platform::parse(Path::new("p.yaml"), ok).is_ok());
+    }
+
+    #[test]
+    fn secrets_lists_variable_names() {
+        let p = Platform::parse(Path::new("p.yaml"), "secrets: [SIGNING, _x1]\n").unwrap();
+        assert_eq!(p.secrets, ["SIGNING", "_x1"]);
+        assert!(Platform::built_in().secrets.is_empty());
+        for (text, want) in [
+            (
+                "labels: {}\nsecrets: [OK, \"A-B\"]\n",
+                "p.yaml:2:1: `secrets:` lists `A-B`, which is not a variable name",
+            ),
+            ("secrets: [\"\"]\n", "p.yaml:1:1: `secrets:` lists ``"),
+            (
+                "secrets: OK\n",
+                "p.yaml:1:10: secrets: invalid type: string",
+            ),
+            ("secret: [OK]\n", "did you mean `secrets`?"),
+        ] {
+            let err = Platform::parse(Path::new("p.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
     }
 
     #[test]

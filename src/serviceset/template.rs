@@ -15,19 +15,25 @@
 
 mod budget;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use budget::{Budget, Exhausted};
 use budget::{Passes, bounded_formatter};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
-/// Layered variables; the first layer that defines a name wins.
-#[derive(Debug, Clone, Default)]
+/// Layered variables; the first layer that defines a name wins. Its debug
+/// output names the variables and shows no value (some are secrets).
+#[derive(Clone, Default)]
 pub struct Vars {
     /// Shared: a layer added per container does not copy the environment.
+    /// The last two are the `-e` values and the environment; the ones added
+    /// later come first.
     layers: Vec<Arc<BTreeMap<String, String>>>,
+    /// The names looked up and found, by this copy and every copy made
+    /// from it: the secret values that can be in a file's result.
+    used: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Vars {
@@ -41,6 +47,7 @@ impl Vars {
                 Arc::new(explicit.into_iter().collect()),
                 Arc::new(environment.into_iter().collect()),
             ],
+            used: Arc::default(),
         }
     }
 
@@ -57,14 +64,68 @@ impl Vars {
         let mut layers = Vec::with_capacity(self.layers.len() + 1);
         layers.push(Arc::new(layer));
         layers.extend(self.layers.iter().cloned());
-        Vars { layers }
+        Vars {
+            layers,
+            used: self.used.clone(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.layers
+        let found = self.layers.iter().find_map(|l| l.get(name))?;
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned());
+        Some(found)
+    }
+
+    /// Every value, in every layer, of a variable that is secret: its name
+    /// looks secret ([`crate::redact::looks_secret`]) or `listed` (the
+    /// platform's `secrets:`) names it. A value a later layer hides is
+    /// still a secret.
+    pub fn secret_values<'a, 'l>(
+        &'a self,
+        listed: &'l [String],
+    ) -> impl Iterator<Item = &'a str> + use<'a, 'l> {
+        self.layers.iter().flat_map(move |layer| {
+            layer
+                .iter()
+                .filter(move |(name, _)| {
+                    crate::redact::looks_secret(name) || listed.iter().any(|l| l == *name)
+                })
+                .map(|(_, value)| value.as_str())
+        })
+    }
+
+    /// The secret values (as [`Vars::secret_values`] says) that matter to
+    /// what was built with these variables: every `-e` one, and of the
+    /// others, those a template or a caller looked up so far. A
+    /// secret-looking variable of the environment that nothing used is
+    /// not among them.
+    pub fn used_secret_values(&self, listed: &[String]) -> Vec<String> {
+        let secret = |name: &String| crate::redact::looks_secret(name) || listed.contains(name);
+        let used = self.used.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let explicit = self.layers.len().checked_sub(2).map(|i| &self.layers[i]);
+        let given = explicit.into_iter().flat_map(|l| l.iter());
+        let looked_up = used
             .iter()
-            .find_map(|l| l.get(name))
-            .map(String::as_str)
+            .filter_map(|name| Some((name, self.layers.iter().find_map(|l| l.get(name))?)));
+        given
+            .filter(|(name, _)| secret(name))
+            .map(|(_, value)| value.clone())
+            .chain(
+                looked_up
+                    .filter(|(name, _)| secret(name))
+                    .map(|(_, value)| value.clone()),
+            )
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Vars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<Vec<&String>> = self.layers.iter().map(|l| l.keys().collect()).collect();
+        f.debug_struct("Vars").field("names", &names).finish()
     }
 }
 
@@ -395,6 +456,47 @@ mod tests {
             map.to_source(&out, "{%- set x = 1 %}\nk: v\n", 1, 2),
             (2, 1)
         );
+    }
+
+    #[test]
+    fn secret_values_by_name_or_list_in_every_layer() {
+        let v = Vars::new(
+            [
+                ("API_TOKEN".into(), "from-e".into()),
+                ("SIGNING".into(), "listed".into()),
+                ("HEAP".into(), "4G".into()),
+            ],
+            [
+                ("API_TOKEN".into(), "hidden-by-e".into()),
+                ("db_password".into(), "from-env".into()),
+                ("PATH".into(), "/bin".into()),
+            ],
+        )
+        .with_layer(BTreeMap::from([("token".into(), "param".into())]));
+        let mut found: Vec<&str> = v.secret_values(&["SIGNING".into()]).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            ["from-e", "from-env", "hidden-by-e", "listed", "param"]
+        );
+        let mut unlisted: Vec<&str> = v.secret_values(&[]).collect();
+        unlisted.sort();
+        assert_eq!(unlisted, ["from-e", "from-env", "hidden-by-e", "param"]);
+        let debug = format!("{v:?}");
+        assert!(
+            debug.contains("API_TOKEN") && !debug.contains("from-e"),
+            "{debug}"
+        );
+        // Of the environment, only what a template used can be in its
+        // result; every `-e` value matters.
+        let mut given = v.used_secret_values(&["SIGNING".into()]);
+        given.sort();
+        assert_eq!(given, ["from-e", "listed"]);
+        render("{{ API_TOKEN }} {{ db_password }} {{ HEAP }}", &v).unwrap();
+        let mut used = v.used_secret_values(&[]);
+        used.sort();
+        used.dedup();
+        assert_eq!(used, ["from-e", "from-env"]);
     }
 
     #[test]

@@ -110,7 +110,8 @@ impl StateDir {
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
         change(runs.entry(entry.to_owned()).or_default());
-        let text = serde_json::to_vec_pretty(&runs).expect("cron runs serialize");
+        // A run's output may print a secret value.
+        let text = super::masked_json(&runs, true);
         Self::write_atomic(&path, &text)
     }
 }

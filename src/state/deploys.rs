@@ -8,7 +8,8 @@
 //! keeps its steps (what `telefig events` shows); an operation rewrites the
 //! file as it goes, under the serviceset's host lock, so the daemon can
 //! follow it. No secret value and no container output is written here:
-//! steps carry names, image references, gate names and times only.
+//! steps carry names, image references, gate names and times only, and
+//! what an error's text may bring is masked as the file is written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -396,7 +397,7 @@ impl StateDir {
     ) -> Result<(), Error> {
         self.dir("deploys")?;
         let path = self.deploy_log_path(serviceset.as_str());
-        let text = serde_json::to_vec(log).expect("a deploy log serializes");
+        let text = super::masked_json(log, false);
         if durable {
             Self::write_atomic(&path, &text)
         } else {

@@ -9,14 +9,17 @@
 //!   cron/<name>.json          each cron entry's last run and totals      (cron_runs.rs)
 //!   deploys/<name>.json       the last operations and their totals      (deploys.rs)
 //!   health/<container>.json   its last 50 health probes (the daemon)   (health_history.rs)
+//!   secrets/<name>.json       fingerprints of the deploy's secrets      (secrets.rs)
 //!   daemon.sock               the daemon's live model, 0600            (daemon/socket.rs)
 //!   cache/api-version.json    Engine API version per DOCKER_HOST        (api_version.rs)
 //! ```
 //!
 //! Every directory is 0700 and every file 0600, whatever the umask. Files
 //! are replaced atomically (a synced temporary file renamed over, then the
-//! directory synced). No secret value is written here: secret-looking
-//! environment values are kept as digests (`secrets.rs`).
+//! directory synced). No secret value is written here: a record keeps
+//! digests and placeholders (`secrets.rs`), and every other file is masked
+//! with what this process knows of the secrets as it is written
+//! ([`masked_json`]).
 
 mod api_version;
 mod cron_runs;
@@ -40,7 +43,7 @@ pub use deploys::{
 };
 pub use lock::HostLock;
 pub use record::{HistoryEntry, Record, RecordCache, Scan};
-pub use secrets::{Unrestored, restore_secrets};
+pub use secrets::{Unrestored, restore_cron_command, restore_secrets};
 
 use crate::name::ServicesetName;
 
@@ -63,7 +66,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error(
-        "the record of serviceset `{serviceset}` keeps only digests of secret environment values ({}), so telefig cannot create those containers from it; run the deploy again (`telefig start -c FILE -e KEY=VALUE …`)",
+        "the record of serviceset `{serviceset}` keeps only digests of secret values ({}), and no container of the serviceset holds them, so telefig cannot create those containers from it; run the deploy again (`telefig start -c FILE -e KEY=VALUE …`)",
         .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     SecretsNotStored {
@@ -215,6 +218,20 @@ impl FolderWatch {
         self.stamps = now;
         (changed, removed)
     }
+}
+
+/// `value` as JSON, with every secret value this process knows of
+/// (`crate::redact::current`) masked in its strings: the text of an error,
+/// a container's output or a probe's may hold one, whatever field it is in.
+fn masked_json<T: serde::Serialize>(value: &T, pretty: bool) -> Vec<u8> {
+    let mut json = serde_json::to_value(value).expect("state serializes");
+    crate::redact::current().mask_json(&mut json, false);
+    let written = if pretty {
+        serde_json::to_vec_pretty(&json)
+    } else {
+        serde_json::to_vec(&json)
+    };
+    written.expect("JSON serializes")
 }
 
 /// Open (creating) a file that only its owner may read, whatever the umask.

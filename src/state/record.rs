@@ -18,6 +18,7 @@ use super::{Error, StateDir};
 use crate::name::ServicesetName;
 use crate::platform::{Expanded, conceal_env_entry};
 use crate::read;
+use crate::redact::{Fingerprint, Redactor};
 
 /// How many earlier records `rollback` can go back through.
 const HISTORY_KEPT: usize = 5;
@@ -40,6 +41,11 @@ pub struct Record {
     /// Set by `stop`: the serviceset is down on purpose.
     pub stopped: bool,
     pub expanded: Expanded,
+    /// What finds the deploy's secret values in a text, without them: for
+    /// the processes that mask without having the values (`status`,
+    /// `events`, the daemon).
+    #[serde(default)]
+    pub secrets: Vec<Fingerprint>,
 }
 
 impl Record {
@@ -57,14 +63,23 @@ impl Record {
             file: file.to_path_buf(),
             variables: variables
                 .iter()
-                .map(|(k, v)| conceal_env_entry(&format!("{k}={v}")))
+                .map(|(k, v)| {
+                    let entry = conceal_env_entry(&format!("{k}={v}"));
+                    expanded.secrets.conceal(&entry).into_owned()
+                })
                 .collect(),
             commit: commit.map(str::to_owned),
             deploy_id: deploy_id.map(str::to_owned),
             applied_at: now_secs(),
             stopped: false,
             expanded: conceal(expanded),
+            secrets: expanded.secrets.fingerprints(),
         }
+    }
+
+    /// What finds the secret values of this deploy.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::from_fingerprints(&self.secrets)
     }
 
     /// Whether `other` records the same deploy (when aside), and this one is not stopped.
@@ -262,6 +277,7 @@ impl StateDir {
     }
 
     pub fn remove(&self, serviceset: &ServicesetName) -> Result<(), Error> {
+        self.forget_noted_secrets(serviceset)?;
         Self::remove_durably(&self.record_path(serviceset))
     }
 }
@@ -345,8 +361,7 @@ mod tests {
     fn record(commit: &str) -> Record {
         let expanded = Expanded {
             serviceset: "svc".into(),
-            containers: vec![],
-            cron: vec![],
+            ..Expanded::default()
         };
         let name = ServicesetName::parse("svc").unwrap();
         Record::new(

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::session::{Progress, target};
 use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs};
 use crate::cli::load::{load, load_with};
-use crate::cli::output::print_json;
+use crate::cli::output::{out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
 use crate::engine::pull::Policy;
@@ -118,9 +118,9 @@ pub async fn plan(g: &Global) -> Outcome {
             "stop_order": loaded.graph.stop_order(),
         }))?;
     } else {
-        print!("{plan}");
-        println!("start order: {}", loaded.graph.start_order().join(" → "));
-        println!("stop order:  {}", loaded.graph.stop_order().join(" → "));
+        out!("{plan}");
+        outln!("start order: {}", loaded.graph.start_order().join(" → "));
+        outln!("stop order:  {}", loaded.graph.stop_order().join(" → "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -168,13 +168,13 @@ fn finish(g: &Global, done: &Converged, began: StdInstant, resolved: &[ResolvedP
             "resolved": resolved,
         }))?;
     } else if plan.is_noop() && report.failure.is_none() {
-        println!(
+        outln!(
             "serviceset {}: unchanged — {} ({millis} ms)",
             plan.serviceset,
             plan.summary()
         );
     } else if report.failure.is_none() {
-        println!(
+        outln!(
             "serviceset {}: up — {} ({millis} ms)",
             plan.serviceset,
             plan.summary()

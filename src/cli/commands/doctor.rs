@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::cli::Outcome;
 use crate::cli::args::Global;
-use crate::cli::output::{paint, print_json};
+use crate::cli::output::{errln, outln, paint, print_json};
 use crate::doctor::{self, Check, Status};
 
 pub async fn doctor(g: &Global) -> Outcome {
@@ -15,7 +15,7 @@ pub async fn doctor(g: &Global) -> Outcome {
         print_json(&checks)?;
     } else {
         for c in &checks {
-            println!("{}", line(c));
+            outln!("{}", line(c));
         }
     }
     let mut failed: Vec<&str> = checks
@@ -27,7 +27,7 @@ pub async fn doctor(g: &Global) -> Outcome {
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
+    errln!(
         "telefig: doctor: failed: {}; see the FAIL lines above",
         failed.join(", ")
     );

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::cli::Outcome;
 use crate::cli::args::Global;
+use crate::cli::output::outln;
 use crate::daemon::happened::Happened;
 use crate::daemon::socket;
 use crate::state::StateDir;
@@ -24,7 +25,7 @@ pub async fn events(g: &Global) -> Outcome {
     while let Some(line) = lines.next_line().await? {
         let Ok(h) = serde_json::from_str::<Happened>(&line) else {
             if g.json {
-                println!("{line}"); // e.g. {"lagged": N}
+                outln!("{line}"); // e.g. {"lagged": N}
             }
             continue;
         };
@@ -32,7 +33,7 @@ pub async fn events(g: &Global) -> Outcome {
             continue;
         }
         if g.json {
-            println!("{line}");
+            outln!("{line}");
         } else {
             let at = jiff::Timestamp::from_nanosecond(h.time_nanos.into())
                 .map_or_else(|_| "-".to_owned(), |t| t.to_string());
@@ -51,7 +52,7 @@ pub async fn events(g: &Global) -> Outcome {
             if let (Some(n), Some(op)) = (h.deploy, &h.operation) {
                 line.push_str(&format!("  [{op} #{n}]"));
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

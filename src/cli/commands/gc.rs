@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use super::session::Progress;
 use crate::cli::Outcome;
 use crate::cli::args::{GcArgs, Global};
-use crate::cli::output::print_json;
+use crate::cli::output::{out, outln, print_json};
 use crate::name::ServicesetName;
 use crate::ops::{self, Ctx};
 use crate::platform::Platform;
@@ -36,8 +36,8 @@ pub async fn gc(g: &Global, args: &GcArgs) -> Outcome {
             } else {
                 "removed"
             };
-            print!("serviceset {name}: {plan}");
-            println!(
+            out!("serviceset {name}: {plan}");
+            outln!(
                 "serviceset {name}: {verb} {} image(s); {}",
                 plan.remove.len(),
                 plan.kept_summary(platform.images.keep)

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use crate::cli::args::{Global, HistoryArgs};
-use crate::cli::output::print_json;
+use crate::cli::output::{out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::diagnostic::did_you_mean;
 use crate::ops::history::{self, Entry, History};
@@ -46,13 +46,13 @@ pub fn history(g: &Global, args: &HistoryArgs) -> Outcome {
     if g.json {
         print_json(&serde_json::json!({ "servicesets": histories }))?;
     } else if histories.is_empty() {
-        println!(
+        outln!(
             "no deploys recorded in {} (pass --state-dir if telefig keeps them elsewhere)",
             state.root().display()
         );
     } else {
         let texts: Vec<String> = histories.iter().map(render).collect();
-        print!("{}", texts.join("\n"));
+        out!("{}", texts.join("\n"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -239,6 +239,7 @@ mod tests {
             serviceset: "shop".into(),
             containers: vec![],
             cron: vec![],
+            secrets: Default::default(),
         };
         let mut r = Record::new(
             &name,

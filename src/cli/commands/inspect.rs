@@ -1,6 +1,5 @@
 //! `status` and `logs`: read-only views that need no serviceset file.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use comfy_table::{Table, presets::NOTHING};
@@ -8,7 +7,7 @@ use futures_util::StreamExt;
 
 use crate::cli::args::{Global, LogsArgs, StatusArgs};
 use crate::cli::commands::status_source;
-use crate::cli::output::{paint, print_json};
+use crate::cli::output::{MaskedLines, errln, outln, paint, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::engine::status::human_duration;
 use crate::platform::LABEL_SERVICESET;
@@ -27,7 +26,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
     let all_ok = containers.iter().all(|c| c.ok);
     // The daemon skips a record it cannot read; say so here too.
     for e in state.scan().unreadable {
-        eprintln!("warning: {e}");
+        errln!("warning: {e}");
     }
     let mut cron = state.cron_runs();
     if let Some(name) = &g.name {
@@ -41,7 +40,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
             "cron": cron,
         }))?;
     } else if containers.is_empty() {
-        println!(
+        outln!(
             "no telefig containers on this host{}",
             g.name
                 .as_ref()
@@ -80,11 +79,11 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
                 c.exit_code.map_or("-".into(), |e| e.to_string()),
             ]);
         }
-        println!("{table}");
+        outln!("{table}");
         if containers.iter().any(|c| c.restart_count.is_none()) {
-            println!("(source: {source}; restarts `?` of running containers: ask the daemon)");
+            outln!("(source: {source}; restarts `?` of running containers: ask the daemon)");
         } else {
-            println!("(source: {source})");
+            outln!("(source: {source})");
         }
     }
     if !g.json && cron.values().any(|runs| !runs.is_empty()) {
@@ -122,7 +121,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
                 ]);
             }
         }
-        println!("{table}");
+        outln!("{table}");
     }
     Ok(if all_ok {
         ExitCode::SUCCESS
@@ -146,15 +145,21 @@ pub async fn logs(g: &Global, args: &LogsArgs) -> Outcome {
             ))
         })?;
     let mut stream = engine.logs(&container.id, args.follow, args.tail);
-    let mut stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
+    // The container's output may print a secret value: masked, by line.
+    let mut stdout = MaskedLines::new(Box::new(std::io::stdout()));
+    let mut stderr = MaskedLines::new(Box::new(std::io::stderr()));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if chunk.stderr {
-            stderr.write_all(&chunk.bytes)?;
+        let (to, other) = if chunk.stderr {
+            (&mut stderr, &mut stdout)
         } else {
-            stdout.write_all(&chunk.bytes)?;
-        }
+            (&mut stdout, &mut stderr)
+        };
+        // A partial line of the other stream goes out before this one.
+        other.flush()?;
+        to.write(&chunk.bytes)?;
     }
+    stdout.flush()?;
+    stderr.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use super::session::{Progress, target};
 use crate::cli::Outcome;
 use crate::cli::args::{Global, TimeoutArgs};
+use crate::cli::output::outln;
 use crate::ops::{self, Ctx};
 use crate::state::StateDir;
 
@@ -15,7 +16,7 @@ pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
     let mut ctx = Ctx::connect(StateDir::new(&g.state_dir), args.timeout, never(), &sink).await?;
     ctx.no_drain = g.no_drain;
     ops::stop(&ctx, &target).await?;
-    println!("serviceset {}: stopped", target.expanded.serviceset);
+    outln!("serviceset {}: stopped", target.expanded.serviceset);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -26,7 +27,7 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     let mut ctx = Ctx::connect(StateDir::new(&g.state_dir), args.timeout, never(), &sink).await?;
     ctx.no_drain = g.no_drain;
     let plan = ops::down(&ctx, &target).await?;
-    println!(
+    outln!(
         "serviceset {}: down, {} containers removed",
         target.expanded.serviceset,
         plan.actions.len()

@@ -7,7 +7,7 @@ use clap::CommandFactory;
 use crate::cli::Outcome;
 use crate::cli::args::{Cli, Global, RenderArgs, RenderFormat};
 use crate::cli::load::{load, say_resolved};
-use crate::cli::output::print_json;
+use crate::cli::output::{errln, out, outln, print_json};
 
 pub fn validate(g: &Global) -> Outcome {
     let loaded = load(g)?;
@@ -23,14 +23,14 @@ pub fn validate(g: &Global) -> Outcome {
             "cron": e.cron.len(),
         }))?;
     } else {
-        println!(
+        outln!(
             "{}: valid — serviceset `{}`, {} containers, {} cron entries",
             crate::cli::printable(&loaded.file.display().to_string()),
             e.serviceset,
             e.containers.len(),
             e.cron.len()
         );
-        println!("start order: {}", loaded.graph.start_order().join(" → "));
+        outln!("start order: {}", loaded.graph.start_order().join(" → "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -80,9 +80,9 @@ fn render_kubernetes(g: &Global, args: &RenderArgs) -> Outcome {
     })?;
     let yaml = to_yaml(&manifest)
         .map_err(|e| anyhow::anyhow!("cannot print the Kubernetes objects as YAML: {e}"))?;
-    print!("{yaml}");
+    out!("{yaml}");
     for note in &manifest.not_mapped {
-        eprintln!("telefig: not mapped to Kubernetes: {note}");
+        errln!("telefig: not mapped to Kubernetes: {note}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::cli::UsageError;
 use crate::cli::args::Global;
 use crate::cli::load::{self, Loaded};
+use crate::cli::output::{errln, outln};
 use crate::engine::Event;
 use crate::ops::{self, Sink, Target};
 use crate::plan;
@@ -60,7 +61,7 @@ pub fn abort_on_signal(
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        eprintln!(
+        errln!(
             "received {name}: finishing the Docker call in flight, then stopping (a second signal exits at once)"
         );
         // Keep the sender alive so waiters see the flag rather than a closed channel.
@@ -70,8 +71,8 @@ pub fn abort_on_signal(
             _ = int.recv() => "SIGINT",
         };
         let left = left();
-        eprintln!("error: received {again} again: exiting now, without finishing; {left}");
-        eprintln!("telefig: failed (exit 1): interrupted twice; {left}");
+        errln!("error: received {again} again: exiting now, without finishing; {left}");
+        errln!("telefig: failed (exit 1): interrupted twice; {left}");
         std::process::exit(1);
     });
     (rx, task)
@@ -183,31 +184,31 @@ impl Progress {
         match event {
             ops::Event::Step(e) => self.step(e),
             ops::Event::WaitingForLock { serviceset, holder } => {
-                eprintln!("waiting for the lock on serviceset `{serviceset}`, held by {holder}")
+                errln!("waiting for the lock on serviceset `{serviceset}`, held by {holder}")
             }
             ops::Event::Retrying { attempt, of, why } => {
-                eprintln!("retrying (attempt {attempt} of {of}): {why}")
+                errln!("retrying (attempt {attempt} of {of}): {why}")
             }
             ops::Event::NoRecord {
                 serviceset,
                 state_dir,
-            } => eprintln!(
+            } => errln!(
                 "no record of serviceset `{serviceset}` in {}: acting on its containers by label, without dependency order (pass -c FILE for the order)",
                 state_dir.display()
             ),
             ops::Event::Drift { .. } => {}
             ops::Event::ImageRemoved { reference } if !self.quiet => {
-                println!("removed    image {reference} (image cleanup)")
+                outln!("removed    image {reference} (image cleanup)")
             }
             ops::Event::ImageRemoved { .. } => {}
             ops::Event::PullSpace {
                 fit: plan::space::Fit::Fits,
                 ..
             } => {}
-            ops::Event::PullSpace { space, .. } => eprintln!(
-                "not enough disk space for the pull: it {space}; cleaning up images first"
-            ),
-            ops::Event::Warning { message } => eprintln!("warning: {message}"),
+            ops::Event::PullSpace { space, .. } => {
+                errln!("not enough disk space for the pull: it {space}; cleaning up images first")
+            }
+            ops::Event::Warning { message } => errln!("warning: {message}"),
         }
     }
 
@@ -249,7 +250,7 @@ impl Progress {
                     .map(|(name, since)| format!("{name} ({}s)", since.elapsed().as_secs()))
                     .collect();
                 if !slow.is_empty() {
-                    eprintln!("… waiting for {} to pass its gate", slow.join(", "));
+                    errln!("… waiting for {} to pass its gate", slow.join(", "));
                 }
             }
         }))
@@ -296,7 +297,7 @@ pub fn print_event(event: &Event) {
             format!("rolled back {container} to its previous version")
         }
     };
-    println!("{line}");
+    outln!("{line}");
 }
 
 #[cfg(test)]

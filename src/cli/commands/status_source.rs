@@ -8,7 +8,7 @@ use comfy_table::{Table, presets::NOTHING};
 use serde_json::{Value, json};
 
 use crate::cli::args::Global;
-use crate::cli::output::print_json;
+use crate::cli::output::{outln, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::daemon::socket;
 use crate::engine::live::Probe;
@@ -98,11 +98,11 @@ fn print_one(row: &ContainerStatus, probes: &[Probe], source: &str) {
         "restart_count",
         "exit_code",
     ] {
-        println!("{key:>14}: {}", show(row_json[key].clone()));
+        outln!("{key:>14}: {}", show(row_json[key].clone()));
     }
-    println!("        source: {source}");
+    outln!("        source: {source}");
     if probes.is_empty() {
-        println!("no health probes recorded");
+        outln!("no health probes recorded");
         return;
     }
     let mut table = Table::new();
@@ -113,5 +113,5 @@ fn print_one(row: &ContainerStatus, probes: &[Probe], source: &str) {
             .map_or_else(|_| "-".to_owned(), |t| t.to_string());
         table.add_row([at, p.exit_code.to_string(), p.output.clone()]);
     }
-    println!("{table}");
+    outln!("{table}");
 }

@@ -15,10 +15,11 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use crate::engine::Engine;
 use crate::name::ServicesetName;
 use crate::platform::CronJob;
 use crate::platform::schedule::Schedule;
-use crate::state::{CronRun, Record, StateDir};
+use crate::state::{CronRun, Record, StateDir, restore_cron_command};
 
 /// Lines of output kept per run.
 const TAIL_LINES: usize = 20;
@@ -37,7 +38,7 @@ struct Entry {
 impl CronRunner {
     /// Start every entry whose time has come (`now` in seconds since the
     /// epoch); `@reboot` entries run on the first tick only.
-    pub fn tick(&mut self, records: &[Record], state: &StateDir, now: i64) {
+    pub fn tick(&mut self, records: &[Record], state: &StateDir, engine: &Engine, now: i64) {
         let mut live = Vec::new();
         for record in records.iter().filter(|r| !r.stopped) {
             for job in &record.expanded.cron {
@@ -71,6 +72,7 @@ impl CronRunner {
                 }
                 tokio::spawn(run(
                     state.clone(),
+                    engine.clone(),
                     record.serviceset.clone(),
                     job.clone(),
                     entry.running.clone(),
@@ -82,7 +84,13 @@ impl CronRunner {
     }
 }
 
-async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running: Arc<AtomicBool>) {
+async fn run(
+    state: StateDir,
+    engine: Engine,
+    serviceset: ServicesetName,
+    job: CronJob,
+    running: Arc<AtomicBool>,
+) {
     let now = crate::clock::now_secs;
     let (began, started_at) = (Instant::now(), now());
     let started = CronRun {
@@ -99,22 +107,25 @@ async fn run(state: StateDir, serviceset: ServicesetName, job: CronJob, running:
     })
     .await;
     let launcher = launch::Launcher::detect();
+    // As the record keeps it: secret values as placeholders.
     info!(%serviceset, cron = %job.name, "running {:?} ({launcher:?})", job.command);
-    let mut command = match launch::command(launcher, serviceset.as_str(), &job) {
-        Ok(command) => command,
-        Err(message) => {
-            let ended = Ended {
-                code: Some(127),
-                output: message,
-                started_at,
-                at: now(),
-                seconds: began.elapsed().as_secs_f64(),
-            };
-            finish(&state, &serviceset, &job, ended).await;
-            running.store(false, Ordering::SeqCst);
-            return;
-        }
-    };
+    let runnable = with_secrets(&engine, &serviceset, &job).await;
+    let mut command =
+        match runnable.and_then(|job| launch::command(launcher, serviceset.as_str(), &job)) {
+            Ok(command) => command,
+            Err(message) => {
+                let ended = Ended {
+                    code: Some(127),
+                    output: message,
+                    started_at,
+                    at: now(),
+                    seconds: began.elapsed().as_secs_f64(),
+                };
+                finish(&state, &serviceset, &job, ended).await;
+                running.store(false, Ordering::SeqCst);
+                return;
+            }
+        };
     command.stdin(Stdio::null()).kill_on_drop(true);
     let (code, output) = match command.output().await {
         Ok(out) => {
@@ -177,6 +188,36 @@ async fn finish(state: &StateDir, serviceset: &ServicesetName, job: &CronJob, en
     if let Err(e) = saved {
         warn!(%serviceset, cron = %job.name, "{e}");
     }
+}
+
+/// `job` with the secret values its record keeps as digests put back,
+/// from the environment of the serviceset's containers.
+async fn with_secrets(
+    engine: &Engine,
+    serviceset: &ServicesetName,
+    job: &CronJob,
+) -> Result<CronJob, String> {
+    if !job
+        .command
+        .iter()
+        .any(|w| crate::redact::has_placeholder(w))
+    {
+        return Ok(job.clone());
+    }
+    let candidates = engine
+        .serviceset_env_values(serviceset.as_str())
+        .await
+        .unwrap_or_default();
+    let command = restore_cron_command(job, candidates.iter().map(String::as_str)).map_err(|_| {
+        format!(
+            "cron job `{}`: its command holds a secret value that the record keeps only as a digest, and no container of serviceset `{serviceset}` holds it in its environment; pass the value to the owner's environment, or deploy again",
+            job.name
+        )
+    })?;
+    Ok(CronJob {
+        command,
+        ..job.clone()
+    })
 }
 
 /// Change an entry's stored run off the async runtime: the write is synced

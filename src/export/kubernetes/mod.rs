@@ -47,7 +47,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::Error;
 use crate::graph::Gate;
 use crate::graph::Graph;
-use crate::platform::{ContainerSpec, Expanded};
+use crate::platform::{ContainerSpec, Expanded, mask_body_but_secret_env};
 use labels::{object_meta, pod_meta, selector};
 use names::{NameKind, check_name};
 use pod::{BuiltPod, PodKind, pod_spec};
@@ -99,6 +99,23 @@ pub enum Object {
     CronJob(Box<CronJob>),
 }
 
+/// `expanded` with its secret values masked wherever a template put them,
+/// but in the secret environment keys' values (which `secrets` turns into
+/// references, comparing them in memory only).
+fn masked(expanded: &Expanded) -> Expanded {
+    let secrets = &expanded.secrets;
+    let mut masked = expanded.clone();
+    for c in &mut masked.containers {
+        c.create = mask_body_but_secret_env(&c.create, secrets);
+    }
+    for job in &mut masked.cron {
+        for word in &mut job.command {
+            *word = secrets.mask(word).into_owned();
+        }
+    }
+    masked
+}
+
 /// The objects, in the order to apply them, and what was left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -107,8 +124,10 @@ pub struct Manifest {
 }
 
 /// The serviceset as Kubernetes objects. Secret values are never read
-/// into the result: the Secret lists keys only.
+/// into the result: the Secret lists keys only, and a secret value in any
+/// other field (a command, a label, another environment entry) is masked.
 pub fn export(expanded: &Expanded, graph: &Graph, options: &Options) -> Result<Manifest, Error> {
+    let expanded = &masked(expanded);
     let set = expanded.serviceset.as_str();
     check_name(set, NameKind::Object)?;
     if let Some(namespace) = &options.namespace {

@@ -192,6 +192,41 @@ bb:
     assert!(text.contains("# Keys only"), "{text}");
 }
 
+/// A secret variable wherever the template put it: masked in every
+/// object, in the form YAML writes it too (the value has a quote).
+#[test]
+fn secret_values_are_masked_in_every_field() {
+    let token = r#"tok-"77"-e1"#;
+    let set = r#"
+web:
+  docker:
+    image: web
+    version: v1
+    command: ['run', '--token={{ API_TOKEN }}']
+    labels: {auth: '{{ API_TOKEN }}'}
+    environment: ['GREETING=hi {{ API_TOKEN }}', 'API_TOKEN={{ API_TOKEN }}']
+  sidecars:
+    cron:
+      ping: {schedule: '* * * * *', command: 'ping {{ API_TOKEN }}'}
+"#;
+    let vars = Vars::new([("API_TOKEN".into(), token.into())], []);
+    let set = serviceset::parse(Path::new("s.conf"), set, &vars).unwrap();
+    let platform = Platform::parse(Path::new("p.yaml"), PLATFORM).unwrap();
+    let expanded = expand(&set, "shop", &platform, &vars).unwrap();
+    let graph = Graph::build(&expanded).unwrap();
+    let m = build(&expanded, &graph, &Options::default()).unwrap();
+    let text = super::super::to_yaml(&m).unwrap();
+    for leak in [token, "77"] {
+        assert!(!text.contains(leak), "{leak} leaked:\n{text}");
+    }
+    assert!(text.contains("--token=<masked>"), "{text}");
+    assert!(text.contains("ping <masked>"), "{text}");
+    assert!(
+        text.contains("key: API_TOKEN"),
+        "the secret key is a reference:\n{text}"
+    );
+}
+
 #[test]
 fn stop_signals_are_kubernetes_names() {
     use super::super::containers::stop_signal;
