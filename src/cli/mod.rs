@@ -53,7 +53,7 @@ pub async fn run(cli: Cli) -> Outcome {
 /// that reads a file learns the rest as it loads it: `load`).
 fn learn_secrets(command: &Command, g: &args::Global) {
     crate::redact::learn(&crate::redact::Redactor::new(
-        load::vars(g).secret_values(&[]),
+        load::request(g).vars().secret_values(&[]),
     ));
     let from_file = matches!(
         command,
@@ -73,6 +73,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || e.is::<crate::diagnostic::LoadError>()
             || e.is::<crate::graph::Error>()
             || e.is::<crate::name::NameError>()
+            || e.is::<crate::ops::load::Error>()
             || e.is::<crate::duration::Error>()
             || e.downcast_ref::<crate::ops::Error>()
                 .is_some_and(crate::ops::Error::is_bad_input)

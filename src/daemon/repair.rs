@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::Error;
-use crate::engine::{Deadline, Engine};
+use crate::engine::Engine;
 use crate::name::ServicesetName;
 use crate::ops::{self, Ctx, Event};
 use crate::plan::{self, OwnEvents};
@@ -91,19 +91,18 @@ impl Repairer {
     /// the repair budget of `name`'s record.
     fn ctx<'a>(&self, name: &ServicesetName, sink: ops::Sink<'a>) -> Ctx<'a> {
         let record = self.state.load(name).ok().flatten();
-        let bound = Deadline::after(repair_budget(
-            record.as_ref().map(|r| &r.expanded),
-            self.margin,
-        ));
-        Ctx {
-            engine: self.engine.with_deadline(bound),
-            state: self.state.clone(),
-            deadline: bound.at,
-            abort: self.abort.clone(),
-            sink,
+        let budget = repair_budget(record.as_ref().map(|r| &r.expanded), self.margin);
+        let options = ops::Options {
+            timeout: Some(budget),
             no_drain: false,
-            journal: None,
-        }
+        };
+        Ctx::with_engine(
+            self.engine.clone(),
+            self.state.clone(),
+            options,
+            self.abort.clone(),
+            sink,
+        )
     }
 
     /// Bring `serviceset` back to its record (see [`ops::repair`]);

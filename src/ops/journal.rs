@@ -361,3 +361,34 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// Where the operation under way keeps its entry, so every step the engine
+/// reports is noted in it ([`super::Ctx`] holds one).
+#[derive(Default)]
+pub(crate) struct Slot(Arc<Mutex<Option<Arc<Journal>>>>);
+
+impl Slot {
+    /// Note the steps in `journal` until the returned guard is dropped,
+    /// however the operation ends (an error, a panic, a cancelled future).
+    pub(crate) fn hold(&self, journal: &Arc<Journal>) -> Held {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(journal.clone());
+        Held(self.0.clone())
+    }
+
+    /// Note `event` in the entry under way, if there is one.
+    pub(crate) fn note(&self, event: &Event) {
+        let current = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(journal) = current {
+            journal.note(event);
+        }
+    }
+}
+
+/// Steps go to a journal while this lives ([`Slot::hold`]).
+pub(crate) struct Held(Arc<Mutex<Option<Arc<Journal>>>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}

@@ -15,6 +15,7 @@ mod converge;
 mod gc;
 pub mod history;
 mod journal;
+pub mod load;
 mod repair;
 mod space;
 mod start;
@@ -39,7 +40,7 @@ use crate::state::{self, HostLock, StateDir, restore_secrets};
 pub use converge::Converged;
 pub use gc::gc;
 pub use repair::{regate, repair, restart_unhealthy};
-pub use start::{restart, rollback, start};
+pub use start::{StartOptions, restart, rollback, start};
 pub use stop::{down, stop};
 
 /// The default bound on one operation, under the deploy agent's 30-minute hook limit.
@@ -154,40 +155,66 @@ pub async fn connect_remembering(state: &StateDir) -> Result<Engine, crate::engi
 }
 
 /// What every operation runs with: the Docker connection (bounded by the
-/// deadline), the state dir, the deadline, the abort flag and the sink.
+/// deadline), the state dir, the deadline, the abort flag, the sink, and
+/// the deploy log entry of the operation under way. Made by
+/// [`Ctx::connect`] (a command) or [`Ctx::with_engine`] (the daemon, which
+/// keeps one connection); only `ops` reads it.
 pub struct Ctx<'a> {
-    pub engine: Engine,
-    pub state: StateDir,
-    pub deadline: Instant,
+    engine: Engine,
+    state: StateDir,
+    deadline: Instant,
     /// Flips to true on SIGTERM/SIGINT (or the daemon's shutdown).
-    pub abort: watch::Receiver<bool>,
-    pub sink: Sink<'a>,
+    abort: watch::Receiver<bool>,
+    sink: Sink<'a>,
+    /// `--no-drain`: stops do not wait (and say so).
+    no_drain: bool,
+    /// The deploy log entry of the operation under way ([`journal::Slot::hold`]).
+    journal: journal::Slot,
+}
+
+/// How an operation runs, beyond where it reports: the bound on the whole
+/// of it, and whether its stops drain first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Every Docker call, the lock wait and the gates end within it
+    /// (default [`DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
     /// `--no-drain`: stops do not wait (and say so).
     pub no_drain: bool,
-    /// The deploy log entry of the operation under way (set by `ops`).
-    pub(crate) journal: Option<std::sync::Arc<journal::Journal>>,
 }
 
 impl<'a> Ctx<'a> {
-    /// Connect to Docker; every Docker call, the lock wait and the gates
-    /// are bounded by `timeout` (default [`DEFAULT_TIMEOUT`]).
+    /// Connect to Docker (remembering its API version in `state`) for one
+    /// operation run with `options`.
     pub async fn connect(
         state: StateDir,
-        timeout: Option<Duration>,
+        options: Options,
         abort: watch::Receiver<bool>,
         sink: Sink<'a>,
     ) -> Result<Ctx<'a>, Error> {
-        let bound = Deadline::after(timeout.unwrap_or(DEFAULT_TIMEOUT));
-        let engine = connect_remembering(&state).await?.with_deadline(bound);
-        Ok(Ctx {
-            engine,
+        let engine = connect_remembering(&state).await?;
+        Ok(Ctx::with_engine(engine, state, options, abort, sink))
+    }
+
+    /// A context on a connection already made: every call on it is bounded
+    /// by `options.timeout` from now.
+    pub fn with_engine(
+        engine: Engine,
+        state: StateDir,
+        options: Options,
+        abort: watch::Receiver<bool>,
+        sink: Sink<'a>,
+    ) -> Ctx<'a> {
+        let bound = Deadline::after(options.timeout.unwrap_or(DEFAULT_TIMEOUT));
+        Ctx {
+            engine: engine.with_deadline(bound),
             state,
             deadline: bound.at,
             abort,
             sink,
-            no_drain: false,
-            journal: None,
-        })
+            no_drain: options.no_drain,
+            journal: journal::Slot::default(),
+        }
     }
 
     /// Take the serviceset's host lock for `operation`, waiting until `until`.
@@ -209,9 +236,7 @@ impl<'a> Ctx<'a> {
 
     fn step(&self) -> impl Fn(engine::Event) + Sync + '_ {
         |e| {
-            if let Some(journal) = &self.journal {
-                journal.note(&e);
-            }
+            self.journal.note(&e);
             (self.sink)(Event::Step(e))
         }
     }

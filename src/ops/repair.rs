@@ -100,9 +100,9 @@ pub async fn repair(
     for a in first.actions.iter().filter(|a| a.action.mutates()) {
         journal.repairing(&a.container, a.reason.code());
     }
-    ctx.journal = Some(journal.clone());
+    let held = ctx.journal.hold(&journal);
     let done = repair_planned(ctx, name, expanded, &graph, &first, own, plan_for).await;
-    ctx.journal = None;
+    drop(held);
     journal.finish(&done, false).await;
     done.map(Some)
 }

@@ -3,33 +3,52 @@
 
 use super::converge::{Converged, converge, converge_from};
 use super::journal::Journal;
+use super::load::Loaded;
 use super::{Ctx, Early, Error, Target, put_back_secrets, recorded_specs, specs_of};
 use crate::engine::pull::Policy;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan;
-use crate::plan::gc::GcPolicy;
-use crate::platform::Expanded;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::rollback::{Refused, Version};
 use crate::platform::Image;
 use crate::state::{HistoryEntry, Operation, Record};
 
-/// Converge to `expanded` (as loaded from the file `record` describes),
-/// once the images it pulls fit on Docker's data root (`images`: the
-/// platform's image settings); on success, record it — unless a no-op
-/// start of the same deploy, which leaves the record (and its fsync) alone,
-/// and the deploy log too — and clean up images, still under the lock.
+/// How `start` runs beyond its context: the pull policy.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    pub pull: Policy,
+}
+
+/// Converge to the `loaded` file, once the images it pulls fit on Docker's
+/// data root (the platform's image settings); on success, record it —
+/// unless a no-op start of the same deploy, which leaves the record (and
+/// its fsync) alone, and the deploy log too — and clean up images, still
+/// under the lock. `early`: the lock and the list taken while the file
+/// was loading ([`Ctx::observe_early`]).
 pub async fn start(
     ctx: &mut Ctx<'_>,
     early: Option<Early>,
-    expanded: &Expanded,
-    graph: &Graph,
-    record: Record,
-    pull: Policy,
-    images: GcPolicy,
+    loaded: &Loaded,
+    options: StartOptions,
 ) -> Result<Converged, Error> {
+    let Loaded {
+        expanded,
+        graph,
+        images,
+        vars,
+        ..
+    } = loaded;
+    let (pull, images) = (options.pull, *images);
+    let record = Record::new(
+        &loaded.name,
+        &loaded.file,
+        &loaded.env,
+        expanded,
+        vars.get("BUILD_COMMIT"),
+        vars.get("DEPLOY_ID"),
+    );
     let name = record.serviceset.clone();
     // Locked before the file was loaded, with the list under way: use both.
     let (_lock, first) = match early.filter(|e| e.name == name) {
@@ -47,7 +66,7 @@ pub async fn start(
         record.commit.as_deref(),
         record.deploy_id.as_deref(),
     );
-    ctx.journal = Some(journal.clone());
+    let held = ctx.journal.hold(&journal);
     // The record is read once: for the plan, and to tell a no-op of the same deploy.
     let (same_deploy, recorded) = match ctx.state.load(&name) {
         Ok(Some(previous)) => (Ok(previous.same_deploy(&record)), specs_of(previous)),
@@ -64,7 +83,7 @@ pub async fn start(
         |observed| plan::plan(expanded, graph, observed, &recorded),
     )
     .await;
-    ctx.journal = None;
+    drop(held);
     let mut unchanged = false;
     let done = match done {
         Ok(done) if done.ok() => {
@@ -142,9 +161,9 @@ pub async fn rollback(
         chosen.record.commit.as_deref(),
         chosen.record.deploy_id.as_deref(),
     );
-    ctx.journal = Some(journal.clone());
+    let held = ctx.journal.hold(&journal);
     let done = roll_back_to(ctx, name, env, chosen).await;
-    ctx.journal = None;
+    drop(held);
     if let Ok((_, Some(seq))) = &done {
         journal.applied(*seq);
     }
@@ -246,9 +265,9 @@ pub(super) async fn restart_for(
     if let (Some(cause), Some(c)) = (cause, container) {
         journal.repairing(c, cause);
     }
-    ctx.journal = Some(journal.clone());
+    let held = ctx.journal.hold(&journal);
     let done = restart_locked(ctx, target, container, env).await;
-    ctx.journal = None;
+    drop(held);
     journal.finish(&done, false).await;
     done
 }

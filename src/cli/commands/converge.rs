@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::session::{Progress, target};
 use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs};
-use crate::cli::load::{load, load_with};
+use crate::cli::load::{load, request};
 use crate::cli::output::{out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
@@ -17,7 +17,7 @@ use crate::engine::pull::Policy;
 use crate::ops::{self, Converged, Ctx};
 use crate::plan;
 use crate::platform::paths::ResolvedPath;
-use crate::state::{Record, StateDir};
+use crate::state::StateDir;
 
 pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let began = StdInstant::now();
@@ -28,9 +28,9 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     // dockerd's answer and the parsing overlap. The file's errors still come
     // first.
     let (named_tx, named) = tokio::sync::oneshot::channel();
-    let given = g.clone();
+    let given = request(g);
     let loading = tokio::task::spawn_blocking(move || {
-        load_with(&given, |name| {
+        ops::load::load_with(&given, |name| {
             let _ = named_tx.send(name.clone());
         })
     });
@@ -46,25 +46,10 @@ pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     if !g.json {
         crate::cli::load::say_resolved(&loaded);
     }
-    let vars = &loaded.vars;
-    let record = Record::new(
-        &loaded.name,
-        &loaded.file,
-        &g.env,
-        &loaded.expanded,
-        vars.get("BUILD_COMMIT"),
-        vars.get("DEPLOY_ID"),
-    );
-    let done = ops::start(
-        &mut ctx,
-        early,
-        &loaded.expanded,
-        &loaded.graph,
-        record,
-        policy(args.pull),
-        loaded.images,
-    )
-    .await;
+    let options = ops::StartOptions {
+        pull: policy(args.pull),
+    };
+    let done = ops::start(&mut ctx, early, &loaded, options).await;
     stop_ticker(ticker);
     finish(g, &done?, began, &loaded.resolved)
 }
@@ -143,8 +128,11 @@ async fn open<'a>(
     sink: ops::Sink<'a>,
 ) -> anyhow::Result<(Ctx<'a>, JoinHandle<()>, Option<JoinHandle<()>>)> {
     let (abort, signals) = progress.abort_on_signal();
-    let mut ctx = Ctx::connect(StateDir::new(&g.state_dir), timeout, abort, sink).await?;
-    ctx.no_drain = g.no_drain;
+    let options = ops::Options {
+        timeout,
+        no_drain: g.no_drain,
+    };
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), options, abort, sink).await?;
     Ok((ctx, signals, progress.ticker()))
 }
 

@@ -26,7 +26,11 @@ pub async fn gc(g: &Global, args: &GcArgs) -> Outcome {
     let progress = Progress::new(true);
     let sink = |e| progress.record(e);
     let (abort, _signals) = progress.abort_on_signal();
-    let ctx = Ctx::connect(state, args.timeout.timeout, abort, &sink).await?;
+    let options = ops::Options {
+        timeout: args.timeout.timeout,
+        no_drain: false,
+    };
+    let ctx = Ctx::connect(state, options, abort, &sink).await?;
     let mut plans = Vec::new();
     for name in names {
         let plan = ops::gc(&ctx, &name, platform.images, args.dry_run).await?;

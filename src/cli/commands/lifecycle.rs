@@ -13,8 +13,7 @@ pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
     let progress = Progress::new(false);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let mut ctx = Ctx::connect(StateDir::new(&g.state_dir), args.timeout, never(), &sink).await?;
-    ctx.no_drain = g.no_drain;
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), options(g, args), never(), &sink).await?;
     ops::stop(&ctx, &target).await?;
     outln!("serviceset {}: stopped", target.expanded.serviceset);
     Ok(ExitCode::SUCCESS)
@@ -24,8 +23,7 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     let progress = Progress::new(false);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let mut ctx = Ctx::connect(StateDir::new(&g.state_dir), args.timeout, never(), &sink).await?;
-    ctx.no_drain = g.no_drain;
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), options(g, args), never(), &sink).await?;
     let plan = ops::down(&ctx, &target).await?;
     outln!(
         "serviceset {}: down, {} containers removed",
@@ -33,6 +31,13 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
         plan.actions.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn options(g: &Global, args: &TimeoutArgs) -> ops::Options {
+    ops::Options {
+        timeout: args.timeout,
+        no_drain: g.no_drain,
+    }
 }
 
 /// `stop` and `down` are not interrupted half-way: a signal ends the process.

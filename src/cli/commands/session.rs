@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use crate::cli::UsageError;
 use crate::cli::args::Global;
-use crate::cli::load::{self, Loaded};
+use crate::cli::load;
+use crate::ops::load::Loaded;
 use crate::cli::output::{errln, outln};
 use crate::engine::Event;
 use crate::ops::{self, Sink, Target};
