@@ -5,9 +5,9 @@
 //! the full container set) → [`graph`] (dependency order) → [`plan`]
 //! (desired vs observed → actions) → [`ops`] (one function per
 //! operation: lock, observe, plan, execute, record) → [`engine`] (the
-//! only module that talks to Docker). `cli` and `daemon` call `ops`.
+//! only module that talks to Docker). The binary's `cli` and [`daemon`]
+//! call `ops`; the command line is not part of this library.
 
-pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod diagnostic;

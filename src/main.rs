@@ -5,7 +5,9 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use telefig::cli::{self, Cli};
+mod cli;
+
+use cli::Cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(arguments()) {

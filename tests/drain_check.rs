@@ -349,3 +349,48 @@ fn no_drain_skips_the_check_and_says_so() {
         "no drain: the stop took {took:?} (the period is {LONG_PERIOD:?})"
     );
 }
+
+/// `plan` shows the drain `start` would wait for, and with `--no-drain`
+/// says it would not: the preview is the start's own plan.
+#[test]
+fn plan_shows_the_drain_start_would_make_and_no_drain_skips_it() {
+    if !require_docker() {
+        return;
+    }
+    let s = Scene::new(LONG_PERIOD, "host", |dir| {
+        format!("echo 1 >> {}/check-runs; false", dir.display())
+    });
+    s.start();
+    let conf = s.dir.join("serviceset.conf");
+    let text_now = std::fs::read_to_string(&conf).unwrap();
+    let changed = text_now.replace(
+        "    stop_grace_period: 5s\n",
+        "    stop_grace_period: 5s\n    environment: [A=2]\n",
+    );
+    assert_ne!(changed, text_now, "the file changed");
+    std::fs::write(&conf, changed).unwrap();
+    let web = s.web();
+    let line_of = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains(&web) && !l.contains("discovery"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no line for {web}:\n{}", text(out)))
+    };
+    let planned = s.run(&["plan"]);
+    assert_exit(&planned, 0);
+    assert!(
+        line_of(&planned).contains("drains up to 30.0 s first"),
+        "{}",
+        text(&planned)
+    );
+    let skipped = s.run(&["plan", "--no-drain"]);
+    assert_exit(&skipped, 0);
+    assert!(
+        line_of(&skipped).contains("not drained (--no-drain)"),
+        "{}",
+        text(&skipped)
+    );
+    assert!(running(&web), "plan changed nothing");
+    assert_eq!(s.check_runs().len(), 0, "plan ran no check");
+}

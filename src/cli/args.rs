@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::name::{NameError, ServicesetName};
+use telefig::name::{NameError, ServicesetName};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -229,8 +229,8 @@ fn parse_name(s: &str) -> Result<ServicesetName, NameError> {
     ServicesetName::parse(s)
 }
 
-fn parse_duration(s: &str) -> Result<Duration, crate::duration::Error> {
-    crate::duration::parse(s)
+fn parse_duration(s: &str) -> Result<Duration, telefig::duration::Error> {
+    telefig::duration::parse(s)
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {

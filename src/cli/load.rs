@@ -3,7 +3,7 @@
 
 use super::args::Global;
 use crate::cli::output::errln;
-use crate::ops::load::{Loaded, Request};
+use telefig::ops::load::{Loaded, Request};
 
 /// `-c`, `--name`, `-e` and `--platform`, for `ops::load`.
 pub fn request(g: &Global) -> Request {
@@ -16,8 +16,8 @@ pub fn request(g: &Global) -> Request {
 }
 
 /// Load the file the flags name.
-pub fn load(g: &Global) -> Result<Loaded, crate::ops::load::Error> {
-    crate::ops::load::load(&request(g))
+pub fn load(g: &Global) -> Result<Loaded, telefig::ops::load::Error> {
+    telefig::ops::load::load(&request(g))
 }
 
 /// Say on stderr which files a relative path stood for (`render` and

@@ -52,7 +52,7 @@ pub async fn run(cli: Cli) -> Outcome {
 /// acts on what is recorded, the fingerprints in the state dir (a command
 /// that reads a file learns the rest as it loads it: `load`).
 fn learn_secrets(command: &Command, g: &args::Global) {
-    crate::redact::learn(&crate::redact::Redactor::new(
+    telefig::redact::learn(&telefig::redact::Redactor::new(
         load::request(g).vars().secret_values(&[]),
     ));
     let from_file = matches!(
@@ -61,8 +61,8 @@ fn learn_secrets(command: &Command, g: &args::Global) {
     );
     let offline = matches!(command, Command::Completions { .. } | Command::Man);
     if !from_file && !offline {
-        let state = crate::state::StateDir::new(&g.state_dir);
-        crate::redact::learn(&state.recorded_secrets());
+        let state = telefig::state::StateDir::new(&g.state_dir);
+        telefig::redact::learn(&state.recorded_secrets());
     }
 }
 
@@ -70,13 +70,13 @@ fn learn_secrets(command: &Command, g: &args::Global) {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|e| {
         e.is::<UsageError>()
-            || e.is::<crate::diagnostic::LoadError>()
-            || e.is::<crate::graph::Error>()
-            || e.is::<crate::name::NameError>()
-            || e.is::<crate::ops::load::Error>()
-            || e.is::<crate::duration::Error>()
-            || e.downcast_ref::<crate::ops::Error>()
-                .is_some_and(crate::ops::Error::is_bad_input)
+            || e.is::<telefig::diagnostic::LoadError>()
+            || e.is::<telefig::graph::Error>()
+            || e.is::<telefig::name::NameError>()
+            || e.is::<telefig::ops::load::Error>()
+            || e.is::<telefig::duration::Error>()
+            || e.downcast_ref::<telefig::ops::Error>()
+                .is_some_and(telefig::ops::Error::is_bad_input)
     });
     if bad_input { 2 } else { 1 }
 }

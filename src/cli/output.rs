@@ -3,7 +3,7 @@
 //! made safe to echo to a terminal ([`printable`]).
 //!
 //! Every line goes out through this module, masked with what this process
-//! knows of the secret values (`crate::redact`): [`outln!`] and [`out!`]
+//! knows of the secret values (`telefig::redact`): [`outln!`] and [`out!`]
 //! for stdout, [`errln!`] for stderr, [`print_json`] for JSON (masked in
 //! its strings, so the JSON stays JSON). Nothing else in `cli` prints.
 
@@ -15,21 +15,21 @@ use serde::Serialize;
 /// `println!`, masked.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        println!("{}", $crate::redact::current().mask(&format!($($arg)*)))
+        println!("{}", telefig::redact::current().mask(&format!($($arg)*)))
     };
 }
 
 /// `print!`, masked.
 macro_rules! out {
     ($($arg:tt)*) => {
-        print!("{}", $crate::redact::current().mask(&format!($($arg)*)))
+        print!("{}", telefig::redact::current().mask(&format!($($arg)*)))
     };
 }
 
 /// `eprintln!`, masked.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::redact::current().mask(&format!($($arg)*)))
+        eprintln!("{}", telefig::redact::current().mask(&format!($($arg)*)))
     };
 }
 
@@ -49,7 +49,7 @@ pub fn paint(text: &str, code: &str) -> String {
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let mut json = serde_json::to_value(value)?;
-    crate::redact::current().mask_json(&mut json, true);
+    telefig::redact::current().mask_json(&mut json, true);
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
 }
@@ -114,7 +114,7 @@ impl MaskedLines {
     }
 
     fn emit(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let redactor = crate::redact::current();
+        let redactor = telefig::redact::current();
         for line in bytes.split_inclusive(|b| *b == b'\n') {
             match std::str::from_utf8(line) {
                 Ok(text) => self.to.write_all(redactor.mask(text).as_bytes())?,
@@ -184,7 +184,7 @@ mod tests {
     /// chunks is found; bytes that are not text pass as they are.
     #[test]
     fn logs_are_masked_by_line() {
-        crate::redact::learn(&crate::redact::Redactor::new(["logs-secret-41d"]));
+        telefig::redact::learn(&telefig::redact::Redactor::new(["logs-secret-41d"]));
         let out = Shared::default();
         let mut lines = MaskedLines::new(Box::new(out.clone()));
         for chunk in [

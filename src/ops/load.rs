@@ -77,10 +77,7 @@ pub fn load(request: &Request) -> Result<Loaded, Error> {
 /// before the file is parsed (it comes from `--name`, `ENV_NAME` or the
 /// file's name), so a caller may take the lock meanwhile. Errors come in
 /// the same order as from [`load`]: the file's own first.
-pub fn load_with(
-    request: &Request,
-    named: impl FnOnce(&ServicesetName),
-) -> Result<Loaded, Error> {
+pub fn load_with(request: &Request, named: impl FnOnce(&ServicesetName)) -> Result<Loaded, Error> {
     let given = request.config.clone().ok_or(Error::NoFile)?;
     let vars = request.vars();
     let bases = Bases::current(&vars);
@@ -150,7 +147,11 @@ fn learn_listed(vars: &Vars, platform: &Platform) {
 
 /// A cycle is a mistake in the file: point at the `depends_on` of its first
 /// member's entry (a sidecar's, at its owner's).
-fn cycle_at(set: &serviceset::Serviceset, expanded: &Expanded, err: &crate::graph::Error) -> LoadError {
+fn cycle_at(
+    set: &serviceset::Serviceset,
+    expanded: &Expanded,
+    err: &crate::graph::Error,
+) -> LoadError {
     let crate::graph::Error::Cycle(members) = err;
     let first = members.first().map(String::as_str).unwrap_or_default();
     let owner = set.get(first).map_or_else(

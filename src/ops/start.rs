@@ -80,7 +80,7 @@ pub async fn start(
         graph,
         pull,
         Some((&name, images)),
-        |observed| plan::plan(expanded, graph, observed, &recorded),
+        |observed| start_plan(loaded, observed, &recorded),
     )
     .await;
     drop(held);
@@ -99,6 +99,27 @@ pub async fn start(
         super::gc::after_start(ctx, &name, done, images).await;
     }
     done
+}
+
+/// What `start` would do now, planned as `start` plans it (the same
+/// record, the same `--no-drain`), changing nothing: `telefig plan`.
+pub async fn preview(ctx: &Ctx<'_>, loaded: &Loaded) -> Result<plan::Plan, Error> {
+    let observed = ctx.engine.list(None).await?;
+    let recorded = recorded_specs(&ctx.state, &loaded.name);
+    let mut plan = start_plan(loaded, &observed, &recorded)?;
+    if ctx.no_drain {
+        plan.skip_drain();
+    }
+    Ok(plan)
+}
+
+/// The one plan of a start, for [`start`] and [`preview`].
+fn start_plan(
+    loaded: &Loaded,
+    observed: &[plan::Observed],
+    recorded: &BTreeMap<String, crate::platform::ContainerSpec>,
+) -> Result<plan::Plan, plan::Error> {
+    plan::plan(&loaded.expanded, &loaded.graph, observed, recorded)
 }
 
 /// Record a successful start — unless a no-op of the same deploy, which

@@ -12,12 +12,10 @@ use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs}
 use crate::cli::load::{load, request};
 use crate::cli::output::{out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
-use crate::engine::Engine;
-use crate::engine::pull::Policy;
-use crate::ops::{self, Converged, Ctx};
-use crate::plan;
-use crate::platform::paths::ResolvedPath;
-use crate::state::StateDir;
+use telefig::engine::pull::Policy;
+use telefig::ops::{self, Converged, Ctx};
+use telefig::platform::paths::ResolvedPath;
+use telefig::state::StateDir;
 
 pub async fn start(g: &Global, args: &StartArgs) -> Outcome {
     let began = StdInstant::now();
@@ -87,15 +85,13 @@ pub async fn restart(g: &Global, args: &RestartArgs) -> Outcome {
 pub async fn plan(g: &Global) -> Outcome {
     let loaded = load(g)?;
     crate::cli::load::say_resolved(&loaded);
-    let engine = Engine::connect().await?;
-    let observed = engine.list(None).await?;
-    let state = StateDir::new(&g.state_dir);
-    let plan = plan::plan(
-        &loaded.expanded,
-        &loaded.graph,
-        &observed,
-        &ops::recorded_specs(&state, &loaded.name),
-    )?;
+    let options = ops::Options {
+        timeout: None,
+        no_drain: g.no_drain,
+    };
+    let abort = tokio::sync::watch::channel(false).1;
+    let ctx = Ctx::connect(StateDir::new(&g.state_dir), options, abort, &|_| {}).await?;
+    let plan = ops::preview(&ctx, &loaded).await?;
     if g.json {
         print_json(&serde_json::json!({
             "plan": plan,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::session::abort_on_signal;
 use crate::cli::Outcome;
 use crate::cli::args::{DaemonArgs, Global};
-use crate::daemon::{self, Options};
+use telefig::daemon::{self, Options};
 
 pub async fn daemon(g: &Global, args: &DaemonArgs) -> Outcome {
     let (stop, _signals) = abort_on_signal(|| {

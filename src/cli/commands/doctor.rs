@@ -1,4 +1,4 @@
-//! `telefig doctor`: runs the checks of [`crate::doctor`] and prints one
+//! `telefig doctor`: runs the checks of [`telefig::doctor`] and prints one
 //! line each (or `--json`). Exit 1 when a check failed, with a one-line
 //! summary last on stderr (the deploy system shows only the tail).
 
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::cli::Outcome;
 use crate::cli::args::Global;
 use crate::cli::output::{errln, outln, paint, print_json};
-use crate::doctor::{self, Check, Status};
+use telefig::doctor::{self, Check, Status};
 
 pub async fn doctor(g: &Global) -> Outcome {
     let checks = doctor::run(&g.state_dir, g.platform.as_deref()).await;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use crate::cli::Outcome;
 use crate::cli::args::Global;
 use crate::cli::output::outln;
-use crate::daemon::happened::Happened;
-use crate::daemon::socket;
-use crate::state::StateDir;
+use telefig::daemon::happened::Happened;
+use telefig::daemon::socket;
+use telefig::state::StateDir;
 
 pub async fn events(g: &Global) -> Outcome {
     let path = socket::path(&StateDir::new(&g.state_dir));

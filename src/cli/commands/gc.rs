@@ -10,10 +10,10 @@ use super::session::Progress;
 use crate::cli::Outcome;
 use crate::cli::args::{GcArgs, Global};
 use crate::cli::output::{out, outln, print_json};
-use crate::name::ServicesetName;
-use crate::ops::{self, Ctx};
-use crate::platform::Platform;
-use crate::state::StateDir;
+use telefig::name::ServicesetName;
+use telefig::ops::{self, Ctx};
+use telefig::platform::Platform;
+use telefig::state::StateDir;
 
 pub async fn gc(g: &Global, args: &GcArgs) -> Outcome {
     let platform = Platform::load(g.platform.as_deref())?;

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use crate::cli::args::{Global, HistoryArgs};
 use crate::cli::output::{out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
-use crate::diagnostic::did_you_mean;
-use crate::ops::history::{self, Entry, History};
-use crate::state::StateDir;
+use telefig::diagnostic::did_you_mean;
+use telefig::ops::history::{self, Entry, History};
+use telefig::state::StateDir;
 
 /// Where the lines under an entry begin (under RAN BY), and how wide a line may be.
 const DETAIL_INDENT: usize = 20;
@@ -40,7 +40,7 @@ pub fn history(g: &Global, args: &HistoryArgs) -> Outcome {
     };
     let mut histories = Vec::new();
     for n in &names {
-        let n = crate::name::ServicesetName::parse(n)?;
+        let n = telefig::name::ServicesetName::parse(n)?;
         histories.push(history::history(&state, &n)?);
     }
     if g.json {
@@ -227,9 +227,9 @@ fn wrap_at(text: &str, indent: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::name::ServicesetName;
-    use crate::platform::Expanded;
-    use crate::state::{Deploy, DeployLog, GateWait, Operation, Outcome, Record, Repaired};
+    use telefig::name::ServicesetName;
+    use telefig::platform::Expanded;
+    use telefig::state::{Deploy, DeployLog, GateWait, Operation, Outcome, Record, Repaired};
 
     const T0: i64 = 1_714_644_060 * 1_000_000_000; // 2024-05-02 10:01 UTC
 

@@ -9,9 +9,9 @@ use crate::cli::args::{Global, LogsArgs, StatusArgs};
 use crate::cli::commands::status_source;
 use crate::cli::output::{MaskedLines, errln, outln, paint, print_json};
 use crate::cli::{Outcome, UsageError};
-use crate::engine::status::human_duration;
-use crate::platform::LABEL_SERVICESET;
-use crate::state::StateDir;
+use telefig::engine::status::human_duration;
+use telefig::platform::LABEL_SERVICESET;
+use telefig::state::StateDir;
 
 /// Exit code when something is not running and healthy.
 const UNHEALTHY: u8 = 3;
@@ -98,7 +98,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
             "EXIT",
             "OUTPUT",
         ]);
-        let now = crate::clock::now_secs();
+        let now = telefig::clock::now_secs();
         for (serviceset, runs) in &cron {
             for (name, run) in runs {
                 let last = match (run.running, run.last_started) {
@@ -132,7 +132,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
 
 pub async fn logs(g: &Global, args: &LogsArgs) -> Outcome {
     // The API version remembered for this host: no version round trip.
-    let engine = crate::ops::connect_remembering(&StateDir::new(&g.state_dir)).await?;
+    let engine = telefig::ops::connect_remembering(&StateDir::new(&g.state_dir)).await?;
     let ours = engine.list(Some(LABEL_SERVICESET)).await?;
     let container = ours
         .iter()

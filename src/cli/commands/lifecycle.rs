@@ -6,14 +6,20 @@ use super::session::{Progress, target};
 use crate::cli::Outcome;
 use crate::cli::args::{Global, TimeoutArgs};
 use crate::cli::output::outln;
-use crate::ops::{self, Ctx};
-use crate::state::StateDir;
+use telefig::ops::{self, Ctx};
+use telefig::state::StateDir;
 
 pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
     let progress = Progress::new(false);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let ctx = Ctx::connect(StateDir::new(&g.state_dir), options(g, args), never(), &sink).await?;
+    let ctx = Ctx::connect(
+        StateDir::new(&g.state_dir),
+        options(g, args),
+        never(),
+        &sink,
+    )
+    .await?;
     ops::stop(&ctx, &target).await?;
     outln!("serviceset {}: stopped", target.expanded.serviceset);
     Ok(ExitCode::SUCCESS)
@@ -23,7 +29,13 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     let progress = Progress::new(false);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let ctx = Ctx::connect(StateDir::new(&g.state_dir), options(g, args), never(), &sink).await?;
+    let ctx = Ctx::connect(
+        StateDir::new(&g.state_dir),
+        options(g, args),
+        never(),
+        &sink,
+    )
+    .await?;
     let plan = ops::down(&ctx, &target).await?;
     outln!(
         "serviceset {}: down, {} containers removed",

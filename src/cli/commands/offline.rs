@@ -60,7 +60,7 @@ pub fn render(g: &Global, args: &RenderArgs) -> Outcome {
 /// The objects on stdout; what could not be mapped, one line each, on stderr.
 #[cfg(feature = "kubernetes")]
 fn render_kubernetes(g: &Global, args: &RenderArgs) -> Outcome {
-    use crate::export::kubernetes::{Options, export, to_yaml};
+    use telefig::export::kubernetes::{Options, export, to_yaml};
     let loaded = load(g)?;
     say_resolved(&loaded);
     let options = Options {
@@ -72,7 +72,7 @@ fn render_kubernetes(g: &Global, args: &RenderArgs) -> Outcome {
     let manifest = export(&loaded.expanded, &loaded.graph, &options).map_err(|e| {
         let message = format!("cannot render as Kubernetes objects: {e}");
         match e.place() {
-            Some((container, field)) => anyhow::Error::from(crate::serviceset::Error::from(
+            Some((container, field)) => anyhow::Error::from(telefig::serviceset::Error::from(
                 loaded.set.error_at(container, Some(field), message),
             )),
             None => crate::cli::UsageError(format!("{}: {message}", loaded.file.display())).into(),

@@ -11,12 +11,12 @@ use tokio::sync::watch;
 use crate::cli::UsageError;
 use crate::cli::args::Global;
 use crate::cli::load;
-use crate::ops::load::Loaded;
 use crate::cli::output::{errln, outln};
-use crate::engine::Event;
-use crate::ops::{self, Sink, Target};
-use crate::plan;
-use crate::state::StateDir;
+use telefig::engine::Event;
+use telefig::ops::load::Loaded;
+use telefig::ops::{self, Sink, Target};
+use telefig::plan;
+use telefig::state::StateDir;
 
 /// The serviceset to act on: from `-c FILE`, else the record of `--name`
 /// (or, with no record, its containers by label).
@@ -272,7 +272,7 @@ pub fn print_event(event: &Event) {
         Event::Stopped { container } => format!("stopped    {container}"),
         Event::Drained {
             container,
-            outcome: crate::engine::drain::DrainOutcome::Skipped,
+            outcome: telefig::engine::drain::DrainOutcome::Skipped,
             ..
         } => format!("not draining {container}: --no-drain"),
         Event::Drained {

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 use crate::cli::args::Global;
 use crate::cli::output::{outln, print_json};
 use crate::cli::{Outcome, UsageError};
-use crate::daemon::socket;
-use crate::engine::live::Probe;
-use crate::engine::status::{ContainerStatus, collect};
-use crate::ops::connect_remembering as connect;
-use crate::state::StateDir;
+use telefig::daemon::socket;
+use telefig::engine::live::Probe;
+use telefig::engine::status::{ContainerStatus, collect};
+use telefig::ops::connect_remembering as connect;
+use telefig::state::StateDir;
 
 /// How long `status` waits for the daemon before asking Docker.
 const DAEMON_TIMEOUT: Duration = Duration::from_millis(250);
