@@ -7,10 +7,12 @@
 //! operation: lock, observe, plan, execute, record) → [`engine`] (the
 //! only module that talks to Docker). `cli` and `daemon` call `ops`.
 
+pub mod abort;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod diagnostic;
+pub mod disk;
 pub mod doctor;
 pub mod duration;
 pub mod engine;
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod platform;
 pub mod read;
 pub mod redact;
+pub mod registry;
 pub mod serviceset;
 pub mod state;
 pub mod yaml;

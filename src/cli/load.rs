@@ -8,7 +8,7 @@ use super::args::Global;
 use crate::cli::output::errln;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
-use crate::plan::gc::GcPolicy;
+use crate::platform::GcPolicy;
 use crate::platform::paths::{self, Bases, ResolvedPath};
 use crate::platform::{Expanded, Platform, expand_on};
 use crate::serviceset::{self, Vars};

@@ -8,8 +8,8 @@ use crate::engine::pull::Policy;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan;
-use crate::plan::gc::GcPolicy;
 use crate::platform::Expanded;
+use crate::platform::GcPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::rollback::{Refused, Version};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::Gate;
 use super::bind::Bind;
 use super::container::*;
 pub use super::cron::CronJob;
@@ -19,7 +20,6 @@ use super::image::{self, ImageRequest};
 use super::paths::{Bases, ResolvedPath};
 use super::{Error, Order, Platform};
 use crate::diagnostic::{SourceError, did_you_mean};
-use crate::graph::Gate;
 use crate::redact::Redactor;
 use crate::serviceset::schema::{DockerSection, DurationValue, SidecarEntry};
 use crate::serviceset::template::{self, Vars};
