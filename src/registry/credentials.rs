@@ -252,8 +252,14 @@ mod tests {
             serveraddress: Some("reg.internal".into()),
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("<set>") && shown.contains("reg.internal"), "{shown}");
+        assert!(
+            !shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<set>") && shown.contains("reg.internal"),
+            "{shown}"
+        );
     }
 
     #[test]
