@@ -458,3 +458,24 @@ fn each_invariant_in_architecture_md_names_a_test_here() {
         );
     }
 }
+
+#[test]
+fn the_readme_stays_short_and_points_nowhere_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 200,
+        "README.md has {lines} lines: move reference text to docs/ and link it"
+    );
+    for (i, line) in readme.lines().enumerate() {
+        for link in line.split("](").skip(1) {
+            let target = link.split(')').next().unwrap_or_default();
+            assert!(
+                !target.contains("://") && !target.starts_with("../"),
+                "README.md:{}: `{target}` points outside the repository",
+                i + 1
+            );
+        }
+    }
+}
