@@ -5,7 +5,10 @@
 //! the full container set) → [`graph`] (dependency order) → [`plan`]
 //! (desired vs observed → actions) → [`ops`] (one function per
 //! operation: lock, observe, plan, execute, record) → [`engine`] (the
-//! only module that talks to Docker). `cli` and `daemon` call `ops`.
+//! only module that talks to Docker) and [`registry`] (credentials and
+//! image sizes, asked of registries). `cli` and `daemon` call `ops`.
+//! Which module may import which: ARCHITECTURE.md, checked by
+//! `tests/architecture.rs`.
 
 pub mod abort;
 pub mod cli;
