@@ -25,3 +25,9 @@
 //! call (here it runs on tokio and is killed with the call that waits for
 //! it), looks `auths` up by the exact server string (Docker also takes
 //! `https://host/v1/` keys) and hands back no server address for dockerd.
+
+pub mod certs;
+pub mod credentials;
+pub mod manifest;
+
+pub use credentials::{Credentials, HelperError};
