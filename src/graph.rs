@@ -16,29 +16,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::platform::Expanded;
-/// What a dependent waits for at an edge: its dependency running, healthy
-/// (Docker health, or running where there is no healthcheck), or exited 0.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Gate {
-    #[default]
-    Started,
-    Healthy,
-    Completed,
-}
-
-impl Gate {
-    /// The state it asks for, in words: `running`, `healthy`, `completed`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Gate::Started => "running",
-            Gate::Healthy => "healthy",
-            Gate::Completed => "completed",
-        }
-    }
-}
+pub use crate::platform::Gate;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
-use telefig::engine::manifest::{SizeUnknown, layers_trusting};
+use telefig::registry::manifest::{SizeUnknown, layers_trusting};
 
 /// `openssl ARGS` in `dir`, which must succeed.
 fn openssl(dir: &Path, args: &[&str]) {

@@ -14,9 +14,9 @@ use tracing::{info, warn};
 use super::happened::{Caused, Happened};
 use super::model::{Model, Needs};
 use super::{metrics, socket};
+use crate::abort::aborted;
 use crate::clock::now_nanos;
 use crate::engine::Engine;
-use crate::engine::gate::aborted;
 use crate::engine::live::Probe;
 use crate::state::{DeployLog, FolderWatch, StateDir};
 

@@ -21,7 +21,7 @@ use super::live::Shared;
 
 mod cron;
 mod deploys;
-use crate::engine::gate::aborted;
+use crate::abort::aborted;
 use crate::state::{DeployLog, StateDir};
 
 /// How often `--metrics-file` is rewritten.

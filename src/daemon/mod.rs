@@ -30,7 +30,7 @@ use tokio::sync::watch as signal;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::engine::gate::aborted;
+use crate::abort::aborted;
 use crate::engine::{self, Engine};
 use crate::state::StateDir;
 use notify::Notifier;

@@ -23,8 +23,8 @@ use tokio::sync::watch as signal;
 use tracing::warn;
 
 use super::live::{Feed, Shared};
+use crate::abort::aborted;
 use crate::clock::now_nanos;
-use crate::engine::gate::aborted;
 use crate::state::StateDir;
 
 /// The longest a request line may take to arrive.

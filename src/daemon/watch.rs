@@ -21,8 +21,8 @@ use super::regate::{self, Next, RegateRetry};
 use super::repair::Repairer;
 use super::unhealthy::{self, Budget, Verdict};
 use super::{boot_repair, connect, cron, now_nanos};
+use crate::abort::aborted;
 use crate::engine::events::{ContainerEvent, EventKind};
-use crate::engine::gate::aborted;
 use crate::plan::{Change, Health, NotDrift};
 use crate::state::{FolderWatch, RecordCache};
 

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use super::Check;
-use crate::engine::images::disk_use;
-use crate::plan::gc::{Disk, GcPolicy};
+use crate::disk::Disk;
+use crate::disk::disk_use;
+use crate::platform::GcPolicy;
 
 pub(super) fn data_root(root: Option<&str>, policy: &GcPolicy) -> Check {
     const NAME: &str = "disk";

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::Check;
-use crate::engine::{self, HostFacts, endpoint};
+use crate::engine::{self, ApiVersion, HostFacts, endpoint};
 use crate::state::StateDir;
 
 /// The oldest Engine API telefig works with: healthcheck `StartPeriod`,
 /// which every gate deadline relies on, came with 1.29 (Docker 17.05).
-const MIN_API: (u32, u32) = (1, 29);
+const MIN_API: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 29,
+};
 
 pub(super) fn docker(f: &HostFacts) -> Check {
     let os = f
@@ -44,11 +47,6 @@ pub(super) fn docker_unreachable(err: &engine::Error) -> Check {
     }
 }
 
-fn parse_api(version: &str) -> Option<(u32, u32)> {
-    let (major, minor) = version.split_once('.')?;
-    Some((major.parse().ok()?, minor.parse().ok()?))
-}
-
 pub(super) fn api_version(f: &HostFacts) -> Check {
     let range = match &f.min_api_version {
         Some(min) => format!("daemon accepts {min}–{}", f.api_version),
@@ -58,14 +56,13 @@ pub(super) fn api_version(f: &HostFacts) -> Check {
         "API {} ({range}); telefig speaks {}",
         f.api_version, f.negotiated_api_version
     );
-    let (major, minor) = MIN_API;
-    match parse_api(&f.negotiated_api_version) {
+    match ApiVersion::parse(&f.negotiated_api_version) {
         Some(v) if v >= MIN_API => Check::ok("api version", detail),
         Some(_) => Check::fail(
             "api version",
             detail,
             format!(
-                "upgrade the Docker Engine: telefig needs API {major}.{minor} or newer (Docker 17.05+)"
+                "upgrade the Docker Engine: telefig needs API {MIN_API} or newer (Docker 17.05+)"
             ),
         ),
         None => Check::warn(

@@ -68,7 +68,7 @@ impl Check {
 
 /// The platform's image cleanup settings (defaults when it cannot be read:
 /// the registry check reports that).
-fn images_policy(platform: Option<&Path>) -> crate::plan::gc::GcPolicy {
+fn images_policy(platform: Option<&Path>) -> crate::platform::GcPolicy {
     crate::platform::Platform::load(platform)
         .map(|p| p.images)
         .unwrap_or_default()

@@ -15,7 +15,8 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt};
 
 use super::bounds::{Deadline, Limit, bounded, for_call};
-use super::{Error, credentials, status_is};
+use super::registry::credentials_for;
+use super::{Error, status_is};
 use crate::platform::{CreateBody, Reference};
 
 /// Longest a single request may wait for response headers. Stop calls wait
@@ -269,7 +270,7 @@ impl Engine {
             ..Default::default()
         };
         let pull = async {
-            let credentials = match credentials::for_registry(reference.registry()).await {
+            let credentials = match credentials_for(reference.registry()).await {
                 Ok(c) => c,
                 Err(e) => return Err(e.to_string()),
             };

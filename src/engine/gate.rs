@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::events::{ContainerEvent, EventKind};
 use super::{Engine, Error};
+use crate::abort::aborted;
 use crate::graph::Gate;
 use crate::plan::{GateStatus, judge_gate};
 
@@ -140,18 +141,6 @@ impl Monitor {
                     self.seed(id, &tx).await.map_err(|e| GateFailure::Docker(e.to_string()))?;
                 }
             }
-        }
-    }
-}
-
-/// Resolves once `abort` turns true; never, if its sender is gone.
-pub async fn aborted(abort: &mut watch::Receiver<bool>) {
-    loop {
-        if *abort.borrow_and_update() {
-            return;
-        }
-        if abort.changed().await.is_err() {
-            std::future::pending::<()>().await;
         }
     }
 }

@@ -1,14 +1,14 @@
-//! Images and disk, for cleanup: list the host's images, untag one, the
-//! disk use of Docker's data root. Which images go is `plan::gc`'s
-//! decision; this only gathers and carries out.
+//! Images, for cleanup and the disk check: list the host's images, untag
+//! one, Docker's data root, the layers the host already has. Which images
+//! go is `plan::gc`'s decision; this only gathers and carries out. The
+//! data root's disk use is `disk`'s (a local file system, not Docker).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
 
 use super::{Engine, Error, status_is};
-use crate::plan::gc::{Disk, ImageObs};
+use crate::plan::gc::ImageObs;
 
 impl Engine {
     /// Every image on the host with its references.
@@ -78,24 +78,22 @@ impl Engine {
     }
 }
 
-/// Disk use of the file system holding `path` (None: cannot be read, e.g.
-/// the Docker Engine is on another host).
-pub fn disk_use(path: &Path) -> Option<Disk> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
+impl Engine {
+    /// The diff ids of every layer of every image on the host.
+    pub async fn layers_present(&self) -> Result<BTreeSet<String>, Error> {
+        let images = self.images().await?;
+        let inspected = futures_util::future::join_all(images.iter().map(|i| async {
+            self.call("inspect image", &i.id, self.docker.inspect_image(&i.id))
+                .await
+        }))
+        .await;
+        let mut present = BTreeSet::new();
+        for answer in inspected {
+            // An image removed meanwhile has no layers to share.
+            if let Ok(image) = answer? {
+                present.extend(image.root_fs.and_then(|r| r.layers).unwrap_or_default());
+            }
+        }
+        Ok(present)
     }
-    let frag = st.f_frsize as u64;
-    let total = st.f_blocks as u64 * frag;
-    let avail = st.f_bavail as u64 * frag;
-    let free = st.f_bfree as u64 * frag;
-    // As `df`: used of (used + available to unprivileged users).
-    let used = total.saturating_sub(free);
-    Some(Disk {
-        used,
-        total: used + avail,
-    })
 }

@@ -3,15 +3,13 @@
 //! [`Engine`] wraps the client with the calls telefig needs, each returning
 //! a typed [`Error`] that names the container or image and Docker's answer.
 //! Every call runs under one limit on concurrent calls and the operation's
-//! deadline (`bounds`); registry credentials are found as the docker CLI
-//! finds them (`credentials`).
+//! deadline (`bounds`). Registry credentials come from `registry`
+//! (found as the docker CLI finds them) and go to dockerd with a pull.
 //! [`execute`] walks a [`Plan`](crate::plan::Plan) over the graph: it pulls,
 //! stops, creates, starts, waits for gates (from the events stream, see
 //! [`gate`]) and rolls back, making no decision the plan did not make.
 
 mod bounds;
-pub mod certs;
-mod credentials;
 mod details;
 mod docker;
 pub mod drain;
@@ -21,7 +19,6 @@ pub mod gate;
 mod host;
 pub mod images;
 pub mod live;
-pub mod manifest;
 mod observe;
 pub mod pull;
 mod registry;
@@ -35,7 +32,7 @@ pub use docker::{Engine, LogChunk};
 pub use execute::{Event, Outcome, Report};
 pub use host::{ContainerRestart, HostFacts, SignedDuration, endpoint};
 pub use registry::RegistryAnswer;
-pub use version::Remember;
+pub use version::{ApiVersion, Remember};
 
 use std::time::Duration;
 

@@ -3,10 +3,14 @@
 //! reference on the registry itself — over TLS or plain HTTP as dockerd is
 //! configured, through dockerd's network path, with the credentials a pull
 //! would send. `doctor` judges the answer; this file only reports it.
+//! The credentials themselves are `registry::credentials`'; this file hands
+//! them to bollard.
 
+use bollard::auth::DockerCredentials;
 use serde::Serialize;
 
 use super::{Engine, Error};
+use crate::registry::{self, HelperError};
 
 /// What dockerd got from the registry for one image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +26,21 @@ pub enum RegistryAnswer {
     Unreachable { message: String },
 }
 
+/// The credentials a pull sends to `registry` (a host, `docker.io` for
+/// Docker Hub), as bollard carries them to dockerd.
+pub(super) async fn credentials_for(
+    registry: &str,
+) -> Result<Option<DockerCredentials>, HelperError> {
+    let found = registry::credentials::for_registry(registry).await?;
+    Ok(found.map(|c| DockerCredentials {
+        username: c.username,
+        password: c.password,
+        identitytoken: c.identitytoken,
+        serveraddress: c.serveraddress,
+        ..Default::default()
+    }))
+}
+
 impl Engine {
     /// Have dockerd resolve `reference` (`registry/name:tag`) on its registry.
     /// Err only when dockerd itself did not answer.
@@ -31,10 +50,7 @@ impl Engine {
         let registry = crate::platform::Reference::parse(reference)
             .map(|r| r.registry().to_owned())
             .unwrap_or_default();
-        let credentials = super::credentials::for_registry(&registry)
-            .await
-            .ok()
-            .flatten();
+        let credentials = credentials_for(&registry).await.ok().flatten();
         match self
             .call(
                 "distribution inspect",

@@ -6,6 +6,10 @@
 //! containers whose restart count matters (restarting, exited, unhealthy)
 //! are inspected; for the rest the restart count is unknown (`None`: the
 //! daemon, which counts restarts from the events stream, knows it).
+//! Uptime comes from `StartedAt` where a container was inspected; the list
+//! (`GET /containers/json`) carries no start time, only `Created` and the
+//! text, so for the rest it is read from the text rather than paying one
+//! inspect per running container.
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};

@@ -23,7 +23,7 @@ impl Engine {
     /// version negotiated, now or later after a refusal.
     pub async fn connect_known(known: Option<&str>, remember: Remember) -> Result<Engine, Error> {
         let endpoint = endpoint();
-        let version = known.and_then(parse_version);
+        let version: Option<ClientVersion> = known.and_then(ApiVersion::parse).map(Into::into);
         let docker = match &version {
             Some(v) if endpoint.starts_with("unix://") => {
                 Docker::connect_with_unix(&endpoint, CLIENT_TIMEOUT.as_secs(), v).map(Some)
@@ -78,13 +78,38 @@ impl Engine {
     }
 }
 
-/// "1.41" → 1.41; anything else → `None` (negotiate instead).
-fn parse_version(text: &str) -> Option<ClientVersion> {
-    let (major, minor) = text.trim().split_once('.')?;
-    Some(ClientVersion {
-        major_version: major.parse().ok()?,
-        minor_version: minor.parse().ok()?,
-    })
+/// An Engine API version, `major.minor`, ordered as numbers (1.9 < 1.41).
+/// The one parser of version text: the remembered version, `doctor`'s check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion {
+    pub major: usize,
+    pub minor: usize,
+}
+
+impl ApiVersion {
+    /// "1.41" → 1.41; anything else → `None`.
+    pub fn parse(text: &str) -> Option<ApiVersion> {
+        let (major, minor) = text.trim().split_once('.')?;
+        Some(ApiVersion {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl From<ApiVersion> for ClientVersion {
+    fn from(v: ApiVersion) -> Self {
+        ClientVersion {
+            major_version: v.major,
+            minor_version: v.minor,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -92,11 +117,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions() {
-        let v = parse_version("1.41").expect("parses");
-        assert_eq!((v.major_version, v.minor_version), (1, 41));
-        assert!(parse_version("").is_none());
-        assert!(parse_version("1").is_none());
-        assert!(parse_version("one.two").is_none());
+    fn a_version_parses_as_two_numbers_and_orders_as_numbers() {
+        let v = ApiVersion::parse("1.41").expect("parses");
+        assert_eq!((v.major, v.minor), (1, 41));
+        assert_eq!(v.to_string(), "1.41");
+        assert!(ApiVersion::parse(" 1.9 ").unwrap() < v);
+        assert!(ApiVersion::parse("").is_none());
+        assert!(ApiVersion::parse("1").is_none());
+        assert!(ApiVersion::parse("one.two").is_none());
     }
 }

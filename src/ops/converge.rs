@@ -13,9 +13,9 @@ use crate::engine::pull::Policy;
 use crate::engine::{self, Engine};
 use crate::graph::Graph;
 use crate::name::ServicesetName;
-use crate::plan::gc::GcPolicy;
 use crate::plan::{self, Observed, Plan};
 use crate::platform::Expanded;
+use crate::platform::GcPolicy;
 
 /// How many times a converge is planned afresh after a Docker error that a
 /// new look may resolve (a container that vanished or changed under us —

@@ -11,9 +11,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{Converged, Ctx, Error, Event};
-use crate::engine::images::disk_use;
+use crate::disk::Disk;
+use crate::disk::disk_use;
 use crate::name::ServicesetName;
-use crate::plan::gc::{self, Disk, GcInput, GcPlan, GcPolicy};
+use crate::plan::gc::{self, GcInput, GcPlan};
+use crate::platform::GcPolicy;
 
 /// What a cleanup runs for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::diagnostic::LoadError;
 use crate::graph::Graph;
 use crate::name::{NameError, ServicesetName};
-use crate::plan::gc::GcPolicy;
+use crate::platform::GcPolicy;
 use crate::platform::paths::{self, Bases, ResolvedPath};
 use crate::platform::{ContainerSpec, Expanded, Platform, Role, expand_on};
 use crate::serviceset::{self, Vars};

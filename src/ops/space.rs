@@ -1,6 +1,6 @@
 //! Room for a pull, before `start` touches anything: the images its plan
 //! will pull (those not on the host, unless `--pull always`), their layers'
-//! sizes from the registry (`engine::manifest`), the free space on Docker's
+//! sizes from the registry (`registry::manifest`), the free space on Docker's
 //! data root (statvfs: telefig runs on the Docker host). `plan::space`
 //! decides: pull, clean up first (`ops::gc`, asked to free what the pull
 //! needs), or refuse before any container is stopped or created. A size
@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use super::gc::Cleanup;
 use super::{Ctx, Error, Event};
-use crate::engine::images::disk_use;
-use crate::engine::manifest;
+use crate::disk::disk_use;
 use crate::engine::pull::Policy;
 use crate::name::ServicesetName;
-use crate::plan::gc::GcPolicy;
 use crate::plan::space::{self, Fit, Space};
 use crate::plan::{ActionKind, Plan};
+use crate::platform::GcPolicy;
 use crate::platform::{Expanded, Image};
+use crate::registry::manifest;
 
 /// The longest the registries are asked for sizes before a pull.
 const LOOKUP_BUDGET: Duration = Duration::from_secs(20);

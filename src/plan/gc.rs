@@ -19,6 +19,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::disk::Disk;
+use crate::platform::GcPolicy;
+
 /// An image as Docker lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageObs {
@@ -28,49 +31,6 @@ pub struct ImageObs {
     pub size: u64,
     /// Seconds since the epoch.
     pub created: i64,
-}
-
-/// Bytes used and total on Docker's data root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Disk {
-    pub used: u64,
-    pub total: u64,
-}
-
-impl Disk {
-    pub fn percent(&self) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        self.used as f64 * 100.0 / self.total as f64
-    }
-}
-
-/// The platform's `images:` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GcPolicy {
-    /// Versions (deploys, newest first) whose images are always kept.
-    pub keep: usize,
-    /// Percent of the data root above which cleanup starts.
-    pub high: f64,
-    /// Percent it cleans down to.
-    pub low: f64,
-    /// Room asked for on top of a pull's download before it may start, in
-    /// percent of the download: layers are stored extracted, and a gzip
-    /// layer extracts to about twice its size (see `plan::space`).
-    pub pull_margin: f64,
-}
-
-impl Default for GcPolicy {
-    fn default() -> Self {
-        GcPolicy {
-            keep: 2,
-            high: 85.0,
-            low: 80.0,
-            pull_margin: 100.0,
-        }
-    }
 }
 
 pub struct GcInput<'a> {

@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::gc::GcPolicy;
+use crate::platform::GcPolicy;
 
 /// One layer of an image to pull, as its registry describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

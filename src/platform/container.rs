@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Gate;
 use super::image::Image;
 use super::secrets::{conceal_body, mask_env_entry};
-use crate::graph::Gate;
 use crate::redact::Redactor;
 
 pub const LABEL_SERVICESET: &str = "telefig.serviceset";

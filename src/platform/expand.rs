@@ -6,24 +6,24 @@
 //! order edges (SPEC §3), and collects cron entries for the daemon.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::Gate;
 use super::bind::Bind;
 use super::container::*;
 pub use super::cron::CronJob;
-use super::drain::DrainSpec;
 use super::fields::*;
 use super::image::{self, ImageRequest};
 use super::paths::{Bases, ResolvedPath};
 use super::{Error, Order, Platform};
 use crate::diagnostic::{SourceError, did_you_mean};
-use crate::graph::Gate;
 use crate::redact::Redactor;
-use crate::serviceset::schema::{DockerSection, DurationValue, SidecarEntry};
+use crate::serviceset::schema::{DockerSection, SidecarEntry};
 use crate::serviceset::template::{self, Vars};
 use crate::serviceset::{ContainerKind, Declared, Serviceset};
+
+mod inherited;
 
 /// The full container set of one serviceset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -346,51 +346,6 @@ impl Context<'_> {
             config_hash,
             create,
         })
-    }
-}
-
-impl Context<'_> {
-    /// The declared service's drain: its own period, else the platform's,
-    /// with the platform's check templated for it.
-    fn drain(&self, name: &str, own: Option<DurationValue>) -> Result<DrainSpec, String> {
-        let defaults = &self.platform.defaults;
-        let vars = self
-            .vars
-            .with_layer(BTreeMap::from([("container".to_owned(), name.to_owned())]));
-        let period = own
-            .or(defaults.drain_period)
-            .map_or(Duration::ZERO, |d| d.0);
-        let check = match &defaults.drain_check {
-            Some(t) if !period.is_zero() => Some(t.resolve(&vars).map_err(|e| {
-                format!(
-                    "platform `defaults.drain_check` ({}): {e}",
-                    self.platform.source.display()
-                )
-            })?),
-            _ => None,
-        };
-        Ok(DrainSpec { period, check })
-    }
-
-    /// Own `cgroup_parent`, else the owner's (for a sidecar), else the
-    /// platform default templated with the serviceset's name.
-    fn cgroup_parent(&self, docker: &DockerSection) -> Result<Option<String>, FieldError> {
-        if let Some(own) = docker.cgroup_parent.as_deref().or(self.owner_cgroup) {
-            return Ok(Some(own.to_owned()).filter(|c| !c.is_empty()));
-        }
-        let Some(text) = &self.platform.defaults.cgroup_parent else {
-            return Ok(None);
-        };
-        let rendered = template::render_str(text, self.vars).map_err(|e| {
-            (
-                None,
-                format!(
-                    "platform `defaults.cgroup_parent` ({}): {e}",
-                    self.platform.source.display()
-                ),
-            )
-        })?;
-        Ok(Some(rendered).filter(|c| !c.is_empty()))
     }
 }
 

@@ -15,7 +15,9 @@ mod defaults;
 pub mod drain;
 mod expand;
 mod fields;
+mod gate;
 mod image;
+mod images;
 pub mod paths;
 pub mod policy;
 pub mod reference;
@@ -31,7 +33,9 @@ use serde::Deserialize;
 pub use container::*;
 pub use defaults::{Defaults, log_config};
 pub use expand::{CronJob, Expanded, OnHost, expand, expand_on};
+pub use gate::Gate;
 pub use image::Image;
+pub use images::GcPolicy;
 pub use policy::Policy;
 pub use reference::Reference;
 pub use secrets::{conceal_body, conceal_env_entry, is_secret_key, mask_body_but_secret_env};
@@ -66,7 +70,7 @@ pub struct Platform {
     pub sidecars: Vec<SidecarTemplate>,
     pub defaults: Defaults,
     /// Image cleanup: versions kept, disk high and low water marks.
-    pub images: crate::plan::gc::GcPolicy,
+    pub images: GcPolicy,
     /// What a serviceset may ask of the host (`policy:`); by default, anything.
     pub policy: Policy,
     /// Template variables that are secret whatever their name (`secrets:`).
@@ -90,7 +94,7 @@ pub struct SidecarTemplate {
     pub kind: String,
     pub aliases: Vec<String>,
     pub order: Order,
-    pub gate: crate::graph::Gate,
+    pub gate: Gate,
     /// Declared parameters and their defaults; `None` means required.
     pub params: Vec<(String, Option<String>)>,
     /// The container fields, strings not yet templated.
@@ -111,7 +115,7 @@ struct PlatformFile {
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
-    images: crate::plan::gc::GcPolicy,
+    images: GcPolicy,
     #[serde(default)]
     policy: Policy,
     #[serde(default)]
@@ -187,7 +191,7 @@ impl Platform {
         for host in hosts {
             reference::check_host(host).map_err(|e| at_key("registries", e.to_string()))?;
         }
-        check_images(&self.images).map_err(|m| at_key("images", m))?;
+        images::check(&self.images).map_err(|m| at_key("images", m))?;
         if let Some(bad) = self.secrets.iter().find(|n| !is_variable_name(n)) {
             let line = text.lines().position(|l| l.starts_with("secrets:"));
             let err = SourceError::new(
@@ -333,30 +337,6 @@ fn is_kind_name(kind: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-/// `images: {keep, high, low, pull_margin}` as cleanup can use them.
-fn check_images(images: &crate::plan::gc::GcPolicy) -> Result<(), String> {
-    let percent = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
-    if images.keep == 0 {
-        return Err(
-            "images: `keep` must be at least 1: the deploy running now is one of the versions kept"
-                .into(),
-        );
-    }
-    if !percent(images.high) || !percent(images.low) || images.low > images.high {
-        return Err(format!(
-            "images: `high` ({}) and `low` ({}) are percent of the disk with 0 <= low <= high <= 100",
-            images.high, images.low
-        ));
-    }
-    if !(images.pull_margin.is_finite() && images.pull_margin >= 0.0) {
-        return Err(format!(
-            "images: `pull_margin` ({}) is a percent of the download, 0 or more",
-            images.pull_margin
-        ));
-    }
-    Ok(())
-}
-
 /// A template variable's name: `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_variable_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -397,17 +377,6 @@ fn template_error(path: &Path, text: &str, kind: &str, message: String) -> Sourc
     match found {
         Some((i, l)) => err.at(text, i + 1, l.len() - l.trim_start().len() + 1),
         None => err,
-    }
-}
-
-/// The file's `condition:` as the graph's gate.
-impl From<serviceset::Condition> for crate::graph::Gate {
-    fn from(c: serviceset::Condition) -> Self {
-        match c {
-            serviceset::Condition::Started => crate::graph::Gate::Started,
-            serviceset::Condition::Healthy => crate::graph::Gate::Healthy,
-            serviceset::Condition::Completed => crate::graph::Gate::Completed,
-        }
     }
 }
 

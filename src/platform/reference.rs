@@ -102,10 +102,7 @@ impl Reference {
     /// The registry to pull from and authenticate to: `docker.io` when the
     /// name has no host (or names one of Docker Hub's aliases).
     pub fn registry(&self) -> &str {
-        match self.host.as_deref() {
-            None | Some("index.docker.io" | "registry-1.docker.io") => DOCKER_HUB,
-            Some(host) => host,
-        }
+        self.host.as_deref().map_or(DOCKER_HUB, registry_of)
     }
 
     /// Whether the name carries its registry host (else the platform's apply).
@@ -115,11 +112,16 @@ impl Reference {
 
     /// The repository as Docker names it in full: `docker.io/library/busybox`.
     pub fn canonical_repository(&self) -> String {
-        let registry = self.registry();
-        if registry == DOCKER_HUB && !self.path.contains('/') {
-            format!("{DOCKER_HUB}/library/{}", self.path)
+        format!("{}/{}", self.registry(), self.api_path())
+    }
+
+    /// The repository path as the registry's API names it: `library/busybox`
+    /// on Docker Hub for a one-part path, else the path as written.
+    pub fn api_path(&self) -> String {
+        if self.registry() == DOCKER_HUB && !self.path.contains('/') {
+            format!("library/{}", self.path)
         } else {
-            format!("{registry}/{}", self.path)
+            self.path.clone()
         }
     }
 
@@ -137,6 +139,15 @@ impl Reference {
             host: Some(host.to_owned()),
             ..self.clone()
         }
+    }
+}
+
+/// The registry a host names: Docker Hub's aliases (`index.docker.io`,
+/// `registry-1.docker.io`) are `docker.io`; any other host is itself.
+pub fn registry_of(host: &str) -> &str {
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB,
+        other => other,
     }
 }
 
@@ -487,5 +498,13 @@ mod tests {
             let err = Reference::parse(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_one_part_docker_hub_path_is_under_library_in_the_api() {
+        let r = Reference::parse("busybox:1").unwrap();
+        assert_eq!(r.api_path(), "library/busybox");
+        let r = Reference::parse("reg.internal/web:1").unwrap();
+        assert_eq!(r.api_path(), "web");
     }
 }

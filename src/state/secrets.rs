@@ -177,7 +177,7 @@ impl StateDir {
     ) -> Result<(), Error> {
         let path = self.noted_secrets_path(serviceset);
         let text = serde_json::to_vec(fingerprints).expect("fingerprints serialize");
-        if fs::read(&path).is_ok_and(|old| old == text) {
+        if crate::read::bytes(&path, crate::read::STATE_CAP).is_ok_and(|old| old == text) {
             return Ok(());
         }
         self.dir("secrets")?;
@@ -205,7 +205,7 @@ impl StateDir {
                 .flatten()
                 .flatten()
                 .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                .filter_map(|e| fs::read(e.path()).ok())
+                .filter_map(|e| crate::read::bytes(&e.path(), crate::read::STATE_CAP).ok())
         };
         let recorded = files("servicesets")
             .filter_map(|t| serde_json::from_slice::<Fingerprints>(&t).ok())

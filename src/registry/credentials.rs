@@ -16,15 +16,38 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
-use crate::platform::reference::DOCKER_HUB;
+use crate::platform::reference::{self, DOCKER_HUB};
 
 /// How Docker Hub is keyed in the config and named to helpers.
 const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+
+/// What to log in to one registry with, as the docker CLI would send it.
+/// Its `Debug` names which parts are set, never a value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// An OAuth refresh token (a helper's `<token>` user, or `auths`'s).
+    pub identitytoken: Option<String>,
+    /// The server name the config or the helper knows the registry by.
+    pub serveraddress: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<none>" };
+        f.debug_struct("Credentials")
+            .field("username", &set(&self.username))
+            .field("password", &set(&self.password))
+            .field("identitytoken", &set(&self.identitytoken))
+            .field("serveraddress", &self.serveraddress)
+            .finish()
+    }
+}
 
 /// The parts of the Docker config that say how to log in.
 #[derive(Debug, Default, Deserialize)]
@@ -68,7 +91,7 @@ pub struct HelperError {
 }
 
 /// Credentials for `registry` (a host, `docker.io` for Docker Hub).
-pub(super) async fn for_registry(registry: &str) -> Result<Option<DockerCredentials>, HelperError> {
+pub async fn for_registry(registry: &str) -> Result<Option<Credentials>, HelperError> {
     static CONFIG: OnceCell<DockerConfig> = OnceCell::const_new();
     let config = CONFIG.get_or_init(load).await;
     config.lookup(registry).await
@@ -110,14 +133,11 @@ fn key_host(key: &str) -> &str {
         .split('/')
         .next()
         .unwrap_or_default();
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB,
-        other => other,
-    }
+    reference::registry_of(host)
 }
 
 impl DockerConfig {
-    async fn lookup(&self, registry: &str) -> Result<Option<DockerCredentials>, HelperError> {
+    async fn lookup(&self, registry: &str) -> Result<Option<Credentials>, HelperError> {
         let server = server_name(registry);
         let helper = self
             .cred_helpers
@@ -132,7 +152,7 @@ impl DockerConfig {
         }
     }
 
-    fn in_auths(&self, registry: &str) -> Option<DockerCredentials> {
+    fn in_auths(&self, registry: &str) -> Option<Credentials> {
         let entry = self
             .auths
             .iter()
@@ -151,12 +171,11 @@ impl DockerConfig {
         if username.is_none() && entry.identitytoken.is_none() {
             return None;
         }
-        Some(DockerCredentials {
+        Some(Credentials {
             username,
             password,
             identitytoken: entry.identitytoken.clone(),
             serveraddress: Some(server_name(registry).to_owned()),
-            ..Default::default()
         })
     }
 }
@@ -166,7 +185,7 @@ async fn run_helper(
     helper: &str,
     registry: &str,
     server: &str,
-) -> Result<Option<DockerCredentials>, HelperError> {
+) -> Result<Option<Credentials>, HelperError> {
     let fail = |why: String| HelperError {
         helper: helper.to_owned(),
         registry: registry.to_owned(),
@@ -208,12 +227,11 @@ async fn run_helper(
     } else {
         (Some(answer.username), Some(answer.secret), None)
     };
-    Ok(Some(DockerCredentials {
+    Ok(Some(Credentials {
         username,
         password,
         identitytoken,
         serveraddress: Some(server.to_owned()),
-        ..Default::default()
     }))
 }
 
@@ -223,6 +241,25 @@ mod tests {
 
     fn config(json: &str) -> DockerConfig {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn debug_output_names_which_parts_are_set_but_no_value() {
+        let c = Credentials {
+            username: Some("alice".into()),
+            password: Some("hunter2".into()),
+            identitytoken: None,
+            serveraddress: Some("reg.internal".into()),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<set>") && shown.contains("reg.internal"),
+            "{shown}"
+        );
     }
 
     #[test]

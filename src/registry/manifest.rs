@@ -16,17 +16,15 @@
 //! No secret leaves this file: errors name the registry and its status,
 //! never a credential or a token.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use serde_json::Value;
 
 use super::certs::{self, CERTS_DIR, RegistryTrust};
-use super::{Engine, Error};
+use super::credentials::{self, Credentials};
 use crate::plan::space::Layer;
 use crate::platform::Reference;
 use crate::platform::reference::DOCKER_HUB;
@@ -70,7 +68,7 @@ pub async fn layers_trusting(
         registry: registry.clone(),
         why,
     };
-    let credentials = super::credentials::for_registry(&registry)
+    let credentials = credentials::for_registry(&registry)
         .await
         .map_err(|e| unknown(e.to_string()))?;
     let image = parsed.clone();
@@ -83,26 +81,6 @@ pub async fn layers_trusting(
     .map_err(unknown)
 }
 
-impl Engine {
-    /// The diff ids of every layer of every image on the host.
-    pub async fn layers_present(&self) -> Result<BTreeSet<String>, Error> {
-        let images = self.images().await?;
-        let inspected = futures_util::future::join_all(images.iter().map(|i| async {
-            self.call("inspect image", &i.id, self.docker.inspect_image(&i.id))
-                .await
-        }))
-        .await;
-        let mut present = BTreeSet::new();
-        for answer in inspected {
-            // An image removed meanwhile has no layers to share.
-            if let Ok(image) = answer? {
-                present.extend(image.root_fs.and_then(|r| r.layers).unwrap_or_default());
-            }
-        }
-        Ok(present)
-    }
-}
-
 /// One registry, spoken to over HTTPS (or HTTP on loopback), with the
 /// token it handed out once asked.
 struct Client {
@@ -111,7 +89,7 @@ struct Client {
     base: String,
     /// The `http://` fallback, for a loopback registry only.
     insecure: Option<String>,
-    credentials: Option<DockerCredentials>,
+    credentials: Option<Credentials>,
     authorization: Option<String>,
     until: Instant,
     /// What certs.d holds for the registry, to explain a refused handshake.
@@ -121,7 +99,7 @@ struct Client {
 impl Client {
     fn new(
         image: &Reference,
-        credentials: Option<DockerCredentials>,
+        credentials: Option<Credentials>,
         until: Instant,
         certs_dir: &Path,
     ) -> Result<Client, String> {
@@ -184,7 +162,7 @@ impl Client {
 
     /// The manifest (the host platform's, from a list), then its config.
     fn layers(&mut self, image: &Reference) -> Result<Vec<Layer>, String> {
-        let name = repository(image);
+        let name = image.api_path();
         let wanted = image
             .digest
             .clone()
@@ -362,15 +340,6 @@ impl Client {
     }
 }
 
-/// The repository path as the registry API names it (`library/` on Docker Hub).
-fn repository(image: &Reference) -> String {
-    if image.registry() == DOCKER_HUB && !image.path.contains('/') {
-        format!("library/{}", image.path)
-    } else {
-        image.path.clone()
-    }
-}
-
 /// `Bearer realm="https://auth",service="reg",scope="repository:x:pull"`
 /// → ("Bearer", [(realm, …), (service, …), (scope, …)]).
 fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
@@ -473,13 +442,5 @@ mod tests {
         .unwrap();
         assert_eq!(for_this_host(&entries).as_deref(), Some("sha256:ok"));
         assert_eq!(for_this_host(&entries[..2]), None);
-    }
-
-    #[test]
-    fn docker_hub_names_get_library() {
-        let r = Reference::parse("busybox:1").unwrap();
-        assert_eq!(repository(&r), "library/busybox");
-        let r = Reference::parse("reg.internal/web:1").unwrap();
-        assert_eq!(repository(&r), "web");
     }
 }
