@@ -27,6 +27,7 @@ pub mod pull;
 mod registry;
 pub mod status;
 pub mod stop;
+mod update;
 mod version;
 
 pub use bounds::{CONCURRENT_CALLS, Deadline};

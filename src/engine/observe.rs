@@ -73,6 +73,7 @@ impl Engine {
                     state: RunState::parse(&s.state.map(|st| st.to_string()).unwrap_or_default()),
                     health: health_from_status(&status),
                     exit_code: exit_code_from_status(&status),
+                    updatable: None,
                 };
                 (observed, status)
             })

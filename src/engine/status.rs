@@ -257,6 +257,7 @@ mod tests {
             state,
             health,
             exit_code,
+            updatable: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod converge;
 mod gc;
 pub mod history;
 mod journal;
+pub mod observe;
 mod repair;
 mod space;
 mod start;
@@ -38,6 +39,7 @@ use crate::state::{self, HostLock, StateDir, restore_secrets};
 
 pub use converge::Converged;
 pub use gc::gc;
+pub use observe::observe;
 pub use repair::{regate, repair, restart_unhealthy};
 pub use start::{restart, rollback, start};
 pub use stop::{down, stop};

@@ -197,7 +197,7 @@ async fn roll_back_to(
     let mut expanded = previous.record.expanded.clone();
     let graph = Graph::build(&expanded)?;
     let recorded = recorded_specs(&ctx.state, name);
-    let observed = ctx.engine.list(None).await?;
+    let observed = super::observe(&ctx.engine, &expanded).await?;
     let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
     put_back_secrets(ctx, name, &mut expanded, &first, Some(env)).await?;
     let done = converge(ctx, &expanded, &graph, Policy::Missing, None, |observed| {

@@ -332,9 +332,13 @@ impl Context<'_> {
             host_config,
         };
         let config_hash = config_hash(&create);
+        let fixed_hash = super::updatable::fixed_hash(&create);
         create
             .labels
             .insert(LABEL_CONFIG_HASH.into(), config_hash.clone());
+        create
+            .labels
+            .insert(super::updatable::LABEL_FIXED_HASH.into(), fixed_hash);
         Ok(ContainerSpec {
             name: name.to_owned(),
             role,

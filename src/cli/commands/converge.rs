@@ -103,7 +103,7 @@ pub async fn plan(g: &Global) -> Outcome {
     let loaded = load(g)?;
     crate::cli::load::say_resolved(&loaded);
     let engine = Engine::connect().await?;
-    let observed = engine.list(None).await?;
+    let observed = ops::observe(&engine, &loaded.expanded).await?;
     let state = StateDir::new(&g.state_dir);
     let plan = plan::plan(
         &loaded.expanded,
