@@ -87,6 +87,10 @@ pub enum Error {
     },
     #[error("{0} container(s) failed: {1}")]
     Failed(usize, String),
+    /// What the plan refuses to touch, found by the executor (a name taken
+    /// after the plan looked, `plan::name_conflict`).
+    #[error(transparent)]
+    Refused(#[from] crate::plan::Error),
 }
 
 impl Error {

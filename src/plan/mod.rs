@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod conflict;
 mod drain;
 mod gates;
 pub mod gc;
@@ -24,6 +25,7 @@ pub mod rollback;
 pub mod space;
 mod stop;
 
+pub use conflict::{NameConflict, name_conflict};
 pub use drain::{Drain, drain_for};
 pub use gates::{
     GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
@@ -155,22 +157,7 @@ pub fn plan(
             .expect("the graph is built from the expanded set");
         let holder = by_name.get(name).copied();
         if let Some(h) = holder {
-            match h.serviceset() {
-                None => {
-                    return Err(Error::NameTakenByForeign {
-                        name: name.into(),
-                        id: short(&h.id),
-                    });
-                }
-                Some(s) if s != desired.serviceset => {
-                    return Err(Error::NameTakenByOther {
-                        name: name.into(),
-                        owner: s.into(),
-                        id: short(&h.id),
-                    });
-                }
-                _ => {}
-            }
+            conflict::check_holder(&desired.serviceset, name, h)?;
         }
         let backup = backups.get(name).copied();
         let difference =
