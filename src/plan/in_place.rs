@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use super::{Observed, RunState};
+use super::{ActionKind, Observed, Plan, Reason, RunState};
 use crate::platform::{ContainerSpec, Expanded, Updatable};
 use crate::redact::Redactor;
 
@@ -70,6 +70,33 @@ pub(super) fn compare(
         .map(|r| spec.changed_fields(&r.create, secrets))
         .unwrap_or_default();
     Difference::Recreate { fields }
+}
+
+/// One container to put back as it was: its id and the settings it ran
+/// with before the start updated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo<'p> {
+    pub container: &'p str,
+    pub id: &'p str,
+    pub settings: &'p Updatable,
+}
+
+/// After a failed start: every container the plan updates in place that
+/// the walk `reached` (updated, or refused: putting back what it ran with
+/// is harmless either way), with its previous settings.
+pub fn undo_updates<'p>(plan: &'p Plan, reached: impl Fn(&str) -> bool) -> Vec<Undo<'p>> {
+    plan.actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Update && reached(&a.container))
+        .filter_map(|a| match (&a.reason, &a.existing_id) {
+            (Reason::UpdatableChanged { from, .. }, Some(id)) => Some(Undo {
+                container: &a.container,
+                id,
+                settings: from,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The ids of the containers whose updatable settings [`compare`] needs:

@@ -31,7 +31,7 @@ pub use gates::{
     GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
     status_ok,
 };
-pub use in_place::to_read;
+pub use in_place::{Undo, to_read, undo_updates};
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;

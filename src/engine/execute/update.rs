@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{NodeResult, Run};
 use crate::engine::{Deadline, Error, Event};
-use crate::plan::{ActionKind, Plan, Reason};
+use crate::plan::{self, Plan};
 use crate::platform::Updatable;
 
 /// The least time putting the previous settings back gets, past the
@@ -34,8 +34,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// After a failed start: every container the walk reached that the plan
-    /// updates gets its previous settings back. Returns their names.
+    /// After a failed start: the containers `plan::undo_updates` names get
+    /// their previous settings back. Returns their names.
     pub(super) async fn undo_updates(
         &self,
         plan: &Plan,
@@ -43,23 +43,20 @@ impl Run<'_> {
     ) -> HashSet<String> {
         let engine = self.engine.with_deadline(Deadline::after(UNDO_GRACE));
         let mut undone = HashSet::new();
-        for a in &plan.actions {
-            let (ActionKind::Update, Reason::UpdatableChanged { from, .. }, Some(id)) =
-                (a.action, &a.reason, &a.existing_id)
-            else {
-                continue;
-            };
-            if !results.contains_key(&a.container) {
-                continue;
-            }
-            if engine.update(id, &a.container, from).await.is_ok() {
+        for undo in plan::undo_updates(plan, |c| results.contains_key(c)) {
+            let container = undo.container.to_owned();
+            if engine
+                .update(undo.id, undo.container, undo.settings)
+                .await
+                .is_ok()
+            {
                 (self.emit)(Event::PutBack {
-                    container: a.container.clone(),
+                    container: container.clone(),
                 });
                 (self.emit)(Event::RolledBack {
-                    container: a.container.clone(),
+                    container: container.clone(),
                 });
-                undone.insert(a.container.clone());
+                undone.insert(container);
             }
         }
         undone

@@ -154,7 +154,8 @@ impl Run<'_> {
             return NodeResult::Passed { millis: 0 };
         }
         let (id, needs_start) = match step {
-            Step::Check { id, readiness } => {
+            // (An update is a check by now: see above.)
+            Step::Check { id, readiness } | Step::Update { id, readiness } => {
                 exit_is_change = readiness == Readiness::AwaitGates;
                 (id, false)
             }
@@ -178,7 +179,6 @@ impl Run<'_> {
                 }
             },
             Step::StartExisting { id } => (id, true),
-            Step::Update { .. } => unreachable!("turned into a check above"),
         };
         let fail = |why: String, retryable: bool| NodeResult::Failed {
             created: created.clone(),

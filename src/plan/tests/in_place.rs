@@ -152,3 +152,21 @@ fn without_the_fixed_hash_or_the_settings_read_it_recreates() {
         ActionKind::Recreate
     );
 }
+
+/// After a failed start, only the updates the walk reached are undone,
+/// each back to the settings the plan read before.
+#[test]
+fn a_failed_start_undoes_the_updates_it_reached_with_the_settings_read_before() {
+    let (old, _) = desired(SIZED);
+    let got = plan_for(&SIZED.replace("64m", "128m"), &web_of(&old, None));
+    let from = unless_stopped(64 << 20);
+    assert_eq!(
+        undo_updates(&got, |c| c == "web"),
+        [Undo {
+            container: "web",
+            id: "id-web",
+            settings: &from,
+        }]
+    );
+    assert!(undo_updates(&got, |c| c != "web").is_empty(), "not reached");
+}
