@@ -17,7 +17,9 @@
 //! `TELEFIG_FAILPOINT_ERROR` names, the same way, a point before a Docker
 //! call that fails once instead, as if Docker had not answered: the first
 //! time it is reached the call is not made and returns an error; later
-//! passes go through. It shows that a failed call is tried again.
+//! passes go through. It shows that a failed call is tried again. Named
+//! `after:…`, the call is made and its answer lost (a create Docker
+//! carried out that telefig never heard of).
 //!
 //! `TELEFIG_FAILPOINT_DELAY` names, the same way, a point where the code
 //! waits [`DELAY`] each time it is reached: the daemon's live model reading

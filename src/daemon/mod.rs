@@ -17,6 +17,7 @@ mod live;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod react;
 mod regate;
 mod repair;
 pub mod socket;

@@ -318,6 +318,7 @@ impl Model {
             state: e.state,
             health: e.health,
             exit_code: e.exit_code,
+            updatable: None,
         })
     }
 
@@ -440,6 +441,7 @@ mod tests {
                 state: RunState::Exited,
                 health: None,
                 exit_code: Some(0),
+                updatable: None,
             },
             state,
             started_at: Some(5),

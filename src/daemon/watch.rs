@@ -2,7 +2,8 @@
 //! dependency that goes down has its `healthy` dependents stopped, a
 //! container unhealthy past its budget is restarted, cron entries run.
 //! Events the daemon's own repairs caused, or that a boot repair already
-//! saw, are not drift (`plan::OwnEvents` decides). Every task spawned here
+//! saw, are not drift (`plan::OwnEvents` decides); what an event triggers
+//! is `daemon::react`'s decision, carried out here. Every task spawned here
 //! is kept in a `JoinSet` and drained on shutdown.
 
 use std::collections::{HashMap, HashSet};
@@ -17,13 +18,13 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::notify::Notifier;
+use super::react::{self, BudgetUpdate};
 use super::regate::{self, Next, RegateRetry};
 use super::repair::Repairer;
 use super::unhealthy::{self, Budget, Verdict};
 use super::{boot_repair, connect, cron, now_nanos};
 use crate::abort::aborted;
-use crate::engine::events::{ContainerEvent, EventKind};
-use crate::plan::{Change, Health, NotDrift};
+use crate::engine::events::ContainerEvent;
 use crate::state::{FolderWatch, RecordCache};
 
 /// Wait after an event before repairing, so a burst becomes one repair.
@@ -65,17 +66,6 @@ pub struct Watcher {
     /// The records and the secrets noted by an operation under way: what
     /// the daemon masks is learned again when one changes.
     secrets: (FolderWatch, FolderWatch),
-}
-
-fn change(kind: EventKind) -> Option<Change> {
-    match kind {
-        EventKind::Create => Some(Change::Created),
-        EventKind::Start => Some(Change::Started),
-        EventKind::Die { .. } => Some(Change::Died),
-        EventKind::Stop => Some(Change::Stopped),
-        EventKind::Destroy => Some(Change::Destroyed),
-        EventKind::Oom | EventKind::Health(_) | EventKind::Other => None,
-    }
 }
 
 impl Watcher {
@@ -162,43 +152,30 @@ impl Watcher {
         let verdict = self.repairer.own.lock().expect("own events").judge(
             &serviceset,
             &container,
-            change(e.kind),
+            react::change(e.kind),
             e.time_nanos,
         );
         if let Some(why) = verdict {
             debug!(%serviceset, %container, "not drift ({why:?}): {:?}", e.kind);
-            if why == NotDrift::Own && e.kind == EventKind::Start {
-                // Started afresh by a repair: an unhealthy spell before it is over.
-                self.budget.healthy(&serviceset, &container, Instant::now());
-            }
-            return;
         }
-        if e.kind == EventKind::Other {
-            return;
+        let reaction = react::react(e.kind, verdict);
+        let now = Instant::now();
+        if reaction.news {
+            self.last_news = now;
+            self.idle = false;
         }
-        self.last_news = Instant::now();
-        self.idle = false;
-        match e.kind {
-            EventKind::Die { .. } | EventKind::Health(Health::Unhealthy) => {
-                if e.kind == EventKind::Health(Health::Unhealthy) {
-                    self.budget
-                        .unhealthy(&serviceset, &container, Instant::now());
-                }
-                self.forget_regates(&serviceset, &container);
-                self.spawn_regate(serviceset.clone(), container.clone(), 1);
-            }
-            EventKind::Health(Health::Healthy) | EventKind::Start => {
-                if e.kind == EventKind::Health(Health::Healthy) {
-                    // Healthy again: a re-gate still to retry would stop its
-                    // dependents for nothing. (Started is not enough: they
-                    // wait for healthy.)
-                    self.forget_regates(&serviceset, &container);
-                }
-                self.budget.healthy(&serviceset, &container, Instant::now())
-            }
-            _ => {}
+        match reaction.budget {
+            Some(BudgetUpdate::Unhealthy) => self.budget.unhealthy(&serviceset, &container, now),
+            Some(BudgetUpdate::Healthy) => self.budget.healthy(&serviceset, &container, now),
+            None => {}
         }
-        if matches!(e.kind, EventKind::Create) {
+        if reaction.forget_regates {
+            self.forget_regates(&serviceset, &container);
+        }
+        if reaction.regate {
+            self.spawn_regate(serviceset.clone(), container.clone(), 1);
+        }
+        if !reaction.repair {
             return;
         }
         let due = Instant::now() + DEBOUNCE;

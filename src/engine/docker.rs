@@ -136,6 +136,14 @@ impl Engine {
         let deadline = for_call(self.deadline, self.read_bound, op);
         let answered = bounded(&self.limit, deadline, op, target, call).await;
         crate::failpoint!("after", op, target);
+        // Docker did it, and its answer is lost.
+        if crate::failpoint_fails!("after", op, target) {
+            return Err(Error::Docker {
+                op,
+                target: target.to_owned(),
+                source: bollard::errors::Error::RequestTimeoutError,
+            });
+        }
         answered
     }
 

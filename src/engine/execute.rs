@@ -15,6 +15,7 @@ use std::time::Duration;
 mod create;
 mod report;
 mod rollback;
+mod update;
 mod walk;
 
 pub use report::{ContainerReport, Event, Outcome, Report};
@@ -50,6 +51,11 @@ pub(super) enum Step {
     },
     StartExisting {
         id: String,
+    },
+    /// `docker update` it, then check its gates as `Check` does.
+    Update {
+        id: String,
+        readiness: Readiness,
     },
 }
 
@@ -135,6 +141,10 @@ pub async fn apply(
                 ActionKind::Create | ActionKind::Recreate => Step::Create {
                     precreated: precreated.get(&a.container).cloned(),
                 },
+                ActionKind::Update => Step::Update {
+                    id: existing,
+                    readiness: a.readiness.unwrap_or(Readiness::AwaitGates),
+                },
                 _ => Step::StartExisting { id: existing },
             };
             (a.container.clone(), step)
@@ -157,6 +167,7 @@ pub async fn apply(
     let mut rolled_back = HashSet::new();
     if failure.is_some() {
         rolled_back = run.roll_back(plan, &results, &kept_aside).await;
+        rolled_back.extend(run.undo_updates(plan, &results).await);
     }
     // Versions kept aside whose successor passed are no longer needed.
     for (name, backup) in &kept_aside {

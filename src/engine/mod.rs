@@ -24,6 +24,7 @@ pub mod pull;
 mod registry;
 pub mod status;
 pub mod stop;
+mod update;
 mod version;
 
 pub use bounds::{CONCURRENT_CALLS, Deadline};
@@ -83,6 +84,10 @@ pub enum Error {
     },
     #[error("{0} container(s) failed: {1}")]
     Failed(usize, String),
+    /// What the plan refuses to touch, found by the executor (a name taken
+    /// after the plan looked, `plan::name_conflict`).
+    #[error(transparent)]
+    Refused(#[from] crate::plan::Error),
 }
 
 impl Error {

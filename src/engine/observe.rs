@@ -35,6 +35,13 @@ impl Engine {
         label: Option<&str>,
     ) -> Result<Vec<bollard::models::ContainerSummary>, Error> {
         let filters = label.map(|l| HashMap::from([("label".to_owned(), vec![l.to_owned()])]));
+        self.list_filtered(filters).await
+    }
+
+    async fn list_filtered(
+        &self,
+        filters: Option<HashMap<String, Vec<String>>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, Error> {
         let options = ListContainersOptions {
             all: true,
             filters,
@@ -59,24 +66,20 @@ impl Engine {
             .list_summaries(label)
             .await?
             .into_iter()
-            .map(|s| {
-                let status = s.status.unwrap_or_default();
-                let observed = Observed {
-                    id: s.id.unwrap_or_default(),
-                    name: s
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .map(|n| n.trim_start_matches('/').to_owned())
-                        .unwrap_or_default(),
-                    image: s.image.unwrap_or_default(),
-                    labels: s.labels.unwrap_or_default().into_iter().collect(),
-                    state: RunState::parse(&s.state.map(|st| st.to_string()).unwrap_or_default()),
-                    health: health_from_status(&status),
-                    exit_code: exit_code_from_status(&status),
-                };
-                (observed, status)
-            })
+            .map(listed)
             .collect())
+    }
+
+    /// The container that holds `name` now, whoever created it (one list
+    /// call, filtered by name).
+    pub async fn holder_of(&self, name: &str) -> Result<Option<Observed>, Error> {
+        let filters = HashMap::from([("name".to_owned(), vec![format!("^/{name}$")])]);
+        Ok(self
+            .list_filtered(Some(filters))
+            .await?
+            .into_iter()
+            .map(|s| listed(s).0)
+            .find(|o| o.name == name))
     }
 
     /// The serviceset's containers, backups included.
@@ -119,4 +122,24 @@ impl Engine {
         }
         Ok(values)
     }
+}
+
+/// A list entry as the planner reads it, with Docker's status text.
+fn listed(s: bollard::models::ContainerSummary) -> (Observed, String) {
+    let status = s.status.unwrap_or_default();
+    let observed = Observed {
+        id: s.id.unwrap_or_default(),
+        name: s
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_default(),
+        image: s.image.unwrap_or_default(),
+        labels: s.labels.unwrap_or_default().into_iter().collect(),
+        state: RunState::parse(&s.state.map(|st| st.to_string()).unwrap_or_default()),
+        health: health_from_status(&status),
+        exit_code: exit_code_from_status(&status),
+        updatable: None,
+    };
+    (observed, status)
 }

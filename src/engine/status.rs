@@ -261,6 +261,7 @@ mod tests {
             state,
             health,
             exit_code,
+            updatable: None,
         }
     }
 

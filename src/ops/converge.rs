@@ -78,10 +78,11 @@ pub(super) async fn converge_from(
     loop {
         let first = first.take();
         let outcome = async {
-            let observed = match first {
+            let mut observed = match first {
                 Some(observing) => observing.take(&ctx.engine).await?,
                 None => ctx.engine.list(None).await?,
             };
+            super::observe::read_updatable(&ctx.engine, expanded, &mut observed).await?;
             let mut plan = plan_for(&observed)?;
             if ctx.no_drain {
                 plan.skip_drain();

@@ -98,6 +98,7 @@ impl Journal {
         let step = match event {
             Event::Pulled(p) => step("pulled", "", &p.reference),
             Event::Created { container } => step("created", container, ""),
+            Event::Updated { container } => step("updated", container, ""),
             Event::Passed {
                 container,
                 gate,

@@ -52,7 +52,7 @@ pub async fn repair(
             .expect("own events")
             .looked(serviceset, now_nanos());
     }
-    let observed = ctx.engine.list(None).await?;
+    let observed = super::observe(&ctx.engine, &expanded).await?;
     let specs: BTreeMap<String, ContainerSpec> = expanded
         .containers
         .iter()

@@ -104,7 +104,7 @@ pub async fn start(
 /// What `start` would do now, planned as `start` plans it (the same
 /// record, the same `--no-drain`), changing nothing: `telefig plan`.
 pub async fn preview(ctx: &Ctx<'_>, loaded: &Loaded) -> Result<plan::Plan, Error> {
-    let observed = ctx.engine.list(None).await?;
+    let observed = super::observe(&ctx.engine, &loaded.expanded).await?;
     let recorded = recorded_specs(&ctx.state, &loaded.name);
     let mut plan = start_plan(loaded, &observed, &recorded)?;
     if ctx.no_drain {
@@ -237,7 +237,7 @@ async fn roll_back_to(
     let mut expanded = previous.record.expanded.clone();
     let graph = Graph::build(&expanded)?;
     let recorded = recorded_specs(&ctx.state, name);
-    let observed = ctx.engine.list(None).await?;
+    let observed = super::observe(&ctx.engine, &expanded).await?;
     let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
     put_back_secrets(ctx, name, &mut expanded, &first, Some(env)).await?;
     let done = converge(ctx, &expanded, &graph, Policy::Missing, None, |observed| {

@@ -126,6 +126,7 @@ mod tests {
                 state,
                 health: None,
                 exit_code: None,
+                updatable: None,
             })
             .collect()
     }

@@ -11,9 +11,11 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod conflict;
 mod drain;
 mod gates;
 pub mod gc;
+mod in_place;
 mod observed;
 mod own_events;
 mod readiness;
@@ -23,11 +25,13 @@ pub mod rollback;
 pub mod space;
 mod stop;
 
+pub use conflict::{NameConflict, name_conflict};
 pub use drain::{Drain, drain_for};
 pub use gates::{
     GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
     status_ok,
 };
+pub use in_place::{Undo, to_read, undo_updates};
 pub use observed::{Health, Observed, RunState, Timing};
 pub use own_events::{Change, NotDrift, OwnEvents, RepairId};
 pub use readiness::Readiness;
@@ -38,6 +42,7 @@ pub use stop::{AfterStop, StopAction, StopPlan, StopReason, aside_name, regate, 
 use crate::graph::Gate;
 use crate::graph::Graph;
 use crate::platform::{ContainerSpec, Expanded};
+use in_place::Difference;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +57,9 @@ pub enum ActionKind {
     /// Right config, but a `healthy` dependency is recreated: stop before it, start after.
     Restart,
     Remove,
+    /// Only settings Docker changes on a running container differ: `docker
+    /// update`, no restart (`plan::in_place`).
+    Update,
 }
 
 impl ActionKind {
@@ -63,6 +71,7 @@ impl ActionKind {
             ActionKind::Start => "start",
             ActionKind::Restart => "restart",
             ActionKind::Remove => "remove",
+            ActionKind::Update => "update",
         }
     }
     /// Whether the action changes anything in Docker.
@@ -148,48 +157,36 @@ pub fn plan(
             .expect("the graph is built from the expanded set");
         let holder = by_name.get(name).copied();
         if let Some(h) = holder {
-            match h.serviceset() {
-                None => {
-                    return Err(Error::NameTakenByForeign {
-                        name: name.into(),
-                        id: short(&h.id),
-                    });
-                }
-                Some(s) if s != desired.serviceset => {
-                    return Err(Error::NameTakenByOther {
-                        name: name.into(),
-                        owner: s.into(),
-                        id: short(&h.id),
-                    });
-                }
-                _ => {}
-            }
+            conflict::check_holder(&desired.serviceset, name, h)?;
         }
         let backup = backups.get(name).copied();
-        let (action, reason) = match holder {
-            None => (ActionKind::Create, Reason::Missing),
-            Some(h) if h.config_hash() != Some(spec.config_hash.as_str()) => {
-                let fields = h
-                    .config_hash()
-                    .and_then(|hash| recorded.get(name).filter(|r| r.config_hash == hash))
-                    .map(|r| spec.changed_fields(&r.create, &desired.secrets))
-                    .unwrap_or_default();
+        let difference =
+            holder.map(|h| in_place::compare(spec, h, recorded.get(name), &desired.secrets));
+        let (action, reason) = match (holder, difference) {
+            (None, _) => (ActionKind::Create, Reason::Missing),
+            (_, Some(Difference::Recreate { fields })) => {
                 (ActionKind::Recreate, Reason::ConfigChanged { fields })
             }
+            (_, Some(Difference::Update { from, fields })) => (
+                ActionKind::Update,
+                Reason::UpdatableChanged { fields, from },
+            ),
             // A job a killed earlier run left running: never "completed" yet.
-            Some(h)
+            (Some(h), _)
                 if spec.is_job() && matches!(h.state, RunState::Running | RunState::Restarting) =>
             {
                 (ActionKind::Keep, Reason::JobRunning)
             }
             // Restarting: Docker's restart policy is at work; telefig does not fight it.
-            Some(h) if matches!(h.state, RunState::Running | RunState::Restarting) => {
+            (Some(h), _) if matches!(h.state, RunState::Running | RunState::Restarting) => {
                 (ActionKind::Keep, Reason::UpToDate)
             }
-            Some(h) if spec.is_job() && h.state == RunState::Exited && h.exit_code == Some(0) => {
+            (Some(h), _)
+                if spec.is_job() && h.state == RunState::Exited && h.exit_code == Some(0) =>
+            {
                 (ActionKind::Keep, Reason::Completed)
             }
-            Some(h) => (
+            (Some(h), _) => (
                 ActionKind::Start,
                 Reason::NotRunning {
                     state: h.state,
@@ -198,7 +195,7 @@ pub fn plan(
             ),
         };
         let readiness = holder
-            .filter(|_| action == ActionKind::Keep)
+            .filter(|_| matches!(action, ActionKind::Keep | ActionKind::Update))
             .map(|h| Readiness::of_kept(spec.is_job(), h));
         actions.push(Action {
             container: name.to_owned(),
@@ -290,6 +287,7 @@ impl Plan {
         let kinds = [
             (ActionKind::Create, "to create"),
             (ActionKind::Recreate, "to recreate"),
+            (ActionKind::Update, "to update in place"),
             (ActionKind::Start, "to start"),
             (ActionKind::Restart, "to restart"),
             (ActionKind::Remove, "to remove"),

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET};
+use crate::platform::{
+    LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_FIXED_HASH, LABEL_SERVICESET, Updatable,
+};
 
 /// A container as one list call reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,6 +19,10 @@ pub struct Observed {
     pub state: RunState,
     pub health: Option<Health>,
     pub exit_code: Option<i64>,
+    /// The settings `docker update` changes, as `inspect` reads them; only
+    /// for the containers `plan::to_read` names (the list call has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updatable: Option<Updatable>,
 }
 
 impl Observed {
@@ -28,6 +34,9 @@ impl Observed {
     }
     pub fn config_hash(&self) -> Option<&str> {
         self.labels.get(LABEL_CONFIG_HASH).map(String::as_str)
+    }
+    pub fn fixed_hash(&self) -> Option<&str> {
+        self.labels.get(LABEL_FIXED_HASH).map(String::as_str)
     }
     /// A previous version kept aside under another name by an interrupted `start`.
     pub fn is_backup(&self) -> bool {

@@ -67,7 +67,8 @@ pub struct RepairId(u64);
 fn changes(action: ActionKind) -> &'static [Change] {
     use Change::*;
     match action {
-        ActionKind::Keep => &[],
+        // Docker's `update` event is not one the daemon follows.
+        ActionKind::Keep | ActionKind::Update => &[],
         ActionKind::Create => &[Created, Started],
         // The old version dies under its own name, then is renamed aside.
         ActionKind::Recreate => &[Died, Stopped, Created, Started],

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::RunState;
+use crate::platform::Updatable;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "reason")]
@@ -28,6 +29,12 @@ pub enum Reason {
     },
     DependencyRecreated {
         dependency: String,
+    },
+    /// Only settings `docker update` changes differ; `from` is what the
+    /// container runs with now, which a rollback puts back.
+    UpdatableChanged {
+        fields: Vec<String>,
+        from: Updatable,
     },
     Orphan,
     LeftoverBackup {
@@ -69,6 +76,9 @@ impl fmt::Display for Reason {
                     "waits for `{dependency}` to be healthy, which is recreated"
                 )
             }
+            Reason::UpdatableChanged { fields, .. } => {
+                write!(f, "changed in place, no restart: {}", fields.join(", "))
+            }
             Reason::Orphan => f.write_str("no longer in the serviceset"),
             Reason::LeftoverBackup { of } => {
                 write!(f, "previous version of `{of}` left by an interrupted start")
@@ -95,6 +105,7 @@ impl Reason {
             Reason::ConfigChanged { .. } => "config_changed",
             Reason::NotRunning { .. } => "not_running",
             Reason::DependencyRecreated { .. } => "dependency_recreated",
+            Reason::UpdatableChanged { .. } => "updatable_changed",
             Reason::Orphan => "orphan",
             Reason::LeftoverBackup { .. } => "leftover_backup",
             Reason::Requested => "requested",
@@ -180,6 +191,10 @@ mod tests {
                 exit_code: Some(1),
             },
             Reason::DependencyRecreated { dependency: dep() },
+            Reason::UpdatableChanged {
+                fields: vec!["HostConfig.Memory".into()],
+                from: Updatable::default(),
+            },
             Reason::Orphan,
             Reason::LeftoverBackup { of: dep() },
             Reason::Requested,

@@ -262,6 +262,7 @@ mod tests {
             state,
             health: None,
             exit_code: None,
+            updatable: None,
         }
     }
 

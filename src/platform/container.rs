@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::Gate;
 use super::image::Image;
 use super::secrets::{conceal_body, mask_env_entry};
+use super::updatable::LABEL_FIXED_HASH;
 use crate::redact::Redactor;
 
 pub const LABEL_SERVICESET: &str = "telefig.serviceset";
@@ -27,7 +28,12 @@ pub const LABEL_COMMIT: &str = "telefig.commit";
 pub const LABEL_DEPLOY_ID: &str = "telefig.deploy-id";
 
 /// Labels that describe a deploy rather than the container's config.
-const BOOKKEEPING_LABELS: [&str; 3] = [LABEL_CONFIG_HASH, LABEL_COMMIT, LABEL_DEPLOY_ID];
+const BOOKKEEPING_LABELS: [&str; 4] = [
+    LABEL_CONFIG_HASH,
+    LABEL_COMMIT,
+    LABEL_DEPLOY_ID,
+    LABEL_FIXED_HASH,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "role")]
@@ -106,6 +112,12 @@ impl ContainerSpec {
     pub fn is_job(&self) -> bool {
         self.role == Role::Job
     }
+
+    /// The hash of what `docker update` cannot change (`platform::updatable`);
+    /// `None` in a record written before telefig set it.
+    pub fn fixed_hash(&self) -> Option<&str> {
+        self.create.labels.get(LABEL_FIXED_HASH).map(String::as_str)
+    }
 }
 
 /// The Engine API's `POST /containers/create` body, as far as telefig sets it.
@@ -176,7 +188,7 @@ pub struct LogConfig {
     pub options: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RestartPolicy {
     pub name: String,

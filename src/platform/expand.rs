@@ -332,9 +332,10 @@ impl Context<'_> {
             host_config,
         };
         let config_hash = config_hash(&create);
-        create
-            .labels
-            .insert(LABEL_CONFIG_HASH.into(), config_hash.clone());
+        let fixed = super::fixed_hash(&create);
+        let labels = &mut create.labels;
+        labels.insert(LABEL_CONFIG_HASH.into(), config_hash.clone());
+        labels.insert(super::LABEL_FIXED_HASH.into(), fixed);
         Ok(ContainerSpec {
             name: name.to_owned(),
             role,

@@ -25,6 +25,7 @@ mod resources;
 pub mod schedule;
 mod secrets;
 mod sidecar;
+pub mod updatable;
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,7 @@ pub use images::GcPolicy;
 pub use policy::Policy;
 pub use reference::Reference;
 pub use secrets::{conceal_body, conceal_env_entry, is_secret_key, mask_body_but_secret_env};
+pub use updatable::{LABEL_FIXED_HASH, Updatable, fixed_hash};
 
 use crate::diagnostic::{SourceError, UnknownName};
 use crate::serviceset::schema::KeyValues;

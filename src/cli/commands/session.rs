@@ -286,6 +286,7 @@ pub fn print_event(event: &Event) {
         ),
         Event::KeptAside { container, aside } => format!("kept aside {container} as {aside}"),
         Event::Created { container } => format!("created    {container}"),
+        Event::Updated { container } => format!("updated    {container} in place"),
         Event::Started { container } => format!("started    {container}"),
         Event::Passed {
             container,

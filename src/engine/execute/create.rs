@@ -1,12 +1,12 @@
 //! Creating containers: all that a start creates, at once, ahead of the
-//! walk; and adopting a container that already holds the name when it is
-//! this serviceset's own (a lost answer, a racing caller).
+//! walk; and, when Docker answers that the name is taken (409), carrying
+//! out what `plan::name_conflict` decides about the holder.
 
 use std::collections::HashMap;
 
 use super::{Event, Run};
 use crate::engine::{Error, status_is};
-use crate::plan::{ActionKind, Plan};
+use crate::plan::{self, ActionKind, NameConflict, Plan};
 use crate::platform::ContainerSpec;
 
 impl Run<'_> {
@@ -34,56 +34,42 @@ impl Run<'_> {
             .collect()
     }
 
-    /// Create `spec`; if the name is taken by this serviceset's own
-    /// container (a lost answer, a racing caller), keep it when its config
-    /// hash matches, else replace it.
+    /// Create `spec`. If the name is taken, the holder Docker reports now
+    /// goes to `plan::name_conflict`: adopted, replaced, or refused.
     pub(super) async fn create(&self, spec: &ContainerSpec) -> Result<String, Error> {
         self.check_abort()?;
         let name = &spec.name;
-        match self.engine.create(name, &spec.create).await? {
-            Ok(id) => {
-                (self.emit)(Event::Created {
-                    container: name.clone(),
-                });
-                Ok(id)
+        let taken = match self.engine.create(name, &spec.create).await? {
+            Ok(id) => return Ok(self.created(name, id)),
+            Err(e) if status_is(&e, 409) => e,
+            Err(source) => return Err(docker_create(name, source)),
+        };
+        let holder = self.engine.holder_of(name).await?;
+        match plan::name_conflict(&self.expanded.serviceset, spec, holder.as_ref()) {
+            NameConflict::Adopt { id } => Ok(id),
+            NameConflict::Replace { id } => {
+                self.engine.remove(&id, name).await?;
+                let id = (self.engine.create(name, &spec.create).await?)
+                    .map_err(|source| docker_create(name, source))?;
+                Ok(self.created(name, id))
             }
-            Err(e) if status_is(&e, 409) => {
-                let holder = self
-                    .engine
-                    .list_serviceset(&self.expanded.serviceset)
-                    .await?
-                    .into_iter()
-                    .find(|o| o.name == *name);
-                match holder {
-                    Some(h) if h.config_hash() == Some(spec.config_hash.as_str()) => Ok(h.id),
-                    Some(h) => {
-                        self.engine.remove(&h.id, name).await?;
-                        let id =
-                            self.engine
-                                .create(name, &spec.create)
-                                .await?
-                                .map_err(|source| Error::Docker {
-                                    op: "create",
-                                    target: name.clone(),
-                                    source,
-                                })?;
-                        (self.emit)(Event::Created {
-                            container: name.clone(),
-                        });
-                        Ok(id)
-                    }
-                    None => Err(Error::Docker {
-                        op: "create",
-                        target: name.clone(),
-                        source: e,
-                    }),
-                }
-            }
-            Err(source) => Err(Error::Docker {
-                op: "create",
-                target: name.clone(),
-                source,
-            }),
+            NameConflict::Gone => Err(docker_create(name, taken)),
+            NameConflict::Refuse(refused) => Err(refused.into()),
         }
+    }
+
+    fn created(&self, name: &str, id: String) -> String {
+        (self.emit)(Event::Created {
+            container: name.to_owned(),
+        });
+        id
+    }
+}
+
+fn docker_create(name: &str, source: bollard::errors::Error) -> Error {
+    Error::Docker {
+        op: "create",
+        target: name.to_owned(),
+        source,
     }
 }

@@ -38,6 +38,10 @@ pub enum Event {
     Created {
         container: String,
     },
+    /// Its settings changed in place (`docker update`), without a restart.
+    Updated {
+        container: String,
+    },
     Started {
         container: String,
     },
@@ -65,6 +69,7 @@ pub enum Outcome {
     Unchanged,
     Created,
     Recreated,
+    Updated,
     Started,
     Restarted,
     Removed,
@@ -172,6 +177,7 @@ fn passed_outcome(kind: ActionKind) -> Outcome {
         ActionKind::Start => Outcome::Started,
         ActionKind::Restart => Outcome::Restarted,
         ActionKind::Remove => Outcome::Removed,
+        ActionKind::Update => Outcome::Updated,
     }
 }
 

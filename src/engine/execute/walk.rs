@@ -139,12 +139,23 @@ impl Run<'_> {
         let mut created = None;
         // Whether an exit during the gate wait is a change a fresh plan acts on.
         let mut exit_is_change = false;
+        // Updated in place, it is then checked as a kept container.
+        let step = match step {
+            Step::Update { id, readiness } => {
+                if let Err(failed) = self.update_in_place(name, &id).await {
+                    return failed;
+                }
+                Step::Check { id, readiness }
+            }
+            other => other,
+        };
         if let Some(done) = already_there(spec, &step) {
             let _ = tx.send((name.to_owned(), done));
             return NodeResult::Passed { millis: 0 };
         }
         let (id, needs_start) = match step {
-            Step::Check { id, readiness } => {
+            // (An update is a check by now: see above.)
+            Step::Check { id, readiness } | Step::Update { id, readiness } => {
                 exit_is_change = readiness == Readiness::AwaitGates;
                 (id, false)
             }

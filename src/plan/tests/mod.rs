@@ -8,6 +8,7 @@ use super::*;
 use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, Platform, expand};
 use crate::serviceset::{self, Vars};
 
+mod in_place;
 mod repair;
 
 const PLATFORM: &str = r#"
@@ -42,6 +43,7 @@ fn running(expanded: &Expanded, name: &str) -> Observed {
         state: RunState::Running,
         health: None,
         exit_code: None,
+        updatable: None,
     }
 }
 
