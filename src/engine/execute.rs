@@ -5,14 +5,18 @@
 //! order (`engine::stop`), over the containers to recreate or restart — a recreated one is
 //! stopped and renamed aside, kept until its successor passes; (4) a start
 //! walk over every container, each launched the moment its dependencies meet
-//! their gates; (5) on failure, restore what was kept aside and re-gate it,
-//! with the dependents stopped in (3); (6) drop the kept-aside versions.
+//! their gates; (5) once all passed, the bake the plan asks for (`bake`):
+//! what was created is watched for its period; (6) on failure, restore what
+//! was kept aside and re-gate it, with the dependents stopped in (3); (7)
+//! drop the kept-aside versions.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod bake;
 mod create;
+mod evidence;
 mod report;
 mod rollback;
 mod walk;
@@ -57,10 +61,14 @@ pub(super) enum Step {
 pub(super) enum NodeResult {
     Passed {
         millis: u128,
+        /// The container it created, if it did (what a bake watches).
+        created: Option<String>,
     },
     Failed {
         created: Option<String>,
         why: String,
+        /// What Docker said of it when it failed, when it was asked.
+        evidence: Option<Box<crate::plan::evidence::Evidence>>,
         /// A fresh plan may succeed: the container vanished or changed
         /// under us, rather than failing its gate.
         retryable: bool,
@@ -140,7 +148,7 @@ pub async fn apply(
             (a.container.clone(), step)
         })
         .collect();
-    let results = run.start_walk(&steps).await;
+    let mut results = run.start_walk(&steps).await;
     // Created ahead but never reached (the walk stopped at a failure): never
     // leave a container created but not started behind. This cleanup gets a
     // moment past the deadline, should that have ended the walk.
@@ -153,6 +161,10 @@ pub async fn apply(
         }
     }
 
+    if report::failure(&results).is_none() && !plan.bake.is_empty() {
+        // The versions kept aside stay until the bake is over.
+        run.bake(plan, &mut results).await;
+    }
     let failure = report::failure(&results);
     let mut rolled_back = HashSet::new();
     if failure.is_some() {
@@ -171,6 +183,7 @@ pub async fn apply(
         pulled,
         containers: report::containers(plan, &results, &rolled_back),
         retryable: report::retryable(&results),
+        evidence: report::evidence(&results),
         failure,
     })
 }

@@ -39,7 +39,7 @@ use crate::state::{self, HostLock, StateDir, restore_secrets};
 pub use converge::Converged;
 pub use gc::gc;
 pub use repair::{regate, repair, restart_unhealthy};
-pub use start::{restart, rollback, start};
+pub use start::{deploy_plan, preview, restart, rollback, start};
 pub use stop::{down, stop};
 
 /// The default bound on one operation, under the deploy agent's 30-minute hook limit.

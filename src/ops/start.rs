@@ -54,6 +54,7 @@ pub async fn start(
         Ok(None) => (Ok(false), Default::default()),
         Err(err) => (Err(err), Default::default()),
     };
+    let no_drain = ctx.no_drain;
     let done = converge_from(
         ctx,
         first,
@@ -61,7 +62,7 @@ pub async fn start(
         graph,
         pull,
         Some((&name, images)),
-        |observed| plan::plan(expanded, graph, observed, &recorded),
+        |observed| deploy_plan(expanded, graph, observed, &recorded, no_drain),
     )
     .await;
     ctx.journal = None;
@@ -80,6 +81,42 @@ pub async fn start(
         super::gc::after_start(ctx, &name, done, images).await;
     }
     done
+}
+
+/// What `start` does given what runs (`observed`) and the last record's
+/// containers: the plan, what it bakes, and whether `--no-drain` skips its
+/// drains. `start` carries out exactly this; `telefig plan` prints it
+/// ([`preview`]).
+pub fn deploy_plan(
+    expanded: &Expanded,
+    graph: &Graph,
+    observed: &[plan::Observed],
+    recorded: &BTreeMap<String, crate::platform::ContainerSpec>,
+    no_drain: bool,
+) -> Result<plan::Plan, plan::Error> {
+    let mut p = plan::plan(expanded, graph, observed, recorded)?;
+    plan::bake::assign(&mut p, expanded);
+    if no_drain {
+        p.skip_drain();
+    }
+    Ok(p)
+}
+
+/// `telefig plan`: [`deploy_plan`] against what Docker runs now and the
+/// serviceset's record, without the lock (it changes nothing).
+pub async fn preview(
+    engine: &crate::engine::Engine,
+    state: &crate::state::StateDir,
+    name: &ServicesetName,
+    expanded: &Expanded,
+    graph: &Graph,
+    no_drain: bool,
+) -> Result<plan::Plan, Error> {
+    let observed = engine.list(None).await?;
+    let recorded = super::recorded_specs(state, name);
+    Ok(deploy_plan(
+        expanded, graph, &observed, &recorded, no_drain,
+    )?)
 }
 
 /// Record a successful start — unless a no-op of the same deploy, which

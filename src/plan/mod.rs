@@ -11,7 +11,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub mod bake;
 mod drain;
+pub mod evidence;
 mod gates;
 pub mod gc;
 mod observed;
@@ -23,7 +25,7 @@ pub mod rollback;
 pub mod space;
 mod stop;
 
-pub use drain::{Drain, drain_for};
+pub use drain::{DEFAULT_PERIOD as DEFAULT_DRAIN_PERIOD, Drain, drain_for, is_registered};
 pub use gates::{
     GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
     status_ok,
@@ -97,6 +99,9 @@ pub struct Plan {
     pub serviceset: String,
     /// One per desired container in start order, then removals.
     pub actions: Vec<Action>,
+    /// What a deploy keeps watching once every gate passed (`bake::assign`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bake: Vec<bake::BakeWatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -240,6 +245,7 @@ pub fn plan(
     let mut plan = Plan {
         serviceset: desired.serviceset.clone(),
         actions,
+        bake: Vec::new(),
     };
     drain::assign(&mut plan, desired, observed);
     Ok(plan)
@@ -328,6 +334,14 @@ impl fmt::Display for Plan {
                 Some(d) => writeln!(f, "; drains up to {:.1} s first", d.period.as_secs_f64())?,
                 None => writeln!(f)?,
             }
+        }
+        if !self.bake.is_empty() {
+            let watched: Vec<String> = self
+                .bake
+                .iter()
+                .map(|w| format!("{} {:.1} s", w.container, w.period.as_secs_f64()))
+                .collect();
+            writeln!(f, "  bake: {} after every gate passed", watched.join(", "))?;
         }
         Ok(())
     }

@@ -161,6 +161,7 @@ mod tests {
                     drain: None,
                 })
                 .collect(),
+            bake: Vec::new(),
         }
     }
 

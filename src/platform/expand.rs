@@ -139,6 +139,10 @@ fn expand_declared(
         main.drain = ctx
             .drain(owner, entry.drain_period)
             .map_err(|msg| set.error_at(owner, Some("drain_period"), format!("{owner}: {msg}")))?;
+        main.bake = entry
+            .bake_period
+            .or(platform.defaults.bake_period)
+            .map_or(Duration::ZERO, |b| b.0);
     }
     // Sidecars run under their owner's cgroup unless their template names one.
     let owner_cgroup = main.create.host_config.cgroup_parent.clone();
@@ -201,6 +205,8 @@ fn expand_declared(
                 .into());
         }
         let mut spec = ctx.sidecar(owner, &name, template, params, resolved)?;
+        // A sidecar is baked with its owner: a deploy of one is of both.
+        spec.bake = main.bake;
         match template.order {
             Order::Before => main.depends_on.push(Dependency {
                 name: name.clone(),
@@ -343,6 +349,7 @@ impl Context<'_> {
             health,
             stop_grace,
             drain: Default::default(),
+            bake: Duration::ZERO,
             config_hash,
             create,
         })
@@ -350,18 +357,17 @@ impl Context<'_> {
 }
 
 impl Context<'_> {
-    /// The declared service's drain: its own period, else the platform's,
-    /// with the platform's check templated for it.
+    /// The declared service's drain: its own period, else the platform's
+    /// (else unset: `plan::drain` decides), with the platform's check
+    /// templated for it unless the period is zero.
     fn drain(&self, name: &str, own: Option<DurationValue>) -> Result<DrainSpec, String> {
         let defaults = &self.platform.defaults;
         let vars = self
             .vars
             .with_layer(BTreeMap::from([("container".to_owned(), name.to_owned())]));
-        let period = own
-            .or(defaults.drain_period)
-            .map_or(Duration::ZERO, |d| d.0);
+        let period = own.or(defaults.drain_period).map(|d| d.0);
         let check = match &defaults.drain_check {
-            Some(t) if !period.is_zero() => Some(t.resolve(&vars).map_err(|e| {
+            Some(t) if period != Some(Duration::ZERO) => Some(t.resolve(&vars).map_err(|e| {
                 format!(
                     "platform `defaults.drain_check` ({}): {e}",
                     self.platform.source.display()

@@ -10,12 +10,11 @@ use tokio::task::JoinHandle;
 use super::session::{Progress, target};
 use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs};
 use crate::cli::load::{load, load_with};
-use crate::cli::output::{out, outln, print_json};
+use crate::cli::output::{errln, out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
 use crate::engine::Engine;
 use crate::engine::pull::Policy;
 use crate::ops::{self, Converged, Ctx};
-use crate::plan;
 use crate::platform::paths::ResolvedPath;
 use crate::state::{Record, StateDir};
 
@@ -103,14 +102,16 @@ pub async fn plan(g: &Global) -> Outcome {
     let loaded = load(g)?;
     crate::cli::load::say_resolved(&loaded);
     let engine = Engine::connect().await?;
-    let observed = engine.list(None).await?;
     let state = StateDir::new(&g.state_dir);
-    let plan = plan::plan(
+    let plan = ops::preview(
+        &engine,
+        &state,
+        &loaded.name,
         &loaded.expanded,
         &loaded.graph,
-        &observed,
-        &ops::recorded_specs(&state, &loaded.name),
-    )?;
+        g.no_drain,
+    )
+    .await?;
     if g.json {
         print_json(&serde_json::json!({
             "plan": plan,
@@ -179,6 +180,13 @@ fn finish(g: &Global, done: &Converged, began: StdInstant, resolved: &[ResolvedP
             plan.serviceset,
             plan.summary()
         );
+    }
+    // The evidence goes right above the last line: a deploy agent keeps
+    // only the end of a hook's output.
+    if !g.json && report.failure.is_some() {
+        for line in report.evidence.iter().flat_map(|e| e.lines()) {
+            errln!("{line}");
+        }
     }
     match &report.failure {
         None => Ok(ExitCode::SUCCESS),

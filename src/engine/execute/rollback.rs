@@ -1,6 +1,6 @@
-//! When a start fails: the failure described in words (exit code, OOM,
-//! health output, log lines), and the rollback that puts back what was kept
-//! aside and re-gates what was stopped for it.
+//! When a start fails: the rollback that puts back what was kept aside and
+//! re-gates what was stopped for it (the failure's evidence is
+//! `execute::evidence`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -10,57 +10,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{NodeResult, Options, Run, Step};
-use crate::engine::gate::GateFailure;
 use crate::engine::pull::Policy;
-use crate::engine::{Deadline, Error, Event};
-use crate::graph::Gate;
+use crate::engine::{Deadline, Event};
 use crate::plan::{ActionKind, Plan};
 
 /// The least time a rollback gets, past the operation's deadline if need be.
 const ROLLBACK_GRACE: Duration = Duration::from_secs(30);
 
 impl Run<'_> {
-    /// A gate failure in words: exit code, OOM, last health output, last log lines.
-    pub(super) async fn describe(
-        &self,
-        id: &str,
-        gate: Gate,
-        failure: GateFailure,
-        budget: Duration,
-    ) -> String {
-        let gate_name = gate.word();
-        let mut why = match &failure {
-            GateFailure::Exited(Some(code)) => {
-                format!("exited with code {code} before it was {gate_name}")
-            }
-            GateFailure::Exited(None) => format!("exited before it was {gate_name}"),
-            GateFailure::OutOfMemory => "was killed for running out of memory (OOM)".to_owned(),
-            GateFailure::Unhealthy => "turned unhealthy".to_owned(),
-            GateFailure::Removed => "was removed while starting".to_owned(),
-            GateFailure::Timeout => format!(
-                "was not {gate_name} within {}s",
-                budget
-                    .min(self.opts.deadline.saturating_duration_since(Instant::now()) + budget)
-                    .as_secs()
-            ),
-            GateFailure::Interrupted => return Error::Interrupted.to_string(),
-            GateFailure::Docker(e) => return e.clone(),
-        };
-        if let Ok(d) = self.engine.inspect(id).await {
-            if d.oom_killed && failure != GateFailure::OutOfMemory {
-                why.push_str(" (OOM killed)");
-            }
-            if let Some(out) = d.last_health_output.filter(|o| !o.is_empty()) {
-                why.push_str(&format!("; last health check said: {}", one_line(&out)));
-            }
-        }
-        let logs = self.engine.log_tail(id, 5).await;
-        if !logs.trim().is_empty() {
-            why.push_str(&format!("; last log lines: {}", one_line(&logs)));
-        }
-        why
-    }
-
     /// Put back what was kept aside for every container that did not pass,
     /// start the dependents stopped for it, and gate them again. Returns the
     /// names restored.
@@ -138,19 +95,5 @@ impl Run<'_> {
             }
         }
         restored
-    }
-}
-
-fn one_line(text: &str) -> String {
-    let joined = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    if joined.len() > 400 {
-        format!("{}…", &joined[..joined.floor_char_boundary(400)])
-    } else {
-        joined
     }
 }

@@ -93,7 +93,7 @@ fn env_change_recreates_one_and_regates_discovery() {
     let got = plan(&new, &graph, &obs, &recorded).unwrap().to_string();
     assert_eq!(
         got,
-        "serviceset shop: 1 to recreate, 1 to restart, 1 unchanged\n  keep     web-logging    up to date\n  recreate web            config changed: Env\n  restart  web-discovery  waits for `web` to be healthy, which is recreated\n"
+        "serviceset shop: 1 to recreate, 1 to restart, 1 unchanged\n  keep     web-logging    up to date\n  recreate web            config changed: Env; drains up to 3.0 s first\n  restart  web-discovery  waits for `web` to be healthy, which is recreated\n"
     );
 }
 
