@@ -10,7 +10,7 @@
 //! was kept aside and re-gate it, with the dependents stopped in (3); (7)
 //! drop the kept-aside versions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use super::gate::Monitor;
 use super::pull::{self, Policy};
 use super::{Deadline, Engine, Error};
 use crate::graph::Graph;
+use crate::plan::recovery::{self, Reached};
 use crate::plan::{ActionKind, Plan, Readiness};
 use crate::platform::Expanded;
 
@@ -166,16 +167,27 @@ pub async fn apply(
         run.bake(plan, &mut results).await;
     }
     let failure = report::failure(&results);
+    let reached: BTreeMap<String, Reached> = results
+        .iter()
+        .map(|(name, r)| {
+            let r = match r {
+                NodeResult::Passed { .. } => Reached::Passed,
+                NodeResult::Failed { .. } => Reached::Failed,
+            };
+            (name.clone(), r)
+        })
+        .collect();
+    let aside: BTreeSet<String> = kept_aside.keys().cloned().collect();
+    let recovery = recovery::recover(plan, graph, &reached, &aside);
     let mut rolled_back = HashSet::new();
     if failure.is_some() {
-        rolled_back = run.roll_back(plan, &results, &kept_aside).await;
+        rolled_back = run.roll_back(plan, &recovery, &results, &kept_aside).await;
     }
-    // Versions kept aside whose successor passed are no longer needed.
-    for (name, backup) in &kept_aside {
-        if !rolled_back.contains(name)
-            && matches!(results.get(name), Some(NodeResult::Passed { .. }))
-        {
-            run.engine.remove(backup, name).await?;
+    // Versions kept aside whose successor passed are no longer needed
+    // (past the deadline too, should a bake have run to it).
+    for name in &recovery.drop_aside {
+        if let Some(backup) = kept_aside.get(name) {
+            cleanup.remove(backup, name).await?;
         }
     }
     Ok(Report {

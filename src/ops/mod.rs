@@ -12,6 +12,7 @@
 //! and printing (`cli`), the events stream and budgets (`daemon`).
 
 mod converge;
+pub mod evidence;
 mod gc;
 pub mod history;
 mod journal;

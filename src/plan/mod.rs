@@ -20,6 +20,7 @@ mod observed;
 mod own_events;
 mod readiness;
 mod reason;
+pub mod recovery;
 mod repair;
 pub mod rollback;
 pub mod space;

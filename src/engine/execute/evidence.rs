@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Run;
-use crate::engine::Error;
 use crate::engine::gate::GateFailure;
+use crate::engine::{Deadline, Error};
 use crate::graph::Gate;
 use crate::plan::bake::BakeFailure;
 use crate::plan::evidence::{self, Evidence};
@@ -81,13 +81,17 @@ impl Run<'_> {
     ) -> (String, Option<Box<Evidence>>) {
         let mask = crate::redact::current();
         let masked = |t: &str| mask.mask(t).into_owned();
-        let Ok(d) = self.engine.inspect(id).await else {
+        // A moment past the deadline, should that be what failed it.
+        let engine = self
+            .engine
+            .with_deadline(Deadline::after(Duration::from_secs(10)));
+        let Ok(d) = engine.inspect(id).await else {
             return (cause, None);
         };
         if d.oom_killed && oom_too {
             cause.push_str(" (OOM killed)");
         }
-        let logs = self.engine.log_tail(id, evidence::LOG_LINES as u64).await;
+        let logs = engine.log_tail(id, evidence::LOG_LINES as u64).await;
         let evidence = Evidence {
             container: name.to_owned(),
             during: during.to_owned(),

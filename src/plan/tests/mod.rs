@@ -10,6 +10,24 @@ use crate::serviceset::{self, Vars};
 
 mod repair;
 
+/// Cases other modules' tests start from.
+pub(crate) mod fixture {
+    use super::*;
+
+    /// `web` (logging before it, discovery after it is healthy) recreated
+    /// for an environment change, discovery restarted for it, `api` created.
+    pub(crate) fn recreate_web_create_api() -> (Plan, Graph) {
+        let (old, _) = desired(SET);
+        let (new, graph) = desired(&format!(
+            "{}api: {{docker: {{image: api, version: v1}}}}\n",
+            SET.replace("A=1", "A=2")
+        ));
+        let obs = all_running(&old);
+        let plan = plan(&new, &graph, &obs, &BTreeMap::new()).unwrap();
+        (plan, graph)
+    }
+}
+
 const PLATFORM: &str = r#"
 registries: {primary: reg.test}
 sidecars:
