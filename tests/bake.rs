@@ -64,7 +64,11 @@ fn a_version_unhealthy_two_seconds_into_an_eight_second_bake_is_rolled_back() {
         return;
     }
     let (s, before) = running_v1();
-    web_that(&s, "sleep 2; echo lost the database >&2; rm /ready;", "8s");
+    web_that(
+        &s,
+        "sleep 2; echo lost the database >&2; echo using $DB_PASSWORD; rm /ready;",
+        "8s",
+    );
     let began = Instant::now();
     let out = s.start(&["-e", "WEB_VERSION=v2"]);
     let took = began.elapsed();
@@ -89,9 +93,11 @@ fn a_version_unhealthy_two_seconds_into_an_eight_second_bake_is_rolled_back() {
         format!("{web}: OOM-killed: no, restarts: 0"),
         format!("{web}: output: lost the database"),
         format!("{web}: output: web up"),
+        format!("{web}: output: using <masked>"),
     ] {
         assert!(above.contains(&want), "`{want}` above the last line: {all}");
     }
+    assert!(!all.contains("hunter2"), "the evidence is masked: {all}");
     assert!(all.contains("baking     "), "{all}");
     // The previous version is back, nothing is left aside.
     let now = inspect(&s.web());
@@ -115,6 +121,7 @@ fn a_version_unhealthy_two_seconds_into_an_eight_second_bake_is_rolled_back() {
     );
     assert_eq!(entry["evidence"][0]["container"], s.web().as_str());
     assert_eq!(entry["evidence"][0]["during"], "bake");
+    assert!(!entry.to_string().contains("hunter2"), "{entry}");
 
     // `status --name` shows it, text and JSON.
     let status = s.telefig(&["status"]);
@@ -123,6 +130,7 @@ fn a_version_unhealthy_two_seconds_into_an_eight_second_bake_is_rolled_back() {
         "{}",
         text(&status)
     );
+    assert!(!text(&status).contains("hunter2"));
     let status = s.telefig(&["status", "--json"]);
     let json: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
@@ -182,6 +190,18 @@ fn a_version_that_stays_healthy_passes_its_bake_and_its_predecessor_goes() {
     let plan = s.telefig(&["plan", "-e", "WEB_VERSION=v1"]);
     assert!(
         text(&plan).contains(&format!("bake: {} 3.0 s", s.web())),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        text(&plan).contains("drains up to 3.0 s first"),
+        "{}",
+        text(&plan)
+    );
+    // `plan` honours `--no-drain`, as `start` does.
+    let plan = s.telefig(&["plan", "--no-drain", "-e", "WEB_VERSION=v1"]);
+    assert!(
+        text(&plan).contains("; not drained (--no-drain)"),
         "{}",
         text(&plan)
     );
