@@ -156,10 +156,9 @@ pub async fn apply(
     let cleanup = run
         .engine
         .with_deadline(Deadline::after(Duration::from_secs(10)));
-    for (name, id) in &precreated {
-        if !results.contains_key(name) {
-            let _ = cleanup.remove(id, name).await;
-        }
+    let created_ahead: BTreeSet<String> = precreated.keys().cloned().collect();
+    for name in recovery::never_started(&created_ahead, |n| results.contains_key(n)) {
+        let _ = cleanup.remove(&precreated[&name], &name).await;
     }
 
     if report::failure(&results).is_none() && !plan.bake.is_empty() {
@@ -184,7 +183,14 @@ pub async fn apply(
         rolled_back = run.roll_back(plan, &recovery, &results, &kept_aside).await;
     }
     // Versions kept aside whose successor passed are no longer needed
-    // (past the deadline too, should a bake have run to it).
+    // (a moment past the deadline too, should a bake have run to it).
+    let cleanup = run.engine.with_deadline(Deadline {
+        at: run
+            .opts
+            .deadline
+            .max(Instant::now() + Duration::from_secs(10)),
+        budget: Duration::from_secs(10),
+    });
     for name in &recovery.drop_aside {
         if let Some(backup) = kept_aside.get(name) {
             cleanup.remove(backup, name).await?;

@@ -10,7 +10,7 @@
 //! started after it is back, as the start's stop walk did for them; the
 //! ones stopped for the start and never started again are started. The
 //! kept-aside versions of what passed, and what was created ahead and
-//! never reached, are removed.
+//! never reached ([`never_started`]), are removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -103,6 +103,20 @@ pub fn recover(
         .cloned()
         .collect();
     r
+}
+
+/// Of the containers created ahead of the start walk, those it never
+/// reached (it stopped at a failure): removed at once, so that nothing is
+/// left created but not started.
+pub fn never_started(
+    created_ahead: &BTreeSet<String>,
+    reached: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    created_ahead
+        .iter()
+        .filter(|n| !reached(n))
+        .cloned()
+        .collect()
 }
 
 impl fmt::Display for Recovery {
@@ -214,6 +228,13 @@ mod tests {
             ),
             "drop aside: web\n"
         );
+    }
+
+    #[test]
+    fn what_was_created_ahead_and_never_reached_is_removed() {
+        let ahead: BTreeSet<String> = ["web", "api"].map(String::from).into();
+        assert_eq!(never_started(&ahead, |n| n == "web"), ["api"]);
+        assert!(never_started(&ahead, |_| true).is_empty());
     }
 
     #[test]
