@@ -6,6 +6,11 @@
 //! and sends requests continuously. Deploying a new version of one
 //! instance drops no request with a drain period (3 s) longer than that
 //! lag; the same deploy with `--no-drain` drops some, so the test can fail.
+//!
+//! Zero drops by default (issue 23, part 1): the same redeploy with the
+//! platform file's defaults untouched (no `drain_period`), and a client that
+//! keeps the list it read for 1 s, drops nothing: a service a discovery
+//! sidecar registers drains the built-in default.
 
 #[path = "support/stack.rs"]
 mod stack;
@@ -34,6 +39,17 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const REFRESH: Duration = Duration::from_millis(20);
 /// How late the client sees a change of it (less than the drain period).
 const LAG: Duration = Duration::from_secs(2);
+/// How long the default-settings client keeps the list it read.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// How the client sees the serverset file.
+#[derive(Clone, Copy)]
+enum View {
+    /// Re-read every `REFRESH`, each change seen `LAG` late.
+    Lagging,
+    /// Read, then kept for `HOLD` before the next read.
+    Held,
+}
 
 struct Fleet {
     guard: Cleanup,
@@ -43,7 +59,13 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// The platform sets `drain_period: 3s`.
     fn new() -> Fleet {
+        Fleet::with_defaults("defaults: {drain_period: 3s}\n")
+    }
+
+    /// `defaults` is the platform file's `defaults:` text (empty: none).
+    fn with_defaults(defaults: &str) -> Fleet {
         let base = busybox_image("1");
         for tag in ["v1", "v2", "disc"] {
             retag(&base, &format!("tf.local/drainweb:{tag}"));
@@ -61,7 +83,7 @@ impl Fleet {
         let register = register_script("{{port}}", &ss.to_string());
         let platform = format!(
             "registries: {{primary: tf.local}}\nlabels: {{{k}: \"{v}\"}}\n\
-             defaults: {{drain_period: 3s}}\n\
+             {defaults}\
              sidecars:\n  discovery:\n    image: drainweb:disc\n    order: after_healthy\n    params: {{port: ~}}\n    \
              volumes: [\"{sdir}:{sdir}\"]\n    command: [\"sh\", \"-c\", {register:?}]\n"
         );
@@ -148,9 +170,9 @@ fn request(addr: SocketAddr) -> bool {
     answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200")
 }
 
-/// Send requests round-robin over the serverset as it was `LAG` ago,
-/// until `stop` (bounded by a count and a time); (sent, failed).
-fn client(serverset: PathBuf, stop: Arc<AtomicBool>) -> (u64, u64) {
+/// Send requests round-robin over the serverset as `view` sees it, until
+/// `stop` (bounded by a count and a time); (sent, failed).
+fn client(serverset: PathBuf, stop: Arc<AtomicBool>, view: View) -> (u64, u64) {
     let (mut sent, mut failed) = (0u64, 0u64);
     let began = Instant::now();
     let mut seen = std::collections::VecDeque::from([(began, read_serverset(&serverset))]);
@@ -159,13 +181,24 @@ fn client(serverset: PathBuf, stop: Arc<AtomicBool>) -> (u64, u64) {
         && sent < 200_000
         && began.elapsed() < Duration::from_secs(90)
     {
-        if read_at.elapsed() >= REFRESH {
-            read_at = Instant::now();
-            seen.push_back((read_at, read_serverset(&serverset)));
-        }
-        // The newest view at least LAG old becomes the client's list.
-        while seen.len() > 1 && seen[1].0.elapsed() >= LAG {
-            seen.pop_front();
+        match view {
+            View::Lagging => {
+                if read_at.elapsed() >= REFRESH {
+                    read_at = Instant::now();
+                    seen.push_back((read_at, read_serverset(&serverset)));
+                }
+                // The newest view at least LAG old becomes the client's list.
+                while seen.len() > 1 && seen[1].0.elapsed() >= LAG {
+                    seen.pop_front();
+                }
+            }
+            View::Held => {
+                if read_at.elapsed() >= HOLD {
+                    read_at = Instant::now();
+                    seen =
+                        std::collections::VecDeque::from([(read_at, read_serverset(&serverset))]);
+                }
+            }
         }
         let servers = &seen[0].1;
         let Some(addr) = servers.get(sent as usize % servers.len().max(1)).copied() else {
@@ -184,7 +217,11 @@ fn client(serverset: PathBuf, stop: Arc<AtomicBool>) -> (u64, u64) {
 
 /// Deploy v1 of both, then v2 of instance 0 (with `extra` flags) under load.
 fn redeploy_under_load(extra: &[&str]) -> (u64, u64, String) {
-    let fleet = Fleet::new();
+    redeploy_on(Fleet::new(), extra, View::Lagging)
+}
+
+/// [`redeploy_under_load`] on `fleet`, with a client that sees the file as `view`.
+fn redeploy_on(fleet: Fleet, extra: &[&str], view: View) -> (u64, u64, String) {
     for i in 0..2 {
         let out = fleet.deploy(i, "v1", &[]);
         assert_exit(&out, 0);
@@ -199,7 +236,7 @@ fn redeploy_under_load(extra: &[&str]) -> (u64, u64, String) {
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (path, stop) = (fleet.serverset.clone(), stop.clone());
-        thread::spawn(move || client(path, stop))
+        thread::spawn(move || client(path, stop, view))
     };
     // Load before, during and after the deploy.
     thread::sleep(LAG);
@@ -233,6 +270,23 @@ fn redeploy_with_drain_drops_no_request() {
     assert_eq!(failed, 0, "{failed} of {sent} requests failed\n{out}");
     assert!(out.contains("draining   "), "{out}");
     assert!(out.contains("s, period over"), "{out}");
+}
+
+#[test]
+fn redeploy_with_the_platform_defaults_untouched_drops_no_request() {
+    if !require_docker() {
+        return;
+    }
+    let _one = serial();
+    let (sent, failed, out) = redeploy_on(Fleet::with_defaults(""), &[], View::Held);
+    eprintln!("default drain: {failed} of {sent} requests failed");
+    assert!(sent > 500, "the client kept sending: {sent}");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed\n{out}");
+    assert!(out.contains("draining   "), "{out}");
+    assert!(
+        out.contains("3.0 s, period over"),
+        "the built-in 3 s: {out}"
+    );
 }
 
 #[test]
@@ -315,7 +369,7 @@ fn compose_redeploy_drops_requests() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (path, stop) = (fleet.serverset.clone(), stop.clone());
-        thread::spawn(move || client(path, stop))
+        thread::spawn(move || client(path, stop, View::Lagging))
     };
     thread::sleep(LAG);
     let out = up("v2");

@@ -210,6 +210,29 @@ mod tests {
         assert_eq!(model.logs["shop"].totals.deploys["succeeded"], 1);
     }
 
+    /// `telefig events` shows a deploy's bake as it goes.
+    #[test]
+    fn a_bake_is_three_events_of_its_deploy() {
+        let mut model = Deploys::default();
+        let mut log = DeployLog::default();
+        let mut d = Deploy::new(Operation::Start, 10);
+        log.begin(d.clone());
+        d.seq = 1;
+        d.push_step(step(11, "gate-passed", "web"));
+        d.push_step(step(12, "bake-started", ""));
+        log.update(d.clone());
+        let first = model.update("shop", Some(log.clone()), true);
+        assert_eq!(
+            names(&first),
+            ["deploy-started#1 ", "gate-passed#1 web", "bake-started#1 "]
+        );
+        d.push_step(step(13, "bake-failed", "web"));
+        d.result = Some(Outcome::RolledBack);
+        log.update(d);
+        let second = model.update("shop", Some(log), true);
+        assert_eq!(names(&second), ["bake-failed#1 web", "deploy-finished#1 "]);
+    }
+
     #[test]
     fn the_first_read_is_history_and_a_new_entry_is_news() {
         let mut model = Deploys::default();

@@ -20,6 +20,8 @@ pub struct ContainerDetails {
     pub oom_killed: bool,
     pub health: Option<Health>,
     pub last_health_output: Option<String>,
+    /// Every probe output Docker keeps (the last five), oldest first.
+    pub health_outputs: Vec<String>,
     pub restart_count: i64,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -68,6 +70,15 @@ pub(super) fn details(r: ContainerInspectResponse) -> ContainerDetails {
             .and_then(|log| log.last())
             .and_then(|l| l.output.clone())
             .map(|o| o.trim().to_owned()),
+        health_outputs: health
+            .and_then(|h| h.log.as_ref())
+            .map(|log| {
+                log.iter()
+                    .filter_map(|l| l.output.as_deref())
+                    .map(|o| o.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
         restart_count: r.restart_count.unwrap_or(0),
         started_at: state.started_at.clone(),
         finished_at: state.finished_at,

@@ -5,14 +5,18 @@
 //! order (`engine::stop`), over the containers to recreate or restart — a recreated one is
 //! stopped and renamed aside, kept until its successor passes; (4) a start
 //! walk over every container, each launched the moment its dependencies meet
-//! their gates; (5) on failure, restore what was kept aside and re-gate it,
-//! with the dependents stopped in (3); (6) drop the kept-aside versions.
+//! their gates; (5) once all passed, the bake the plan asks for (`bake`):
+//! what was created is watched for its period; (6) on failure, restore what
+//! was kept aside and re-gate it, with the dependents stopped in (3); (7)
+//! drop the kept-aside versions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod bake;
 mod create;
+mod evidence;
 mod report;
 mod rollback;
 mod update;
@@ -27,6 +31,7 @@ use super::gate::Monitor;
 use super::pull::{self, Policy};
 use super::{Deadline, Engine, Error};
 use crate::graph::Graph;
+use crate::plan::recovery::{self, Reached};
 use crate::plan::{ActionKind, Plan, Readiness};
 use crate::platform::Expanded;
 
@@ -63,10 +68,14 @@ pub(super) enum Step {
 pub(super) enum NodeResult {
     Passed {
         millis: u128,
+        /// The container it created, if it did (what a bake watches).
+        created: Option<String>,
     },
     Failed {
         created: Option<String>,
         why: String,
+        /// What Docker said of it when it failed, when it was asked.
+        evidence: Option<Box<crate::plan::evidence::Evidence>>,
         /// A fresh plan may succeed: the container vanished or changed
         /// under us, rather than failing its gate.
         retryable: bool,
@@ -150,31 +159,52 @@ pub async fn apply(
             (a.container.clone(), step)
         })
         .collect();
-    let results = run.start_walk(&steps).await;
+    let mut results = run.start_walk(&steps).await;
     // Created ahead but never reached (the walk stopped at a failure): never
     // leave a container created but not started behind. This cleanup gets a
     // moment past the deadline, should that have ended the walk.
     let cleanup = run
         .engine
         .with_deadline(Deadline::after(Duration::from_secs(10)));
-    for (name, id) in &precreated {
-        if !results.contains_key(name) {
-            let _ = cleanup.remove(id, name).await;
-        }
+    let created_ahead: BTreeSet<String> = precreated.keys().cloned().collect();
+    for name in recovery::never_started(&created_ahead, |n| results.contains_key(n)) {
+        let _ = cleanup.remove(&precreated[&name], &name).await;
     }
 
+    if report::failure(&results).is_none() && !plan.bake.is_empty() {
+        // The versions kept aside stay until the bake is over.
+        run.bake(plan, &mut results).await;
+    }
     let failure = report::failure(&results);
+    let reached: BTreeMap<String, Reached> = results
+        .iter()
+        .map(|(name, r)| {
+            let r = match r {
+                NodeResult::Passed { .. } => Reached::Passed,
+                NodeResult::Failed { .. } => Reached::Failed,
+            };
+            (name.clone(), r)
+        })
+        .collect();
+    let aside: BTreeSet<String> = kept_aside.keys().cloned().collect();
+    let recovery = recovery::recover(plan, graph, &reached, &aside);
     let mut rolled_back = HashSet::new();
     if failure.is_some() {
-        rolled_back = run.roll_back(plan, &results, &kept_aside).await;
+        rolled_back = run.roll_back(plan, &recovery, &results, &kept_aside).await;
         rolled_back.extend(run.undo_updates(plan, &results).await);
     }
-    // Versions kept aside whose successor passed are no longer needed.
-    for (name, backup) in &kept_aside {
-        if !rolled_back.contains(name)
-            && matches!(results.get(name), Some(NodeResult::Passed { .. }))
-        {
-            run.engine.remove(backup, name).await?;
+    // Versions kept aside whose successor passed are no longer needed
+    // (a moment past the deadline too, should a bake have run to it).
+    let cleanup = run.engine.with_deadline(Deadline {
+        at: run
+            .opts
+            .deadline
+            .max(Instant::now() + Duration::from_secs(10)),
+        budget: Duration::from_secs(10),
+    });
+    for name in &recovery.drop_aside {
+        if let Some(backup) = kept_aside.get(name) {
+            cleanup.remove(backup, name).await?;
         }
     }
     Ok(Report {
@@ -182,6 +212,7 @@ pub async fn apply(
         pulled,
         containers: report::containers(plan, &results, &rolled_back),
         retryable: report::retryable(&results),
+        evidence: report::evidence(&results),
         failure,
     })
 }

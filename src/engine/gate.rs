@@ -20,6 +20,7 @@ use super::events::{ContainerEvent, EventKind};
 use super::{Engine, Error};
 use crate::abort::aborted;
 use crate::graph::Gate;
+use crate::plan::bake::{BakeFailure, judge_bake};
 use crate::plan::{GateStatus, judge_gate};
 
 /// The latest status of a container, and when it was seen.
@@ -91,6 +92,7 @@ impl Monitor {
                         health: d.health,
                         oom: d.oom_killed,
                         removed: false,
+                        starts: s.status.starts,
                     },
                     seen_at: at,
                 };
@@ -145,6 +147,52 @@ impl Monitor {
     }
 }
 
+impl Monitor {
+    /// Watch container `id` until `until` (`timeout`: that moment is the
+    /// operation's deadline, not the bake's end), failing as soon as
+    /// `plan::judge_bake` says what Docker reports fails its bake.
+    pub async fn bake(
+        &self,
+        id: &str,
+        until: Instant,
+        timeout: bool,
+        abort: &mut watch::Receiver<bool>,
+    ) -> Result<(), BakeFailure> {
+        let (tx, mut rx) = self.subscribe(id);
+        self.seed(id, &tx)
+            .await
+            .map_err(|e| BakeFailure::Docker(e.to_string()))?;
+        let starts_before = rx.borrow().status.starts;
+        let mut connected = self.connected.clone();
+        loop {
+            let status = rx.borrow_and_update().status.clone();
+            if let Some(failure) = judge_bake(&status, starts_before) {
+                return Err(failure);
+            }
+            let fallback = async {
+                if *connected.borrow() {
+                    tokio::select! {
+                        _ = connected.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            };
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep_until(until) => {
+                    return if timeout { Err(BakeFailure::Timeout) } else { Ok(()) };
+                }
+                _ = aborted(abort) => return Err(BakeFailure::Interrupted),
+                _ = fallback => {
+                    self.seed(id, &tx).await.map_err(|e| BakeFailure::Docker(e.to_string()))?;
+                }
+            }
+        }
+    }
+}
+
 pub use crate::plan::GateFailure;
 
 fn apply_event(channels: &Channels, event: &ContainerEvent) {
@@ -167,6 +215,7 @@ fn apply_event(channels: &Channels, event: &ContainerEvent) {
         let s = &mut s.status;
         match event.kind {
             EventKind::Start => {
+                s.starts += 1;
                 s.running = true;
                 s.exit_code = None;
                 s.oom = false;

@@ -1,6 +1,7 @@
 //! An operation's entry in the deploy log (`state::deploys` owns the
 //! format), written as it goes so the daemon can follow it: started, each
-//! image pulled, container created, gate passed or failed, version put
+//! image pulled, container created, gate passed or failed, the bake
+//! started, passed or failed (with a failure's evidence), version put
 //! back; then the result, its duration and the gate waits.
 //!
 //! Nothing is written until the operation first changes something (or
@@ -119,10 +120,44 @@ impl Journal {
                 let took = format!("{gate} after {:.1} s", *millis as f64 / 1000.0);
                 step("gate-passed", container, &took)
             }
-            // `why` may quote the container's output: never written here.
-            Event::Failed { container, .. } => {
+            // `why` may quote Docker's error: the evidence is the record.
+            Event::Failed {
+                container,
+                evidence,
+                ..
+            } => {
                 inner.entry.failed.push(container.clone());
+                inner
+                    .entry
+                    .evidence
+                    .extend(evidence.iter().map(|e| (**e).clone()));
                 step("gate-failed", container, "")
+            }
+            Event::BakeStarted { containers, millis } => step(
+                "bake-started",
+                "",
+                &format!(
+                    "{} for {:.1} s",
+                    containers.join(", "),
+                    *millis as f64 / 1000.0
+                ),
+            ),
+            Event::BakePassed { millis } => step(
+                "bake-passed",
+                "",
+                &format!("after {:.1} s", *millis as f64 / 1000.0),
+            ),
+            Event::BakeFailed {
+                container,
+                why,
+                evidence,
+            } => {
+                inner.entry.failed.push(container.clone());
+                inner
+                    .entry
+                    .evidence
+                    .extend(evidence.iter().map(|e| (**e).clone()));
+                step("bake-failed", container, why)
             }
             Event::PutBack { container } => {
                 inner.entry.put_back.push(container.clone());
@@ -311,6 +346,7 @@ mod tests {
         journal.note(&Event::Failed {
             container: "web".into(),
             why: "turned unhealthy; last log lines: DB_PASSWORD=hunter2".into(),
+            evidence: None,
         });
         journal.note(&Event::PutBack {
             container: "web".into(),
@@ -359,6 +395,56 @@ mod tests {
         assert_eq!(log.totals.rollbacks["succeeded"], 1);
         let text = std::fs::read_to_string(dir.join("deploys/shop.json")).unwrap();
         assert!(!text.contains("hunter2"), "no container output is kept");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_bake_is_three_steps_and_keeps_its_evidence() {
+        let (state, dir) = state("bake");
+        let name = ServicesetName::parse("shop").unwrap();
+        let journal = Journal::begin(&state, &name, Operation::Start, Some("abc"), None);
+        journal.note(&Event::BakeStarted {
+            containers: vec!["web".into(), "web-discovery".into()],
+            millis: 8000,
+        });
+        let evidence = crate::plan::evidence::Evidence {
+            container: "web".into(),
+            during: "bake".into(),
+            cause: "turned unhealthy 2.1 s into its 8.0 s bake".into(),
+            restart_count: Some(0),
+            health_probes: vec!["db down".into()],
+            log_tail: vec!["lost the database".into()],
+            ..Default::default()
+        };
+        journal.note(&Event::BakeFailed {
+            container: "web".into(),
+            why: evidence.cause.clone(),
+            evidence: Some(Box::new(evidence.clone())),
+        });
+        journal.note(&Event::PutBack {
+            container: "web".into(),
+        });
+        journal.finish_as(Ok(false), false).await;
+        let d = state.deploy_log(&name).deploys.remove(0);
+        assert_eq!(d.result, Some(Outcome::RolledBack));
+        assert_eq!(d.failed, ["web"]);
+        assert_eq!(d.evidence, [evidence]);
+        let steps: Vec<(&str, &str, &str)> = d
+            .steps
+            .iter()
+            .map(|s| (s.event.as_str(), s.container.as_str(), s.detail.as_str()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("bake-started", "", "web, web-discovery for 8.0 s"),
+                (
+                    "bake-failed",
+                    "web",
+                    "turned unhealthy 2.1 s into its 8.0 s bake"
+                ),
+            ]
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

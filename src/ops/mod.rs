@@ -13,6 +13,7 @@
 
 mod converge;
 mod ctx;
+pub mod evidence;
 mod gc;
 pub mod history;
 mod journal;
@@ -42,7 +43,7 @@ pub use ctx::{Ctx, Early, Options, connect_remembering};
 pub use gc::gc;
 pub use observe::observe;
 pub use repair::{regate, repair, restart_unhealthy};
-pub use start::{StartOptions, preview, restart, rollback, start};
+pub use start::{StartOptions, deploy_plan, preview, restart, rollback, start};
 pub use stop::{down, stop};
 
 /// The default bound on one operation, under the deploy agent's 30-minute hook limit.

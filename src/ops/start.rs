@@ -9,6 +9,7 @@ use crate::engine::pull::Policy;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
 use crate::plan;
+use crate::platform::Expanded;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::rollback::{Refused, Version};
@@ -73,6 +74,7 @@ pub async fn start(
         Ok(None) => (Ok(false), Default::default()),
         Err(err) => (Err(err), Default::default()),
     };
+    let no_drain = ctx.no_drain;
     let done = converge_from(
         ctx,
         first,
@@ -80,7 +82,7 @@ pub async fn start(
         graph,
         pull,
         Some((&name, images)),
-        |observed| start_plan(loaded, observed, &recorded),
+        |observed| deploy_plan(expanded, graph, observed, &recorded, no_drain),
     )
     .await;
     drop(held);
@@ -101,25 +103,38 @@ pub async fn start(
     done
 }
 
-/// What `start` would do now, planned as `start` plans it (the same
-/// record, the same `--no-drain`), changing nothing: `telefig plan`.
+/// What `start` does given what runs (`observed`) and the last record's
+/// containers: the plan, what it bakes, and whether `--no-drain` skips its
+/// drains. `start` carries out exactly this; `telefig plan` prints it
+/// ([`preview`]).
+pub fn deploy_plan(
+    expanded: &Expanded,
+    graph: &Graph,
+    observed: &[plan::Observed],
+    recorded: &BTreeMap<String, crate::platform::ContainerSpec>,
+    no_drain: bool,
+) -> Result<plan::Plan, plan::Error> {
+    let mut p = plan::plan(expanded, graph, observed, recorded)?;
+    plan::bake::assign(&mut p, expanded);
+    if no_drain {
+        p.skip_drain();
+    }
+    Ok(p)
+}
+
+/// What `start` would do now, planned as `start` plans it ([`deploy_plan`]:
+/// the same record, the same `--no-drain`, the same bake), changing
+/// nothing and without the lock: `telefig plan`.
 pub async fn preview(ctx: &Ctx<'_>, loaded: &Loaded) -> Result<plan::Plan, Error> {
     let observed = super::observe(&ctx.engine, &loaded.expanded).await?;
     let recorded = recorded_specs(&ctx.state, &loaded.name);
-    let mut plan = start_plan(loaded, &observed, &recorded)?;
-    if ctx.no_drain {
-        plan.skip_drain();
-    }
-    Ok(plan)
-}
-
-/// The one plan of a start, for [`start`] and [`preview`].
-fn start_plan(
-    loaded: &Loaded,
-    observed: &[plan::Observed],
-    recorded: &BTreeMap<String, crate::platform::ContainerSpec>,
-) -> Result<plan::Plan, plan::Error> {
-    plan::plan(&loaded.expanded, &loaded.graph, observed, recorded)
+    Ok(deploy_plan(
+        &loaded.expanded,
+        &loaded.graph,
+        &observed,
+        &recorded,
+        ctx.no_drain,
+    )?)
 }
 
 /// Record a successful start — unless a no-op of the same deploy, which

@@ -86,6 +86,9 @@ pub struct GateStatus {
     pub health: Option<Health>,
     pub oom: bool,
     pub removed: bool,
+    /// Start events seen since the container was first looked at: more
+    /// than when a bake began means Docker restarted it.
+    pub starts: u32,
 }
 
 /// Whether `s` meets `gate`: met (`Some(Ok)`), failed (`Some(Err)`), or not

@@ -264,6 +264,7 @@ mod tests {
                 readiness: None,
                 drain: None,
             }],
+            bake: Vec::new(),
         };
         assert!(!super::after_start(&plan(ActionKind::Keep), true));
         assert!(super::after_start(&plan(ActionKind::Recreate), true));

@@ -11,8 +11,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub mod bake;
 mod conflict;
 mod drain;
+pub mod evidence;
 mod gates;
 pub mod gc;
 mod in_place;
@@ -20,13 +22,14 @@ mod observed;
 mod own_events;
 mod readiness;
 mod reason;
+pub mod recovery;
 mod repair;
 pub mod rollback;
 pub mod space;
 mod stop;
 
 pub use conflict::{NameConflict, name_conflict};
-pub use drain::{Drain, drain_for};
+pub use drain::{DEFAULT_PERIOD as DEFAULT_DRAIN_PERIOD, Drain, drain_for, is_registered};
 pub use gates::{
     GateFailure, GateStatus, GateWait, STARTED_BUDGET, gates, is_retryable, judge_gate, passed_as,
     status_ok,
@@ -106,6 +109,9 @@ pub struct Plan {
     pub serviceset: String,
     /// One per desired container in start order, then removals.
     pub actions: Vec<Action>,
+    /// What a deploy keeps watching once every gate passed (`bake::assign`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bake: Vec<bake::BakeWatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,6 +243,7 @@ pub fn plan(
     let mut plan = Plan {
         serviceset: desired.serviceset.clone(),
         actions,
+        bake: Vec::new(),
     };
     drain::assign(&mut plan, desired, observed);
     Ok(plan)
@@ -326,6 +333,14 @@ impl fmt::Display for Plan {
                 Some(d) => writeln!(f, "; drains up to {:.1} s first", d.period.as_secs_f64())?,
                 None => writeln!(f)?,
             }
+        }
+        if !self.bake.is_empty() {
+            let watched: Vec<String> = self
+                .bake
+                .iter()
+                .map(|w| format!("{} {:.1} s", w.container, w.period.as_secs_f64()))
+                .collect();
+            writeln!(f, "  bake: {} after every gate passed", watched.join(", "))?;
         }
         Ok(())
     }

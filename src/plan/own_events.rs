@@ -162,6 +162,7 @@ mod tests {
                     drain: None,
                 })
                 .collect(),
+            bake: Vec::new(),
         }
     }
 

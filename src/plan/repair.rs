@@ -53,6 +53,7 @@ pub fn restart(
     let mut plan = Plan {
         serviceset: desired.serviceset.clone(),
         actions,
+        bake: Vec::new(),
     };
     super::drain::assign(&mut plan, desired, observed);
     plan

@@ -347,6 +347,7 @@ mod tests {
                 action("cache", ActionKind::Create, None),
                 action("old", ActionKind::Remove, Some("dead")),
             ],
+            bake: Vec::new(),
         };
         let stops = plan.stops_first();
         let got: Vec<(&str, &str, &AfterStop, StopReason)> = stops

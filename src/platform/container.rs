@@ -104,6 +104,11 @@ pub struct ContainerSpec {
     /// Drain before stop; outside the config hash (it changes no container).
     #[serde(default)]
     pub drain: super::drain::DrainSpec,
+    /// How long a deploy that creates it watches it after every gate
+    /// passed (the owner's `bake_period` for a sidecar; zero for a job);
+    /// outside the config hash. `plan::bake` decides what is watched.
+    #[serde(default)]
+    pub bake: Duration,
     pub config_hash: String,
     pub create: CreateBody,
 }
@@ -365,6 +370,7 @@ mod tests {
             health: None,
             stop_grace: Duration::from_secs(10),
             drain: Default::default(),
+            bake: Duration::ZERO,
             config_hash: String::new(),
             create: b,
         };

@@ -7,6 +7,9 @@
 //!   compiled-in default is `json-file` with `max-size: 100m, max-file: 5`.
 //! - `cgroup_parent`: a cgroup every container of a serviceset runs under
 //!   (templated, e.g. `telefig-{{serviceset}}.slice`); none by default.
+//! - `drain_period`, `drain_check`: see `platform::drain`.
+//! - `bake_period`: how long a deploy watches what it created after its
+//!   gates passed; 0 (no bake) by default.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,7 @@ use serde::Deserialize;
 
 use super::container::LogConfig;
 use super::drain::DrainCheckTemplate;
-use crate::serviceset::schema::{DurationValue, LoggingSection};
+use crate::serviceset::schema::{BakePeriod, DurationValue, LoggingSection};
 
 /// `defaults:` of the platform file.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +31,9 @@ pub struct Defaults {
     pub drain_period: Option<DurationValue>,
     /// Polled during the drain period; the drain ends when it passes.
     pub drain_check: Option<DrainCheckTemplate>,
+    /// How long a deploy watches what it created after its gates (a
+    /// declared service's own `bake_period` wins); none by default.
+    pub bake_period: Option<BakePeriod>,
 }
 
 impl Default for Defaults {
@@ -37,6 +43,7 @@ impl Default for Defaults {
             cgroup_parent: None,
             drain_period: None,
             drain_check: None,
+            bake_period: None,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! `drain_period` sits beside `docker:` in the serviceset (it orchestrates,
 //! it does not configure the container, so it is outside the config hash);
 //! `defaults.drain_period` and `defaults.drain_check` in the platform file
-//! give the default for every declared service. Sidecars and jobs are not
-//! drained. Whether a given stop drains is `plan`'s decision
+//! give the default for every declared service; with neither, the period is
+//! left unset and `plan::drain` gives a registered service its built-in
+//! default. Sidecars and jobs are not drained. Whether a given stop drains is `plan`'s decision
 //! (`plan::drain`); this module only resolves the configuration.
 
 use std::time::Duration;
@@ -22,8 +23,11 @@ const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 /// A container's drain configuration, resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrainSpec {
-    /// Zero: the container is stopped at once (Docker's grace period still applies).
-    pub period: Duration,
+    /// What the file says: zero stops it at once (Docker's grace period
+    /// still applies); `None`, nothing set: `plan::drain` decides (a
+    /// registered service drains for its built-in default).
+    #[serde(default)]
+    pub period: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub check: Option<DrainCheck>,
 }

@@ -6,6 +6,7 @@
 //! order edges (SPEC §3), and collects cron entries for the daemon.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,10 @@ fn expand_declared(
         main.drain = ctx
             .drain(owner, entry.drain_period)
             .map_err(|msg| set.error_at(owner, Some("drain_period"), format!("{owner}: {msg}")))?;
+        main.bake = entry
+            .bake_period
+            .or(platform.defaults.bake_period)
+            .map_or(Duration::ZERO, |b| b.0);
     }
     // Sidecars run under their owner's cgroup unless their template names one.
     let owner_cgroup = main.create.host_config.cgroup_parent.clone();
@@ -201,6 +206,8 @@ fn expand_declared(
                 .into());
         }
         let mut spec = ctx.sidecar(owner, &name, template, params, resolved)?;
+        // A sidecar is baked with its owner: a deploy of one is of both.
+        spec.bake = main.bake;
         match template.order {
             Order::Before => main.depends_on.push(Dependency {
                 name: name.clone(),
@@ -344,6 +351,7 @@ impl Context<'_> {
             health,
             stop_grace,
             drain: Default::default(),
+            bake: Duration::ZERO,
             config_hash,
             create,
         })

@@ -293,6 +293,7 @@ mod tests {
             health: None,
             stop_grace: std::time::Duration::from_secs(1),
             drain: Default::default(),
+            bake: std::time::Duration::ZERO,
             config_hash: crate::platform::config_hash(&body(token)),
             create: body(token),
         };

@@ -85,6 +85,9 @@ pub struct ContainerEntry {
     pub kind: ContainerKind,
     /// Drain before stop (extension): how long it keeps serving once deregistered.
     pub drain_period: Option<DurationValue>,
+    /// After every gate passed, how long a deploy keeps watching it (and
+    /// its sidecars) before it counts as a success.
+    pub bake_period: Option<BakePeriod>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -308,32 +308,61 @@ pub struct DurationValue(pub Duration);
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Checked inside the visitor so a bad value is reported at its line.
-        struct DurationVisitor;
-        impl<'de> Visitor<'de> for DurationVisitor {
-            type Value = DurationValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("seconds (10) or a duration string (\"10s\", \"1m30s\", \"200ms\")")
+        deserializer.deserialize_any(DurationVisitor(|d| Ok(DurationValue(d))))
+    }
+}
+
+/// Reads a duration and checks it with its function, inside the visitor so
+/// that a bad value is reported at its line.
+struct DurationVisitor<T>(fn(Duration) -> Result<T, String>);
+
+impl<T> DurationVisitor<T> {
+    fn checked<E: de::Error>(&self, d: Result<Duration, duration::Error>) -> Result<T, E> {
+        d.map_err(E::custom)
+            .and_then(|d| (self.0)(d).map_err(E::custom))
+    }
+}
+
+impl<'de, T> Visitor<'de> for DurationVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("seconds (10) or a duration string (\"10s\", \"1m30s\", \"200ms\")")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.checked(duration::from_secs(v.into()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        self.checked(duration::from_secs(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        self.checked(duration::from_secs_f64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        self.checked(duration::parse(v))
+    }
+}
+
+/// `bake_period`: how long a deploy keeps watching what it created once
+/// every gate passed. At most [`BakePeriod::MAX`]: the host lock and the
+/// previous versions are held for that long. A longer value is refused at
+/// its line, never shortened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BakePeriod(pub Duration);
+
+impl BakePeriod {
+    pub const MAX: Duration = Duration::from_secs(3600);
+}
+
+impl<'de> Deserialize<'de> for BakePeriod {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DurationVisitor(|d| {
+            if d > BakePeriod::MAX {
+                return Err(format!(
+                    "bake_period {} s is longer than a deploy may bake (1 h: it holds the host lock and the previous versions); give at most 1h",
+                    d.as_secs()
+                ));
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                duration::from_secs(v.into())
-                    .map(DurationValue)
-                    .map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                duration::from_secs(v.into())
-                    .map(DurationValue)
-                    .map_err(E::custom)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                duration::from_secs_f64(v)
-                    .map(DurationValue)
-                    .map_err(E::custom)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                duration::parse(v).map(DurationValue).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(DurationVisitor)
+            Ok(BakePeriod(d))
+        }))
     }
 }

@@ -7,15 +7,18 @@
 //! exports never go down when an old entry leaves). Only the newest entry
 //! keeps its steps (what `telefig events` shows); an operation rewrites the
 //! file as it goes, under the serviceset's host lock, so the daemon can
-//! follow it. No secret value and no container output is written here:
-//! steps carry names, image references, gate names and times only, and
-//! what an error's text may bring is masked as the file is written.
+//! follow it. No secret value is written here: steps carry names, image
+//! references, gate names and times only; a failure's evidence (probe
+//! outputs, the last lines of a container's output) and what an error's
+//! text may bring are masked as the file is written.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 mod file;
+
+use crate::plan::evidence::Evidence;
 
 /// Entries kept per serviceset.
 pub const KEPT: usize = 20;
@@ -108,7 +111,8 @@ pub const HEALTHY_GATE_PASSED: &str = "healthy after ";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub at_nanos: i64,
-    /// pulled, created, gate-passed, gate-failed, rolled-back, repaired.
+    /// pulled, created, gate-passed, gate-failed, bake-started,
+    /// bake-passed, bake-failed, rolled-back, repaired.
     pub event: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub container: String,
@@ -165,10 +169,15 @@ pub struct Deploy {
     pub record_seq: Option<u64>,
     /// What it failed with, when that was an error (a pull, a Docker call,
     /// the deadline) rather than a container: the message its caller
-    /// printed. A container's failure is in `failed`; its output is never
-    /// kept here.
+    /// printed. A container's failure is in `failed`, and what Docker said
+    /// of it in `evidence`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What Docker said of each container that failed its gate or bake:
+    /// its last probe outputs and lines of output, masked by value as the
+    /// file is written (`plan::evidence`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
     #[serde(default)]
     pub steps: Vec<Step>,
 }
@@ -193,6 +202,7 @@ impl Deploy {
             cause_nanos: None,
             record_seq: None,
             error: None,
+            evidence: Vec::new(),
             steps: Vec::new(),
         }
     }

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::session::{Progress, target};
 use crate::cli::args::{Global, PullPolicy, RestartArgs, RollbackArgs, StartArgs};
 use crate::cli::load::{load, request};
-use crate::cli::output::{out, outln, print_json};
+use crate::cli::output::{errln, out, outln, print_json};
 use crate::cli::{Outcome, UsageError};
 use telefig::engine::pull::Policy;
 use telefig::ops::{self, Converged, Ctx};
@@ -163,6 +163,13 @@ fn finish(g: &Global, done: &Converged, began: StdInstant, resolved: &[ResolvedP
             plan.serviceset,
             plan.summary()
         );
+    }
+    // The evidence goes right above the last line: a deploy agent keeps
+    // only the end of a hook's output.
+    if !g.json && report.failure.is_some() {
+        for line in report.evidence.iter().flat_map(|e| e.lines()) {
+            errln!("{line}");
+        }
     }
     match &report.failure {
         None => Ok(ExitCode::SUCCESS),

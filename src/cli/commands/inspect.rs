@@ -32,12 +32,18 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
     if let Some(name) = &g.name {
         cron.retain(|s, _| s == name.as_str());
     }
+    // The evidence of the last failed deploy, until one succeeds.
+    let failure = g
+        .name
+        .as_ref()
+        .and_then(|n| telefig::ops::evidence::standing_in(&state, n));
     if g.json {
         print_json(&serde_json::json!({
             "ok": all_ok,
             "source": source,
             "containers": containers,
             "cron": cron,
+            "last_failure": failure,
         }))?;
     } else if containers.is_empty() {
         outln!(
@@ -122,6 +128,17 @@ pub async fn status(g: &Global, args: &StatusArgs) -> Outcome {
             }
         }
         outln!("{table}");
+    }
+    if let Some(f) = failure.as_ref().filter(|_| !g.json) {
+        let commit = f.commit.as_deref().unwrap_or("no commit");
+        outln!(
+            "last failed deploy of {} (#{}, {commit}), until one succeeds:",
+            f.serviceset,
+            f.deploy
+        );
+        for line in f.evidence.iter().flat_map(|e| e.lines()) {
+            outln!("  {line}");
+        }
     }
     Ok(if all_ok {
         ExitCode::SUCCESS

@@ -227,6 +227,7 @@ impl Progress {
                 Event::Passed { container, .. } | Event::Failed { container, .. } => {
                     waiting.remove(container);
                 }
+                Event::BakeStarted { .. } => waiting.clear(),
                 _ => {}
             }
         }
@@ -293,7 +294,18 @@ pub fn print_event(event: &Event) {
             gate,
             millis,
         } => format!("{gate:<10} {container} after {millis} ms"),
-        Event::Failed { container, why } => format!("FAILED     {container}: {why}"),
+        Event::Failed { container, why, .. } => format!("FAILED     {container}: {why}"),
+        Event::BakeStarted { containers, millis } => format!(
+            "baking     {} for {:.1} s",
+            containers.join(", "),
+            *millis as f64 / 1000.0
+        ),
+        Event::BakePassed { millis } => {
+            format!("baked      after {:.1} s", *millis as f64 / 1000.0)
+        }
+        Event::BakeFailed { container, why, .. } => {
+            format!("FAILED     {container}: {why} (bake)")
+        }
         Event::PutBack { container } => format!("put back   {container} (previous version)"),
         Event::RolledBack { container } => {
             format!("rolled back {container} to its previous version")

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::NodeResult;
 use crate::engine::pull::Pulled;
+use crate::plan::evidence::Evidence;
 use crate::plan::{self, ActionKind, Plan, Reason, RemoveReason};
 
 /// Progress, reported as it happens.
@@ -53,6 +54,24 @@ pub enum Event {
     Failed {
         container: String,
         why: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        evidence: Option<Box<Evidence>>,
+    },
+    /// Every gate passed; what was created is watched for `millis`.
+    BakeStarted {
+        containers: Vec<String>,
+        millis: u128,
+    },
+    BakePassed {
+        millis: u128,
+    },
+    /// A watched container failed the bake (`why`: what happened); the
+    /// deploy fails as with a failed gate.
+    BakeFailed {
+        container: String,
+        why: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        evidence: Option<Box<Evidence>>,
     },
     /// The version kept aside has its name back (its gate is waited for next).
     PutBack {
@@ -100,6 +119,9 @@ pub struct Report {
     pub containers: Vec<ContainerReport>,
     /// A one-line summary of what failed, if anything did.
     pub failure: Option<String>,
+    /// What Docker said of each failed container, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
     /// Every failure was the kind a fresh plan may fix (see `NodeResult`).
     #[serde(skip)]
     pub retryable: bool,
@@ -116,6 +138,21 @@ pub(super) fn failure(results: &HashMap<String, NodeResult>) -> Option<String> {
         .collect();
     failed.sort();
     (!failed.is_empty()).then(|| failed.join("; "))
+}
+
+/// The evidence of every failed container, by name.
+pub(super) fn evidence(results: &HashMap<String, NodeResult>) -> Vec<Evidence> {
+    let mut all: Vec<Evidence> = results
+        .values()
+        .filter_map(|r| match r {
+            NodeResult::Failed {
+                evidence: Some(e), ..
+            } => Some((**e).clone()),
+            _ => None,
+        })
+        .collect();
+    all.sort_by(|a, b| a.container.cmp(&b.container));
+    all
 }
 
 /// Something failed, and every failure was the kind a fresh plan may fix.
@@ -152,7 +189,7 @@ pub(super) fn containers(
                 (_, Some(NodeResult::Failed { why, .. })) => {
                     (Outcome::Failed, None, Some(why.clone()))
                 }
-                (kind, Some(NodeResult::Passed { millis })) => {
+                (kind, Some(NodeResult::Passed { millis, .. })) => {
                     (passed_outcome(kind), Some(*millis), None)
                 }
                 (_, None) => (Outcome::NotStarted, None, None),

@@ -1,122 +1,96 @@
-//! When a start fails: the failure described in words (exit code, OOM,
-//! health output, log lines), and the rollback that puts back what was kept
-//! aside and re-gates what was stopped for it.
+//! When a start fails: carrying out the recovery `plan::recovery` decided
+//! — stop the running dependents of what goes back, put back what was kept
+//! aside, start and re-gate (the failure's evidence is `execute::evidence`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{NodeResult, Options, Run, Step};
-use crate::engine::gate::GateFailure;
 use crate::engine::pull::Policy;
-use crate::engine::{Deadline, Error, Event};
-use crate::graph::Gate;
-use crate::plan::{ActionKind, Plan};
-
-/// The least time a rollback gets, past the operation's deadline if need be.
-const ROLLBACK_GRACE: Duration = Duration::from_secs(30);
+use crate::engine::{Deadline, Event};
+use crate::plan::Plan;
+use crate::plan::recovery::{ROLLBACK_GRACE, Recovery};
 
 impl Run<'_> {
-    /// A gate failure in words: exit code, OOM, last health output, last log lines.
-    pub(super) async fn describe(
-        &self,
-        id: &str,
-        gate: Gate,
-        failure: GateFailure,
-        budget: Duration,
-    ) -> String {
-        let gate_name = gate.word();
-        let mut why = match &failure {
-            GateFailure::Exited(Some(code)) => {
-                format!("exited with code {code} before it was {gate_name}")
-            }
-            GateFailure::Exited(None) => format!("exited before it was {gate_name}"),
-            GateFailure::OutOfMemory => "was killed for running out of memory (OOM)".to_owned(),
-            GateFailure::Unhealthy => "turned unhealthy".to_owned(),
-            GateFailure::Removed => "was removed while starting".to_owned(),
-            GateFailure::Timeout => format!(
-                "was not {gate_name} within {}s",
-                budget
-                    .min(self.opts.deadline.saturating_duration_since(Instant::now()) + budget)
-                    .as_secs()
-            ),
-            GateFailure::Interrupted => return Error::Interrupted.to_string(),
-            GateFailure::Docker(e) => return e.clone(),
-        };
-        if let Ok(d) = self.engine.inspect(id).await {
-            if d.oom_killed && failure != GateFailure::OutOfMemory {
-                why.push_str(" (OOM killed)");
-            }
-            if let Some(out) = d.last_health_output.filter(|o| !o.is_empty()) {
-                why.push_str(&format!("; last health check said: {}", one_line(&out)));
-            }
-        }
-        let logs = self.engine.log_tail(id, 5).await;
-        if !logs.trim().is_empty() {
-            why.push_str(&format!("; last log lines: {}", one_line(&logs)));
-        }
-        why
-    }
-
-    /// Put back what was kept aside for every container that did not pass,
-    /// start the dependents stopped for it, and gate them again. Returns the
-    /// names restored.
+    /// Carry out `recovery` (`plan::recovery` decided it): stop the running
+    /// dependents of what goes back, put back what was kept aside, start
+    /// and gate again what it says. Returns the names put back.
     pub(super) async fn roll_back(
         &self,
         plan: &Plan,
+        recovery: &Recovery,
         results: &HashMap<String, NodeResult>,
         kept_aside: &HashMap<String, String>,
     ) -> HashSet<String> {
-        let passed = |n: &str| matches!(results.get(n), Some(NodeResult::Passed { .. }));
-        let mut steps = HashMap::new();
-        let mut restored = HashSet::new();
-        for (name, backup) in kept_aside {
-            if passed(name) {
-                continue;
-            }
-            if let Some(NodeResult::Failed {
-                created: Some(new_id),
-                ..
-            }) = results.get(name)
-            {
-                let _ = self.engine.remove(new_id, name).await;
-            } else if let Ok(list) = self.engine.list_serviceset(&self.expanded.serviceset).await
-                && let Some(new) = list.iter().find(|o| o.name == *name)
-            {
-                let _ = self.engine.remove(&new.id, name).await;
-            }
-            if self.engine.rename(backup, name).await.is_ok() {
-                (self.emit)(Event::PutBack {
-                    container: name.clone(),
-                });
-                restored.insert(name.clone());
-                steps.insert(name.clone(), Step::StartExisting { id: backup.clone() });
-            }
-        }
-        for a in &plan.actions {
-            if a.action == ActionKind::Restart
-                && !passed(&a.container)
-                && let Some(id) = &a.existing_id
-            {
-                steps.insert(a.container.clone(), Step::StartExisting { id: id.clone() });
-            }
-        }
-        if steps.is_empty() {
-            return restored;
-        }
-        // A rollback must not be cut short by the abort that caused it. It
-        // has what is left of the operation's deadline, and at least
-        // ROLLBACK_GRACE to put back what was kept aside when the deadline
-        // itself caused the failure.
-        let (_keep, abort) = watch::channel(false);
+        // A rollback must not be cut short by the abort or the deadline
+        // that caused it: it has what is left of the operation's deadline,
+        // and at least ROLLBACK_GRACE.
         let deadline = self.opts.deadline.max(Instant::now() + ROLLBACK_GRACE);
         let engine = self.engine.with_deadline(Deadline {
             at: deadline,
             budget: self.engine.deadline().map_or(ROLLBACK_GRACE, |d| d.budget),
         });
+        // The id a container of this start runs under now.
+        let current = |name: &str| match results.get(name) {
+            Some(NodeResult::Passed {
+                created: Some(id), ..
+            }) => Some(id.clone()),
+            _ => plan.get(name).and_then(|a| a.existing_id.clone()),
+        };
+        for name in &recovery.stop {
+            if let Some(id) = current(name)
+                && engine.stop(&id, name).await.is_ok()
+            {
+                (self.emit)(Event::Stopped {
+                    container: name.clone(),
+                });
+            }
+        }
+        let mut restored = HashSet::new();
+        for name in &recovery.put_back {
+            let Some(backup) = kept_aside.get(name) else {
+                continue;
+            };
+            let new = match results.get(name) {
+                Some(NodeResult::Failed {
+                    created: Some(id), ..
+                }) => Some(id.clone()),
+                _ => engine
+                    .list_serviceset(&self.expanded.serviceset)
+                    .await
+                    .ok()
+                    .and_then(|list| list.into_iter().find(|o| o.name == *name))
+                    .map(|o| o.id),
+            };
+            if let Some(new) = new {
+                let _ = engine.remove(&new, name).await;
+            }
+            if engine.rename(backup, name).await.is_ok() {
+                (self.emit)(Event::PutBack {
+                    container: name.clone(),
+                });
+                restored.insert(name.clone());
+            }
+        }
+        let steps: HashMap<String, Step> = recovery
+            .start
+            .iter()
+            .filter_map(|name| {
+                let id = match restored.contains(name) {
+                    true => kept_aside.get(name).cloned(),
+                    false if recovery.put_back.contains(name) => None,
+                    false => current(name),
+                }?;
+                Some((name.clone(), Step::StartExisting { id }))
+            })
+            .collect();
+        if steps.is_empty() {
+            return restored;
+        }
+        let (_keep, abort) = watch::channel(false);
         let rollback = Run {
             engine: &engine,
             expanded: self.expanded,
@@ -138,19 +112,5 @@ impl Run<'_> {
             }
         }
         restored
-    }
-}
-
-fn one_line(text: &str) -> String {
-    let joined = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    if joined.len() > 400 {
-        format!("{}…", &joined[..joined.floor_char_boundary(400)])
-    } else {
-        joined
     }
 }

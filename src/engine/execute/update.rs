@@ -23,6 +23,7 @@ impl Run<'_> {
             created: None,
             retryable: e.is_not_found(),
             why: e.to_string(),
+            evidence: None,
         };
         self.check_abort().map_err(failed)?;
         let spec = self.expanded.get(name).expect("updated nodes are expanded");

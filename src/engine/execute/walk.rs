@@ -99,7 +99,10 @@ impl Run<'_> {
                         let _ = tx.send((name.clone(), done));
                         in_flight.push(Box::pin(std::future::ready((
                             name,
-                            NodeResult::Passed { millis: 0 },
+                            NodeResult::Passed {
+                                millis: 0,
+                                created: None,
+                            },
                         ))));
                         continue;
                     }
@@ -117,9 +120,13 @@ impl Run<'_> {
                 biased;
                 Some((name, milestone)) = milestones.recv() => walk.reach(&name, milestone),
                 Some((name, result)) = in_flight.next() => {
-                    if let NodeResult::Failed { why, .. } = &result {
+                    if let NodeResult::Failed { why, evidence, .. } = &result {
                         failed = true;
-                        (self.emit)(Event::Failed { container: name.clone(), why: why.clone() });
+                        (self.emit)(Event::Failed {
+                            container: name.clone(),
+                            why: why.clone(),
+                            evidence: evidence.clone(),
+                        });
                     }
                     results.insert(name, result);
                 }
@@ -151,7 +158,10 @@ impl Run<'_> {
         };
         if let Some(done) = already_there(spec, &step) {
             let _ = tx.send((name.to_owned(), done));
-            return NodeResult::Passed { millis: 0 };
+            return NodeResult::Passed {
+                millis: 0,
+                created: None,
+            };
         }
         let (id, needs_start) = match step {
             // (An update is a check by now: see above.)
@@ -174,15 +184,17 @@ impl Run<'_> {
                     return NodeResult::Failed {
                         created: None,
                         why: e.to_string(),
+                        evidence: None,
                         retryable: e.is_transient(),
                     };
                 }
             },
             Step::StartExisting { id } => (id, true),
         };
-        let fail = |why: String, retryable: bool| NodeResult::Failed {
+        let fail = |why: String, evidence, retryable: bool| NodeResult::Failed {
             created: created.clone(),
             why,
+            evidence,
             retryable,
         };
         if needs_start {
@@ -194,11 +206,12 @@ impl Run<'_> {
                 return NodeResult::Failed {
                     created: None,
                     why: e.to_string(),
+                    evidence: None,
                     retryable: false,
                 };
             }
             if let Err(e) = self.engine.start(&id, name).await {
-                return fail(e.to_string(), e.is_transient());
+                return fail(e.to_string(), None, e.is_transient());
             }
             (self.emit)(Event::Started {
                 container: name.to_owned(),
@@ -220,7 +233,8 @@ impl Run<'_> {
                 .await
             {
                 let retryable = plan::is_retryable(&failure, exit_is_change);
-                return fail(self.describe(&id, gate, failure, budget).await, retryable);
+                let (why, evidence) = self.describe(&id, name, gate, failure, budget).await;
+                return fail(why, evidence, retryable);
             }
             let _ = tx.send((name.to_owned(), wait.milestone()));
         }
@@ -233,6 +247,6 @@ impl Run<'_> {
                 millis,
             });
         }
-        NodeResult::Passed { millis }
+        NodeResult::Passed { millis, created }
     }
 }

@@ -11,6 +11,24 @@ use crate::serviceset::{self, Vars};
 mod in_place;
 mod repair;
 
+/// Cases other modules' tests start from.
+pub(crate) mod fixture {
+    use super::*;
+
+    /// `web` (logging before it, discovery after it is healthy) recreated
+    /// for an environment change, discovery restarted for it, `api` created.
+    pub(crate) fn recreate_web_create_api() -> (Plan, Graph) {
+        let (old, _) = desired(SET);
+        let (new, graph) = desired(&format!(
+            "{}api: {{docker: {{image: api, version: v1}}}}\n",
+            SET.replace("A=1", "A=2")
+        ));
+        let obs = all_running(&old);
+        let plan = plan(&new, &graph, &obs, &BTreeMap::new()).unwrap();
+        (plan, graph)
+    }
+}
+
 const PLATFORM: &str = r#"
 registries: {primary: reg.test}
 sidecars:
@@ -95,7 +113,7 @@ fn env_change_recreates_one_and_regates_discovery() {
     let got = plan(&new, &graph, &obs, &recorded).unwrap().to_string();
     assert_eq!(
         got,
-        "serviceset shop: 1 to recreate, 1 to restart, 1 unchanged\n  keep     web-logging    up to date\n  recreate web            config changed: Env\n  restart  web-discovery  waits for `web` to be healthy, which is recreated\n"
+        "serviceset shop: 1 to recreate, 1 to restart, 1 unchanged\n  keep     web-logging    up to date\n  recreate web            config changed: Env; drains up to 3.0 s first\n  restart  web-discovery  waits for `web` to be healthy, which is recreated\n"
     );
 }
 

@@ -12,7 +12,7 @@ fn restart_takes_the_target_and_its_dependents_only() {
     let got = restart(&expanded, &graph, &obs, Some("web")).to_string();
     assert_eq!(
         got,
-        "serviceset shop: 2 to restart\n  restart  web            restart requested\n  restart  web-discovery  depends on `web`, which restarts\n"
+        "serviceset shop: 2 to restart\n  restart  web            restart requested; drains up to 3.0 s first\n  restart  web-discovery  depends on `web`, which restarts\n"
     );
 }
 

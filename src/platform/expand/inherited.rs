@@ -10,8 +10,9 @@ use crate::serviceset::schema::{DockerSection, DurationValue};
 use crate::serviceset::template;
 
 impl Context<'_> {
-    /// The declared service's drain: its own period, else the platform's,
-    /// with the platform's check templated for it.
+    /// The declared service's drain: its own period, else the platform's
+    /// (else unset: `plan::drain` decides), with the platform's check
+    /// templated for it unless the period is zero.
     pub(super) fn drain(
         &self,
         name: &str,
@@ -21,11 +22,9 @@ impl Context<'_> {
         let vars = self
             .vars
             .with_layer(BTreeMap::from([("container".to_owned(), name.to_owned())]));
-        let period = own
-            .or(defaults.drain_period)
-            .map_or(Duration::ZERO, |d| d.0);
+        let period = own.or(defaults.drain_period).map(|d| d.0);
         let check = match &defaults.drain_check {
-            Some(t) if !period.is_zero() => Some(t.resolve(&vars).map_err(|e| {
+            Some(t) if period != Some(Duration::ZERO) => Some(t.resolve(&vars).map_err(|e| {
                 format!(
                     "platform `defaults.drain_check` ({}): {e}",
                     self.platform.source.display()
