@@ -5,7 +5,8 @@
 //! Kubernetes labels a Pod, not a container, so the per-container telefig
 //! labels (`telefig.container`, `telefig.role`, `telefig.sidecar`,
 //! `telefig.owner`) become one annotation, [`ANNOTATION_CONTAINERS`], and
-//! the config hash none: a Deployment rolls out on any template change.
+//! the config hashes (`telefig.config-hash`, `telefig.fixed-hash`) none:
+//! a Deployment rolls out on any template change.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::names::{is_label_key, is_label_value};
 use crate::platform::{
-    ContainerSpec, LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_OWNER, LABEL_ROLE, LABEL_SERVICESET,
-    LABEL_SIDECAR, Role,
+    ContainerSpec, LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_FIXED_HASH, LABEL_OWNER, LABEL_ROLE,
+    LABEL_SERVICESET, LABEL_SIDECAR, Role,
 };
 
 /// Which container is which, in the Pod: `web: main; web-logging: sidecar logging of web`.
@@ -66,6 +67,7 @@ pub(super) fn pod_meta(
         LABEL_SIDECAR,
         LABEL_OWNER,
         LABEL_CONFIG_HASH,
+        LABEL_FIXED_HASH,
     ];
     for member in members {
         for (key, value) in &member.create.labels {
