@@ -44,8 +44,10 @@ const APPLETS: &[&str] = &[
 pub fn docker_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
-        Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
+        // Bounded: a dockerd that hangs fails the tests with the message
+        // below instead of hanging every one of them.
+        Command::new("timeout")
+            .args(["60", "docker", "info", "--format", "{{.ServerVersion}}"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,7 +70,7 @@ pub fn missing(what: &str) -> ! {
 pub fn require_docker() -> bool {
     assert!(
         docker_available(),
-        "no Docker Engine answers (`docker info` failed): run `tests/setup --no-test` (as root), which starts dockerd"
+        "no Docker Engine answers (`docker info` failed or took over 60 s): run `tests/setup --no-test` (as root), which starts dockerd (restart a dockerd that hangs)"
     );
     true
 }
