@@ -220,17 +220,7 @@ pub fn config_hash(body: &CreateBody) -> String {
         serde_json::to_writer(&mut hasher, body)
     };
     written.expect("a CreateBody always serializes");
-    lower_hex(&hasher.finalize()[..16])
-}
-
-fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    hex::encode(&hasher.finalize()[..16])
 }
 
 /// The create body as `render` prints it: the name, then the body with

@@ -14,7 +14,7 @@ pub(super) const PLACEHOLDER_CLOSE: &str = ">";
 
 /// `sha256:<hex>` of `value`: enough to see that it changed, useless to read it.
 pub fn digest(value: &str) -> String {
-    format!("{DIGEST_PREFIX}{}", hex(&Sha256::digest(value.as_bytes())))
+    format!("{DIGEST_PREFIX}{}", hex::encode(Sha256::digest(value.as_bytes())))
 }
 
 /// Whether `value` is a [`digest`].
@@ -93,12 +93,3 @@ pub fn restore<'a, 'v>(
     }
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}

@@ -13,13 +13,7 @@ pub async fn stop(g: &Global, args: &TimeoutArgs) -> Outcome {
     let progress = Progress::new(false);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let ctx = Ctx::connect(
-        StateDir::new(&g.state_dir),
-        options(g, args),
-        never(),
-        &sink,
-    )
-    .await?;
+    let ctx = connect(g, args, &sink).await?;
     ops::stop(&ctx, &target).await?;
     outln!("serviceset {}: stopped", target.expanded.serviceset);
     Ok(ExitCode::SUCCESS)
@@ -29,13 +23,7 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     let progress = Progress::new(false);
     let sink = |e| progress.record(e);
     let target = target(g, &sink)?;
-    let ctx = Ctx::connect(
-        StateDir::new(&g.state_dir),
-        options(g, args),
-        never(),
-        &sink,
-    )
-    .await?;
+    let ctx = connect(g, args, &sink).await?;
     let plan = ops::down(&ctx, &target).await?;
     outln!(
         "serviceset {}: down, {} containers removed",
@@ -45,14 +33,17 @@ pub async fn down(g: &Global, args: &TimeoutArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn options(g: &Global, args: &TimeoutArgs) -> ops::Options {
-    ops::Options {
+/// Connect for `stop` or `down`. They are not interrupted half-way: a
+/// signal ends the process.
+async fn connect<'a>(
+    g: &Global,
+    args: &TimeoutArgs,
+    sink: ops::Sink<'a>,
+) -> anyhow::Result<Ctx<'a>> {
+    let options = ops::Options {
         timeout: args.timeout,
         no_drain: g.no_drain,
-    }
-}
-
-/// `stop` and `down` are not interrupted half-way: a signal ends the process.
-fn never() -> tokio::sync::watch::Receiver<bool> {
-    tokio::sync::watch::channel(false).1
+    };
+    let never = tokio::sync::watch::channel(false).1;
+    Ok(Ctx::connect(StateDir::new(&g.state_dir), options, never, sink).await?)
 }
