@@ -234,7 +234,7 @@ mod tests {
     /// stops waiting out grace periods hold up no other call.
     #[tokio::test]
     async fn stops_waiting_for_containers_to_leave_hold_up_no_other_call() {
-        assert!(CONCURRENT_STOPS >= 64, "the floor stops 64 at once");
+        const { assert!(CONCURRENT_STOPS >= 64, "the floor stops 64 at once") };
         let limit = Limit::default();
         let (release, wait) = tokio::sync::watch::channel(false);
         let stops: Vec<_> = (0..CONCURRENT_STOPS)

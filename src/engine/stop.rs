@@ -76,7 +76,8 @@ pub async fn stop_walk(
             unstarted -= 1;
             stops.push(stop_one(engine, a, emit));
         }
-        if unstarted == 0 {
+        // Every stop has begun (or none can: nothing is under way).
+        if unstarted == 0 || stops.is_empty() {
             for a in removals_due.drain(..) {
                 let why = a.removal().expect("only removals are due");
                 removals.push(remove_one(engine, a, why, emit));
