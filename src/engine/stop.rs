@@ -25,11 +25,11 @@ use crate::plan::{AfterStop, RemoveReason, StopAction};
 /// Up to [`CONCURRENT_STOPS`] stops are under way at once (a drain waits
 /// outside that bound); of the ready ones, those with the longest chain of
 /// stops still to follow them go first ([`Graph::chains_below`]): at 250
-/// containers, sidecars stopping as soon as their service had stopped held
-/// up the other services, whose health probes kept the host busy. Removals
-/// (`down`) wait until every stop has begun, then go while the last stops
-/// finish: a removal costs dockerd as much as a stop, and nothing waits for
-/// it.
+/// containers, sidecars stopping as soon as their service had stopped
+/// competed with the other services' stops, whose health probes kept the
+/// host busy meanwhile (bench/NOTES-stop.md). Removals (`down`) wait until
+/// every stop has begun, then go while the last stops finish: a removal is
+/// work for dockerd that nothing waits for.
 pub async fn stop_walk(
     engine: &Engine,
     graph: &Graph,
