@@ -118,6 +118,27 @@ impl Graph {
             .collect()
     }
 
+    /// For each node, how many stops must follow its own, one after the
+    /// other: the longest chain of what it depends on (0 when it depends on
+    /// nothing). When a stop walk cannot start every ready stop at once, the
+    /// longest chains go first: they decide when the walk ends, and what
+    /// still runs meanwhile (a service and its health probes) costs the host.
+    pub fn chains_below(&self) -> HashMap<&str, usize> {
+        let mut below = vec![0; self.dag.node_count()];
+        for &n in &self.order {
+            below[n.index()] = self
+                .dag
+                .neighbors_directed(n, Incoming)
+                .map(|d| below[d.index()] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        self.order
+            .iter()
+            .map(|&n| (self.dag[n].as_str(), below[n.index()]))
+            .collect()
+    }
+
     /// What `name` waits for, with the gate.
     pub fn dependencies(&self, name: &str) -> Vec<(&str, Gate)> {
         self.neighbours(name, Incoming)
@@ -422,6 +443,26 @@ mod tests {
         assert_eq!(w.ready(), ["b"]);
         w.reach("b", Milestone::Stopped);
         assert_eq!(w.ready(), ["a"]);
+    }
+
+    #[test]
+    fn the_longest_chain_below_a_node_counts_the_stops_that_must_follow_it() {
+        let g = graph(
+            &["log", "proxy", "svc", "discovery", "db", "alone"],
+            &[
+                ("log", "svc"),
+                ("proxy", "svc"),
+                ("svc", "discovery"),
+                ("db", "proxy"),
+            ],
+        )
+        .unwrap();
+        let below = g.chains_below();
+        let got: Vec<usize> = ["discovery", "svc", "proxy", "log", "db", "alone"]
+            .iter()
+            .map(|n| below[n])
+            .collect();
+        assert_eq!(got, [3, 2, 1, 0, 0, 0]);
     }
 
     /// A random DAG: edges only go from a lower to a higher rank in a

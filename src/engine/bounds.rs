@@ -3,9 +3,11 @@
 //!
 //! One [`Limit`] per process keeps the work telefig hands dockerd within
 //! what a small host's daemon takes at once: every mutating call (pull,
-//! create, start, stop, rename, remove, tag) and every inspect holds a
-//! permit while Docker works on it, whether it comes from a start walk, a
-//! rollback or the daemon's repairs. The operation's deadline (`--timeout`)
+//! create, start, rename, remove, tag) and every inspect holds a permit
+//! while Docker works on it, whether it comes from a start walk, a
+//! rollback or the daemon's repairs. A stop holds a permit of its own
+//! kind ([`CONCURRENT_STOPS`]): it is mostly a wait for the container to
+//! leave within its grace period, not work for dockerd. The operation's deadline (`--timeout`)
 //! bounds each call too, the wait for a permit included, so that nothing
 //! outlives it: a call still running at the deadline is abandoned with a
 //! [`Error::Deadline`] that says what was in flight and what it may have
@@ -27,13 +29,44 @@ use super::Error;
 /// 27–30 s with 16, 23–24 s with 32, against 30 s for Compose (bench/RESULTS.md).
 pub const CONCURRENT_CALLS: usize = 32;
 
+/// Stops in flight at once, on permits of their own. Docker signals the
+/// container and waits up to its grace period for it to leave: a stop
+/// holding one of the [`CONCURRENT_CALLS`] permits held up every other call
+/// for as long as the slowest container took, and let no more than 32
+/// containers leave at once, which made `down` of 250 containers 1.3× the
+/// engine's floor (64 stops at once; bench/NOTES-stop.md). Bounded all the
+/// same: each is a connection to dockerd, and its clean-up is work.
+pub const CONCURRENT_STOPS: usize = 64;
+
 /// The permits shared by every clone of an [`Engine`](super::Engine).
 #[derive(Clone)]
-pub(super) struct Limit(Arc<Semaphore>);
+pub(super) struct Limit {
+    calls: Arc<Semaphore>,
+    stops: Arc<Semaphore>,
+}
+
+impl Limit {
+    /// The permits `op` takes, and how many there are.
+    fn for_op(&self, op: &str) -> (&Semaphore, usize) {
+        if op == "stop" {
+            (&self.stops, CONCURRENT_STOPS)
+        } else {
+            (&self.calls, CONCURRENT_CALLS)
+        }
+    }
+}
+
+/// Milliseconds with a fraction, for the trace.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
 
 impl Default for Limit {
     fn default() -> Limit {
-        Limit(Arc::new(Semaphore::new(CONCURRENT_CALLS)))
+        Limit {
+            calls: Arc::new(Semaphore::new(CONCURRENT_CALLS)),
+            stops: Arc::new(Semaphore::new(CONCURRENT_STOPS)),
+        }
     }
 }
 
@@ -82,7 +115,10 @@ pub(super) fn for_call(
     }
 }
 
-/// Run one Docker call under a permit and the deadline.
+/// Run one Docker call under a permit and the deadline. With
+/// `TELEFIG_LOG=telefig::engine=trace` each call logs when it begins (the
+/// calls of its kind then in flight, how long it waited for a permit) and
+/// when Docker answered: `bench/down-trace` draws its timeline from these lines.
 pub(super) async fn bounded<F: Future>(
     limit: &Limit,
     deadline: Option<Deadline>,
@@ -91,8 +127,25 @@ pub(super) async fn bounded<F: Future>(
     call: F,
 ) -> Result<F::Output, Error> {
     let work = async {
-        let _permit = limit.0.acquire().await.expect("the limit is never closed");
-        call.await
+        let asked = Instant::now();
+        let (permits, size) = limit.for_op(op);
+        let _permit = permits.acquire().await.expect("the limit is never closed");
+        let began = Instant::now();
+        tracing::trace!(
+            op,
+            target,
+            in_flight = size - permits.available_permits(),
+            queued_ms = ms(began - asked),
+            "docker call begins"
+        );
+        let out = call.await;
+        tracing::trace!(
+            op,
+            target,
+            took_ms = ms(began.elapsed()),
+            "docker call ends"
+        );
+        out
     };
     match deadline {
         None => Ok(work.await),
@@ -139,13 +192,13 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn no_more_than_the_limit_run_at_once() {
+    /// The most calls of `op` running at once, of `3 × bound` sent together.
+    async fn most_at_once(op: &'static str, bound: usize) -> usize {
         let limit = Limit::default();
         let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let (running, most) = (&running, &most);
-        let calls = (0..3 * CONCURRENT_CALLS).map(|i| {
-            bounded(&limit, None, "create", "c", async move {
+        let calls = (0..3 * bound).map(|i| {
+            bounded(&limit, None, op, "c", async move {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
                 for _ in 0..10 {
@@ -156,9 +209,66 @@ mod tests {
             })
         });
         let done = futures_util::future::join_all(calls).await;
-        assert_eq!(done.len(), 3 * CONCURRENT_CALLS);
+        assert_eq!(done.len(), 3 * bound);
         assert!(done.iter().all(Result::is_ok));
-        assert_eq!(most.load(Ordering::SeqCst), CONCURRENT_CALLS);
+        most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn no_more_than_the_limit_run_at_once() {
+        assert_eq!(
+            most_at_once("create", CONCURRENT_CALLS).await,
+            CONCURRENT_CALLS
+        );
+        assert_eq!(
+            most_at_once("remove", CONCURRENT_CALLS).await,
+            CONCURRENT_CALLS
+        );
+        assert_eq!(
+            most_at_once("stop", CONCURRENT_STOPS).await,
+            CONCURRENT_STOPS
+        );
+    }
+
+    /// `down` of 250 containers: 64 stops overlap, as the floor's do, and
+    /// stops waiting out grace periods hold up no other call.
+    #[tokio::test]
+    async fn stops_waiting_for_containers_to_leave_hold_up_no_other_call() {
+        const { assert!(CONCURRENT_STOPS >= 64, "the floor stops 64 at once") };
+        let limit = Limit::default();
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let stops: Vec<_> = (0..CONCURRENT_STOPS)
+            .map(|_| {
+                let limit = limit.clone();
+                let mut wait = wait.clone();
+                tokio::spawn(async move {
+                    bounded(&limit, None, "stop", "c", async move {
+                        wait.wait_for(|go| *go).await.map(|_| ())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let all_stopping = async {
+            while limit.stops.available_permits() > 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), all_stopping)
+            .await
+            .expect("every stop has a permit at once");
+        // Every stop permit is held; a create and a remove still go at once.
+        for op in ["create", "remove", "inspect"] {
+            let call = bounded(&limit, None, op, "c", async {});
+            tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .unwrap_or_else(|_| panic!("{op} waited for the stops"))
+                .unwrap();
+        }
+        release.send(true).unwrap();
+        for s in stops {
+            s.await.unwrap().unwrap().unwrap();
+        }
     }
 
     #[tokio::test]
@@ -216,7 +326,8 @@ mod tests {
         assert!(err.contains("no container was changed"), "{err}");
         // Waiting for a permit counts against the deadline too.
         let held: Vec<_> =
-            futures_util::future::join_all((0..CONCURRENT_CALLS).map(|_| limit.0.acquire())).await;
+            futures_util::future::join_all((0..CONCURRENT_STOPS).map(|_| limit.stops.acquire()))
+                .await;
         let err = bounded(
             &limit,
             Some(Deadline::after(Duration::from_millis(50))),

@@ -3,23 +3,33 @@
 //! drains first, and what follows its stop (kept aside, removed, nothing)
 //! the plan decided; this walks the graph in stop order over them.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 
+use super::bounds::CONCURRENT_STOPS;
 use super::execute::Event;
 use super::{Engine, Error};
 use crate::graph::{Direction, Graph, Milestone};
 use crate::plan::{AfterStop, RemoveReason, StopAction};
 
 /// Stop `actions`' containers, dependents first, each with its own grace
-/// period (after its drain, if the plan gave one); independent ones at
-/// once, those the graph does not know alongside. A container kept aside
-/// is renamed before its dependencies stop; one to remove is removed as
-/// soon as it has stopped (its dependencies do not wait for that), one
-/// already stopped at once. With `abort`, no stop begins once it is true.
-/// Returns, for each container kept aside, the id of the one now aside.
+/// period (after its drain, if the plan gave one); independent ones
+/// together, those the graph does not know alongside. A container kept
+/// aside is renamed before its dependencies stop. With `abort`, no stop
+/// begins once it is true. Returns, for each container kept aside, the id
+/// of the one now aside.
+///
+/// Up to [`CONCURRENT_STOPS`] stops are under way at once (a drain waits
+/// outside that bound); of the ready ones, those with the longest chain of
+/// stops still to follow them go first ([`Graph::chains_below`]): at 250
+/// containers, sidecars stopping as soon as their service had stopped
+/// competed with the other services' stops, whose health probes kept the
+/// host busy meanwhile (bench/NOTES-stop.md). Removals (`down`) wait until
+/// every stop has begun, then go while the last stops finish: a removal is
+/// work for dockerd that nothing waits for.
 pub async fn stop_walk(
     engine: &Engine,
     graph: &Graph,
@@ -27,35 +37,59 @@ pub async fn stop_walk(
     abort: Option<&watch::Receiver<bool>>,
     emit: &(dyn Fn(Event) + Sync),
 ) -> Result<HashMap<String, String>, Error> {
-    let to_stop = |name: &str| actions.iter().find(|a| a.container == name && a.stop);
+    let to_stop = |name: &str| actions.iter().position(|a| a.container == name && a.stop);
     let check_abort = || match abort {
         Some(a) if *a.borrow() => Err(Error::Interrupted),
         _ => Ok(()),
     };
+    let below = graph.chains_below();
     let mut walk = graph.walk_subset(Direction::Stop, |n| to_stop(n).is_some());
-    let mut stops = FuturesUnordered::new();
-    let mut removals = FuturesUnordered::new();
-    for a in actions {
+    // Ready stops: the longest chain first, then the plan's order.
+    let mut ready: BinaryHeap<(usize, Reverse<usize>)> = BinaryHeap::new();
+    let mut unstarted = actions.iter().filter(|a| a.stop).count();
+    let mut removals_due: Vec<&StopAction> = Vec::new();
+    for (i, a) in actions.iter().enumerate() {
         if a.stop && !graph.contains(&a.container) {
-            check_abort()?;
-            stops.push(stop_one(engine, a, emit));
-        } else if let (false, Some(why)) = (a.stop, a.removal()) {
-            removals.push(remove_one(engine, a, why, emit));
+            ready.push((0, Reverse(i)));
+        } else if let (false, Some(_)) = (a.stop, a.removal()) {
+            removals_due.push(a);
         }
     }
+    let mut stops = FuturesUnordered::new();
+    let mut removals = FuturesUnordered::new();
     let mut kept_aside = HashMap::new();
+    // Stops under way that hold (or wait for) a stop permit, not a drain.
+    let mut stopping = 0;
     loop {
         for name in walk.ready() {
-            let a = to_stop(&name).expect("walked nodes are in the plan");
+            let i = to_stop(&name).expect("walked nodes are in the plan");
+            ready.push((below.get(name.as_str()).copied().unwrap_or(0), Reverse(i)));
+        }
+        while let Some(&(_, Reverse(i))) = ready.peek() {
+            let a = &actions[i];
+            if a.drain.is_none() && stopping >= CONCURRENT_STOPS {
+                break;
+            }
+            ready.pop();
             check_abort()?;
+            stopping += usize::from(a.drain.is_none());
+            unstarted -= 1;
             stops.push(stop_one(engine, a, emit));
+        }
+        // Every stop has begun (or none can: nothing is under way).
+        if unstarted == 0 || stops.is_empty() {
+            for a in removals_due.drain(..) {
+                let why = a.removal().expect("only removals are due");
+                removals.push(remove_one(engine, a, why, emit));
+            }
         }
         tokio::select! {
             Some(done) = stops.next() => {
                 let a = done?;
+                stopping -= usize::from(a.drain.is_none());
                 walk.reach(&a.container, Milestone::Stopped);
-                if let Some(why) = a.removal() {
-                    removals.push(remove_one(engine, a, why, emit));
+                if a.removal().is_some() {
+                    removals_due.push(a);
                 } else if let AfterStop::KeepAside { .. } = &a.then {
                     kept_aside.insert(a.container.clone(), a.id.clone());
                 }

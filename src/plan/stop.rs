@@ -311,6 +311,77 @@ mod tests {
         assert_eq!(p.actions.len(), 4, "{p}");
     }
 
+    /// Two stacks as the bench builds them: discovery waits for its service
+    /// to be healthy, the service for its two sidecars to start.
+    fn two_stacks() -> (Graph, Vec<Observed>) {
+        let names: Vec<String> = ["a", "b"]
+            .iter()
+            .flat_map(|s| ["log", "proxy", "", "discovery"].map(|k| stack_name(s, k)))
+            .collect();
+        let mut edges = Vec::new();
+        for s in ["a", "b"] {
+            for k in ["log", "proxy"] {
+                edges.push((stack_name(s, k), stack_name(s, ""), Gate::Started));
+            }
+            edges.push((stack_name(s, ""), stack_name(s, "discovery"), Gate::Healthy));
+        }
+        let graph = Graph::from_edges(
+            names.iter().map(String::as_str),
+            edges.iter().map(|(a, b, g)| (a.as_str(), b.as_str(), *g)),
+        )
+        .unwrap();
+        let observed = names
+            .iter()
+            .map(|n| container(n, RunState::Running))
+            .collect();
+        (graph, observed)
+    }
+
+    fn stack_name(stack: &str, kind: &str) -> String {
+        match kind {
+            "" => format!("{stack}-svc"),
+            k => format!("{stack}-svc-{k}"),
+        }
+    }
+
+    /// The order `down` keeps: each container after everything that depends
+    /// on it; and how the stop walk carries it out: a container's stop waits
+    /// for its own dependents only, never for another stack's (no level
+    /// barrier), so independent stops overlap.
+    #[test]
+    fn down_stops_each_container_after_its_own_dependents_and_no_one_elses() {
+        use crate::graph::{Direction, Milestone};
+        let (graph, observed) = two_stacks();
+        let p = stop("shop", &graph, &observed, true);
+        let at = |n: &str| p.actions.iter().position(|a| a.container == n).unwrap();
+        for a in &p.actions {
+            for (dependent, _) in graph.dependents(&a.container) {
+                assert!(
+                    at(dependent) < at(&a.container),
+                    "{dependent} after {a}\n{p}"
+                );
+            }
+        }
+        assert!(
+            p.actions
+                .iter()
+                .all(|a| a.stop && a.then == AfterStop::Remove)
+        );
+
+        let mut walk = graph.walk_subset(Direction::Stop, |n| p.get(n).is_some());
+        // Both discoveries at once: nothing depends on them.
+        assert_eq!(walk.ready(), ["b-svc-discovery", "a-svc-discovery"]);
+        walk.reach("a-svc-discovery", Milestone::Stopped);
+        // a's service goes while b's discovery is still stopping.
+        assert_eq!(walk.ready(), ["a-svc"]);
+        walk.reach("a-svc", Milestone::Stopped);
+        assert_eq!(walk.ready(), ["a-svc-proxy", "a-svc-log"]);
+        walk.reach("b-svc-discovery", Milestone::Stopped);
+        assert_eq!(walk.ready(), ["b-svc"]);
+        // No sidecar before its service has stopped.
+        assert!(walk.ready().is_empty());
+    }
+
     #[test]
     fn regate_stops_what_waits_for_the_dependency_to_be_healthy() {
         let mut obs = observed();

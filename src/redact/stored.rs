@@ -14,7 +14,10 @@ pub(super) const PLACEHOLDER_CLOSE: &str = ">";
 
 /// `sha256:<hex>` of `value`: enough to see that it changed, useless to read it.
 pub fn digest(value: &str) -> String {
-    format!("{DIGEST_PREFIX}{}", hex::encode(Sha256::digest(value.as_bytes())))
+    format!(
+        "{DIGEST_PREFIX}{}",
+        hex::encode(Sha256::digest(value.as_bytes()))
+    )
 }
 
 /// Whether `value` is a [`digest`].
@@ -92,4 +95,3 @@ pub fn restore<'a, 'v>(
         Err(missing)
     }
 }
-

@@ -1,0 +1,203 @@
+//! How `stop` and `down` carry out their order at scale, against the real
+//! engine, read from each container's `FinishedAt`: dependents first within
+//! a stack, no stack waiting for another's slow container, every grace
+//! period waited out, and more containers leaving at once than the 32 calls
+//! telefig hands dockerd for other work.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use support::*;
+
+/// A shell loop that leaves at once on SIGTERM.
+const LEAVES: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait; done";
+/// A shell loop that ignores SIGTERM: Docker kills it at its grace period.
+const STAYS: &str = "trap '' TERM; while :; do sleep 1 & wait; done";
+
+/// Services named `<id>-s<i>` from the images `tf.local/{svc,logging,discovery}:1`;
+/// `logging` starts before its service, `discovery` once it is healthy.
+struct Set {
+    guard: Cleanup,
+    dir: PathBuf,
+}
+
+impl Set {
+    fn new() -> Set {
+        let base = busybox_image("1");
+        for image in ["svc", "logging", "discovery"] {
+            retag(&base, &format!("tf.local/{image}:1"));
+        }
+        let set = Set {
+            guard: Cleanup::new(),
+            dir: scratch_dir("stop-scale"),
+        };
+        let label = test_label(set.id());
+        let (k, v) = label.split_once('=').unwrap();
+        let cmd = format!("[\"sh\", \"-c\", \"{LEAVES}\"]");
+        std::fs::write(
+            set.dir.join("platform.yaml"),
+            format!(
+                "registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\n\
+                 sidecars:\n  logging: {{image: \"logging:1\", order: before, gate: started, command: {cmd}}}\n  \
+                 discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n"
+            ),
+        )
+        .unwrap();
+        set
+    }
+
+    fn id(&self) -> &str {
+        self.guard.id()
+    }
+
+    fn name(&self, i: usize, kind: &str) -> String {
+        match kind {
+            "" => format!("{}-s{i}", self.id()),
+            k => format!("{}-s{i}-{k}", self.id()),
+        }
+    }
+
+    /// `count` services running `script(i)` with a grace period of
+    /// `grace(i)` seconds, with both sidecars when `sidecars`.
+    fn write(
+        &self,
+        count: usize,
+        sidecars: bool,
+        script: impl Fn(usize) -> &'static str,
+        grace: impl Fn(usize) -> u64,
+    ) {
+        let mut text = String::from("version: 1\n");
+        for i in 0..count {
+            text += &format!(
+                "{}:\n  docker:\n    image: svc\n    version: \"1\"\n    command: [\"sh\", \"-c\", \"{}\"]\n    stop_grace_period: {}s\n",
+                self.name(i, ""),
+                script(i),
+                grace(i)
+            );
+            if sidecars {
+                text += &format!(
+                    "  sidecars:\n    logging:\n    discovery: {{port: {}}}\n",
+                    20000 + i
+                );
+            }
+        }
+        std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
+    }
+
+    fn telefig(&self, args: &[&str]) -> Output {
+        let mut cmd = telefig();
+        cmd.args(args)
+            .arg("-c")
+            .arg(self.dir.join("serviceset.conf"))
+            .arg("--platform")
+            .arg(self.dir.join("platform.yaml"))
+            .args(["--name", self.id(), "--state-dir"])
+            .arg(self.dir.join("state"));
+        output_within(&mut cmd, Duration::from_secs(300))
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.telefig(args);
+        assert!(
+            out.status.success(),
+            "telefig {args:?} exited {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// When the container stopped, in ns since the epoch.
+fn finished(name: &str) -> i64 {
+    let c = inspect(name);
+    assert_eq!(c["State"]["Status"], "exited", "{name} is not stopped");
+    nanos(c["State"]["FinishedAt"].as_str().unwrap())
+}
+
+fn nanos(text: &str) -> i64 {
+    telefig::engine::status::rfc3339_nanos(text)
+        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+const SECOND: i64 = 1_000_000_000;
+
+#[test]
+fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another() {
+    if !require_docker() {
+        return;
+    }
+    let set = Set::new();
+    // s0 takes its 3 s grace period to stop; s1 and s2 leave at once.
+    set.write(
+        3,
+        true,
+        |i| if i == 0 { STAYS } else { LEAVES },
+        |i| if i == 0 { 3 } else { 10 },
+    );
+    set.ok(&["start"]);
+    let before = now_nanos();
+    set.ok(&["stop"]);
+    let at = |i, kind| finished(&set.name(i, kind));
+    for i in 0..3 {
+        let (discovery, service, logging) = (at(i, "discovery"), at(i, ""), at(i, "logging"));
+        assert!(
+            discovery <= service && service <= logging,
+            "stack s{i} stopped out of order: discovery {discovery}, service {service}, logging {logging}"
+        );
+    }
+    // The grace period is waited out, and the slow service's sidecar waits
+    // for it; the other stacks do not.
+    assert!(
+        at(0, "") - before >= 3 * SECOND,
+        "s0 was killed before its grace period"
+    );
+    for i in 1..3 {
+        assert!(
+            at(i, "logging") < at(0, ""),
+            "s{i}'s sidecar waited for s0 to stop: {} ≥ {}",
+            at(i, "logging"),
+            at(0, "")
+        );
+    }
+    set.ok(&["down"]);
+    assert!(container_ids_by_label(&test_label(set.id())).is_empty());
+}
+
+#[test]
+fn more_containers_leave_at_once_than_the_32_calls_telefig_makes_at_once() {
+    if !require_docker() {
+        return;
+    }
+    let set = Set::new();
+    // 40 services that ignore SIGTERM, each killed at its 4 s grace period.
+    // 32 stops at a time would leave the last 8 to a second round, 4 s later.
+    set.write(40, false, |_| STAYS, |_| 4);
+    set.ok(&["start"]);
+    let before = now_nanos();
+    set.ok(&["stop"]);
+    let times: Vec<i64> = (0..40).map(|i| finished(&set.name(i, ""))).collect();
+    let (first, last) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    // Every grace period was waited out, and all 40 together.
+    assert!(
+        first - before >= 4 * SECOND,
+        "a container was killed before its grace period"
+    );
+    assert!(
+        last - first < 3 * SECOND,
+        "40 containers with a 4 s grace period stopped over {:.1} s: they did not stop together",
+        (last - first) as f64 / SECOND as f64
+    );
+    set.ok(&["down"]);
+    assert!(container_ids_by_label(&test_label(set.id())).is_empty());
+}
