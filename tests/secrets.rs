@@ -223,6 +223,15 @@ fn secret_values_appear_in_no_output_message_log_event_or_state_file() {
     assert_exit(&out, 0);
 
     // The daemon, knowing no value: its cron, its probes, its answers.
+    let probed = || {
+        inspect(&web)["State"]["Health"]["Log"]
+            .as_array()
+            .is_some_and(|log| !log.is_empty())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), probed),
+        "web was never probed"
+    );
     let daemon = Daemon::spawn(&s);
     let mut events = s.follow_events();
     // And as people read them.
@@ -244,18 +253,27 @@ fn secret_values_appear_in_no_output_message_log_event_or_state_file() {
                     .is_some_and(|o| !o.is_empty())
             })
     };
-    assert!(
-        wait_until(Duration::from_secs(30), cron_ran),
-        "the cron entry never ran\n{}",
-        std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
-    );
+    // The daemon keeps each probe's time and exit code from the events
+    // stream, and the outputs Docker held when the daemon read the
+    // container (before `daemon` below, Docker has probed `web`).
     let probes_kept = || {
         std::fs::read_to_string(state.join(format!("health/{web}.json")))
             .is_ok_and(|t| t.contains("probe <masked> <masked> <masked>"))
     };
+    let (mut probes_seen, mut cron_seen) = (false, false);
+    let mut first_file: Option<String> = None;
+    let both = wait_until(Duration::from_secs(30), || {
+        if first_file.is_none() {
+            first_file = std::fs::read_to_string(state.join(format!("health/{web}.json"))).ok();
+        }
+        probes_seen = probes_seen || probes_kept();
+        cron_seen = cron_seen || cron_ran();
+        probes_seen && cron_seen
+    });
     assert!(
-        wait_until(Duration::from_secs(30), probes_kept),
-        "no probe kept in the state dir"
+        both,
+        "cron ran: {cron_seen}; probes kept: {probes_seen}; first: {first_file:?}\n{}",
+        std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
     );
     let status = |args: &[&str]| {
         telefig()
