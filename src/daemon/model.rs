@@ -202,6 +202,12 @@ impl Model {
 
     pub fn apply(&mut self, ev: &LiveEvent) -> Needs {
         if let LiveKind::Create = ev.kind {
+            // Docker replays the stream from the second before the
+            // snapshot: a container the snapshot read is kept as read (its
+            // probes' outputs come only from that read).
+            if self.containers.contains_key(&ev.id) {
+                return Needs::Nothing;
+            }
             let attr = |k: &str| ev.attributes.get(k).cloned().unwrap_or_default();
             self.containers.insert(
                 ev.id.clone(),
@@ -454,6 +460,25 @@ mod tests {
             asked_nanos: asked,
             as_of_nanos: as_of,
         }
+    }
+
+    /// Regression: a `create` replayed from the second before the snapshot
+    /// replaced the container the snapshot had read, and with it the probe
+    /// outputs only that read brings (events carry none).
+    #[test]
+    fn a_replayed_create_keeps_what_the_snapshot_read() {
+        let mut c = inspected(RunState::Running, 6, 7);
+        c.probes = vec![Probe {
+            at_nanos: 4,
+            exit_code: 0,
+            output: "probe ok".into(),
+        }];
+        let mut m = Model::from_snapshot(vec![c], |_| Vec::new());
+        assert_eq!(m.apply(&event(LiveKind::Create, 3)), Needs::Nothing);
+        let web = m.by_name("web").unwrap();
+        assert_eq!(web.probes.len(), 1);
+        assert_eq!(web.probes[0].output, "probe ok");
+        assert_eq!(web.state, RunState::Running);
     }
 
     /// Regression: the snapshot took the state from the list call and the
