@@ -111,43 +111,23 @@ impl Monitor {
         deadline: Instant,
         abort: &mut watch::Receiver<bool>,
     ) -> Result<(), GateFailure> {
-        let (tx, mut rx) = self.subscribe(id);
-        self.seed(id, &tx)
-            .await
-            .map_err(|e| GateFailure::Docker(e.to_string()))?;
-        // An image may bring its own HEALTHCHECK: Docker then reports a health state.
-        let has_healthcheck = has_healthcheck || rx.borrow().status.health.is_some();
-        let mut connected = self.connected.clone();
-        loop {
-            let status = rx.borrow_and_update().status.clone();
-            if let Some(verdict) = judge_gate(&status, gate, has_healthcheck) {
-                return verdict;
-            }
-            // Events are the signal; a slow re-inspect guards against one
-            // lost in a reconnect, and takes over if the stream breaks.
-            let fallback = async {
-                if *connected.borrow() {
-                    tokio::select! {
-                        _ = connected.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                } else {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            };
-            tokio::select! {
-                _ = rx.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => return Err(GateFailure::Timeout),
-                _ = aborted(abort) => return Err(GateFailure::Interrupted),
-                _ = fallback => {
-                    self.seed(id, &tx).await.map_err(|e| GateFailure::Docker(e.to_string()))?;
-                }
-            }
+        let mut seeded: Option<bool> = None;
+        let followed = self
+            .follow(id, deadline, abort, |status| {
+                // An image may bring its own HEALTHCHECK: Docker then reports
+                // a health state (read from the first status, the inspect's).
+                let has = *seeded.get_or_insert(has_healthcheck || status.health.is_some());
+                judge_gate(status, gate, has)
+            })
+            .await;
+        match followed {
+            Followed::Judged(verdict) => verdict,
+            Followed::Until => Err(GateFailure::Timeout),
+            Followed::Aborted => Err(GateFailure::Interrupted),
+            Followed::Docker(e) => Err(GateFailure::Docker(e)),
         }
     }
-}
 
-impl Monitor {
     /// Watch container `id` until `until` (`timeout`: that moment is the
     /// operation's deadline, not the bake's end), failing as soon as
     /// `plan::judge_bake` says what Docker reports fails its bake.
@@ -158,16 +138,41 @@ impl Monitor {
         timeout: bool,
         abort: &mut watch::Receiver<bool>,
     ) -> Result<(), BakeFailure> {
+        let mut starts_before = None;
+        let followed = self
+            .follow(id, until, abort, |status| {
+                judge_bake(status, *starts_before.get_or_insert(status.starts))
+            })
+            .await;
+        match followed {
+            Followed::Judged(failure) => Err(failure),
+            Followed::Until if timeout => Err(BakeFailure::Timeout),
+            Followed::Until => Ok(()),
+            Followed::Aborted => Err(BakeFailure::Interrupted),
+            Followed::Docker(e) => Err(BakeFailure::Docker(e)),
+        }
+    }
+
+    /// Follow container `id`'s status until `judge` says something of it,
+    /// `until` passes or `abort` turns true. Events are the signal; a slow
+    /// re-inspect guards against one lost in a reconnect, and takes over
+    /// if the stream breaks.
+    async fn follow<T>(
+        &self,
+        id: &str,
+        until: Instant,
+        abort: &mut watch::Receiver<bool>,
+        mut judge: impl FnMut(&GateStatus) -> Option<T>,
+    ) -> Followed<T> {
         let (tx, mut rx) = self.subscribe(id);
-        self.seed(id, &tx)
-            .await
-            .map_err(|e| BakeFailure::Docker(e.to_string()))?;
-        let starts_before = rx.borrow().status.starts;
+        if let Err(e) = self.seed(id, &tx).await {
+            return Followed::Docker(e.to_string());
+        }
         let mut connected = self.connected.clone();
         loop {
             let status = rx.borrow_and_update().status.clone();
-            if let Some(failure) = judge_bake(&status, starts_before) {
-                return Err(failure);
+            if let Some(judged) = judge(&status) {
+                return Followed::Judged(judged);
             }
             let fallback = async {
                 if *connected.borrow() {
@@ -181,16 +186,27 @@ impl Monitor {
             };
             tokio::select! {
                 _ = rx.changed() => {}
-                _ = tokio::time::sleep_until(until) => {
-                    return if timeout { Err(BakeFailure::Timeout) } else { Ok(()) };
-                }
-                _ = aborted(abort) => return Err(BakeFailure::Interrupted),
+                _ = tokio::time::sleep_until(until) => return Followed::Until,
+                _ = aborted(abort) => return Followed::Aborted,
                 _ = fallback => {
-                    self.seed(id, &tx).await.map_err(|e| BakeFailure::Docker(e.to_string()))?;
+                    if let Err(e) = self.seed(id, &tx).await {
+                        return Followed::Docker(e.to_string());
+                    }
                 }
             }
         }
     }
+}
+
+/// How following a container ended ([`Monitor::follow`]).
+enum Followed<T> {
+    /// The judge said this.
+    Judged(T),
+    /// The time given passed.
+    Until,
+    Aborted,
+    /// Docker could not be asked.
+    Docker(String),
 }
 
 pub use crate::plan::GateFailure;

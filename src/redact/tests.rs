@@ -1,3 +1,6 @@
+//! The redactor's tests: which names look secret, masking by value and by
+//! fingerprint, digests and what a record keeps of a secret.
+
 use super::*;
 
 const TOKEN: &str = "tok-3f9a2c";
