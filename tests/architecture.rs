@@ -479,3 +479,115 @@ fn the_readme_stays_short_and_points_nowhere_outside_the_repository() {
         }
     }
 }
+
+#[test]
+fn the_map_fits_on_one_screen() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let lines = map.lines().count();
+    assert!(
+        lines <= 60,
+        "ARCHITECTURE.md has {lines} lines: it is the one-screen map; \
+         move detail to docs/decisions.md or the module's own note"
+    );
+}
+
+/// Where a `module::path` of the decision table leads: the deepest file or
+/// folder of `src/` it names, and the rest of the path (symbols inside it).
+fn resolve(src: &Path, path: &str) -> Option<(PathBuf, Vec<String>)> {
+    let segments: Vec<&str> = path.split("::").collect();
+    let mut found = None;
+    for depth in 1..=segments.len() {
+        let stem = segments[..depth].join("/");
+        let file = src.join(format!("{stem}.rs"));
+        let folder = src.join(&stem);
+        if folder.is_dir() {
+            found = Some((folder, depth));
+        } else if file.is_file() {
+            found = Some((file, depth));
+        } else {
+            break;
+        }
+    }
+    let (place, depth) = found?;
+    let rest = segments[depth..].iter().map(|s| s.to_string()).collect();
+    Some((place, rest))
+}
+
+/// Whether the file, or a file under the folder, defines `word`: a function,
+/// type, constant, module, field or enum variant of that name.
+fn defines(place: &Path, word: &str) -> bool {
+    let mut files = Vec::new();
+    if place.is_dir() {
+        walk(place, &mut files);
+    } else {
+        files.push(place.to_path_buf());
+    }
+    let kinds = [
+        "fn ",
+        "async fn ",
+        "const fn ",
+        "struct ",
+        "enum ",
+        "const ",
+        "static ",
+        "type ",
+        "trait ",
+        "mod ",
+    ];
+    files.iter().any(|f| {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        text.lines().any(|line| {
+            let mut line = line.trim_start();
+            for vis in ["pub(crate) ", "pub(super) ", "pub "] {
+                line = line.strip_prefix(vis).unwrap_or(line);
+            }
+            let named = |rest: &str| {
+                rest.strip_prefix(word).is_some_and(|tail| {
+                    tail.is_empty() || tail.starts_with([':', '(', '<', ' ', ',', ';', '{'])
+                })
+            };
+            // An item, or a field or variant (`word: …`, `Word {`, `Word,`).
+            kinds
+                .iter()
+                .any(|k| line.strip_prefix(k).is_some_and(named))
+                || named(line)
+        })
+    })
+}
+
+#[test]
+fn every_module_and_symbol_the_decision_table_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let doc = std::fs::read_to_string(root.join("docs/decisions.md")).unwrap();
+    let modules: Vec<String> = LAYERS
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(|m| m.to_string())
+        .collect();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (i, line) in doc.lines().enumerate() {
+        for (n, quoted) in line.split('`').enumerate() {
+            let first = quoted.split("::").next().unwrap_or_default();
+            if n % 2 == 0 || !quoted.contains("::") || !modules.iter().any(|m| m == first) {
+                continue;
+            }
+            checked += 1;
+            let ok = match resolve(&src, quoted) {
+                Some((place, rest)) => rest.iter().all(|word| defines(&place, word)),
+                None => false,
+            };
+            if !ok {
+                missing.push(format!("docs/decisions.md:{}: `{quoted}`", i + 1));
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} paths in docs/decisions.md");
+    assert!(
+        missing.is_empty(),
+        "the decision table names what src/ lacks (renamed or moved?):\n{}",
+        missing.join("\n")
+    );
+}

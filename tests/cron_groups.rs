@@ -9,10 +9,9 @@
 mod stack;
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
 use stack::*;
 use support::*;
 
@@ -57,43 +56,13 @@ impl Drop for HostUser {
     }
 }
 
-/// A running `telefig daemon`, stopped with SIGTERM when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-/// `telefig daemon` on `s`'s state dir, its log in `daemon.log`.
-fn spawn_daemon(s: &Stack) -> Daemon {
-    Daemon(
-        telefig()
-            .args(["daemon", "--state-dir"])
-            .arg(s.dir.join("state"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.dir.join("daemon.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// The output tail of `entry`'s first finished run (exit code 0).
 fn first_run_output(s: &Stack, entry: &str) -> String {
-    let status = || -> Value {
-        let out = telefig()
-            .args(["status", "--json", "--name", s.id(), "--state-dir"])
-            .arg(s.dir.join("state"))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
-    };
+    let status = || s.status_json();
     let ran = wait_until(Duration::from_secs(20), || {
         status()["cron"][s.id()][entry]["exit_code"] == 0
     });
-    let log = std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default();
+    let log = s.daemon_log();
     assert!(ran, "{}\n{log}", status());
     status()["cron"][s.id()][entry]["output_tail"]
         .as_str()
@@ -125,7 +94,7 @@ fn a_cron_job_runs_with_its_users_supplementary_groups() {
         host.user
     ));
     assert_exit(&s.start(&[]), 0);
-    let _daemon = spawn_daemon(&s);
+    let _daemon = s.daemon(&[], &[]);
     let output = first_run_output(&s, "Grouped");
     let groups: Vec<&str> = output
         .trim()
@@ -150,7 +119,7 @@ fn a_cron_run_is_started_by_systemd_where_it_is_init_else_by_the_daemon() {
     let s = Stack::new();
     s.add_cron("      Parent: {schedule: \"* * * * * *\", command: 'echo \"parent=$PPID\"'}\n");
     assert_exit(&s.start(&[]), 0);
-    let daemon = spawn_daemon(&s);
+    let daemon = s.daemon(&[], &[]);
     let output = first_run_output(&s, "Parent");
     let systemd = std::path::Path::new("/run/systemd/system").is_dir() && is_root();
     let parent = if systemd {

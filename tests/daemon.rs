@@ -8,10 +8,8 @@ mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use stack::*;
 use support::*;
 
@@ -50,47 +48,13 @@ impl NotifySocket {
     }
 }
 
-/// A running `telefig daemon`, stopped with SIGTERM when dropped.
-struct Daemon(Child);
-
-impl Daemon {
-    fn spawn(s: &Stack, notify: &NotifySocket, extra: &[&str]) -> Daemon {
-        Daemon::spawn_with(s, notify, extra, &[])
-    }
-
-    /// With extra environment (a failpoint).
-    fn spawn_with(
-        s: &Stack,
-        notify: &NotifySocket,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Daemon {
-        let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
-        let child = telefig()
-            .args(["daemon", "--state-dir"])
-            .arg(s.dir.join("state"))
-            .args(extra)
-            .env("NOTIFY_SOCKET", &notify.path)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn daemon_log(s: &Stack) -> String {
-    std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
+/// `telefig daemon` on `s` that tells `notify` what systemd would hear,
+/// with `extra` arguments and environment (a failpoint).
+fn spawn_daemon(s: &Stack, notify: &NotifySocket, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    let path = notify.path.to_str().unwrap();
+    let mut all = vec![("NOTIFY_SOCKET", path)];
+    all.extend(env.iter().copied());
+    s.daemon(extra, &all)
 }
 
 fn running(name: &str) -> bool {
@@ -172,12 +136,12 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
     let logging = s.name("logging");
     let point = format!("before:live-event:{logging}");
     let notify = NotifySocket::new(&s.dir);
-    let _daemon = Daemon::spawn_with(&s, &notify, &[], &[("TELEFIG_FAILPOINT_DELAY", &point)]);
+    let _daemon = spawn_daemon(&s, &notify, &[], &[("TELEFIG_FAILPOINT_DELAY", &point)]);
     let messages = notify.read_until("READY=1", Duration::from_secs(30));
     assert!(
         messages.contains(&"READY=1".to_owned()),
         "{messages:?}\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     let mut events = s.follow_events();
     // Remove it until the follower sees Docker's `removed` (it may have
@@ -195,7 +159,7 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
             })
             .is_some()
     });
-    assert!(seen_removed, "{}\n{}", events.summary(), daemon_log(&s));
+    assert!(seen_removed, "{}\n{}", events.summary(), s.daemon_log());
     // Docker's first event of the removal (`died`, then `removed`): the
     // repair answers it, or one after it.
     let (broke_at, repaired) =
@@ -204,10 +168,10 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
         panic!(
             "no `repaired` for {logging}\n{}\n{}",
             events.summary(),
-            daemon_log(&s)
+            s.daemon_log()
         )
     });
-    let log = daemon_log(&s);
+    let log = s.daemon_log();
     assert!(
         log.contains(&format!("failpoint: waiting 2000 ms at {point}")),
         "the live model read Docker's stream late\n{log}"
@@ -234,12 +198,12 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
     let notify = NotifySocket::new(&s.dir);
-    let _daemon = Daemon::spawn(&s, &notify, &[]);
+    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
     let messages = notify.read_until("READY=1", Duration::from_secs(30));
     assert!(
         messages.contains(&"READY=1".to_owned()),
         "{messages:?}\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
 
     // A sidecar removed by hand is back within 5 s.
@@ -249,13 +213,13 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     assert!(
         wait_until(Duration::from_secs(5), || running(&logging)),
         "{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     eprintln!("sidecar recreated in {} ms", t.elapsed().as_millis());
     // The drift's log line gives the plan's reason: its text for people,
     // its code for machines.
     let said = |needles: &[&str]| {
-        daemon_log(&s)
+        s.daemon_log()
             .lines()
             .any(|l| needles.iter().all(|n| l.contains(n)))
     };
@@ -266,7 +230,7 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
             "reason_code=\"missing\"",
         ]),
         "{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
 
     // A container started by hand under the serviceset's labels, which the
@@ -284,7 +248,7 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     assert!(
         wait_until(Duration::from_secs(20), || !exists(&stray)),
         "{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     let removed = format!(
         r#"{{"event":"removed","container":"{stray}","why":"no longer in the serviceset","reason_code":"orphan"}}"#
@@ -295,7 +259,7 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
             "reason_code=\"orphan\"",
         ]) && said(&[&removed])),
         "{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
 
     // web restarts: discovery goes down with it and comes back once web is healthy.
@@ -305,7 +269,7 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     let back = wait_until(Duration::from_secs(20), || {
         running(&discovery) && started_nanos(&discovery) > before
     });
-    assert!(back, "discovery came back\n{}", daemon_log(&s));
+    assert!(back, "discovery came back\n{}", s.daemon_log());
     let web_healthy = healthy_since(&s.web()).unwrap();
     assert!(
         started_nanos(&discovery) > web_healthy,
@@ -314,9 +278,9 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
 
     // A serviceset stopped on purpose is left stopped: once the daemon has
     // seen the stop's events and settled again, web is still down.
-    let settled = || daemon_log(&s).matches("idle: events settled").count();
+    let settled = || s.daemon_log().matches("idle: events settled").count();
     let idle_now = || {
-        daemon_log(&s)
+        s.daemon_log()
             .lines()
             .last()
             .is_some_and(|l| l.contains("idle: events settled"))
@@ -324,19 +288,19 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     assert!(
         wait_until(Duration::from_secs(20), idle_now),
         "the daemon settles after the repair\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     let settled_before = settled();
     assert_exit(&s.telefig(&["stop"]), 0);
     assert!(
         wait_until(Duration::from_secs(20), || settled() > settled_before),
         "the daemon settles after `telefig stop`\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     assert!(
         !running(&s.web()),
         "the daemon must not undo `telefig stop`\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
 }
 
@@ -351,19 +315,12 @@ fn cron_entries_run_and_their_exit_code_shows_in_status() {
     );
     assert_exit(&s.start(&[]), 0);
     let notify = NotifySocket::new(&s.dir);
-    let _daemon = Daemon::spawn(&s, &notify, &[]);
-    let status = || -> Value {
-        let out = telefig()
-            .args(["status", "--json", "--name", s.id(), "--state-dir"])
-            .arg(s.dir.join("state"))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
+    let status = || s.status_json();
     let ran = wait_until(Duration::from_secs(15), || {
         status()["cron"][s.id()]["tick"]["exit_code"] == 3
     });
-    assert!(ran, "{}\n{}", status(), daemon_log(&s));
+    assert!(ran, "{}\n{}", status(), s.daemon_log());
     let tick = &status()["cron"][s.id()]["tick"];
     assert_eq!(tick["owner"], s.web().as_str());
     assert!(tick["output_tail"].as_str().unwrap().contains("tick"));
@@ -384,7 +341,7 @@ fn a_regate_that_fails_once_is_tried_again_and_stops_the_dependent() {
     let point = format!("before:stop:{discovery}");
     let notify = NotifySocket::new(&s.dir);
     // A long budget: no restart of web (and its dependents) meanwhile.
-    let _daemon = Daemon::spawn_with(
+    let _daemon = spawn_daemon(
         &s,
         &notify,
         &["--unhealthy-budget", "10m"],
@@ -394,7 +351,7 @@ fn a_regate_that_fails_once_is_tried_again_and_stops_the_dependent() {
     assert!(
         messages.contains(&"READY=1".to_owned()),
         "{messages:?}\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     assert!(running(&discovery));
 
@@ -402,13 +359,13 @@ fn a_regate_that_fails_once_is_tried_again_and_stops_the_dependent() {
     assert!(
         wait_until(Duration::from_secs(20), || !running(&discovery)),
         "discovery was stopped after web turned unhealthy\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     // The daemon logs what it stopped once Docker has answered the stop.
     let retried = wait_until(Duration::from_secs(10), || {
-        daemon_log(&s).contains("went down: stopped")
+        s.daemon_log().contains("went down: stopped")
     });
-    let log = daemon_log(&s);
+    let log = s.daemon_log();
     assert!(
         log.contains(&format!("failpoint: failing once at {point}")),
         "the first stop failed\n{log}"
@@ -448,34 +405,34 @@ fn the_daemon_undoes_its_own_boot_repair() {
     }
 
     let notify = NotifySocket::new(&s.dir);
-    let _daemon = Daemon::spawn(&s, &notify, &[]);
+    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
     let messages = notify.read_until("READY=1", Duration::from_secs(30));
     assert!(
         messages.contains(&"READY=1".to_owned()),
         "{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     assert!(
-        daemon_log(&s).contains("boot repair: 2 to restart"),
+        s.daemon_log().contains("boot repair: 2 to restart"),
         "the boot repair restarted web and discovery\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     let repaired = started_nanos(&discovery);
     let idle = wait_until(Duration::from_secs(20), || {
-        daemon_log(&s).contains("idle: events settled")
+        s.daemon_log().contains("idle: events settled")
     });
     assert!(
-        !daemon_log(&s).contains("went down"),
+        !s.daemon_log().contains("went down"),
         "the daemon stopped what its own repair had just started\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     assert_eq!(
         started_nanos(&discovery),
         repaired,
         "discovery was not restarted again\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
-    assert!(idle, "the daemon settles after READY\n{}", daemon_log(&s));
+    assert!(idle, "the daemon settles after READY\n{}", s.daemon_log());
     assert!(running(&discovery));
 }
 
@@ -497,21 +454,14 @@ fn map_form_cron_runs_shell_lines_as_their_user() {
     ));
     assert_exit(&s.start(&[]), 0);
     let notify = NotifySocket::new(&s.dir);
-    let _daemon = Daemon::spawn(&s, &notify, &[]);
-    let status = || -> Value {
-        let out = telefig()
-            .args(["status", "--json", "--name", s.id(), "--state-dir"])
-            .arg(s.dir.join("state"))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
+    let status = || s.status_json();
     let ran = wait_until(Duration::from_secs(20), || {
         let st = status();
         st["cron"][s.id()]["Greeter"]["exit_code"] == 4
             && st["cron"][s.id()]["Rooted"]["exit_code"] == 0
     });
-    assert!(ran, "{}\n{}", status(), daemon_log(&s));
+    assert!(ran, "{}\n{}", status(), s.daemon_log());
     let st = status();
     let greeter = st["cron"][s.id()]["Greeter"]["output_tail"]
         .as_str()
@@ -538,22 +488,22 @@ fn a_serviceset_of_another_state_dir_is_left_alone() {
     assert_exit(&ours.start(&[]), 0);
     assert_exit(&theirs.start(&[]), 0);
     let notify = NotifySocket::new(&ours.dir);
-    let _daemon = Daemon::spawn(&ours, &notify, &[]);
+    let _daemon = spawn_daemon(&ours, &notify, &[], &[]);
     let messages = notify.read_until("READY=1", Duration::from_secs(30));
     assert!(
         messages.contains(&"READY=1".to_owned()),
         "{messages:?}\n{}",
-        daemon_log(&ours)
+        ours.daemon_log()
     );
     // Ours was deployed in order seconds ago (more probes than Docker's
     // five-entry health log holds): the boot repair has nothing to undo.
     assert!(
-        !daemon_log(&ours).contains("drift: restart"),
+        !ours.daemon_log().contains("drift: restart"),
         "the boot repair restarted a container of a serviceset deployed in order\n{}",
-        daemon_log(&ours)
+        ours.daemon_log()
     );
     let idle_now = |s: &Stack| {
-        daemon_log(s)
+        s.daemon_log()
             .lines()
             .last()
             .is_some_and(|l| l.contains("idle: events settled"))
@@ -566,12 +516,12 @@ fn a_serviceset_of_another_state_dir_is_left_alone() {
     assert!(
         wait_until(Duration::from_secs(10), || running(&ours.name("logging"))),
         "{}",
-        daemon_log(&ours)
+        ours.daemon_log()
     );
     assert!(
         wait_until(Duration::from_secs(20), || idle_now(&ours)),
         "the daemon settles after the repair\n{}",
-        daemon_log(&ours)
+        ours.daemon_log()
     );
     let lock = ours
         .dir
@@ -581,12 +531,12 @@ fn a_serviceset_of_another_state_dir_is_left_alone() {
         !lock.exists(),
         "the daemon took a lock for a serviceset it has no record of: {}\n{}",
         lock.display(),
-        daemon_log(&ours)
+        ours.daemon_log()
     );
     assert!(
-        !daemon_log(&ours).contains(theirs.id()),
+        !ours.daemon_log().contains(theirs.id()),
         "the daemon acted on a serviceset of another state dir\n{}",
-        daemon_log(&ours)
+        ours.daemon_log()
     );
     assert!(
         try_inspect(&theirs.name("logging")).is_none(),

@@ -6,7 +6,7 @@ mod support;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::*;
@@ -127,26 +127,11 @@ fn a_stop_grace_period_of_1e20_exits_2_from_validate() {
 /// The platform file reads durations through the same parser.
 #[test]
 fn a_platform_template_with_an_extreme_duration_exits_2() {
-    let dir = scratch_dir("hostile-platform");
-    let platform = dir.join("platform.yaml");
-    std::fs::write(
-        &platform,
+    let (conf, platform) = logging_sidecar_on(
+        "hostile-platform",
         "sidecars:\n  logging: {image: \"singer:1\", stop_grace_period: 1e20}\n",
-    )
-    .unwrap();
-    let conf = dir.join("web.conf");
-    std::fs::write(
-        &conf,
-        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
-    )
-    .unwrap();
-    let out = run(&[
-        os("validate"),
-        os("-c"),
-        conf.as_os_str(),
-        os("--platform"),
-        platform.as_os_str(),
-    ]);
+    );
+    let out = validate_with(&conf, &platform);
     assert_bad_input(
         &out,
         "is not a duration",
@@ -320,6 +305,32 @@ fn run_within(args: &[&OsStr]) -> Output {
     output_within(&mut cmd, std::time::Duration::from_secs(60))
 }
 
+/// `telefig validate -c conf --platform platform`, a hang failing the test.
+fn validate_with(conf: &Path, platform: &Path) -> Output {
+    run_within(&[
+        os("validate"),
+        os("-c"),
+        conf.as_os_str(),
+        os("--platform"),
+        platform.as_os_str(),
+    ])
+}
+
+/// A scratch dir `name` with `web.conf` (web and its logging sidecar) and
+/// `platform.yaml` holding `platform`: their paths.
+fn logging_sidecar_on(name: &str, platform: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch_dir(name);
+    let conf = dir.join("web.conf");
+    std::fs::write(
+        &conf,
+        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
+    )
+    .unwrap();
+    let path = dir.join("platform.yaml");
+    std::fs::write(&path, platform).unwrap();
+    (conf, path)
+}
+
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
@@ -390,26 +401,11 @@ fn a_file_that_is_not_a_regular_file_within_the_cap_exits_2_naming_it() {
 /// serviceset file: two nested loops in one stop instead of hanging.
 #[test]
 fn a_sidecar_template_that_never_ends_runs_out_of_its_budget() {
-    let dir = scratch_dir("hostile-sidecar-loop");
-    let platform = dir.join("platform.yaml");
-    std::fs::write(
-        &platform,
+    let (conf, platform) = logging_sidecar_on(
+        "hostile-sidecar-loop",
         "sidecars:\n  logging:\n    image: \"singer:1\"\n    command: [\"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\"]\n",
-    )
-    .unwrap();
-    let conf = dir.join("web.conf");
-    std::fs::write(
-        &conf,
-        "web: {docker: {image: x, version: v1}, sidecars: {logging: ~}}\n",
-    )
-    .unwrap();
-    let out = run_within(&[
-        os("validate"),
-        os("-c"),
-        conf.as_os_str(),
-        os("--platform"),
-        platform.as_os_str(),
-    ]);
+    );
+    let out = validate_with(&conf, &platform);
     assert_bad_input(
         &out,
         "ran out of its work budget (1000000 units)",
@@ -435,13 +431,7 @@ fn a_file_that_starts_with_a_byte_order_mark_is_read() {
     .unwrap();
     let platform = dir.join("platform.yaml");
     std::fs::write(&platform, "\u{feff}labels: {team: cards}\n").unwrap();
-    let out = run_within(&[
-        os("validate"),
-        os("-c"),
-        conf.as_os_str(),
-        os("--platform"),
-        platform.as_os_str(),
-    ]);
+    let out = validate_with(&conf, &platform);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
@@ -551,13 +541,7 @@ fn a_platform_file_with_unusable_names_or_numbers_exits_2_at_its_line() {
     ] {
         let platform = dir.join("platform.yaml");
         std::fs::write(&platform, text).unwrap();
-        let out = run(&[
-            os("validate"),
-            os("-c"),
-            conf.as_os_str(),
-            os("--platform"),
-            platform.as_os_str(),
-        ]);
+        let out = validate_with(&conf, &platform);
         assert_bad_input(&out, needle, text);
     }
 }

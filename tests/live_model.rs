@@ -7,42 +7,11 @@
 mod stack;
 mod support;
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use stack::*;
 use support::*;
-
-/// A running `telefig daemon`, stopped with SIGTERM when dropped.
-struct Daemon(Child);
-
-impl Daemon {
-    fn spawn(s: &Stack) -> Daemon {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(s.dir.join("daemon.log"))
-            .unwrap();
-        let child = telefig()
-            .args(["daemon", "--state-dir"])
-            .arg(s.dir.join("state"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 fn status_json(s: &Stack, args: &[&str]) -> Value {
     let mut all = vec!["status", "--json"];
@@ -128,7 +97,7 @@ fn the_daemons_model_equals_dockers_truth_after_a_storm_of_changes() {
     // Stopped on purpose: the daemon's drift repair stays out of the storm.
     assert_exit(&s.telefig(&["stop"]), 0);
     assert_exit(&s.start(&[]), 0);
-    let _daemon = Daemon::spawn(&s);
+    let _daemon = s.daemon(&[], &[]);
     assert_model_settles_to_truth(&s, Duration::from_secs(30));
 
     let web = s.web();
@@ -161,7 +130,7 @@ fn health_history_survives_a_daemon_restart_and_status_falls_back_without_it() {
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
     let web = s.web();
-    let daemon = Daemon::spawn(&s);
+    let daemon = s.daemon(&[], &[]);
     let probes = |s: &Stack| -> Vec<Value> {
         let one = status_json(s, &[&web]);
         one["probes"].as_array().cloned().unwrap_or_default()
@@ -184,7 +153,7 @@ fn health_history_survives_a_daemon_restart_and_status_falls_back_without_it() {
     let stored = probes(&s);
     assert!(stored.len() >= 12, "{stored:#?}");
 
-    let _daemon = Daemon::spawn(&s);
+    let _daemon = s.daemon(&[], &[]);
     assert!(wait_until(Duration::from_secs(30), || {
         let now = probes(&s);
         status_json(&s, &[&web])["source"] == "daemon"
@@ -214,7 +183,7 @@ fn events_stream_a_restart_in_order() {
     }
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
-    let _daemon = Daemon::spawn(&s);
+    let _daemon = s.daemon(&[], &[]);
     assert!(wait_until(Duration::from_secs(30), || {
         status_json(&s, &[])["source"] == "daemon"
     }));
@@ -247,7 +216,7 @@ fn events_show_a_deploys_steps_in_order() {
     }
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
-    let _daemon = Daemon::spawn(&s);
+    let _daemon = s.daemon(&[], &[]);
     assert!(wait_until(Duration::from_secs(30), || {
         status_json(&s, &[])["source"] == "daemon"
     }));

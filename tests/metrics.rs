@@ -8,22 +8,12 @@
 mod stack;
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use stack::*;
 use support::*;
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
 
 /// `true`, or the test fails saying how to install `tool` (Debian's
 /// prometheus has both promtool and prometheus).
@@ -47,17 +37,10 @@ fn metrics_pass_promtool_and_prometheus_counts_the_containers() {
     assert_exit(&s.start(&[]), 0);
     let addr = format!("127.0.0.1:{}", free_port());
     let file = s.dir.join("telefig.prom");
-    let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
-    let _daemon = Running(
-        telefig()
-            .args(["daemon", "--state-dir"])
-            .arg(s.dir.join("state"))
-            .args(["--metrics-listen", &addr, "--metrics-file"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let file_arg = file.to_str().unwrap();
+    let _daemon = s.daemon(
+        &["--metrics-listen", &addr, "--metrics-file", file_arg],
+        &[],
     );
     let ours = format!("serviceset=\"{}\"", s.id());
     let mut text = String::new();
@@ -286,34 +269,8 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
     );
 }
 
-/// `telefig daemon` on the stack's state dir, serving metrics on `addr`,
-/// its log appended to `daemon.log`.
-fn spawn_daemon(s: &Stack, addr: &str) -> Running {
-    spawn_daemon_with(s, addr, &[])
-}
-
-/// [`spawn_daemon`] with extra environment (a failpoint).
-fn spawn_daemon_with(s: &Stack, addr: &str, env: &[(&str, &str)]) -> Running {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(s.dir.join("daemon.log"))
-        .unwrap();
-    Running(
-        telefig()
-            .args(["daemon", "--state-dir"])
-            .arg(s.dir.join("state"))
-            .args(["--metrics-listen", addr])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn daemon_log(s: &Stack) -> String {
-    std::fs::read_to_string(s.dir.join("daemon.log")).unwrap_or_default()
+fn spawn_daemon(s: &Stack, addr: &str) -> Daemon {
+    s.daemon(&["--metrics-listen", addr], &[])
 }
 
 /// The value of the first sample of `name` (with its `{`) that carries
@@ -346,7 +303,10 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     // The daemon reads Docker's events for logging late, as on a loaded
     // host: its repair is done before Docker's `removed` is read.
     let late = format!("before:live-event:{}", s.name("logging"));
-    let _daemon = spawn_daemon_with(&s, &addr, &[("TELEFIG_FAILPOINT_DELAY", &late)]);
+    let _daemon = s.daemon(
+        &["--metrics-listen", &addr],
+        &[("TELEFIG_FAILPOINT_DELAY", &late)],
+    );
     let ours = format!("serviceset=\"{}\"", s.id());
     let repairs = |text: &str, cause: &str| {
         sample(
@@ -362,7 +322,7 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     assert!(
         ok,
         "the daemon serves metrics:\n{before}\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     // Usually 0; on a loaded host a probe can time out and the daemon
     // repair something on its own before the test breaks anything.
@@ -396,7 +356,7 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
                 })
                 .is_some()
         });
-        assert!(subscribed, "{}\n{}", events.summary(), daemon_log(&s));
+        assert!(subscribed, "{}\n{}", events.summary(), s.daemon_log());
         // Docker's first event of the break (`died`, then `removed` or
         // `stopped`): the repair answers it, or one after it.
         let (broke_at, repaired) =
@@ -405,7 +365,7 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
             panic!(
                 "no `repaired` event for {container}\n{}\n{}",
                 events.summary(),
-                daemon_log(&s)
+                s.daemon_log()
             )
         });
         // The cause is shown before the cure: no event of this repair
@@ -415,7 +375,7 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
             early.is_empty(),
             "the repair of {container} was shown before Docker's event of the break: {early:?}\n{}\n{}",
             events.summary(),
-            daemon_log(&s)
+            s.daemon_log()
         );
         assert_eq!(repaired["detail"], cause, "{repaired}");
         assert_eq!(repaired["operation"], "repair", "{repaired}");
@@ -429,7 +389,7 @@ fn drift_repairs_are_counted_by_cause_and_stream_as_repaired_events() {
     assert!(
         ok,
         "the repairs are counted by cause:\n{after}\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
     promtool_check(&after);
 }
@@ -476,7 +436,7 @@ fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() 
             && runs(t, "Fails", "failed") >= Some(1.0)
             && duration(t, "count", "Tick") >= Some(1.0)
     });
-    assert!(ok, "the runs are counted:\n{text}\n{}", daemon_log(&s));
+    assert!(ok, "the runs are counted:\n{text}\n{}", s.daemon_log());
     assert_eq!(runs(&text, "Tick", "failed"), Some(0.0), "{text}");
     assert_eq!(runs(&text, "Fails", "succeeded"), Some(0.0), "{text}");
     assert!(
@@ -500,7 +460,7 @@ fn cron_runs_are_counted_by_result_with_their_run_time_and_stream_as_cron_ran() 
         panic!(
             "no `cron-ran` event for Tick\n{}\n{}",
             events.summary(),
-            daemon_log(&s)
+            s.daemon_log()
         )
     });
     assert_eq!(ran["container"], s.web().as_str(), "{ran}");
@@ -556,7 +516,7 @@ fn cron_run_counts_survive_a_daemon_restart() {
         let (runs, timed) = counts(t);
         runs >= Some(2.0) && timed >= Some(2.0)
     });
-    assert!(ok, "Tick ran twice:\n{text}\n{}", daemon_log(&s));
+    assert!(ok, "Tick ran twice:\n{text}\n{}", s.daemon_log());
     let (runs_before, timed_before) = counts(&text);
     // Stopped and waited for: no run of the old daemon is counted after
     // this (a run it finished since the scrape only raises the count).
@@ -577,7 +537,7 @@ fn cron_run_counts_survive_a_daemon_restart() {
             runs >= runs_before && timed >= timed_before,
             "scrape {scrapes} of the new daemon: runs {runs:?}, timed {timed:?}; \
              the old daemon served {runs_before:?}, {timed_before:?}\n{text}\n{}",
-            daemon_log(&s)
+            s.daemon_log()
         );
         last = text;
         runs > runs_before
@@ -585,13 +545,13 @@ fn cron_run_counts_survive_a_daemon_restart() {
     assert!(
         counted_on,
         "no new run counted after {scrapes} scrapes of the new daemon:\n{last}\n{}",
-        daemon_log(&s)
+        s.daemon_log()
     );
 }
 
 /// A real Prometheus scraping the daemon at `addr` every second, its
 /// config, data and log under `<stack dir>/<name>…`; and its web address.
-fn prometheus(s: &Stack, addr: &str, name: &str) -> (Running, String) {
+fn prometheus(s: &Stack, addr: &str, name: &str) -> (Daemon, String) {
     let web = format!("127.0.0.1:{}", free_port());
     let config = s.dir.join(format!("{name}.yml"));
     std::fs::write(
@@ -601,7 +561,7 @@ fn prometheus(s: &Stack, addr: &str, name: &str) -> (Running, String) {
         ),
     )
     .unwrap();
-    let running = Running(
+    let running = Daemon(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

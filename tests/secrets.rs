@@ -15,7 +15,7 @@ mod stack;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -122,31 +122,6 @@ fn with_secrets(s: &Stack, secrets: &Secrets, args: &[&str]) -> Command {
     cmd
 }
 
-/// A running `telefig daemon` (or `events`) with no secret in its
-/// environment, stopped with SIGTERM when dropped.
-struct Daemon(Child);
-
-impl Daemon {
-    fn spawn(s: &Stack) -> Daemon {
-        let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
-        let child = telefig()
-            .args(["daemon", "--state-dir"])
-            .arg(s.dir.join("state"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
 /// Every file under `dir`, with its contents.
 fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
@@ -232,7 +207,7 @@ fn secret_values_appear_in_no_output_message_log_event_or_state_file() {
         wait_until(Duration::from_secs(30), probed),
         "web was never probed"
     );
-    let daemon = Daemon::spawn(&s);
+    let daemon = s.daemon(&[], &[]);
     let mut events = s.follow_events();
     // And as people read them.
     let plain_events = Daemon(

@@ -437,17 +437,10 @@ mod tests {
         LiveContainer {
             listed: Observed {
                 id: "c1".into(),
-                name: "web".into(),
                 image: "busybox:1".into(),
-                labels: [
-                    (LABEL_SERVICESET.to_owned(), "shop".to_owned()),
-                    (LABEL_ROLE.to_owned(), "main".to_owned()),
-                ]
-                .into(),
                 state: RunState::Exited,
-                health: None,
                 exit_code: Some(0),
-                updatable: None,
+                ..Observed::listed("web", &[(LABEL_SERVICESET, "shop"), (LABEL_ROLE, "main")])
             },
             state,
             started_at: Some(5),

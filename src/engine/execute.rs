@@ -125,7 +125,7 @@ pub async fn apply(
     run.check_abort()?;
     run.remove_unwanted(plan).await?;
 
-    let stops = plan.stops_first();
+    let stops = plan.stops_first(graph);
     let mut kept_aside =
         super::stop::stop_walk(engine, graph, &stops, Some(&run.opts.abort), emit).await?;
     for a in &plan.actions {

@@ -250,18 +250,10 @@ mod tests {
 
     fn listed(state: RunState, health: Option<Health>, exit_code: Option<i64>) -> Observed {
         Observed {
-            id: "abc".into(),
-            name: "web".into(),
-            image: "busybox:1".into(),
-            labels: [
-                (LABEL_SERVICESET.to_owned(), "shop".to_owned()),
-                (LABEL_ROLE.to_owned(), "main".to_owned()),
-            ]
-            .into(),
             state,
             health,
             exit_code,
-            updatable: None,
+            ..Observed::listed("web", &[(LABEL_SERVICESET, "shop"), (LABEL_ROLE, "main")])
         }
     }
 

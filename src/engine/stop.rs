@@ -23,13 +23,10 @@ use crate::plan::{AfterStop, RemoveReason, StopAction};
 /// of the one now aside.
 ///
 /// Up to [`CONCURRENT_STOPS`] stops are under way at once (a drain waits
-/// outside that bound); of the ready ones, those with the longest chain of
-/// stops still to follow them go first ([`Graph::chains_below`]): at 250
-/// containers, sidecars stopping as soon as their service had stopped
-/// competed with the other services' stops, whose health probes kept the
-/// host busy meanwhile (bench/NOTES-stop.md). Removals (`down`) wait until
-/// every stop has begun, then go while the last stops finish: a removal is
-/// work for dockerd that nothing waits for.
+/// outside that bound); of the ready ones, the plan's longest chains go
+/// first ([`StopAction::chain`]). Removals (`down`) wait until every stop
+/// has begun, then go while the last stops finish: a removal is work for
+/// dockerd that nothing waits for.
 pub async fn stop_walk(
     engine: &Engine,
     graph: &Graph,
@@ -42,7 +39,6 @@ pub async fn stop_walk(
         Some(a) if *a.borrow() => Err(Error::Interrupted),
         _ => Ok(()),
     };
-    let below = graph.chains_below();
     let mut walk = graph.walk_subset(Direction::Stop, |n| to_stop(n).is_some());
     // Ready stops: the longest chain first, then the plan's order.
     let mut ready: BinaryHeap<(usize, Reverse<usize>)> = BinaryHeap::new();
@@ -50,7 +46,7 @@ pub async fn stop_walk(
     let mut removals_due: Vec<&StopAction> = Vec::new();
     for (i, a) in actions.iter().enumerate() {
         if a.stop && !graph.contains(&a.container) {
-            ready.push((0, Reverse(i)));
+            ready.push((a.chain, Reverse(i)));
         } else if let (false, Some(_)) = (a.stop, a.removal()) {
             removals_due.push(a);
         }
@@ -63,7 +59,7 @@ pub async fn stop_walk(
     loop {
         for name in walk.ready() {
             let i = to_stop(&name).expect("walked nodes are in the plan");
-            ready.push((below.get(name.as_str()).copied().unwrap_or(0), Reverse(i)));
+            ready.push((actions[i].chain, Reverse(i)));
         }
         while let Some(&(_, Reverse(i))) = ready.peek() {
             let a = &actions[i];

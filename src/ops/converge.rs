@@ -52,20 +52,9 @@ enum AttemptError {
 /// serviceset and its image settings; see `ops::space`).
 pub(super) type RoomFor<'a> = Option<(&'a ServicesetName, GcPolicy)>;
 
+/// Converges on `plan_for`'s plan; the first look at Docker is `first`
+/// when given: a list started under the same lock ([`super::Early`]).
 pub(super) async fn converge(
-    ctx: &mut Ctx<'_>,
-    expanded: &Expanded,
-    graph: &Graph,
-    pull: Policy,
-    room: RoomFor<'_>,
-    plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
-) -> Result<Converged, Error> {
-    converge_from(ctx, None, expanded, graph, pull, room, plan_for).await
-}
-
-/// [`converge`], whose first look at Docker is `first` when given: a list
-/// started under the same lock ([`super::Early`]).
-pub(super) async fn converge_from(
     ctx: &mut Ctx<'_>,
     mut first: Option<Observing>,
     expanded: &Expanded,

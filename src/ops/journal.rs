@@ -120,8 +120,14 @@ impl Journal {
                 let took = format!("{gate} after {:.1} s", *millis as f64 / 1000.0);
                 step("gate-passed", container, &took)
             }
-            // `why` may quote Docker's error: the evidence is the record.
+            // A gate's `why` may quote Docker's error: the evidence is the
+            // record. A bake's names what Docker reported (see `plan::bake`).
             Event::Failed {
+                container,
+                evidence,
+                ..
+            }
+            | Event::BakeFailed {
                 container,
                 evidence,
                 ..
@@ -131,7 +137,10 @@ impl Journal {
                     .entry
                     .evidence
                     .extend(evidence.iter().map(|e| (**e).clone()));
-                step("gate-failed", container, "")
+                match event {
+                    Event::BakeFailed { why, .. } => step("bake-failed", container, why),
+                    _ => step("gate-failed", container, ""),
+                }
             }
             Event::BakeStarted { containers, millis } => step(
                 "bake-started",
@@ -147,18 +156,6 @@ impl Journal {
                 "",
                 &format!("after {:.1} s", *millis as f64 / 1000.0),
             ),
-            Event::BakeFailed {
-                container,
-                why,
-                evidence,
-            } => {
-                inner.entry.failed.push(container.clone());
-                inner
-                    .entry
-                    .evidence
-                    .extend(evidence.iter().map(|e| (**e).clone()));
-                step("bake-failed", container, why)
-            }
             Event::PutBack { container } => {
                 inner.entry.put_back.push(container.clone());
                 return;

@@ -126,12 +126,20 @@ async fn repair_planned(
         });
     }
     let announced = Mutex::new(Vec::new());
-    let done = converge(ctx, &expanded, graph, Policy::Missing, None, |observed| {
-        let plan = plan_for(&expanded, observed)?;
-        let id = own.lock().expect("own events").expect(&plan, now_nanos());
-        announced.lock().expect("announced").push(id);
-        Ok(plan)
-    })
+    let done = converge(
+        ctx,
+        None,
+        &expanded,
+        graph,
+        Policy::Missing,
+        None,
+        |observed| {
+            let plan = plan_for(&expanded, observed)?;
+            let id = own.lock().expect("own events").expect(&plan, now_nanos());
+            announced.lock().expect("announced").push(id);
+            Ok(plan)
+        },
+    )
     .await;
     let mut own = own.lock().expect("own events");
     for id in announced.into_inner().expect("announced") {

@@ -115,8 +115,8 @@ mod tests {
 
     use super::*;
     use crate::graph::Graph;
-    use crate::plan::{Observed, RunState};
-    use crate::platform::{Platform, expand};
+    use crate::plan::Observed;
+    use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, Platform, expand};
     use crate::serviceset::{Vars, parse};
 
     const PLATFORM: &str = "sidecars:\n  discovery: {image: d:1, order: after_healthy, params: {port: ~}}\n  metrics: {image: m:1}\n";
@@ -136,26 +136,20 @@ mod tests {
             .containers
             .iter()
             .filter(|c| !missing.contains(&c.name.as_str()))
-            .map(|c| Observed {
-                id: format!("id-{}", c.name),
-                name: c.name.clone(),
-                image: "img".into(),
-                labels: BTreeMap::from([
-                    ("telefig.serviceset".into(), "shop".into()),
-                    ("telefig.container".into(), c.name.clone()),
-                    (
-                        "telefig.config-hash".into(),
-                        if changed.contains(&c.name.as_str()) {
-                            "old".into()
-                        } else {
-                            c.config_hash.clone()
-                        },
-                    ),
-                ]),
-                state: RunState::Running,
-                health: None,
-                exit_code: None,
-                updatable: None,
+            .map(|c| {
+                let hash = if changed.contains(&c.name.as_str()) {
+                    "old"
+                } else {
+                    &c.config_hash
+                };
+                Observed::listed(
+                    &c.name,
+                    &[
+                        (LABEL_SERVICESET, "shop"),
+                        (LABEL_CONTAINER, &c.name),
+                        (LABEL_CONFIG_HASH, hash),
+                    ],
+                )
             })
             .collect();
         let mut plan = crate::plan::plan(e, &graph, &observed, &BTreeMap::new()).unwrap();

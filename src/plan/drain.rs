@@ -132,7 +132,7 @@ mod tests {
 
     use super::*;
     use crate::graph::Graph;
-    use crate::platform::{Platform, expand};
+    use crate::platform::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICESET, Platform, expand};
     use crate::serviceset::{Vars, parse};
 
     const PLATFORM: &str = "defaults: {drain_period: 3s, drain_check: {command: \"! grep -q {{container}}:{{PORT}} /srv/serverset\", interval: 100ms}}\nsidecars:\n  discovery: {image: d:1, order: after_healthy, params: {port: ~}}\n";
@@ -158,18 +158,15 @@ mod tests {
         e.containers
             .iter()
             .map(|c| Observed {
-                id: format!("id-{}", c.name),
-                name: c.name.clone(),
-                image: "img".into(),
-                labels: BTreeMap::from([
-                    ("telefig.serviceset".into(), "shop".into()),
-                    ("telefig.container".into(), c.name.clone()),
-                    ("telefig.config-hash".into(), hash.into()),
-                ]),
                 state,
-                health: None,
-                exit_code: None,
-                updatable: None,
+                ..Observed::listed(
+                    &c.name,
+                    &[
+                        (LABEL_SERVICESET, "shop"),
+                        (LABEL_CONTAINER, &c.name),
+                        (LABEL_CONFIG_HASH, hash),
+                    ],
+                )
             })
             .collect()
     }

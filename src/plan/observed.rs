@@ -44,6 +44,27 @@ impl Observed {
     }
 }
 
+#[cfg(test)]
+impl Observed {
+    /// A test's container `name` as one list call reports it: id
+    /// `id-<name>`, image `img`, running, these labels.
+    pub(crate) fn listed(name: &str, labels: &[(&str, &str)]) -> Observed {
+        Observed {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: "img".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            state: RunState::Running,
+            health: None,
+            exit_code: None,
+            updatable: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {

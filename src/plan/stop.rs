@@ -9,6 +9,7 @@
 //! with a fixed number. The engine walks the graph in stop order over the
 //! containers listed here; those the graph does not know stop alongside.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -54,6 +55,13 @@ pub struct StopAction {
     /// Wait before the stop (set by [`StopPlan::with_drain`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain: Option<super::Drain>,
+    /// How many stops must follow this one, one after the other
+    /// ([`Graph::chains_below`]). When more stops are ready than may run at
+    /// once, the longest chains go first: they decide when the walk ends,
+    /// and a service still running meanwhile keeps the host busy with its
+    /// health probes (bench/NOTES-stop.md). Ties keep the plan's order.
+    #[serde(skip)]
+    pub chain: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,7 +85,13 @@ fn live(o: &Observed) -> bool {
 impl StopAction {
     /// Stop (and with `remove`, remove) the observed container `o`; no
     /// drain until `plan::drain` decides one.
-    fn of(o: &Observed, stop: bool, remove: bool, reason: StopReason) -> StopAction {
+    fn of(
+        o: &Observed,
+        stop: bool,
+        remove: bool,
+        reason: StopReason,
+        chains: &HashMap<&str, usize>,
+    ) -> StopAction {
         StopAction {
             container: o.name.clone(),
             id: o.id.clone(),
@@ -89,6 +103,7 @@ impl StopAction {
             },
             reason,
             drain: None,
+            chain: chains.get(o.name.as_str()).copied().unwrap_or(0),
         }
     }
 
@@ -109,7 +124,8 @@ impl Plan {
     /// The stops a start makes before its start walk, in the plan's order:
     /// each container it recreates (then kept aside under [`aside_name`])
     /// or restarts (left stopped), draining first where the plan says.
-    pub fn stops_first(&self) -> Vec<StopAction> {
+    pub fn stops_first(&self, graph: &Graph) -> Vec<StopAction> {
+        let chains = graph.chains_below();
         self.actions
             .iter()
             .filter_map(|a| {
@@ -131,6 +147,7 @@ impl Plan {
                     then,
                     reason,
                     drain: a.drain.clone(),
+                    chain: chains.get(a.container.as_str()).copied().unwrap_or(0),
                 })
             })
             .collect()
@@ -145,10 +162,11 @@ pub fn stop(serviceset: &str, graph: &Graph, observed: &[Observed], remove: bool
         .filter(|o| o.serviceset() == Some(serviceset))
         .filter(|o| remove || live(o))
         .collect();
+    let chains = graph.chains_below();
     StopPlan {
         serviceset: serviceset.to_owned(),
         actions: in_stop_order(graph, ours)
-            .map(|o| StopAction::of(o, live(o), remove, StopReason::Requested))
+            .map(|o| StopAction::of(o, live(o), remove, StopReason::Requested, &chains))
             .collect(),
         dependency: None,
     }
@@ -174,10 +192,11 @@ pub fn regate(
         .filter(|o| o.serviceset() == Some(serviceset) && !o.is_backup())
         .filter(|o| waiting.contains(&o.name) && o.state == RunState::Running)
         .collect();
+    let chains = graph.chains_below();
     StopPlan {
         serviceset: serviceset.to_owned(),
         actions: in_stop_order(graph, ours)
-            .map(|o| StopAction::of(o, true, false, StopReason::DependencyDown))
+            .map(|o| StopAction::of(o, true, false, StopReason::DependencyDown, &chains))
             .collect(),
         dependency: Some(dependency.to_owned()),
     }
@@ -420,7 +439,7 @@ mod tests {
             ],
             bake: Vec::new(),
         };
-        let stops = plan.stops_first();
+        let stops = plan.stops_first(&graph());
         let got: Vec<(&str, &str, &AfterStop, StopReason)> = stops
             .iter()
             .map(|a| (a.container.as_str(), a.id.as_str(), &a.then, a.reason))
@@ -441,6 +460,10 @@ mod tests {
             ]
         );
         assert!(stops.iter().all(|a| a.stop));
+        // The stops still to follow each: web-logging's after web's; web's
+        // and web-logging's after web-discovery's.
+        let chains: Vec<usize> = stops.iter().map(|a| a.chain).collect();
+        assert_eq!(chains, vec![1, 2]);
         assert_eq!(aside_name("web", "abc"), "web.previous-abc");
     }
 }

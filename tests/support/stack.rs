@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
 
 use super::support::events::EventFollower;
 use super::support::*;
@@ -144,6 +144,12 @@ impl Stack {
         self.command(args).output().unwrap()
     }
 
+    /// `telefig status --json` for this stack; `null` when it printed no JSON.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.telefig(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
     pub fn start(&self, extra: &[&str]) -> Output {
         let mut args = vec!["start"];
         args.extend(extra);
@@ -259,4 +265,43 @@ pub fn healthy_since(name: &str) -> Option<i64> {
         .filter(|l| nanos(l["Start"].as_str().unwrap()) >= started)
         .map(|l| nanos(l["End"].as_str().unwrap()))
         .min()
+}
+
+/// A running `telefig daemon` (or another long-lived `telefig` a test
+/// starts), stopped with SIGTERM and reaped when dropped.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Stack {
+    /// `telefig daemon --state-dir <state> <extra>…` with `env` added; its
+    /// log appended to `daemon.log` here (a second daemon's follows the
+    /// first's).
+    pub fn daemon(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
+        let child = telefig()
+            .args(["daemon", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    }
+
+    /// What the stack's daemons have logged so far.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
 }

@@ -53,7 +53,10 @@ fn a_memory_limit_change_alone_updates_in_place_and_restarts_nothing() {
         }
     );
     assert_eq!(web.reason.code(), "updatable_changed");
-    assert!(got.stops_first().is_empty(), "an update stops nothing");
+    assert!(
+        got.stops_first(&desired(SIZED).1).is_empty(),
+        "an update stops nothing"
+    );
 }
 
 #[test]
