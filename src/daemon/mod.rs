@@ -205,7 +205,8 @@ async fn connect(
     }
 }
 
-/// Every recorded, not-stopped serviceset, all at once; READY comes after.
+/// Every recorded, not-stopped serviceset, all at once, from one list of
+/// the host; READY comes after.
 /// A record that cannot be read is skipped, with a log line naming it: one
 /// bad file must not keep the rest of the host unrepaired.
 async fn boot_repair(repairer: &Repairer, notifier: &Notifier) -> Result<(), Error> {
@@ -225,8 +226,19 @@ async fn boot_repair(repairer: &Repairer, notifier: &Notifier) -> Result<(), Err
     notifier.status(&format!("boot repair of {} servicesets", records.len()));
     // Gates can take minutes; keep systemd's start timeout ahead of us.
     notifier.extend_timeout(Duration::from_secs(660));
+    // One look at the host for all of them: a serviceset it shows as
+    // recorded costs no call of its own (see `ops::repair`).
+    let at_nanos = now_nanos();
+    let seen = match repairer.engine.list(None).await {
+        Ok(observed) => Some(crate::ops::Seen { at_nanos, observed }),
+        Err(e) => {
+            warn!("boot repair: listing the host failed, each serviceset looks for itself: {e}");
+            None
+        }
+    };
+    let seen = seen.as_ref();
     let repairs = records.iter().map(|name| async move {
-        match repairer.repair(name, true, None).await {
+        match repairer.repair(name, true, None, seen).await {
             Ok(Some(summary)) => info!(serviceset = %name, "boot repair: {summary}"),
             Ok(None) => info!(serviceset = %name, "boot repair: as recorded"),
             Err(e) => error!(serviceset = %name, "boot repair failed: {e}"),

@@ -113,6 +113,7 @@ impl Repairer {
         serviceset: &str,
         boot: bool,
         cause_nanos: Option<i64>,
+        seen: Option<&ops::Seen>,
     ) -> Result<Option<String>, Error> {
         // A label that is no valid name cannot have a record.
         let Ok(name) = ServicesetName::parse(serviceset) else {
@@ -120,7 +121,7 @@ impl Repairer {
         };
         let sink = |e| log_event(serviceset, e);
         let mut ctx = self.ctx(&name, &sink);
-        match ops::repair(&mut ctx, &name, boot, cause_nanos, &self.own).await? {
+        match ops::repair(&mut ctx, &name, boot, cause_nanos, &self.own, seen).await? {
             None => Ok(None),
             Some(done) => match done.report.failure {
                 None => Ok(Some(done.plan.summary())),

@@ -281,7 +281,7 @@ impl Watcher {
             let repairer = self.repairer.clone();
             let (busy, retry) = (self.busy.clone(), self.retry.clone());
             self.tasks.spawn(async move {
-                match repairer.repair(&serviceset, false, cause).await {
+                match repairer.repair(&serviceset, false, cause, None).await {
                     Ok(Some(summary)) => info!(%serviceset, "repaired: {summary}"),
                     Ok(None) => {}
                     Err(e) if e.timed_out() => {

@@ -42,7 +42,7 @@ pub(crate) use ctx::Observing;
 pub use ctx::{Ctx, Early, Options, connect_remembering};
 pub use gc::gc;
 pub use observe::observe;
-pub use repair::{regate, repair, restart_unhealthy};
+pub use repair::{Seen, regate, repair, restart_unhealthy};
 pub use start::{StartOptions, deploy_plan, preview, restart, rollback, start};
 pub use stop::{down, stop};
 

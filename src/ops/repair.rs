@@ -23,6 +23,13 @@ use crate::plan::{self, OwnEvents, RunState};
 use crate::platform::{ContainerSpec, Expanded};
 use crate::state::Operation;
 
+/// What one list call showed of the host, and when it was asked.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at_nanos: i64,
+    pub observed: Vec<plan::Observed>,
+}
+
 /// Bring `name` back to its record: recreate what was removed, start what
 /// was stopped outside telefig, and — at `boot` — restart dependents Docker
 /// started before their dependency met its gate. `cause_nanos`: the time
@@ -30,12 +37,19 @@ use crate::state::Operation;
 /// deploy-log entry. `own` learns what this repair announces, so the
 /// daemon tells drift from its echo. `None` when there is no record, it is
 /// stopped on purpose, or nothing was to do.
+///
+/// `seen`: one list of the host the daemon made for every boot repair at
+/// once. A serviceset it shows as recorded is done with no call of its
+/// own; any other looks again under its lock before it acts. (A list of
+/// every container for each of 100 servicesets at once held 130 MB and
+/// took 10 s at 500 containers.)
 pub async fn repair(
     ctx: &mut Ctx<'_>,
     name: &ServicesetName,
     boot: bool,
     cause_nanos: Option<i64>,
     own: &Mutex<OwnEvents>,
+    seen: Option<&Seen>,
 ) -> Result<Option<Converged>, Error> {
     let _lock = ctx.lock(name, "daemon repair", ctx.deadline).await?;
     let Some(record) = ctx.state.load(name)? else {
@@ -47,17 +61,29 @@ pub async fn repair(
     let serviceset = name.as_str();
     let expanded = record.expanded;
     let graph = Graph::build(&expanded)?;
-    if boot {
-        own.lock()
-            .expect("own events")
-            .looked(serviceset, now_nanos());
-    }
-    let observed = super::observe(&ctx.engine, &expanded).await?;
     let specs: BTreeMap<String, ContainerSpec> = expanded
         .containers
         .iter()
         .map(|c| (c.name.clone(), c.clone()))
         .collect();
+    let looked = |at: i64| {
+        if boot {
+            own.lock().expect("own events").looked(serviceset, at);
+        }
+    };
+    if let Some(seen) = seen {
+        looked(seen.at_nanos);
+        if plan::plan(&expanded, &graph, &seen.observed, &specs)?.is_noop() {
+            return Ok(None);
+        }
+    }
+    looked(now_nanos());
+    let observed = super::observe(&ctx.engine, &expanded).await?;
+    if plan::plan(&expanded, &graph, &observed, &specs)?.is_noop() {
+        return Ok(None);
+    }
+    // What Docker started after a reboot, and when, decides the order of
+    // the restarts; only read when there is something to repair.
     let mut timings = HashMap::new();
     if boot {
         let ours: Vec<_> = observed
@@ -84,9 +110,6 @@ pub async fn repair(
         Ok(plan)
     };
     let first = plan_for(&expanded, &observed)?;
-    if first.is_noop() {
-        return Ok(None);
-    }
     let journal = Journal::begin(
         &ctx.state,
         name,
