@@ -226,8 +226,7 @@ async fn boot_repair(repairer: &Repairer, notifier: &Notifier) -> Result<(), Err
     notifier.status(&format!("boot repair of {} servicesets", records.len()));
     // Gates can take minutes; keep systemd's start timeout ahead of us.
     notifier.extend_timeout(Duration::from_secs(660));
-    // One look at the host for all of them: a serviceset it shows as
-    // recorded costs no call of its own (see `ops::repair`).
+    // One look at the host for all of them, not one each (see `ops::repair`).
     let at_nanos = now_nanos();
     let seen = match repairer.engine.list(None).await {
         Ok(observed) => Some(crate::ops::Seen { at_nanos, observed }),

@@ -39,10 +39,10 @@ pub struct Seen {
 /// stopped on purpose, or nothing was to do.
 ///
 /// `seen`: one list of the host the daemon made for every boot repair at
-/// once. A serviceset it shows as recorded is done with no call of its
-/// own; any other looks again under its lock before it acts. (A list of
-/// every container for each of 100 servicesets at once held 130 MB and
-/// took 10 s at 500 containers.)
+/// once: a serviceset it shows as recorded costs only the reads of its
+/// containers' start times; any other looks again under its lock before it
+/// acts. (A list of every container for each of 100 servicesets at once
+/// held 130 MB and took 10 s at 500 containers.)
 pub async fn repair(
     ctx: &mut Ctx<'_>,
     name: &ServicesetName,
@@ -71,19 +71,21 @@ pub async fn repair(
             own.lock().expect("own events").looked(serviceset, at);
         }
     };
-    if let Some(seen) = seen {
-        looked(seen.at_nanos);
-        if plan::plan(&expanded, &graph, &seen.observed, &specs)?.is_noop() {
-            return Ok(None);
+    // At boot, the daemon's one list of the host; otherwise a list now.
+    let fresh;
+    let observed: &[plan::Observed] = match seen {
+        Some(seen) => {
+            looked(seen.at_nanos);
+            &seen.observed
         }
-    }
-    looked(now_nanos());
-    let observed = super::observe(&ctx.engine, &expanded).await?;
-    if plan::plan(&expanded, &graph, &observed, &specs)?.is_noop() {
-        return Ok(None);
-    }
-    // What Docker started after a reboot, and when, decides the order of
-    // the restarts; only read when there is something to repair.
+        None => {
+            looked(now_nanos());
+            fresh = super::observe(&ctx.engine, &expanded).await?;
+            &fresh
+        }
+    };
+    // When Docker started each container after a reboot decides which
+    // dependents started too early and must start again.
     let mut timings = HashMap::new();
     if boot {
         let ours: Vec<_> = observed
@@ -91,13 +93,13 @@ pub async fn repair(
             .filter(|o| o.serviceset() == Some(serviceset) && !o.is_backup())
             .collect();
         let details = join_all(ours.iter().map(|o| ctx.engine.inspect(&o.id))).await;
-        let seen = ctx.state.deploy_log(name).healthy_gates_seen();
+        let healthy_seen = ctx.state.deploy_log(name).healthy_gates_seen();
         timings = ours
             .iter()
             .zip(details)
             .filter_map(|(o, d)| {
                 let mut timing = d.ok()?.timing();
-                timing.healthy_seen_at = seen.get(&o.name).copied();
+                timing.healthy_seen_at = healthy_seen.get(&o.name).copied();
                 Some((o.name.clone(), timing))
             })
             .collect();
@@ -109,7 +111,19 @@ pub async fn repair(
         }
         Ok(plan)
     };
-    let first = plan_for(&expanded, &observed)?;
+    let mut first = plan_for(&expanded, observed)?;
+    if first.is_noop() {
+        return Ok(None);
+    }
+    if seen.is_some() {
+        // Something to do: look again, under the lock, before acting.
+        looked(now_nanos());
+        let observed = super::observe(&ctx.engine, &expanded).await?;
+        first = plan_for(&expanded, &observed)?;
+        if first.is_noop() {
+            return Ok(None);
+        }
+    }
     let journal = Journal::begin(
         &ctx.state,
         name,
