@@ -12,7 +12,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -100,17 +100,7 @@ impl Scene {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = telefig();
-        cmd.args(args)
-            .arg("-c")
-            .arg(self.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .args(["--name", self.id()])
-            .arg("--state-dir")
-            .arg(self.dir.join("state"))
-            .stdin(Stdio::null());
-        cmd
+        telefig_on(&self.dir, self.id(), args)
     }
 
     fn run(&self, args: &[&str]) -> Output {

@@ -88,14 +88,7 @@ impl Set {
     }
 
     fn telefig(&self, args: &[&str]) -> Output {
-        let mut cmd = telefig();
-        cmd.args(args)
-            .arg("-c")
-            .arg(self.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .args(["--name", self.id(), "--state-dir"])
-            .arg(self.dir.join("state"));
+        let mut cmd = telefig_on(&self.dir, self.id(), args);
         output_within(&mut cmd, Duration::from_secs(300))
     }
 

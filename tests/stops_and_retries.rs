@@ -8,7 +8,7 @@ mod stack;
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stack::{assert_exit, nanos, started_nanos, text};
@@ -58,16 +58,7 @@ impl Set {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = telefig();
-        cmd.args(args)
-            .arg("-c")
-            .arg(self.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .args(["--name", self.id(), "--state-dir"])
-            .arg(self.dir.join("state"))
-            .stdin(Stdio::null());
-        cmd
+        telefig_on(&self.dir, self.id(), args)
     }
 
     fn telefig(&self, args: &[&str]) -> Output {

@@ -829,3 +829,19 @@ pub fn telefig() -> Command {
     );
     cmd
 }
+
+/// `telefig ARGS` on the files of a test's scratch dir: `serviceset.conf`
+/// and `platform.yaml` in `dir`, serviceset `name`, state dir `dir/state`;
+/// no stdin. Not yet run.
+pub fn telefig_on(dir: &Path, name: &str, args: &[&str]) -> Command {
+    let mut cmd = telefig();
+    cmd.args(args)
+        .arg("-c")
+        .arg(dir.join("serviceset.conf"))
+        .arg("--platform")
+        .arg(dir.join("platform.yaml"))
+        .args(["--name", name, "--state-dir"])
+        .arg(dir.join("state"))
+        .stdin(Stdio::null());
+    cmd
+}

@@ -127,17 +127,7 @@ impl Stack {
 
     /// `telefig ARGS` on this stack's files, not yet run.
     pub fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = telefig();
-        cmd.args(args)
-            .arg("-c")
-            .arg(self.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .arg("--name")
-            .arg(self.id())
-            .arg("--state-dir")
-            .arg(self.dir.join("state"));
-        cmd
+        telefig_on(&self.dir, self.id(), args)
     }
 
     pub fn telefig(&self, args: &[&str]) -> Output {
