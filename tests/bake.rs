@@ -22,26 +22,18 @@ use support::*;
 /// `bake`; its probes are lax enough for a loaded host (a 5 s timeout),
 /// and two failed in a row make it unhealthy.
 fn web_that(s: &Stack, then: &str, bake: &str) {
-    let text = format!(
-        r#"version: 1
-{web}:
-  docker:
-    image: web
-    version: "{{{{WEB_VERSION|default("v1")}}}}"
-    command: ["sh", "-c", "trap 'exit 0' TERM; echo web up; sleep 1; touch /ready; {then} while :; do sleep 1 & wait; done"]
-    environment: [DB_PASSWORD=hunter2]
-    stop_grace_period: 5s
-    healthcheck: {{test: "test -e /ready", interval: 300ms, timeout: 5s, start_period: 20s, retries: 2}}
-  bake_period: {bake}
-  sidecars:
-    logging:
-    metrics:
-    proxy:
-    discovery: {{port: 8080}}
-"#,
-        web = s.web(),
+    let web = s.web();
+    let script = format!(
+        "trap 'exit 0' TERM; echo web up; sleep 1; touch /ready; {then} while :; do sleep 1 & wait; done"
     );
-    std::fs::write(s.dir.join("serviceset.conf"), text).unwrap();
+    let beside = format!("  bake_period: {bake}\n");
+    Web {
+        probes: "interval: 300ms, timeout: 5s, start_period: 20s, retries: 2",
+        docker: "    environment: [DB_PASSWORD=hunter2]\n",
+        beside: &beside,
+        ..s.web_conf(&web, &script)
+    }
+    .write(&s.dir);
 }
 
 /// A stack whose v1 runs (lax probes, no bake); (stack, its fingerprint).

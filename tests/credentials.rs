@@ -103,6 +103,19 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A registry that asks for a login, a credential helper that knows it
+/// (in the dir returned), and a stack pulling from that registry.
+fn scene() -> Option<(Registry, Login, PathBuf, Stack)> {
+    if !require_docker() {
+        return None;
+    }
+    let registry = private_registry();
+    let login = registry.login.clone().unwrap();
+    let helpers = helper_dir(&login);
+    let s = Stack::with_registries(&registry.addr, &[]);
+    Some((registry, login, helpers, s))
+}
+
 /// Remove the stack and its pulled images, so the next start pulls again.
 fn reset(s: &Stack, registry: &Registry) {
     cleanup(s.id());
@@ -113,13 +126,9 @@ fn reset(s: &Stack, registry: &Registry) {
 
 #[test]
 fn a_cred_helper_logs_in_to_a_registry_that_needs_it() {
-    if !require_docker() {
+    let Some((registry, login, helpers, s)) = scene() else {
         return;
-    }
-    let registry = private_registry();
-    let login = registry.login.clone().unwrap();
-    let helpers = helper_dir(&login);
-    let s = Stack::with_registries(&registry.addr, &[]);
+    };
 
     // No credentials: the registry refuses, nothing is created.
     let out = start_with(&s, &docker_config("{}"), &helpers);
@@ -152,13 +161,9 @@ fn a_cred_helper_logs_in_to_a_registry_that_needs_it() {
 
 #[test]
 fn a_creds_store_and_plain_auths_log_in_too() {
-    if !require_docker() {
+    let Some((registry, login, helpers, s)) = scene() else {
         return;
-    }
-    let registry = private_registry();
-    let login = registry.login.clone().unwrap();
-    let helpers = helper_dir(&login);
-    let s = Stack::with_registries(&registry.addr, &[]);
+    };
 
     // `credsStore`: the helper for every host without its own.
     let config = docker_config(&format!(r#"{{"credsStore": "{HELPER}"}}"#));

@@ -87,9 +87,8 @@ fn boot_repair_restarts_a_dependent_docker_started_too_early_then_says_ready() {
     );
 
     let notify = NotifySocket::new(&s.dir);
-    let out = telefig()
-        .args(["daemon", "--once", "--state-dir"])
-        .arg(s.dir.join("state"))
+    let out = s
+        .daemon_once()
         .env("NOTIFY_SOCKET", &notify.path)
         .output()
         .unwrap();

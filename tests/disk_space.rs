@@ -8,8 +8,6 @@
 
 #[path = "support/dockerd.rs"]
 mod dockerd;
-#[path = "support/stack.rs"]
-mod stack;
 mod support;
 
 use std::io::Read;
@@ -17,7 +15,6 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use dockerd::{PrivateDockerd, require_private_dockerd};
-use stack::{assert_exit, last_stderr_line, text};
 use support::*;
 
 const MIB: u64 = 1 << 20;
@@ -58,29 +55,12 @@ struct Small {
 }
 
 impl Small {
-    fn telefig(&self, args: &[&str]) -> Output {
-        telefig()
-            .args(args)
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .arg("--state-dir")
-            .arg(self.dir.join("state"))
+    fn deploy(&self, version: &str) -> Output {
+        let v = format!("V={version}");
+        telefig_on(&self.dir, self.guard.id(), &["start", "-e", &v])
             .env("DOCKER_HOST", self.engine.host())
             .output()
             .unwrap()
-    }
-
-    fn deploy(&self, version: &str) -> Output {
-        let conf = self.dir.join("serviceset.conf");
-        self.telefig(&[
-            "start",
-            "-c",
-            conf.to_str().unwrap(),
-            "--name",
-            self.guard.id(),
-            "-e",
-            &format!("V={version}"),
-        ])
     }
 
     fn web(&self) -> serde_json::Value {
@@ -109,28 +89,16 @@ impl Small {
         // v1 is on the host already (nothing to pull), under the primary's name.
         engine.import_busybox(&[&registry.reference(&format!("{id}/web:v1"))]);
         let dir = scratch_dir("disk-space");
-        let label = test_label(&id);
-        let (k, v) = label.split_once('=').unwrap();
         std::fs::write(
             dir.join("platform.yaml"),
             format!(
-                "registries: {{primary: \"{}\"}}\nlabels: {{{k}: \"{v}\"}}\nimages: {images}\n",
-                registry.addr
+                "registries: {{primary: \"{}\"}}\n{}images: {images}\n",
+                registry.addr,
+                platform_labels(&id)
             ),
         )
         .unwrap();
-        std::fs::write(
-            dir.join("serviceset.conf"),
-            format!(
-                r#"{id}-web:
-  docker:
-    image: {id}/web
-    version: "{{{{V}}}}"
-    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
-"#
-            ),
-        )
-        .unwrap();
+        write_versioned_web(&dir, &id);
         Small {
             guard,
             dir,

@@ -10,12 +10,10 @@
 mod dockerd;
 mod support;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use dockerd::{PrivateDockerd, require_private_dockerd};
+use dockerd::{OnPrivate, PrivateDockerd, require_private_dockerd};
 use support::*;
 
 /// How long one `telefig start` may take here before the test calls it hung.
@@ -23,15 +21,13 @@ const START_LIMIT: Duration = Duration::from_secs(90);
 
 const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait; done";
 
-/// A serviceset `<id>-web` with a `logging` sidecar (before, gate started)
-/// and a `discovery` sidecar (after web is healthy), on a private dockerd
-/// holding the images as `tf.local/…`; its platform file, serviceset file,
-/// state dir and logs in a scratch directory.
-struct Scene {
-    engine: PrivateDockerd,
-    id: String,
-    dir: PathBuf,
-}
+dockerd::scene_on_private!(
+    /// A serviceset `<id>-web` with a `logging` sidecar (before, gate started)
+    /// and a `discovery` sidecar (after web is healthy), on a private dockerd
+    /// holding the images as `tf.local/…`; its platform file, serviceset file,
+    /// state dir and logs in a scratch directory.
+    Scene
+);
 
 impl Scene {
     /// `ready_after`: seconds before web's healthcheck passes; `start_period`
@@ -43,48 +39,29 @@ impl Scene {
             "tf.local/logging:1",
             "tf.local/discovery:1",
         ]);
-        let id = run_id();
-        let scene = Scene {
-            engine,
-            dir: scratch_dir("dockerd-faults"),
-            id,
-        };
-        let label = test_label(&scene.id);
-        let (k, v) = label.split_once('=').unwrap();
+        let scene = Scene(OnPrivate::new(engine, "dockerd-faults"));
         let cmd = format!(r#"["sh", "-c", "{LOOP}"]"#);
         let platform = format!(
-            "registries: {{primary: \"tf.local\", mirrors: []}}\n\
-             labels: {{{k}: \"{v}\"}}\n\
+            "registries: {{primary: \"tf.local\", mirrors: []}}\n{}\
              sidecars:\n  \
                logging: {{image: \"logging:1\", order: before, gate: started, command: {cmd}}}\n  \
-               discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n"
+               discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n",
+            platform_labels(&scene.id)
         );
         std::fs::write(scene.dir.join("platform.yaml"), platform).unwrap();
-        let serviceset = format!(
-            r#"version: 1
-{web}:
-  docker:
-    image: web
-    version: v1
-    command: ["sh", "-c", "trap 'exit 0' TERM; sleep {ready_after}; touch /ready; while :; do sleep 1 & wait; done"]
-    stop_grace_period: 5s
-    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2}}
-  sidecars:
-    logging:
-    discovery: {{port: 8080}}
-"#,
-            web = scene.web(),
+        let web = scene.web();
+        let script = format!(
+            "trap 'exit 0' TERM; sleep {ready_after}; touch /ready; while :; do sleep 1 & wait; done"
         );
-        std::fs::write(scene.dir.join("serviceset.conf"), serviceset).unwrap();
+        let probes =
+            format!("interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2");
+        Web {
+            probes: &probes,
+            sidecars: &["logging:", "discovery: {port: 8080}"],
+            ..Web::new(&web, &script)
+        }
+        .write(&scene.dir);
         scene
-    }
-
-    fn web(&self) -> String {
-        format!("{}-web", self.id)
-    }
-
-    fn name(&self, kind: &str) -> String {
-        format!("{}-web-{kind}", self.id)
     }
 
     /// Every container name the serviceset should have, sorted.
@@ -94,55 +71,21 @@ impl Scene {
         all
     }
 
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-
-    /// `telefig ARGS` against the private engine, with this scene's
-    /// serviceset, platform, name and state dir.
-    fn telefig(&self, args: &[&str]) -> Command {
-        let mut cmd = telefig();
-        cmd.env("DOCKER_HOST", self.engine.host())
-            .args(args)
-            .arg("-c")
-            .arg(self.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .args(["--name", &self.id])
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .stdin(Stdio::null());
-        cmd
-    }
-
     /// Spawn `cmd` with stdout and stderr going to `<dir>/<what>.out|.err`.
-    fn spawn(&self, mut cmd: Command, what: &str) -> Child {
-        let out = File::create(self.dir.join(format!("{what}.out"))).unwrap();
-        let err = File::create(self.dir.join(format!("{what}.err"))).unwrap();
-        cmd.stdout(out).stderr(err).spawn().unwrap()
+    fn spawn(&self, cmd: Command, what: &str) -> Child {
+        spawn_logged(cmd, &self.dir, what)
     }
 
     /// Wait for a child spawned by [`Scene::spawn`], at most `limit`; on
     /// timeout it is killed and the test fails with what it printed.
-    fn finish(&self, mut child: Child, what: &str, limit: Duration) -> Output {
-        let status = wait_for_exit(&mut child, limit);
-        let output = |status: ExitStatus| Output {
-            status,
-            stdout: std::fs::read(self.dir.join(format!("{what}.out"))).unwrap_or_default(),
-            stderr: std::fs::read(self.dir.join(format!("{what}.err"))).unwrap_or_default(),
-        };
-        match status {
-            Some(status) => output(status),
-            None => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!(
-                    "`telefig {what}` hung for {limit:?}; killed.\n{}\ndockerd log tail:\n{}",
-                    text(&output(status)),
-                    self.engine.log_tail(20)
-                );
-            }
-        }
+    fn finish(&self, child: Child, what: &str, limit: Duration) -> Output {
+        finish_logged(child, &self.dir, what, limit).unwrap_or_else(|out| {
+            panic!(
+                "`telefig {what}` hung for {limit:?}; killed.\n{}\ndockerd log tail:\n{}",
+                text(&out),
+                self.engine.log_tail(20)
+            )
+        })
     }
 
     /// `telefig ARGS`, bounded by [`START_LIMIT`].
@@ -173,14 +116,7 @@ impl Scene {
     /// `telefig daemon` on this scene's state dir, its stderr in
     /// `daemon.log`, after its boot repair is done (or 10 s).
     fn spawn_daemon(&self) -> Terminate {
-        let mut cmd = telefig();
-        cmd.env("DOCKER_HOST", self.engine.host())
-            .arg("daemon")
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(self.dir.join("daemon.log")).unwrap());
+        let mut cmd = self.daemon();
         let daemon = Terminate(Some(cmd.spawn().unwrap()));
         let booted = wait_until(Duration::from_secs(10), || {
             self.daemon_log().contains("boot repair done")
@@ -194,10 +130,6 @@ impl Scene {
         daemon
     }
 
-    fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
     /// Docker's StartedAt of `name`, in ns.
     fn started_nanos(&self, name: &str) -> i64 {
         let c = self.engine.try_inspect(name).unwrap();
@@ -207,20 +139,9 @@ impl Scene {
     /// When `name` first turned healthy after `since` (ns), from the
     /// engine's events (Docker keeps only the last 5 probes in its state).
     fn healthy_after(&self, name: &str, since: i64) -> Option<i64> {
-        let secs = |ns: i64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
-        let events = self.engine.docker_ok(&[
-            "events",
-            "--since",
-            &secs(since),
-            "--until",
-            &secs(now_nanos()),
-            "--filter",
-            &format!("container={name}"),
-            "--filter",
-            "event=health_status",
-            "--format",
-            "{{.TimeNano}} {{.Action}}",
-        ]);
+        let events = self
+            .engine
+            .docker_ok(&events_since(since, name, "health_status"));
         events
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -234,88 +155,6 @@ impl Scene {
             .try_inspect(name)
             .is_some_and(|c| c["State"]["Running"] == true)
     }
-}
-
-impl Drop for Scene {
-    fn drop(&mut self) {
-        // The engine (and its containers) goes with its own Drop, after this.
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A running child stopped with SIGTERM (then SIGKILL) when dropped.
-struct Terminate(Option<Child>);
-
-impl Terminate {
-    /// Send it `SIG<name>` (STOP, CONT, …).
-    fn signal(&self, name: &str) {
-        let child = self.0.as_ref().expect("still running");
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{name}");
-    }
-
-    /// SIGTERM it and wait up to `limit`; its exit status, or `None` if it
-    /// had to be killed.
-    fn stop(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let mut child = self.0.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let status = wait_for_exit(&mut child, limit);
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        status
-    }
-}
-
-impl Drop for Terminate {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(10));
-    }
-}
-
-fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-/// Docker's RFC 3339 timestamps as nanoseconds.
-fn nanos(text: &str) -> i64 {
-    telefig::engine::status::rfc3339_nanos(text)
-        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
 }
 
 fn requirements() -> bool {
@@ -349,12 +188,7 @@ fn live_restore_keeps_containers_running_across_a_dockerd_restart() {
     );
     // And telefig sees nothing to do.
     let again = s.run(&["start"], "start-2");
-    assert_exit(&again, 0);
-    assert!(
-        String::from_utf8_lossy(&again.stdout).contains("unchanged"),
-        "{}",
-        text(&again)
-    );
+    assert_said(&again, 0, "unchanged");
     assert_eq!(s.fingerprint(), before, "a second start changed nothing");
 
     let status = s.telefig(&["status", "--json"]).output().unwrap();

@@ -12,8 +12,6 @@
 //! keeps the list it read for 1 s, drops nothing: a service a discovery
 //! sidecar registers drains the built-in default.
 
-#[path = "support/stack.rs"]
-mod stack;
 mod support;
 
 use std::io::{Read, Write};
@@ -24,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use stack::{assert_exit, text};
 use support::*;
 
 /// One scenario at a time: each runs a busy client, and a loaded host
@@ -74,15 +71,14 @@ impl Fleet {
         let dir = scratch_dir("drain");
         let serverset = dir.join("serverset");
         std::fs::write(&serverset, "").unwrap();
-        let label = test_label(guard.id());
-        let (k, v) = label.split_once('=').unwrap();
+        let labels = platform_labels(guard.id());
         let sdir = dir.display();
         let ss = serverset.display();
         // Register: append `127.0.0.1:port` atomically (write aside, rename);
         // deregister on TERM the same way.
         let register = register_script("{{port}}", &ss.to_string());
         let platform = format!(
-            "registries: {{primary: tf.local}}\nlabels: {{{k}: \"{v}\"}}\n\
+            "registries: {{primary: tf.local}}\n{labels}\
              {defaults}\
              sidecars:\n  discovery:\n    image: drainweb:disc\n    order: after_healthy\n    params: {{port: ~}}\n    \
              volumes: [\"{sdir}:{sdir}\"]\n    command: [\"sh\", \"-c\", {register:?}]\n"

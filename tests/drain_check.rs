@@ -39,36 +39,28 @@ impl Scene {
             guard: Cleanup::new(),
             dir: scratch_dir("drain-check"),
         };
-        let label = test_label(scene.id());
-        let (k, v) = label.split_once('=').unwrap();
         let command = command(&scene.dir);
         let platform = format!(
-            "registries: {{primary: \"tf.local\", mirrors: []}}\n\
-             labels: {{{k}: \"{v}\"}}\n\
+            "registries: {{primary: \"tf.local\", mirrors: []}}\n{}\
              defaults:\n  drain_period: {}ms\n  \
                drain_check: {{command: {command:?}, in: {place}, interval: 100ms}}\n\
              sidecars:\n  \
                discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: [\"sh\", \"-c\", \"{LOOP}\"]}}\n",
+            platform_labels(scene.id()),
             period.as_millis()
         );
         std::fs::write(scene.dir.join("platform.yaml"), platform).unwrap();
-        let dir = scene.dir.display();
-        let serviceset = format!(
-            r#"version: 1
-{web}:
-  docker:
-    image: web
-    version: v1
-    command: ["sh", "-c", "touch /ready; {LOOP}"]
-    volumes: ["{dir}:{dir}"]
-    stop_grace_period: 5s
-    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: 5s, retries: 2}}
-  sidecars:
-    discovery: {{port: 8080}}
-"#,
-            web = scene.web(),
+        let (web, script) = (scene.web(), format!("touch /ready; {LOOP}"));
+        let volumes = format!(
+            "    volumes: [\"{dir}:{dir}\"]\n",
+            dir = scene.dir.display()
         );
-        std::fs::write(scene.dir.join("serviceset.conf"), serviceset).unwrap();
+        Web {
+            docker: &volumes,
+            sidecars: &["discovery: {port: 8080}"],
+            ..Web::new(&web, &script)
+        }
+        .write(&scene.dir);
         scene
     }
 
@@ -109,29 +101,13 @@ impl Scene {
 
     /// `telefig ARGS` in the background, its output in `<dir>/<what>.out|err`.
     fn spawn(&self, args: &[&str], what: &str) -> Child {
-        let out = std::fs::File::create(self.dir.join(format!("{what}.out"))).unwrap();
-        let err = std::fs::File::create(self.dir.join(format!("{what}.err"))).unwrap();
-        self.command(args).stdout(out).stderr(err).spawn().unwrap()
+        spawn_logged(self.command(args), &self.dir, what)
     }
 
     /// Wait (at most `limit`) for a child of [`Scene::spawn`]; its output.
-    fn finish(&self, mut child: Child, what: &str, limit: Duration) -> Output {
-        let exited = wait_until(limit, || child.try_wait().unwrap().is_some());
-        if !exited {
-            let _ = child.kill();
-        }
-        let status = child.wait().unwrap();
-        let out = Output {
-            status,
-            stdout: std::fs::read(self.dir.join(format!("{what}.out"))).unwrap_or_default(),
-            stderr: std::fs::read(self.dir.join(format!("{what}.err"))).unwrap_or_default(),
-        };
-        assert!(
-            exited,
-            "`telefig {what}` hung for {limit:?}\n{}",
-            text(&out)
-        );
-        out
+    fn finish(&self, child: Child, what: &str, limit: Duration) -> Output {
+        finish_logged(child, &self.dir, what, limit)
+            .unwrap_or_else(|out| panic!("`telefig {what}` hung for {limit:?}\n{}", text(&out)))
     }
 
     /// Start it and wait until both containers run (discovery registered).
@@ -157,26 +133,6 @@ fn finished_nanos(name: &str) -> i64 {
     let c = inspect(name);
     telefig::engine::status::rfc3339_nanos(c["State"]["FinishedAt"].as_str().unwrap())
         .unwrap_or_else(|| panic!("{name} has stopped: {:#}", c["State"]))
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
 }
 
 /// The drain line of `web` in the output: its seconds and how it ended.

@@ -4,14 +4,11 @@
 //! rollback target and removes the rest; with the registry stopped,
 //! `telefig rollback` still restores the previous version without a pull.
 
-#[path = "support/stack.rs"]
-mod stack;
 mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
 
-use stack::{assert_exit, text};
 use support::*;
 
 struct Deploys {
@@ -27,29 +24,16 @@ impl Deploys {
         let guard = Cleanup::new();
         let registry = Registry::start();
         let dir = scratch_dir("gc");
-        let label = test_label(guard.id());
-        let (k, v) = label.split_once('=').unwrap();
         std::fs::write(
             dir.join("platform.yaml"),
             format!(
-                "registries: {{primary: \"{}\"}}\nlabels: {{{k}: \"{v}\"}}\nimages: {policy}\n",
-                registry.addr
+                "registries: {{primary: \"{}\"}}\n{}images: {policy}\n",
+                registry.addr,
+                platform_labels(guard.id())
             ),
         )
         .unwrap();
-        std::fs::write(
-            dir.join("serviceset.conf"),
-            format!(
-                r#"{id}-web:
-  docker:
-    image: {id}/web
-    version: "{{{{V}}}}"
-    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
-"#,
-                id = guard.id()
-            ),
-        )
-        .unwrap();
+        write_versioned_web(&dir, guard.id());
         let d = Deploys {
             guard,
             dir,
@@ -72,27 +56,14 @@ impl Deploys {
     }
 
     fn telefig(&self, args: &[&str]) -> Output {
-        telefig()
-            .args(args)
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .arg("--state-dir")
-            .arg(self.dir.join("state"))
-            .output()
-            .unwrap()
+        telefig_in(&self.dir, args).output().unwrap()
     }
 
     fn deploy(&self, v: u32) -> Output {
-        let conf = self.dir.join("serviceset.conf");
-        self.telefig(&[
-            "start",
-            "-c",
-            conf.to_str().unwrap(),
-            "--name",
-            self.guard.id(),
-            "-e",
-            &format!("V=v{v}"),
-        ])
+        let v = format!("V=v{v}");
+        telefig_on(&self.dir, self.guard.id(), &["start", "-e", &v])
+            .output()
+            .unwrap()
     }
 }
 

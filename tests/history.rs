@@ -6,15 +6,12 @@
 //! cause; a rollback to the oldest; a rollback refused because its image
 //! is gone, which changes nothing.
 
-#[path = "support/stack.rs"]
-mod stack;
 mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::Value;
-use stack::{assert_exit, text};
 use support::*;
 
 struct Versions {
@@ -28,11 +25,12 @@ impl Versions {
             guard: Cleanup::new(),
             dir: scratch_dir("history"),
         };
-        let label = test_label(v.id());
-        let (k, val) = label.split_once('=').unwrap();
         std::fs::write(
             v.dir.join("platform.yaml"),
-            format!("registries: {{primary: \"tf.local\"}}\nlabels: {{{k}: \"{val}\"}}\n"),
+            format!(
+                "registries: {{primary: \"tf.local\"}}\n{}",
+                platform_labels(v.id())
+            ),
         )
         .unwrap();
         let base = busybox_image("1");
@@ -64,14 +62,7 @@ impl Versions {
     }
 
     fn telefig(&self, args: &[&str]) -> Output {
-        telefig()
-            .args(args)
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .arg("--state-dir")
-            .arg(self.dir.join("state"))
-            .output()
-            .unwrap()
+        telefig_in(&self.dir, args).output().unwrap()
     }
 
     /// Deploy version `n`; `healthy: false` exits 3 before its healthcheck passes.

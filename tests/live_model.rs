@@ -164,6 +164,17 @@ fn health_history_survives_a_daemon_restart_and_status_falls_back_without_it() {
     assert!(all.len() <= 50, "bounded: {}", all.len());
 }
 
+/// A started stack and its daemon, once `status` answers from the daemon.
+fn started_with_a_daemon() -> (Stack, Daemon) {
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let daemon = s.daemon(&[], &[]);
+    assert!(wait_until(Duration::from_secs(30), || {
+        status_json(&s, &[])["source"] == "daemon"
+    }));
+    (s, daemon)
+}
+
 fn running(name: &str) -> bool {
     try_inspect(name).is_some_and(|c| c["State"]["Running"] == true)
 }
@@ -181,12 +192,7 @@ fn events_stream_a_restart_in_order() {
     if !require_docker() {
         return;
     }
-    let s = Stack::new();
-    assert_exit(&s.start(&[]), 0);
-    let _daemon = s.daemon(&[], &[]);
-    assert!(wait_until(Duration::from_secs(30), || {
-        status_json(&s, &[])["source"] == "daemon"
-    }));
+    let (s, _daemon) = started_with_a_daemon();
     let mut events = s.follow_events();
     let proxy = s.name("proxy");
     // The subscription is made before the restart: retry the restart until seen.
@@ -214,12 +220,7 @@ fn events_show_a_deploys_steps_in_order() {
     if !require_docker() {
         return;
     }
-    let s = Stack::new();
-    assert_exit(&s.start(&[]), 0);
-    let _daemon = s.daemon(&[], &[]);
-    assert!(wait_until(Duration::from_secs(30), || {
-        status_json(&s, &[])["source"] == "daemon"
-    }));
+    let (s, _daemon) = started_with_a_daemon();
     let mut events = s.follow_events();
     let web = s.web();
     // The subscription may come after a deploy began: deploy again (with

@@ -9,12 +9,10 @@
 mod dockerd;
 mod support;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use dockerd::{PrivateDockerd, require_private_dockerd};
+use dockerd::{OnPrivate, PrivateDockerd, require_private_dockerd};
 use serde_json::{Value, json};
 use support::*;
 
@@ -26,14 +24,12 @@ const RESTARTED: [&str; 3] = ["logging", "metrics", "proxy"];
 /// `StartedAt`. A missed start is seconds off (each container runs ≥ 1 s).
 const START_SLACK_NANOS: i64 = 250_000_000;
 
-/// `<id>-web` (healthy while `/ready` exists; probes every 200 ms) with
-/// logging, metrics, proxy (before it) and discovery (after it is healthy),
-/// on a private dockerd with live-restore; files and logs in a scratch dir.
-struct Scene {
-    engine: PrivateDockerd,
-    id: String,
-    dir: PathBuf,
-}
+dockerd::scene_on_private!(
+    /// `<id>-web` (healthy while `/ready` exists; probes every 200 ms) with
+    /// logging, metrics, proxy (before it) and discovery (after it is healthy),
+    /// on a private dockerd with live-restore; files and logs in a scratch dir.
+    Scene
+);
 
 impl Scene {
     fn new() -> Scene {
@@ -41,16 +37,11 @@ impl Scene {
         let images = ["web:v1", "logging:1", "metrics:1", "proxy:1", "discovery:1"]
             .map(|i| format!("tf.local/{i}"));
         engine.import_busybox(&images.each_ref().map(String::as_str));
-        let scene = Scene {
-            engine,
-            id: run_id(),
-            dir: scratch_dir("live-model-restart"),
-        };
-        let label = test_label(&scene.id);
-        let (k, v) = label.split_once('=').unwrap();
+        let scene = Scene(OnPrivate::new(engine, "live-model-restart"));
         let cmd = format!(r#"["sh", "-c", "{LOOP}"]"#);
         let mut platform = format!(
-            "registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\nsidecars:\n"
+            "registries: {{primary: \"tf.local\", mirrors: []}}\n{}sidecars:\n",
+            platform_labels(&scene.id)
         );
         for kind in RESTARTED {
             platform += &format!(
@@ -61,73 +52,24 @@ impl Scene {
             "  discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n"
         );
         std::fs::write(scene.dir.join("platform.yaml"), platform).unwrap();
-        let serviceset = format!(
-            r#"version: 1
-{web}:
-  docker:
-    image: web
-    version: v1
-    command: ["sh", "-c", "touch /ready; {LOOP}"]
-    stop_grace_period: 5s
-    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: 5s, retries: 2}}
-  sidecars:
-    logging:
-    metrics:
-    proxy:
-    discovery: {{port: 8080}}
-"#,
-            web = scene.web(),
-        );
-        std::fs::write(scene.dir.join("serviceset.conf"), serviceset).unwrap();
+        let web = scene.web();
+        let script = format!("touch /ready; {LOOP}");
+        Web {
+            sidecars: &["logging:", "metrics:", "proxy:", "discovery: {port: 8080}"],
+            ..Web::new(&web, &script)
+        }
+        .write(&scene.dir);
         scene
     }
 
-    fn web(&self) -> String {
-        format!("{}-web", self.id)
-    }
-
-    fn name(&self, kind: &str) -> String {
-        format!("{}-web-{kind}", self.id)
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-
     /// `telefig ARGS` on the private engine, with this scene's files.
-    fn telefig(&self, args: &[&str]) -> Output {
-        telefig()
-            .env("DOCKER_HOST", self.engine.host())
-            .args(args)
-            .arg("-c")
-            .arg(self.dir.join("serviceset.conf"))
-            .arg("--platform")
-            .arg(self.dir.join("platform.yaml"))
-            .args(["--name", &self.id])
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+    fn run(&self, args: &[&str]) -> Output {
+        self.telefig(args).output().unwrap()
     }
 
     /// `telefig daemon` on this scene's state dir, stderr in `daemon.log`.
     fn spawn_daemon(&self) -> Terminate {
-        let child = telefig()
-            .env("DOCKER_HOST", self.engine.host())
-            .arg("daemon")
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(self.dir.join("daemon.log")).unwrap())
-            .spawn()
-            .unwrap();
-        Terminate(Some(child))
-    }
-
-    fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        Terminate(Some(self.daemon().spawn().unwrap()))
     }
 
     /// Times the daemon built its live model from a snapshot.
@@ -141,7 +83,7 @@ impl Scene {
     /// The daemon's answer (`status --json`), keyed by name, in the fields
     /// Docker also knows; `None` unless the daemon answered.
     fn daemons_answer(&self) -> Option<Value> {
-        let out = self.telefig(&["status", "--json"]);
+        let out = self.run(&["status", "--json"]);
         let status: Value = serde_json::from_slice(&out.stdout).ok()?;
         if status["source"] != "daemon" {
             return None;
@@ -267,12 +209,6 @@ impl Scene {
     }
 }
 
-impl Drop for Scene {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Whether the daemon, after reconnecting, finished its repair and then
 /// had nothing pending.
 fn reconnect_settled(log: &str) -> bool {
@@ -323,61 +259,11 @@ fn rfc3339_nanos(text: &str) -> Option<i64> {
     telefig::engine::status::rfc3339_nanos(text)
 }
 
-/// A running child stopped with SIGTERM (then SIGKILL) when dropped.
-struct Terminate(Option<Child>);
-
-impl Terminate {
-    /// Send it `SIG<name>` (STOP, CONT).
-    fn signal(&self, name: &str) {
-        kill(name, self.0.as_ref().expect("still running").id());
-    }
-}
-
-impl Drop for Terminate {
-    fn drop(&mut self) {
-        let Some(mut child) = self.0.take() else {
-            return;
-        };
-        // It may be paused (SIGSTOP) when a test fails.
-        let _ = Command::new("kill")
-            .args(["-CONT", &child.id().to_string()])
-            .status();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let exited = wait_until(Duration::from_secs(10), || {
-            child.try_wait().ok().flatten().is_some()
-        });
-        if !exited {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn kill(signal: &str, pid: u32) {
-    let sent = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{signal} {pid}");
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -387,7 +273,7 @@ fn the_daemons_model_equals_dockers_truth_after_a_storm_with_a_dockerd_restart()
     }
     let t = Instant::now();
     let mut s = Scene::new();
-    assert_exit(&s.telefig(&["start"]), 0);
+    assert_exit(&s.run(&["start"]), 0);
     let daemon = s.spawn_daemon();
     s.assert_model_settles_to_truth(Duration::from_secs(30), "at start");
     assert_eq!(s.snapshots(), 1, "{}", s.daemon_log());

@@ -43,19 +43,10 @@ fn metrics_pass_promtool_and_prometheus_counts_the_containers() {
         &[],
     );
     let ours = format!("serviceset=\"{}\"", s.id());
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            text = http_get(&addr, "/metrics")
-                .map(|(_, b)| b)
-                .unwrap_or_default();
-            text.lines()
-                .filter(|l| l.starts_with("telefig_containers{") && l.contains(&ours))
-                .count()
-                >= 1
-        }),
-        "{text}"
-    );
+    let (ok, text) = scrape_until(&addr, |t| {
+        sample(t, "telefig_containers{", &[&ours]).is_some()
+    });
+    assert!(ok, "{text}");
     assert!(
         text.contains("# TYPE telefig_daemon_reconnects_total counter"),
         "{text}"
@@ -63,55 +54,20 @@ fn metrics_pass_promtool_and_prometheus_counts_the_containers() {
     assert!(text.contains("telefig_daemon_reconnects_total"), "{text}");
 
     // promtool reads the served text and the textfile alike.
-    for source in [text.clone(), {
-        assert!(wait_until(Duration::from_secs(30), || file.exists()));
-        std::fs::read_to_string(&file).unwrap()
-    }] {
-        let mut check = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        check
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(source.as_bytes())
-            .unwrap();
-        let out = check.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics:\n{}{}\n{source}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    promtool_check(&text);
+    assert!(wait_until(Duration::from_secs(30), || file.exists()));
+    promtool_check(&std::fs::read_to_string(&file).unwrap());
 
     // A real Prometheus scrapes the daemon every second.
     let (_prometheus, web) = prometheus(&s, &addr, "prometheus");
-    let query = format!(
-        "/api/v1/query?query=sum(telefig_containers%7B{}%7D)",
-        url_escape(&ours)
-    );
-    let mut answer = String::new();
+    let containers = format!("sum(telefig_containers{{{ours}}})");
     let counted = wait_until(Duration::from_secs(60), || {
-        answer = http_get(&web, &query).map(|(_, b)| b).unwrap_or_default();
-        serde_json::from_str::<Value>(&answer)
-            .ok()
-            .and_then(|v| {
-                v["data"]["result"][0]["value"][1]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .as_deref()
-            == Some("5")
+        query_value(&web, &containers) == Some(5.0)
     });
     assert!(
         counted,
-        "{answer}\n{}",
+        "{containers} = {:?}\n{}",
+        query_value(&web, &containers),
         std::fs::read_to_string(s.dir.join("prometheus.log")).unwrap_or_default()
     );
 }
@@ -185,14 +141,7 @@ fn a_rolled_back_deploy_is_counted_and_prometheus_sees_it_after_a_daemon_restart
     let addr = format!("127.0.0.1:{}", free_port());
     let first = spawn_daemon(&s, &addr);
     let ours = format!("serviceset=\"{}\"", s.id());
-    let sample = |text: &str, name: &str, label: &str| -> Option<f64> {
-        text.lines()
-            .find(|l| l.starts_with(name) && l.contains(&ours) && l.contains(label))?
-            .rsplit(' ')
-            .next()?
-            .parse()
-            .ok()
-    };
+    let sample = |text: &str, name: &str, label: &str| sample(text, name, &[&ours, label]);
     let (ok, text) = scrape_until(&addr, |t| {
         sample(t, "telefig_deploys_total{", "result=\"succeeded\"") == Some(1.0)
     });

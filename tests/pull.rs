@@ -28,12 +28,7 @@ fn pulls_first_and_a_failed_pull_changes_nothing() {
     let mut registry = registry_with_images();
     let s = Stack::with_registries(&registry.addr, &[]);
     let out = s.start(&[]);
-    assert_exit(&out, 0);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("pulled"),
-        "{}",
-        text(&out)
-    );
+    assert_said(&out, 0, "pulled");
     assert_eq!(
         inspect(&s.web())["Config"]["Image"].as_str().unwrap(),
         registry.reference("web:v1")
@@ -85,12 +80,7 @@ fn a_mirror_serves_when_the_primary_is_down_and_the_config_names_the_primary() {
         format!("{primary}/web:v1")
     );
     let again = s.start(&[]);
-    assert_exit(&again, 0);
-    assert!(
-        String::from_utf8_lossy(&again.stdout).contains("unchanged"),
-        "{}",
-        text(&again)
-    );
+    assert_said(&again, 0, "unchanged");
 
     // Both down: exit 1, each registry named, nothing touched.
     let before = s.fingerprint();
@@ -178,23 +168,13 @@ fn an_image_pinned_by_digest_comes_through_a_mirror_while_the_primary_is_down() 
     )
     .unwrap();
     let out = s.start(&[]);
-    assert_exit(&out, 0);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&mirrored),
-        "pulled from the mirror: {}",
-        text(&out)
-    );
+    assert_said(&out, 0, &mirrored);
     let web = inspect(&s.web());
     assert_eq!(web["State"]["Running"], true);
     assert_eq!(web["Config"]["Image"].as_str().unwrap(), mirrored);
 
     let again = s.start(&[]);
-    assert_exit(&again, 0);
-    assert!(
-        String::from_utf8_lossy(&again.stdout).contains("unchanged"),
-        "{}",
-        text(&again)
-    );
+    assert_said(&again, 0, "unchanged");
 }
 
 fn inspect_image_digests(reference: &str) -> Vec<String> {

@@ -62,13 +62,10 @@ const ALL: &str = "{{API_TOKEN}} {{SIGNING}} {{DB_PASSWORD}}";
 
 fn write_files(s: &Stack) {
     let id = s.id();
-    let label = test_label(id);
-    let (k, v) = label.split_once('=').unwrap();
+    let labels = platform_labels(id);
     std::fs::write(
         s.dir.join("platform.yaml"),
-        format!(
-            "registries: {{primary: tf.local}}\nlabels: {{{k}: \"{v}\"}}\nsecrets: [SIGNING]\n"
-        ),
+        format!("registries: {{primary: tf.local}}\n{labels}secrets: [SIGNING]\n"),
     )
     .unwrap();
     let conf = format!(

@@ -35,11 +35,10 @@ fn start_says_which_relative_paths_it_resolved_and_from_where() {
     let config = build.join("teletraan/config");
     std::fs::create_dir_all(&config).unwrap();
     retag(&busybox_image("1"), "tf.local/resolved:1");
-    let label = test_label(guard.id());
-    let (k, v) = label.split_once('=').unwrap();
+    let labels = platform_labels(guard.id());
     std::fs::write(
         build.join("platform.yaml"),
-        format!("registries: {{primary: tf.local}}\nlabels: {{{k}: \"{v}\"}}\n"),
+        format!("registries: {{primary: tf.local}}\n{labels}"),
     )
     .unwrap();
     std::fs::write(config.join("app.conf"), "x=1\n").unwrap();

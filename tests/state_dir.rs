@@ -162,12 +162,7 @@ fn the_daemon_skips_a_corrupt_record_and_repairs_the_rest() {
     let bad = s.dir.join("state/servicesets/aaa-broken.json");
     std::fs::write(&bad, "{ this is not a record").unwrap();
     docker_ok(&["stop", "-t", "1", &s.name("logging")]);
-    let out = telefig()
-        .args(["daemon", "--once", "--state-dir"])
-        .arg(s.dir.join("state"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = s.daemon_once().output().unwrap();
     assert_exit(&out, 0);
     let log = text(&out);
     assert!(log.contains("aaa-broken.json"), "{log}");
@@ -198,12 +193,7 @@ fn the_daemon_does_not_create_a_container_from_digests_and_says_to_redeploy() {
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
     docker_ok(&["rm", "-f", &s.web()]);
-    let out = telefig()
-        .args(["daemon", "--once", "--state-dir"])
-        .arg(s.dir.join("state"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = s.daemon_once().output().unwrap();
     assert_exit(&out, 0);
     let log = text(&out);
     assert!(log.contains("keeps only digests"), "{log}");

@@ -45,20 +45,10 @@ fn the_api_version_is_remembered_per_host() {
 /// inspected (for its restart count and last exit).
 #[test]
 fn status_without_a_daemon_lists_once_and_inspects_only_the_stopped() {
-    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+    let Some((s, proxy)) = started_behind_a_request_log() else {
         return;
-    }
-    let s = Stack::new();
-    let proxy = RequestLog::start(&s.dir);
-    assert_exit(&s.start(&[]), 0);
-    let status = || {
-        s.command(&["status", "--json"])
-            .env("DOCKER_HOST", proxy.host())
-            .output()
-            .unwrap()
     };
-    assert_exit(&status(), 0);
-    proxy.take();
+    let status = || proxy.telefig(&s, &["status", "--json"]);
     let out = status();
     assert_exit(&out, 0);
     let asked = proxy.take();
@@ -131,27 +121,39 @@ impl RequestLog {
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.lines.lock().unwrap())
     }
+
+    /// `telefig ARGS` on `s`, its Docker calls through this proxy.
+    fn telefig(&self, s: &Stack, args: &[&str]) -> std::process::Output {
+        s.command(args)
+            .env("DOCKER_HOST", self.host())
+            .output()
+            .unwrap()
+    }
+}
+
+/// A stack started through a fresh request log (which negotiated the API
+/// version and remembered it), the log emptied after; `None` when the
+/// tests' engine is not the default socket the proxy forwards to.
+fn started_behind_a_request_log() -> Option<(Stack, RequestLog)> {
+    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+        return None;
+    }
+    let s = Stack::new();
+    let proxy = RequestLog::start(&s.dir);
+    assert_exit(&proxy.telefig(&s, &["start"]), 0);
+    let first = proxy.take();
+    assert!(first.iter().any(|l| l.contains("/version")), "{first:#?}");
+    Some((s, proxy))
 }
 
 /// A no-op `start` (issue 13): one list call and nothing else, not even a
 /// version round trip once the API version is remembered for the host.
 #[test]
 fn a_no_op_start_makes_one_list_call() {
-    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+    let Some((s, proxy)) = started_behind_a_request_log() else {
         return;
-    }
-    let s = Stack::new();
-    let proxy = RequestLog::start(&s.dir);
-    let start = || {
-        s.command(&["start"])
-            .env("DOCKER_HOST", proxy.host())
-            .output()
-            .unwrap()
     };
-    assert_exit(&start(), 0);
-    let first = proxy.take();
-    assert!(first.iter().any(|l| l.contains("/version")), "{first:#?}");
-    let out = start();
+    let out = proxy.telefig(&s, &["start"]);
     assert_exit(&out, 0);
     let second = proxy.take();
     assert_eq!(second.len(), 1, "{second:#?}\n{}", text(&out));
@@ -162,21 +164,10 @@ fn a_no_op_start_makes_one_list_call() {
 /// `status` do: a list call and the logs call, no version round trip.
 #[test]
 fn logs_with_a_remembered_api_version_makes_no_version_round_trip() {
-    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+    let Some((s, proxy)) = started_behind_a_request_log() else {
         return;
-    }
-    let s = Stack::new();
-    let proxy = RequestLog::start(&s.dir);
-    let through_proxy = |args: &[&str]| {
-        s.command(args)
-            .env("DOCKER_HOST", proxy.host())
-            .output()
-            .unwrap()
     };
-    // The first command through the proxy negotiates and remembers.
-    assert_exit(&through_proxy(&["start"]), 0);
-    proxy.take();
-    let out = through_proxy(&["logs", &s.web()]);
+    let out = proxy.telefig(&s, &["logs", &s.web()]);
     assert_exit(&out, 0);
     let asked = proxy.take();
     assert!(
@@ -193,20 +184,10 @@ fn logs_with_a_remembered_api_version_makes_no_version_round_trip() {
 /// `/version` call is the one whose answer it shows (no negotiation first).
 #[test]
 fn doctor_with_a_remembered_api_version_asks_the_version_once() {
-    if !require_docker() || endpoint() != "unix:///var/run/docker.sock" {
+    let Some((s, proxy)) = started_behind_a_request_log() else {
         return;
-    }
-    let s = Stack::new();
-    let proxy = RequestLog::start(&s.dir);
-    let through_proxy = |args: &[&str]| {
-        s.command(args)
-            .env("DOCKER_HOST", proxy.host())
-            .output()
-            .unwrap()
     };
-    assert_exit(&through_proxy(&["start"]), 0);
-    proxy.take();
-    let out = through_proxy(&["doctor", "--json"]);
+    let out = proxy.telefig(&s, &["doctor", "--json"]);
     let asked = proxy.take();
     let versions = asked.iter().filter(|l| l.contains("/version")).count();
     assert_eq!(versions, 1, "{asked:#?}\n{}", text(&out));

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use support::*;
 
@@ -34,13 +34,12 @@ impl Set {
             guard: Cleanup::new(),
             dir: scratch_dir("stop-scale"),
         };
-        let label = test_label(set.id());
-        let (k, v) = label.split_once('=').unwrap();
+        let labels = platform_labels(set.id());
         let cmd = format!("[\"sh\", \"-c\", \"{LEAVES}\"]");
         std::fs::write(
             set.dir.join("platform.yaml"),
             format!(
-                "registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\n\
+                "registries: {{primary: \"tf.local\", mirrors: []}}\n{labels}\
                  sidecars:\n  logging: {{image: \"logging:1\", order: before, gate: started, command: {cmd}}}\n  \
                  discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n"
             ),
@@ -109,18 +108,6 @@ fn finished(name: &str) -> i64 {
     let c = inspect(name);
     assert_eq!(c["State"]["Status"], "exited", "{name} is not stopped");
     nanos(c["State"]["FinishedAt"].as_str().unwrap())
-}
-
-fn nanos(text: &str) -> i64 {
-    telefig::engine::status::rfc3339_nanos(text)
-        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 const SECOND: i64 = 1_000_000_000;

@@ -9,9 +9,9 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use stack::{assert_exit, nanos, started_nanos, text};
+use stack::started_nanos;
 use support::*;
 
 /// A serviceset named after its run id, its files and state dir in a scratch
@@ -31,13 +31,10 @@ impl Set {
             guard: Cleanup::new(),
             dir: scratch_dir("retries"),
         };
-        let label = test_label(set.id());
-        let (k, v) = label.split_once('=').unwrap();
+        let labels = platform_labels(set.id());
         std::fs::write(
             set.dir.join("platform.yaml"),
-            format!(
-                "registries: {{primary: \"tf.local\", mirrors: []}}\nlabels: {{{k}: \"{v}\"}}\n"
-            ),
+            format!("registries: {{primary: \"tf.local\", mirrors: []}}\n{labels}"),
         )
         .unwrap();
         set
@@ -95,47 +92,12 @@ fn finished_nanos(name: &str) -> i64 {
     nanos(inspect(name)["State"]["FinishedAt"].as_str().unwrap())
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 /// When Docker reported container `id` dying, after `since` (ns).
 fn died_at(id: &str, since: i64) -> Option<i64> {
-    let secs = |ns: i64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
-    docker_ok(&[
-        "events",
-        "--since",
-        &secs(since),
-        "--until",
-        &secs(now_nanos()),
-        "--filter",
-        &format!("container={id}"),
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}}",
-    ])
-    .lines()
-    .filter_map(|l| l.trim().parse().ok())
-    .next()
-}
-
-fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    docker_ok(&events_since(since, id, "die"))
+        .lines()
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .next()
 }
 
 const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait; done";
@@ -347,6 +309,9 @@ fn a_second_signal_during_a_rollback_is_swallowed() {
     let second = Instant::now();
     term();
     let status = wait_for_exit(&mut start, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = start.kill();
+    }
     let out = status.map(|s| set.output(s));
     let out = out.unwrap_or_else(|| panic!("still rolling back 10 s after a second SIGTERM"));
     eprintln!(
@@ -354,7 +319,7 @@ fn a_second_signal_during_a_rollback_is_swallowed() {
         second.elapsed().as_millis()
     );
     assert_exit(&out, 1);
-    let last = stack::last_stderr_line(&out);
+    let last = last_stderr_line(&out);
     assert!(last.contains("interrupted twice"), "{}", text(&out));
     assert!(
         last.contains(&format!("the previous `{web}` is back"))

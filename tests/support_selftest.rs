@@ -25,27 +25,24 @@ fn busybox_image_runs_echo() {
     );
 
     let guard = Cleanup::new();
-    let out = docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "--label",
-        &test_label(guard.id()),
-        &image,
-        "echo",
-        "hi",
-    ]);
+    let label = test_label(guard.id());
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--label",
+            &label,
+            &image,
+        ];
+        all.extend(args);
+        docker_ok(&all)
+    };
+    let out = run(&["echo", "hi"]);
     assert_eq!(out, "hi");
     // The default command is a shell; the applets tests rely on are linked.
-    let out = docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "--label",
-        &test_label(guard.id()),
-        &image,
+    let out = run(&[
         "sh",
         "-c",
         "for a in sh sleep echo cat true false test touch rm ls mkdir date nc httpd wget; do \
@@ -176,13 +173,7 @@ fn telefig_command_clears_deploy_context() {
         .filter(|(_, v)| v.is_none())
         .map(|(k, _)| k.to_string_lossy().into_owned())
         .collect();
-    for key in [
-        "BUILD_COMMIT",
-        "ENV_NAME",
-        "DEPLOY_ID",
-        "STAGE_NAME",
-        "NO_COLOR",
-    ] {
+    for key in DEPLOY_CONTEXT {
         assert!(removed.iter().any(|k| k == key), "{key} not cleared");
     }
     for (key, _) in std::env::vars() {

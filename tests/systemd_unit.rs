@@ -36,7 +36,8 @@ fn systemd_analyze(args: &[&str], env: &[(&str, &Path)]) -> Output {
         })
 }
 
-fn text(out: &Output) -> String {
+/// Everything `out` printed, stdout then stderr.
+fn printed(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -77,7 +78,7 @@ fn installed_root() -> PathBuf {
         std::fs::copy(binary, &installed).unwrap();
     }
     let page = telefig().arg("man").output().unwrap();
-    assert!(page.status.success(), "telefig man: {}", text(&page));
+    assert!(page.status.success(), "telefig man: {}", printed(&page));
     std::fs::write(root.join(MAN_PAGE), &page.stdout).unwrap();
     root
 }
@@ -108,7 +109,7 @@ fn the_unit_verifies_once_installed() {
         &["verify", &root_arg, "telefig.service"],
         &[("MANPATH", &man)],
     );
-    let said = text(&out);
+    let said = printed(&out);
     let _ = std::fs::remove_dir_all(&root);
     assert!(out.status.success(), "systemd-analyze verify:\n{said}");
     assert_eq!(said.trim(), "", "systemd-analyze verify warned");
@@ -125,7 +126,7 @@ fn the_units_exposure_is_at_most_five() {
         ],
         &[],
     );
-    let said = text(&out);
+    let said = printed(&out);
     let exposure: f64 = said
         .lines()
         .find_map(|l| {

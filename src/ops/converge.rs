@@ -52,6 +52,18 @@ enum AttemptError {
 /// serviceset and its image settings; see `ops::space`).
 pub(super) type RoomFor<'a> = Option<(&'a ServicesetName, GcPolicy)>;
 
+/// Converges on `plan_for`'s plan without pulling what is here already or
+/// making room first: a rollback, a restart or a repair puts back versions
+/// the host has run.
+pub(super) async fn converge_known(
+    ctx: &mut Ctx<'_>,
+    expanded: &Expanded,
+    graph: &Graph,
+    plan_for: impl Fn(&[Observed]) -> Result<Plan, plan::Error>,
+) -> Result<Converged, Error> {
+    converge(ctx, None, expanded, graph, Policy::Missing, None, plan_for).await
+}
+
 /// Converges on `plan_for`'s plan; the first look at Docker is `first`
 /// when given: a list started under the same lock ([`super::Early`]).
 pub(super) async fn converge(

@@ -293,27 +293,9 @@ fn rfc3339(nanos: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::Expanded;
 
     fn record(seq: u64, commit: &str, deploy_id: &str) -> Record {
-        let name = ServicesetName::parse("shop").unwrap();
-        let expanded = Expanded {
-            serviceset: "shop".into(),
-            containers: vec![],
-            cron: vec![],
-            secrets: Default::default(),
-        };
-        let mut r = Record::new(
-            &name,
-            std::path::Path::new("s.conf"),
-            &[],
-            &expanded,
-            Some(commit),
-            Some(deploy_id),
-        );
-        r.seq = seq;
-        r.applied_at = 1_714_600_000 + seq * 60;
-        r
+        Record::fixture("shop", seq, commit, deploy_id)
     }
 
     fn entry(op: Operation, commit: &str, result: Outcome, record_seq: Option<u64>) -> Deploy {

@@ -11,11 +11,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::converge::{Converged, converge};
+use super::converge::{Converged, converge_known};
 use super::journal::Journal;
 use super::{Ctx, Error, Event, Target, put_back_secrets};
 use crate::clock::now_nanos;
-use crate::engine::pull::Policy;
 use crate::engine::stop::stop_walk;
 use crate::graph::Graph;
 use crate::name::ServicesetName;
@@ -163,20 +162,12 @@ async fn repair_planned(
         });
     }
     let announced = Mutex::new(Vec::new());
-    let done = converge(
-        ctx,
-        None,
-        &expanded,
-        graph,
-        Policy::Missing,
-        None,
-        |observed| {
-            let plan = plan_for(&expanded, observed)?;
-            let id = own.lock().expect("own events").expect(&plan, now_nanos());
-            announced.lock().expect("announced").push(id);
-            Ok(plan)
-        },
-    )
+    let done = converge_known(ctx, &expanded, graph, |observed| {
+        let plan = plan_for(&expanded, observed)?;
+        let id = own.lock().expect("own events").expect(&plan, now_nanos());
+        announced.lock().expect("announced").push(id);
+        Ok(plan)
+    })
     .await;
     let mut own = own.lock().expect("own events");
     for id in announced.into_inner().expect("announced") {

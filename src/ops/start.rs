@@ -1,7 +1,7 @@
 //! `start`, `rollback` and `restart`: the operations that converge to a
 //! plan and keep the record.
 
-use super::converge::{Converged, converge};
+use super::converge::{Converged, converge, converge_known};
 use super::journal::Journal;
 use super::load::Loaded;
 use super::{Ctx, Early, Error, Target, put_back_secrets, recorded_specs, specs_of};
@@ -255,15 +255,9 @@ async fn roll_back_to(
     let observed = super::observe(&ctx.engine, &expanded).await?;
     let first = plan::plan(&expanded, &graph, &observed, &recorded)?;
     put_back_secrets(ctx, name, &mut expanded, &first, Some(env)).await?;
-    let done = converge(
-        ctx,
-        None,
-        &expanded,
-        &graph,
-        Policy::Missing,
-        None,
-        |observed| plan::plan(&expanded, &graph, observed, &recorded),
-    )
+    let done = converge_known(ctx, &expanded, &graph, |observed| {
+        plan::plan(&expanded, &graph, observed, &recorded)
+    })
     .await?;
     let seq = match done.ok() {
         true => Some(ctx.state.rolled_back(previous)?),
@@ -333,15 +327,9 @@ async fn restart_locked(
         let first = plan::restart(&expanded, graph, &observed, container);
         put_back_secrets(ctx, name, &mut expanded, &first, env).await?;
     }
-    let done = converge(
-        ctx,
-        None,
-        &expanded,
-        graph,
-        Policy::Missing,
-        None,
-        |observed| Ok(plan::restart(&expanded, graph, observed, container)),
-    )
+    let done = converge_known(ctx, &expanded, graph, |observed| {
+        Ok(plan::restart(&expanded, graph, observed, container))
+    })
     .await?;
     ctx.state.set_stopped(name, false)?;
     Ok(done)

@@ -77,6 +77,29 @@ impl Record {
         }
     }
 
+    /// For tests (the library's own and the binary's, which see it in the
+    /// `failpoints` build): the record of deploy `seq` of a serviceset with
+    /// no containers, from `s.conf`, applied a minute after the one before.
+    #[cfg(any(test, feature = "failpoints"))]
+    pub fn fixture(serviceset: &str, seq: u64, commit: &str, deploy_id: &str) -> Record {
+        let name = ServicesetName::parse(serviceset).expect("a valid name");
+        let expanded = Expanded {
+            serviceset: serviceset.into(),
+            ..Expanded::default()
+        };
+        let mut r = Record::new(
+            &name,
+            Path::new("s.conf"),
+            &[],
+            &expanded,
+            Some(commit),
+            Some(deploy_id),
+        );
+        r.seq = seq;
+        r.applied_at = 1_714_600_000 + seq * 60;
+        r
+    }
+
     /// What finds the secret values of this deploy.
     pub fn redactor(&self) -> Redactor {
         Redactor::from_fingerprints(&self.secrets)

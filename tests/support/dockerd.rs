@@ -22,7 +22,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::support::{busybox_image, missing};
+use super::support::{busybox_image, missing, run_id, scratch_dir, telefig, telefig_on};
 
 /// Where the private engines live; short on purpose (socket path limits).
 const ROOT: &str = "/tmp";
@@ -625,3 +625,92 @@ fn signal(sig: &str, pid: u32) {
         .stderr(Stdio::null())
         .status();
 }
+
+/// A test's files (`platform.yaml`, `serviceset.conf`) in a scratch dir,
+/// run against a private engine as serviceset `id`; its main container is
+/// `<id>-web`, a sidecar of it `<id>-web-<kind>`.
+pub struct OnPrivate {
+    pub engine: PrivateDockerd,
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+impl OnPrivate {
+    /// `what` names the scratch dir.
+    pub fn new(engine: PrivateDockerd, what: &str) -> OnPrivate {
+        OnPrivate {
+            engine,
+            id: run_id(),
+            dir: scratch_dir(what),
+        }
+    }
+
+    pub fn web(&self) -> String {
+        format!("{}-web", self.id)
+    }
+
+    pub fn name(&self, kind: &str) -> String {
+        format!("{}-web-{kind}", self.id)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// `telefig ARGS` on the private engine with these files; not yet run.
+    pub fn telefig(&self, args: &[&str]) -> Command {
+        let mut cmd = telefig_on(&self.dir, &self.id, args);
+        cmd.env("DOCKER_HOST", self.engine.host());
+        cmd
+    }
+
+    /// `telefig daemon` on the private engine and this state dir, stderr
+    /// in `daemon.log`; not yet spawned.
+    pub fn daemon(&self) -> Command {
+        let mut cmd = telefig();
+        cmd.env("DOCKER_HOST", self.engine.host())
+            .arg("daemon")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(self.dir.join("daemon.log")).unwrap());
+        cmd
+    }
+
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OnPrivate {
+    fn drop(&mut self) {
+        // The engine (and its containers) goes with its own Drop, after this.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `struct NAME(OnPrivate)` that reads as its [`OnPrivate`]: a test's own
+/// scene, with the test's methods beside the shared ones.
+#[allow(unused_macros)]
+macro_rules! scene_on_private {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        struct $name(dockerd::OnPrivate);
+
+        impl std::ops::Deref for $name {
+            type Target = dockerd::OnPrivate;
+            fn deref(&self) -> &dockerd::OnPrivate {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut dockerd::OnPrivate {
+                &mut self.0
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use scene_on_private;

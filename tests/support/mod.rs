@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -93,6 +93,92 @@ pub fn run_id() -> String {
 /// `io.telefig.test=<run_id>`, for `--label`/`--filter` and serviceset `labels`.
 pub fn test_label(run_id: &str) -> String {
     format!("{TEST_LABEL}={run_id}")
+}
+
+/// The platform file's `labels:` line: every container telefig creates for
+/// the run carries its test label.
+pub fn platform_labels(run_id: &str) -> String {
+    let label = test_label(run_id);
+    let (k, v) = label.split_once('=').unwrap();
+    format!("labels: {{{k}: \"{v}\"}}\n")
+}
+
+/// `dir/serviceset.conf`: one container `<id>-web` of image `<id>/web`,
+/// its version the deploy's `V`, that exits at once on SIGTERM.
+pub fn write_versioned_web(dir: &Path, id: &str) {
+    let text = format!(
+        r#"{id}-web:
+  docker:
+    image: {id}/web
+    version: "{{{{V}}}}"
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+"#
+    );
+    fs::write(dir.join("serviceset.conf"), text).unwrap();
+}
+
+/// A serviceset of one main container `name`, image `web`, that runs
+/// `script` under `sh -c`, has 5 s to stop, and is healthy while `/ready`
+/// exists. [`Web::new`] gives the usual rest; change a field with
+/// `Web { field, ..Web::new(name, script) }`.
+pub struct Web<'a> {
+    pub name: &'a str,
+    pub script: &'a str,
+    /// `version:` (a template is fine).
+    pub version: &'a str,
+    /// The healthcheck's settings after its test.
+    pub probes: &'a str,
+    /// More lines under `docker:` (four spaces in).
+    pub docker: &'a str,
+    /// More lines beside `docker:` (two spaces in).
+    pub beside: &'a str,
+    /// One line each under `sidecars:` (`discovery: {port: 8080}`).
+    pub sidecars: &'a [&'a str],
+}
+
+impl<'a> Web<'a> {
+    /// Version v1, probes every 200 ms (1 s timeout, 5 s start period, two
+    /// failures make it unhealthy), no sidecars.
+    pub fn new(name: &'a str, script: &'a str) -> Web<'a> {
+        Web {
+            name,
+            script,
+            version: "v1",
+            probes: "interval: 200ms, timeout: 1s, start_period: 5s, retries: 2",
+            docker: "",
+            beside: "",
+            sidecars: &[],
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let Web {
+            name,
+            script,
+            version,
+            probes,
+            docker,
+            beside,
+            sidecars,
+        } = self;
+        let mut text = format!(
+            "version: 1\n{name}:\n  docker:\n    image: web\n    version: \"{version}\"\n    \
+             command: [\"sh\", \"-c\", \"{script}\"]\n    stop_grace_period: 5s\n    \
+             healthcheck: {{test: \"test -e /ready\", {probes}}}\n{docker}{beside}"
+        );
+        if !sidecars.is_empty() {
+            text += "  sidecars:\n";
+            for sidecar in *sidecars {
+                text += &format!("    {sidecar}\n");
+            }
+        }
+        text
+    }
+
+    /// Writes `dir/serviceset.conf`.
+    pub fn write(&self, dir: &Path) {
+        std::fs::write(dir.join("serviceset.conf"), self.text()).unwrap();
+    }
 }
 
 /// Force-remove every container labelled `io.telefig.test=<run_id>`, and
@@ -801,19 +887,22 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 // ---------------------------------------------------------------------------
 // The binary under test
 
+/// The variables of a deploy's context that [`telefig`] clears.
+pub const DEPLOY_CONTEXT: [&str; 5] = [
+    "BUILD_COMMIT",
+    "ENV_NAME",
+    "DEPLOY_ID",
+    "STAGE_NAME",
+    "NO_COLOR",
+];
+
 /// `telefig` (the binary Cargo built for this test run), with the variables
 /// that would leak the caller's deploy context cleared: BUILD_COMMIT,
 /// ENV_NAME, DEPLOY_ID, STAGE_NAME, NO_COLOR and every TELEFIG_*; and
 /// `DOCKER_CONFIG` an empty dir (a test that needs one sets its own).
 pub fn telefig() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_telefig"));
-    for key in [
-        "BUILD_COMMIT",
-        "ENV_NAME",
-        "DEPLOY_ID",
-        "STAGE_NAME",
-        "NO_COLOR",
-    ] {
+    for key in DEPLOY_CONTEXT {
         cmd.env_remove(key);
     }
     for (key, _) in std::env::vars_os() {
@@ -834,14 +923,177 @@ pub fn telefig() -> Command {
 /// and `platform.yaml` in `dir`, serviceset `name`, state dir `dir/state`;
 /// no stdin. Not yet run.
 pub fn telefig_on(dir: &Path, name: &str, args: &[&str]) -> Command {
+    let mut cmd = telefig_in(dir, args);
+    cmd.arg("-c")
+        .arg(dir.join("serviceset.conf"))
+        .args(["--name", name]);
+    cmd
+}
+
+/// `telefig ARGS` with `platform.yaml` in `dir` and state dir `dir/state`
+/// (for the commands that name their serviceset in ARGS); no stdin. Not
+/// yet run.
+pub fn telefig_in(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = telefig();
     cmd.args(args)
-        .arg("-c")
-        .arg(dir.join("serviceset.conf"))
         .arg("--platform")
         .arg(dir.join("platform.yaml"))
-        .args(["--name", name, "--state-dir"])
+        .arg("--state-dir")
         .arg(dir.join("state"))
         .stdin(Stdio::null());
     cmd
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// What a finished command printed, with its exit code, for a failure message.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+}
+
+/// `out` exited `code` and its stdout says `what`; on failure, all it printed.
+pub fn assert_said(out: &Output, code: i32, what: &str) {
+    assert_exit(out, code);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(what),
+        "stdout does not say {what:?}:\n{}",
+        text(out)
+    );
+}
+
+pub fn last_stderr_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Docker's RFC 3339 timestamps as nanoseconds (text comparison is wrong
+/// when fractions differ in length).
+pub fn nanos(text: &str) -> i64 {
+    telefig::engine::status::rfc3339_nanos(text)
+        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
+}
+
+/// `docker events` arguments for container `container`'s `event`s from
+/// `since` (ns) until now, each printed as `<ns> <action>`.
+pub fn events_since(since: i64, container: &str, event: &str) -> Vec<String> {
+    let secs = |ns: i64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    vec![
+        "events".into(),
+        "--since".into(),
+        secs(since),
+        "--until".into(),
+        secs(now_nanos()),
+        "--filter".into(),
+        format!("container={container}"),
+        "--filter".into(),
+        format!("event={event}"),
+        "--format".into(),
+        "{{.TimeNano}} {{.Action}}".into(),
+    ]
+}
+
+/// The wall clock in ns since the epoch (Docker's event times).
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// `child`'s exit status once it exits, or `None` after `limit` (it is left running).
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Spawn `cmd` with its stdout and stderr in `dir/<what>.out|.err`.
+pub fn spawn_logged(mut cmd: Command, dir: &Path, what: &str) -> Child {
+    let out = File::create(dir.join(format!("{what}.out"))).unwrap();
+    let err = File::create(dir.join(format!("{what}.err"))).unwrap();
+    cmd.stdout(out).stderr(err).spawn().unwrap()
+}
+
+/// Wait at most `limit` for a child of [`spawn_logged`]: what it printed
+/// and its status, `Err` when it had to be killed (it hung).
+pub fn finish_logged(
+    mut child: Child,
+    dir: &Path,
+    what: &str,
+    limit: Duration,
+) -> Result<Output, Output> {
+    let exited = wait_for_exit(&mut child, limit).is_some();
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = Output {
+        status: child.wait().unwrap(),
+        stdout: fs::read(dir.join(format!("{what}.out"))).unwrap_or_default(),
+        stderr: fs::read(dir.join(format!("{what}.err"))).unwrap_or_default(),
+    };
+    if exited { Ok(out) } else { Err(out) }
+}
+
+/// Send `SIG<signal>` to `pid`.
+pub fn kill(signal: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// A running child (a daemon, a `start` under test) stopped with SIGTERM,
+/// then SIGKILL after 10 s, when dropped; woken first in case a test left
+/// it paused.
+pub struct Terminate(pub Option<Child>);
+
+impl Terminate {
+    /// Send it `SIG<name>` (STOP, CONT, …).
+    pub fn signal(&self, name: &str) {
+        kill(name, self.0.as_ref().expect("still running").id());
+    }
+
+    /// SIGTERM it and wait up to `limit`; its exit status, or `None` if it
+    /// had to be killed.
+    pub fn stop(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.0.take()?;
+        for signal in ["CONT", "TERM"] {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+        }
+        let status = wait_for_exit(&mut child, limit);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+}
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
 }

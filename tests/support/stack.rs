@@ -61,10 +61,9 @@ impl Stack {
     }
 
     pub fn write_platform(&self, primary: &str, mirrors: &[&str]) {
-        let label = test_label(self.id());
-        let (k, v) = label.split_once('=').unwrap();
+        let labels = platform_labels(self.id());
         let mut text = format!(
-            "registries: {{primary: \"{primary}\", mirrors: {mirrors:?}}}\nlabels: {{{k}: \"{v}\"}}\nsidecars:\n"
+            "registries: {{primary: \"{primary}\", mirrors: {mirrors:?}}}\n{labels}sidecars:\n"
         );
         for kind in ["logging", "metrics", "proxy"] {
             text += &format!(
@@ -104,25 +103,27 @@ impl Stack {
 
     /// web runs `script` (after a TERM trap), with `env` and extra `docker:` lines.
     pub fn write_web(&self, script: &str, env: &str, start_period: &str, docker_extra: &str) {
-        let text = format!(
-            r#"version: 1
-{web}:
-  docker:
-    image: web
-    version: "{{{{WEB_VERSION|default("v1")}}}}"
-    command: ["sh", "-c", "trap 'exit 0' TERM; {script}"]
-    environment: [{env}, DB_PASSWORD=hunter2]
-    stop_grace_period: 5s
-    healthcheck: {{test: "test -e /ready", interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2}}
-{docker_extra}  sidecars:
-    logging:
-    metrics:
-    proxy:
-    discovery: {{port: 8080}}
-"#,
-            web = self.web(),
-        );
-        std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
+        let web = self.web();
+        let script = format!("trap 'exit 0' TERM; {script}");
+        let probes =
+            format!("interval: 200ms, timeout: 1s, start_period: {start_period}, retries: 2");
+        let docker = format!("    environment: [{env}, DB_PASSWORD=hunter2]\n{docker_extra}");
+        Web {
+            probes: &probes,
+            docker: &docker,
+            ..self.web_conf(&web, &script)
+        }
+        .write(&self.dir);
+    }
+
+    /// The stack's web: its version `WEB_VERSION` (v1 if not given), with
+    /// the four sidecars of [`Stack::write_platform`].
+    pub fn web_conf<'a>(&self, web: &'a str, script: &'a str) -> Web<'a> {
+        Web {
+            version: "{{WEB_VERSION|default(\"v1\")}}",
+            sidecars: &["logging:", "metrics:", "proxy:", "discovery: {port: 8080}"],
+            ..Web::new(web, script)
+        }
     }
 
     /// `telefig ARGS` on this stack's files, not yet run.
@@ -205,39 +206,11 @@ impl Stack {
     }
 }
 
-pub fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-pub fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
-}
-
 pub fn started_at(name: &str) -> String {
     inspect(name)["State"]["StartedAt"]
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-pub fn last_stderr_line(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Docker's RFC 3339 timestamps as nanoseconds (text comparison is wrong
-/// when fractions differ in length).
-pub fn nanos(text: &str) -> i64 {
-    telefig::engine::status::rfc3339_nanos(text)
-        .unwrap_or_else(|| panic!("not a timestamp: {text}"))
 }
 
 pub fn started_nanos(name: &str) -> i64 {
@@ -288,6 +261,16 @@ impl Stack {
             .spawn()
             .unwrap();
         Daemon(child)
+    }
+
+    /// `telefig daemon --once` on this stack's state dir (one boot repair),
+    /// not yet run.
+    pub fn daemon_once(&self) -> Command {
+        let mut cmd = telefig();
+        cmd.args(["daemon", "--once", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .stdin(Stdio::null());
+        cmd
     }
 
     /// What the stack's daemons have logged so far.

@@ -227,30 +227,12 @@ fn wrap_at(text: &str, indent: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use telefig::name::ServicesetName;
-    use telefig::platform::Expanded;
     use telefig::state::{Deploy, DeployLog, GateWait, Operation, Outcome, Record, Repaired};
 
     const T0: i64 = 1_714_644_060 * 1_000_000_000; // 2024-05-02 10:01 UTC
 
     fn record(seq: u64, commit: &str, deploy_id: &str) -> Record {
-        let name = ServicesetName::parse("shop").unwrap();
-        let expanded = Expanded {
-            serviceset: "shop".into(),
-            containers: vec![],
-            cron: vec![],
-            secrets: Default::default(),
-        };
-        let mut r = Record::new(
-            &name,
-            std::path::Path::new("s.conf"),
-            &[],
-            &expanded,
-            Some(commit),
-            Some(deploy_id),
-        );
-        r.seq = seq;
-        r
+        Record::fixture("shop", seq, commit, deploy_id)
     }
 
     fn deploy(op: Operation, minute: i64, commit: &str, result: Outcome) -> Deploy {
