@@ -170,6 +170,13 @@ pub fn plan(
             holder.map(|h| in_place::compare(spec, h, recorded.get(name), &desired.secrets));
         let (action, reason) = match (holder, difference) {
             (None, _) => (ActionKind::Create, Reason::Missing),
+            // Created by a run that never started it: Docker may hold a
+            // task for it that no start will clear (a dockerd restart
+            // between create and start), so a new one replaces it,
+            // whatever its config: there is nothing in it to keep aside.
+            (Some(h), _) if h.state == RunState::Created => {
+                (ActionKind::Recreate, Reason::NeverStarted)
+            }
             (_, Some(Difference::Recreate { fields })) => {
                 (ActionKind::Recreate, Reason::ConfigChanged { fields })
             }
@@ -252,9 +259,10 @@ pub fn plan(
 /// A container that waits for a recreated one to be `healthy` (discovery,
 /// say) is stopped before it and started after it passes again.
 fn regate_healthy_dependents(graph: &Graph, actions: &mut [Action]) {
+    // One never started was nobody's healthy dependency: nothing to re-gate.
     let recreated: Vec<String> = actions
         .iter()
-        .filter(|a| a.action == ActionKind::Recreate)
+        .filter(|a| a.action == ActionKind::Recreate && a.reason != Reason::NeverStarted)
         .map(|a| a.container.clone())
         .collect();
     for dependency in recreated {

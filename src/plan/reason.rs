@@ -47,6 +47,10 @@ pub enum Reason {
     StartedTooEarly {
         dependency: String,
     },
+    /// Created and never started: a run was interrupted between its create
+    /// and its start (a dockerd restart there can leave a container no
+    /// start will ever run). Recreated, the old one removed, not kept.
+    NeverStarted,
 }
 
 impl fmt::Display for Reason {
@@ -86,6 +90,7 @@ impl fmt::Display for Reason {
             Reason::StartedTooEarly { dependency } => {
                 write!(f, "started before `{dependency}` met its gate")
             }
+            Reason::NeverStarted => f.write_str("created, never started (an interrupted run)"),
             Reason::Requested => f.write_str("restart requested"),
             Reason::DependencyRestarted { dependency } => {
                 write!(f, "depends on `{dependency}`, which restarts")
@@ -111,6 +116,7 @@ impl Reason {
             Reason::Requested => "requested",
             Reason::DependencyRestarted { .. } => "dependency_restarted",
             Reason::StartedTooEarly { .. } => "started_too_early",
+            Reason::NeverStarted => "never_started",
         }
     }
 }
@@ -200,6 +206,7 @@ mod tests {
             Reason::Requested,
             Reason::DependencyRestarted { dependency: dep() },
             Reason::StartedTooEarly { dependency: dep() },
+            Reason::NeverStarted,
         ];
         for r in all {
             let json = serde_json::to_value(&r).unwrap();

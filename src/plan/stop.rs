@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{ActionKind, Observed, Plan, RemoveReason, RunState};
+use super::{ActionKind, Observed, Plan, Reason, RemoveReason, RunState};
 use crate::graph::Gate;
 use crate::graph::Graph;
 
@@ -27,6 +27,9 @@ pub enum StopReason {
     DependencyDown,
     /// A start recreates it: the old one makes way, kept aside.
     Recreate,
+    /// A start recreates one that never started: removed, there is
+    /// nothing to keep.
+    NeverStarted,
     /// A start restarts it (see the plan's reason).
     Restart,
 }
@@ -110,7 +113,11 @@ impl StopAction {
     /// Why the plan removes it, if it does: a stop plan removes only for
     /// `down`.
     pub fn removal(&self) -> Option<RemoveReason> {
-        (self.then == AfterStop::Remove).then_some(RemoveReason::Down)
+        match (&self.then, self.reason) {
+            (AfterStop::Remove, StopReason::NeverStarted) => Some(Reason::NeverStarted.into()),
+            (AfterStop::Remove, _) => Some(RemoveReason::Down),
+            _ => None,
+        }
     }
 }
 
@@ -122,8 +129,9 @@ pub fn aside_name(container: &str, id: &str) -> String {
 
 impl Plan {
     /// The stops a start makes before its start walk, in the plan's order:
-    /// each container it recreates (then kept aside under [`aside_name`])
-    /// or restarts (left stopped), draining first where the plan says.
+    /// each container it recreates (then kept aside under [`aside_name`];
+    /// one that never started is removed instead) or restarts (left
+    /// stopped), draining first where the plan says.
     pub fn stops_first(&self, graph: &Graph) -> Vec<StopAction> {
         let chains = graph.chains_below();
         self.actions
@@ -131,6 +139,9 @@ impl Plan {
             .filter_map(|a| {
                 let id = a.existing_id.clone().unwrap_or_default();
                 let (then, reason) = match a.action {
+                    ActionKind::Recreate if a.reason == Reason::NeverStarted => {
+                        (AfterStop::Remove, StopReason::NeverStarted)
+                    }
                     ActionKind::Recreate => (
                         AfterStop::KeepAside {
                             aside: aside_name(&a.container, &id),
@@ -140,13 +151,14 @@ impl Plan {
                     ActionKind::Restart => (AfterStop::Nothing, StopReason::Restart),
                     _ => return None,
                 };
+                let stop = reason != StopReason::NeverStarted;
                 Some(StopAction {
                     container: a.container.clone(),
                     id,
-                    stop: true,
+                    stop,
                     then,
                     reason,
-                    drain: a.drain.clone(),
+                    drain: a.drain.clone().filter(|_| stop),
                     chain: chains.get(a.container.as_str()).copied().unwrap_or(0),
                 })
             })

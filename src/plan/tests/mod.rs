@@ -302,3 +302,32 @@ fn a_kept_service_is_ready_only_when_running_and_healthy() {
     assert_eq!(readiness(RunState::Restarting, None), Some(AwaitGates));
     assert_eq!(readiness(RunState::Exited, None), None, "started, not kept");
 }
+
+/// Regression: dockerd restarted between a run's create and its start left
+/// `web` created, with a task Docker keeps and no start clears ("task …:
+/// already exists"); every later start of it failed. A container created
+/// and never started is replaced, and its healthy dependents are not
+/// re-gated for it (they never waited on it).
+#[test]
+fn a_container_created_and_never_started_is_replaced_not_started() {
+    let (expanded, graph) = desired(SET);
+    let mut obs = all_running(&expanded);
+    for o in obs.iter_mut().filter(|o| o.name == "web") {
+        o.state = RunState::Created;
+    }
+    let p = plan(&expanded, &graph, &obs, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        p.to_string(),
+        "serviceset shop: 1 to recreate, 2 unchanged\n  keep     web-logging    up to date\n  recreate web            created, never started (an interrupted run)\n  keep     web-discovery  up to date\n"
+    );
+    let stops: Vec<String> = p
+        .stops_first(&graph)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(stops, ["remove   web"], "removed, nothing kept aside");
+    assert_eq!(
+        p.stops_first(&graph)[0].removal().map(|r| r.code()),
+        Some("never_started")
+    );
+}
