@@ -42,12 +42,13 @@ fn main() -> ExitCode {
         }
         eprintln!("{}", telefig::redact::current().mask(&text));
     }));
+    let daemon = matches!(cli.command, cli::args::Command::Daemon(_));
+    if daemon {
+        // Before the runtime's threads exist (see the module's note).
+        telefig::daemon::footprint::one_malloc_arena();
+    }
     // The daemon logs what it repairs; commands print their own lines.
-    let default_level = if matches!(cli.command, cli::args::Command::Daemon(_)) {
-        "info"
-    } else {
-        "warn"
-    };
+    let default_level = if daemon { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TELEFIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())

@@ -12,6 +12,7 @@
 
 mod cron;
 pub mod deploys;
+pub mod footprint;
 pub mod happened;
 mod live;
 pub mod metrics;
@@ -156,6 +157,7 @@ pub async fn run(opts: Options, mut stop: signal::Receiver<bool>) -> Result<(), 
     }
     repaired?;
     info!("boot repair done in {} ms", started.elapsed().as_millis());
+    footprint::give_back_free_memory();
     notifier.ready();
     if opts.once {
         notifier.stopping();
