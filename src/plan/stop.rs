@@ -110,8 +110,8 @@ impl StopAction {
         }
     }
 
-    /// Why the plan removes it, if it does: a stop plan removes only for
-    /// `down`.
+    /// Why the plan removes it, if it does: a stop plan removes for `down`;
+    /// a start's stops remove only a container that never started.
     pub fn removal(&self) -> Option<RemoveReason> {
         match (&self.then, self.reason) {
             (AfterStop::Remove, StopReason::NeverStarted) => Some(Reason::NeverStarted.into()),
