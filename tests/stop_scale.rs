@@ -1,14 +1,19 @@
 //! How `stop` and `down` carry out their order at scale, against the real
-//! engine, read from each container's `FinishedAt`: dependents first within
-//! a stack, no stack waiting for another's slow container, every grace
-//! period waited out, and more containers leaving at once than the 32 calls
-//! telefig hands dockerd for other work.
+//! engine, read from each container's `FinishedAt` and from Docker's
+//! `kill` and `die` events: dependents first within a stack (no container
+//! signalled before each of its dependents' `die`, which is as soon as
+//! telefig may), no stack waiting for another's slow container, every
+//! grace period waited out, and more containers leaving at once than the
+//! 32 calls telefig hands dockerd for other work.
 
 mod support;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
+
+use support::events::EventFollower;
 
 use support::*;
 
@@ -112,6 +117,57 @@ fn finished(name: &str) -> i64 {
 
 const SECOND: i64 = 1_000_000_000;
 
+/// Docker's `kill` and `die` events of the set's containers from `since`
+/// (ns) on, as they come: `docker events` replays those from before it
+/// subscribed, so nothing between `since` and now is missed.
+fn follow_kills_and_dies(set: &Set, since: i64) -> EventFollower {
+    let mut cmd = Command::new("docker");
+    cmd.args([
+        "events",
+        "--since",
+        &format!("{}.{:09}", since / SECOND, since % SECOND),
+        "--filter",
+        &format!("label={}", test_label(set.id())),
+        "--filter",
+        "event=kill",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{json .}}",
+    ]);
+    EventFollower::spawn(cmd)
+}
+
+/// (first `kill`, `die`) of each container, in ns, read from `events`
+/// until every one of `names` has died.
+fn kills_and_dies(events: &mut EventFollower, names: &[String]) -> HashMap<String, (i64, i64)> {
+    let mut seen: HashMap<String, (Option<i64>, Option<i64>)> = HashMap::new();
+    let died = |seen: &HashMap<_, (_, Option<i64>)>| {
+        names
+            .iter()
+            .all(|n| seen.get(n).is_some_and(|s| s.1.is_some()))
+    };
+    while !died(&seen) {
+        let event = events.next_where(Duration::from_secs(60), |_| true);
+        let event = event.unwrap_or_else(|| panic!("not every container died: {seen:?}"));
+        let name = event["Actor"]["Attributes"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let at = event["timeNano"].as_i64().expect("timeNano");
+        let entry = seen.entry(name.to_owned()).or_default();
+        match event["Action"].as_str() {
+            Some(a) if a.starts_with("kill") => {
+                entry.0.get_or_insert(at);
+            }
+            Some("die") => entry.1 = Some(at),
+            _ => {}
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(n, (k, d))| Some((n, (k?, d?))))
+        .collect::<HashMap<_, _>>()
+}
+
 #[test]
 fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another() {
     if !require_docker() {
@@ -127,6 +183,7 @@ fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another(
     );
     set.ok(&["start"]);
     let before = now_nanos();
+    let mut events = follow_kills_and_dies(&set, before);
     set.ok(&["stop"]);
     let at = |i, kind| finished(&set.name(i, kind));
     for i in 0..3 {
@@ -134,6 +191,20 @@ fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another(
         assert!(
             discovery <= service && service <= logging,
             "stack s{i} stopped out of order: discovery {discovery}, service {service}, logging {logging}"
+        );
+    }
+    // Each container is signalled only once each of its dependents has
+    // died: Docker's `die` comes when the process and its task are gone.
+    let names: Vec<String> = (0..3)
+        .flat_map(|i| ["discovery", "", "logging"].map(|k| set.name(i, k)))
+        .collect();
+    let seen = kills_and_dies(&mut events, &names);
+    for i in 0..3 {
+        let kill = |k: &str| seen[&set.name(i, k)].0;
+        let die = |k: &str| seen[&set.name(i, k)].1;
+        assert!(
+            die("discovery") <= kill("") && die("") <= kill("logging"),
+            "stack s{i} was signalled before a dependent died: {seen:?}"
         );
     }
     // The grace period is waited out, and the slow service's sidecar waits

@@ -57,6 +57,15 @@ impl Engine {
         self.label_events(label, since, Some(&WATCHED), parse)
     }
 
+    /// The `die` events of telefig's containers from `since` (seconds since
+    /// the epoch) on: the stop walk's early word that a container's process
+    /// has exited. Docker sends `die` once the process and its task are gone,
+    /// and returns from the stop call only after it has also unmounted and
+    /// released what the container held (on Docker 20.10, 80–110 ms later).
+    pub(super) fn exits(&self, since: i64) -> BoxStream<'static, Result<ContainerEvent, Error>> {
+        self.label_events(LABEL_SERVICESET.to_owned(), since, Some(&["die"]), parse)
+    }
+
     /// Container events carrying `label` (`key` or `key=value`) from
     /// `since` (seconds since the epoch), each read by `read`; messages it
     /// returns `None` for are skipped. Shared by the repair watcher and the

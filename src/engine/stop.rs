@@ -5,13 +5,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Mutex;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 
 use super::bounds::CONCURRENT_STOPS;
+use super::events::{ContainerEvent, EventKind};
 use super::execute::Event;
 use super::{Engine, Error};
+use crate::clock::now_nanos;
 use crate::graph::{Direction, Graph, Milestone};
 use crate::plan::{AfterStop, RemoveReason, StopAction};
 
@@ -27,6 +30,14 @@ use crate::plan::{AfterStop, RemoveReason, StopAction};
 /// first ([`StopAction::chain`]). Removals (`down`) wait until every stop
 /// has begun, then go while the last stops finish: a removal is work for
 /// dockerd that nothing waits for.
+///
+/// A container's dependencies may stop once its process has exited:
+/// Docker's `die` event says so 80–110 ms before its stop call returns
+/// (the rest is dockerd unmounting and releasing what the container held),
+/// so the walk follows the `die` events of the containers it stops and
+/// goes on at whichever comes first. A container kept aside still goes on
+/// only after its rename. Its removal, and the report that it stopped,
+/// still wait for the stop call.
 pub async fn stop_walk(
     engine: &Engine,
     graph: &Graph,
@@ -51,6 +62,11 @@ pub async fn stop_walk(
             removals_due.push(a);
         }
     }
+    let exits = Mutex::new(Exits::default());
+    let mut exit_events = actions
+        .iter()
+        .any(Exits::counts)
+        .then(|| engine.exits(now_nanos() / 1_000_000_000));
     let mut stops = FuturesUnordered::new();
     let mut removals = FuturesUnordered::new();
     let mut kept_aside = HashMap::new();
@@ -70,7 +86,7 @@ pub async fn stop_walk(
             check_abort()?;
             stopping += usize::from(a.drain.is_none());
             unstarted -= 1;
-            stops.push(stop_one(engine, a, emit));
+            stops.push(stop_one(engine, a, &exits, emit));
         }
         // Every stop has begun (or none can: nothing is under way).
         if unstarted == 0 || stops.is_empty() {
@@ -91,21 +107,82 @@ pub async fn stop_walk(
                 }
             }
             Some(done) = removals.next() => done?,
+            Some(event) = next_exit(&mut exit_events), if !stops.is_empty() => {
+                let exited = exits.lock().expect("exits lock").exited(&event);
+                if let Some(a) = exited.and_then(|id| actions.iter().find(|a| a.id == id)) {
+                    tracing::debug!(container = %a.container, "exited: its dependencies may stop");
+                    walk.reach(&a.container, Milestone::Stopped);
+                }
+            }
             else => break,
         }
     }
     Ok(kept_aside)
 }
 
+/// The next `die` event, or `None` once the stream has ended or failed
+/// (dockerd restarting): the walk then goes on at each stop call's return.
+async fn next_exit(
+    events: &mut Option<BoxStream<'static, Result<ContainerEvent, Error>>>,
+) -> Option<ContainerEvent> {
+    let next = events.as_mut()?.next().await;
+    if let Some(Ok(event)) = next {
+        return Some(event);
+    }
+    *events = None;
+    None
+}
+
+/// The containers being stopped whose exit the walk may go on at, and when
+/// each one's stop was sent.
+#[derive(Debug, Default)]
+struct Exits {
+    /// Container id → when its stop was sent, in ns since the epoch.
+    sent: HashMap<String, i64>,
+}
+
+impl Exits {
+    /// Whether the walk may go on at `a`'s exit: a container kept aside is
+    /// renamed before its dependencies stop.
+    fn counts(a: &StopAction) -> bool {
+        a.stop && !matches!(a.then, AfterStop::KeepAside { .. })
+    }
+
+    fn sent(&mut self, a: &StopAction, at: i64) {
+        if Exits::counts(a) {
+            self.sent.insert(a.id.clone(), at);
+        }
+    }
+
+    /// The id of the container whose stop `event` ends: a `die` of one
+    /// being stopped, at or after the moment its stop was sent. A `die`
+    /// from before (a crash just before the stop, or one replayed from the
+    /// stream's first second) does not count: Docker may restart that
+    /// container before the stop reaches it.
+    fn exited(&mut self, event: &ContainerEvent) -> Option<String> {
+        if !matches!(event.kind, EventKind::Die { .. }) {
+            return None;
+        }
+        let sent = *self.sent.get(&event.id)?;
+        if event.time_nanos < sent {
+            return None;
+        }
+        self.sent.remove(&event.id);
+        Some(event.id.clone())
+    }
+}
+
 /// Drain (if the plan says), stop, and rename aside (if the plan says).
 async fn stop_one<'a>(
     engine: &Engine,
     a: &'a StopAction,
+    exits: &Mutex<Exits>,
     emit: &(dyn Fn(Event) + Sync),
 ) -> Result<&'a StopAction, Error> {
     if let Some(d) = &a.drain {
         super::drain::drain(engine, &a.id, &a.container, d, emit).await?;
     }
+    exits.lock().expect("exits lock").sent(a, now_nanos());
     engine.stop(&a.id, &a.container).await?;
     emit(Event::Stopped {
         container: a.container.clone(),
@@ -132,4 +209,70 @@ async fn remove_one(
         why,
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{StopAction, StopReason};
+
+    fn action(id: &str, then: AfterStop) -> StopAction {
+        StopAction {
+            container: format!("c-{id}"),
+            id: id.to_owned(),
+            stop: true,
+            then,
+            reason: StopReason::Requested,
+            drain: None,
+            chain: 0,
+        }
+    }
+
+    fn event(id: &str, kind: EventKind, time_nanos: i64) -> ContainerEvent {
+        ContainerEvent {
+            id: id.to_owned(),
+            name: format!("c-{id}"),
+            serviceset: None,
+            container: None,
+            kind,
+            time_nanos,
+        }
+    }
+
+    const DIE: EventKind = EventKind::Die { exit_code: Some(0) };
+
+    #[test]
+    fn a_die_at_or_after_the_stop_was_sent_ends_the_stop_once() {
+        let mut exits = Exits::default();
+        exits.sent(&action("a", AfterStop::Remove), 100);
+        assert_eq!(exits.exited(&event("a", DIE, 100)), Some("a".into()));
+        assert_eq!(exits.exited(&event("a", DIE, 150)), None, "counted twice");
+    }
+
+    #[test]
+    fn a_die_from_before_the_stop_or_of_another_container_does_not_count() {
+        let mut exits = Exits::default();
+        exits.sent(&action("a", AfterStop::Remove), 100);
+        // A crash just before the stop: Docker may still restart it.
+        assert_eq!(exits.exited(&event("a", DIE, 99)), None);
+        // A container this walk does not stop, or has not sent a stop to.
+        assert_eq!(exits.exited(&event("b", DIE, 200)), None);
+        // Any other action of the stopped one.
+        assert_eq!(exits.exited(&event("a", EventKind::Stop, 200)), None);
+        assert_eq!(exits.exited(&event("a", DIE, 200)), Some("a".into()));
+    }
+
+    #[test]
+    fn a_container_kept_aside_goes_on_only_after_its_rename() {
+        let aside = action(
+            "a",
+            AfterStop::KeepAside {
+                aside: "c-a-old".into(),
+            },
+        );
+        assert!(!Exits::counts(&aside));
+        let mut exits = Exits::default();
+        exits.sent(&aside, 100);
+        assert_eq!(exits.exited(&event("a", DIE, 200)), None);
+    }
 }
