@@ -189,6 +189,48 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
     assert!(started, "the whole repair came after\n{}", events.summary());
 }
 
+/// A repair looks only at its serviceset's containers and at whoever holds
+/// the names it wants: a container telefig did not create that took one of
+/// them is left alone and the refusal said, as with a whole-host list.
+/// (Docker's refusal of the create, checked again by `name_conflict`,
+/// would refuse it too: this guards the outcome, not which check fires.)
+#[test]
+fn a_repair_leaves_a_foreign_container_holding_a_wanted_name_alone() {
+    if !require_docker() {
+        return;
+    }
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let notify = NotifySocket::new(&s.dir);
+    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        s.daemon_log()
+    );
+    // logging's name passes to a container telefig did not create (the
+    // daemon ignores the rename: telefig's logging is now named as a
+    // version kept aside); then discovery is stopped by hand, and its
+    // repair plans the whole serviceset, logging's name included.
+    let logging = s.name("logging");
+    docker_ok(&["rename", &logging, &format!("{logging}-moved")]);
+    let foreign = run_foreign(s.id(), &logging, &[]);
+    docker_ok(&["stop", "-t", "1", &s.name("discovery")]);
+    let refusal =
+        format!("container name `{logging}` is taken by a container telefig did not create");
+    assert!(
+        wait_until(Duration::from_secs(20), || s
+            .daemon_log()
+            .contains(&refusal)),
+        "{}",
+        s.daemon_log()
+    );
+    let holder = inspect(&logging);
+    assert_eq!(holder["Id"].as_str(), Some(foreign.trim()), "{holder}");
+    assert_eq!(holder["State"]["Running"], true, "{holder}");
+}
+
 #[test]
 fn the_running_daemon_repairs_drift_and_regates_discovery() {
     if !require_docker() {

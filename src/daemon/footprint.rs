@@ -1,5 +1,5 @@
 //! The daemon's memory: one malloc arena, and freed memory handed back to
-//! the system once the boot repair is over.
+//! the system once the boot repair is over and after each burst of repairs.
 //!
 //! glibc gives each thread that allocates its own arena (up to eight per
 //! core) and keeps what is freed in it. The daemon's threads are few but
@@ -21,8 +21,9 @@ pub fn one_malloc_arena() {
     }
 }
 
-/// Hand the pages malloc holds free back to the system (after the boot
-/// repair, whose peak the watch that follows never needs again).
+/// Hand the pages malloc holds free back to the system: after the boot
+/// repair, and whenever the watch's repairs have all finished (a burst of
+/// repairs' peak is not needed while the daemon only watches).
 pub fn give_back_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases memory the allocator holds free.

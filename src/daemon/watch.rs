@@ -22,7 +22,7 @@ use super::react::{self, BudgetUpdate};
 use super::regate::{self, Next, RegateRetry};
 use super::repair::Repairer;
 use super::unhealthy::{self, Budget, Verdict};
-use super::{boot_repair, connect, cron, now_nanos};
+use super::{boot_repair, connect, cron, footprint, now_nanos};
 use crate::abort::aborted;
 use crate::engine::events::ContainerEvent;
 use crate::state::{FolderWatch, RecordCache};
@@ -57,6 +57,9 @@ pub struct Watcher {
     regate_retry: RegateRetry,
     /// Repairs, re-gates and restarts spawned, drained on shutdown.
     tasks: JoinSet<()>,
+    /// Tasks ran since memory was last handed back: once none runs, what
+    /// they freed goes back to the system ([`footprint`]).
+    trim_due: bool,
     /// The last event that mattered (or the stream's connection).
     last_news: Instant,
     idle: bool,
@@ -83,6 +86,7 @@ impl Watcher {
             connection: Arc::default(),
             regate_retry: RegateRetry::default(),
             tasks: JoinSet::new(),
+            trim_due: false,
             last_news: Instant::now(),
             idle: false,
             last_watchdog: Instant::now(),
@@ -249,7 +253,11 @@ impl Watcher {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.trim_due |= !self.tasks.is_empty();
         while self.tasks.try_join_next().is_some() {}
+        if self.tasks.is_empty() && std::mem::take(&mut self.trim_due) {
+            footprint::give_back_free_memory();
+        }
         let due = regate::take_due(&mut self.regates.lock().expect("regate list"), now);
         for r in due {
             self.spawn_regate(r.serviceset, r.dependency, r.attempt);

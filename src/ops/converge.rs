@@ -79,11 +79,16 @@ pub(super) async fn converge(
     loop {
         let first = first.take();
         let outcome = async {
-            let mut observed = match first {
-                Some(observing) => observing.take(&ctx.engine).await?,
-                None => ctx.engine.list(None).await?,
+            let observed = match first {
+                Some(observing) => {
+                    let mut observed = observing.take(&ctx.engine).await?;
+                    super::observe::read_updatable(&ctx.engine, expanded, &mut observed).await?;
+                    observed
+                }
+                // A retry, or the daemon's repair: its own containers and
+                // the holders of its names, not the whole host.
+                None => super::observe::observe_own(&ctx.engine, expanded).await?,
             };
-            super::observe::read_updatable(&ctx.engine, expanded, &mut observed).await?;
             let mut plan = plan_for(&observed)?;
             if ctx.no_drain {
                 plan.skip_drain();

@@ -79,7 +79,7 @@ pub async fn repair(
         }
         None => {
             looked(now_nanos());
-            fresh = super::observe(&ctx.engine, &expanded).await?;
+            fresh = super::observe::observe_own(&ctx.engine, &expanded).await?;
             &fresh
         }
     };
@@ -117,7 +117,7 @@ pub async fn repair(
     if seen.is_some() {
         // Something to do: look again, under the lock, before acting.
         looked(now_nanos());
-        let observed = super::observe(&ctx.engine, &expanded).await?;
+        let observed = super::observe::observe_own(&ctx.engine, &expanded).await?;
         first = plan_for(&expanded, &observed)?;
         if first.is_noop() {
             return Ok(None);
