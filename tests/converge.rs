@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stack::*;
+use support::events::EventFollower;
 use support::*;
 
 #[test]
@@ -18,6 +19,13 @@ fn cold_start_creates_the_card_service_in_order() {
         return;
     }
     let s = Stack::new();
+    // When web first turned healthy, from Docker's event (its health log
+    // keeps only the last 5 probes, 1 s of them: too few on a busy host).
+    let before = now_nanos();
+    let mut health = EventFollower::spawn(docker_events_since(
+        before,
+        &[("container", &s.web()), ("event", "health_status")],
+    ));
     let out = s.start(&["-e", "BUILD_COMMIT=abc1234", "-e", "DEPLOY_ID=d-1"]);
     assert_exit(&out, 0);
     for name in s.all() {
@@ -55,7 +63,13 @@ fn cold_start_creates_the_card_service_in_order() {
     }
     // web turns healthy only after `sleep 1`; discovery starts after that.
     let discovery = started_nanos(&s.name("discovery"));
-    let web_ready = healthy_since(&s.web()).expect("web passed a health probe");
+    let web_ready = health
+        .next_where(Duration::from_secs(30), |e| {
+            e["Action"] == "health_status: healthy"
+        })
+        .expect("Docker said web turned healthy")["timeNano"]
+        .as_i64()
+        .expect("timeNano");
     assert!(
         discovery > web_ready,
         "discovery ({discovery}) after web was healthy ({web_ready})"

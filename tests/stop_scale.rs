@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use support::events::EventFollower;
@@ -121,21 +121,11 @@ const SECOND: i64 = 1_000_000_000;
 /// (ns) on, as they come: `docker events` replays those from before it
 /// subscribed, so nothing between `since` and now is missed.
 fn follow_kills_and_dies(set: &Set, since: i64) -> EventFollower {
-    let mut cmd = Command::new("docker");
-    cmd.args([
-        "events",
-        "--since",
-        &format!("{}.{:09}", since / SECOND, since % SECOND),
-        "--filter",
-        &format!("label={}", test_label(set.id())),
-        "--filter",
-        "event=kill",
-        "--filter",
-        "event=die",
-        "--format",
-        "{{json .}}",
-    ]);
-    EventFollower::spawn(cmd)
+    let label = test_label(set.id());
+    EventFollower::spawn(docker_events_since(
+        since,
+        &[("label", &label), ("event", "kill"), ("event", "die")],
+    ))
 }
 
 /// (first `kill`, `die`) of each container, in ns, read from `events`

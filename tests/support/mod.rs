@@ -1005,6 +1005,25 @@ pub fn events_since(since: i64, container: &str, event: &str) -> Vec<String> {
     ]
 }
 
+/// `docker events` from `since` (ns) on, live, each event one JSON line,
+/// with `filters` (`(key, value)`): what happened between `since` and the
+/// moment it subscribed is replayed, so a test may start it just before
+/// the command it watches. For [`events::EventFollower::spawn`].
+pub fn docker_events_since(since: i64, filters: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.args([
+        "events",
+        "--since",
+        &format!("{}.{:09}", since / 1_000_000_000, since % 1_000_000_000),
+        "--format",
+        "{{json .}}",
+    ]);
+    for (k, v) in filters {
+        cmd.args(["--filter", &format!("{k}={v}")]);
+    }
+    cmd
+}
+
 /// The wall clock in ns since the epoch (Docker's event times).
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now()
