@@ -189,6 +189,21 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
     assert!(started, "the whole repair came after\n{}", events.summary());
 }
 
+/// A started stack and its daemon, once the daemon has said READY=1.
+fn started_with_a_ready_daemon() -> (Stack, NotifySocket, Daemon) {
+    let s = Stack::new();
+    assert_exit(&s.start(&[]), 0);
+    let notify = NotifySocket::new(&s.dir);
+    let daemon = spawn_daemon(&s, &notify, &[], &[]);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        s.daemon_log()
+    );
+    (s, notify, daemon)
+}
+
 /// A repair looks only at its serviceset's containers and at whoever holds
 /// the names it wants: a container telefig did not create that took one of
 /// them is left alone and the refusal said, as with a whole-host list.
@@ -199,16 +214,7 @@ fn a_repair_leaves_a_foreign_container_holding_a_wanted_name_alone() {
     if !require_docker() {
         return;
     }
-    let s = Stack::new();
-    assert_exit(&s.start(&[]), 0);
-    let notify = NotifySocket::new(&s.dir);
-    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{messages:?}\n{}",
-        s.daemon_log()
-    );
+    let (s, _notify, _daemon) = started_with_a_ready_daemon();
     // logging's name passes to a container telefig did not create (the
     // daemon ignores the rename: telefig's logging is now named as a
     // version kept aside); then discovery is stopped by hand, and its
@@ -236,16 +242,7 @@ fn the_running_daemon_repairs_drift_and_regates_discovery() {
     if !require_docker() {
         return;
     }
-    let s = Stack::new();
-    assert_exit(&s.start(&[]), 0);
-    let notify = NotifySocket::new(&s.dir);
-    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{messages:?}\n{}",
-        s.daemon_log()
-    );
+    let (s, _notify, _daemon) = started_with_a_ready_daemon();
 
     // A sidecar removed by hand is back within 5 s.
     let logging = s.name("logging");
