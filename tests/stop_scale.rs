@@ -3,8 +3,9 @@
 //! `kill` and `die` events: dependents first within a stack (no container
 //! signalled before each of its dependents' `die`, which is as soon as
 //! telefig may), no stack waiting for another's slow container, every
-//! grace period waited out, and more containers leaving at once than the
-//! 32 calls telefig hands dockerd for other work.
+//! grace period waited out, sidecars nothing waits for stopping only a
+//! few at a time while a service still stops, and more containers leaving
+//! at once than the 32 calls telefig hands dockerd for other work.
 
 mod support;
 
@@ -31,6 +32,12 @@ struct Set {
 
 impl Set {
     fn new() -> Set {
+        Set::with_logging(LEAVES, None)
+    }
+
+    /// Logging sidecars run `script`, with a grace period of `grace`
+    /// seconds if given.
+    fn with_logging(script: &str, grace: Option<u64>) -> Set {
         let base = busybox_image("1");
         for image in ["svc", "logging", "discovery"] {
             retag(&base, &format!("tf.local/{image}:1"));
@@ -40,13 +47,15 @@ impl Set {
             dir: scratch_dir("stop-scale"),
         };
         let labels = platform_labels(set.id());
-        let cmd = format!("[\"sh\", \"-c\", \"{LEAVES}\"]");
+        let cmd = |script: &str| format!("[\"sh\", \"-c\", \"{script}\"]");
+        let (logging, discovery) = (cmd(script), cmd(LEAVES));
+        let grace = grace.map_or(String::new(), |g| format!(", stop_grace_period: {g}s"));
         std::fs::write(
             set.dir.join("platform.yaml"),
             format!(
                 "registries: {{primary: \"tf.local\", mirrors: []}}\n{labels}\
-                 sidecars:\n  logging: {{image: \"logging:1\", order: before, gate: started, command: {cmd}}}\n  \
-                 discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {cmd}}}\n"
+                 sidecars:\n  logging: {{image: \"logging:1\", order: before, gate: started, command: {logging}{grace}}}\n  \
+                 discovery: {{image: \"discovery:1\", order: after_healthy, params: {{port: ~}}, command: {discovery}}}\n"
             ),
         )
         .unwrap();
@@ -211,6 +220,51 @@ fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another(
             at(0, "")
         );
     }
+    set.ok(&["down"]);
+    assert!(container_ids_by_label(&test_label(set.id())).is_empty());
+}
+
+#[test]
+fn sidecars_nothing_waits_for_stop_a_few_at_a_time_while_a_service_is_stopping() {
+    if !require_docker() {
+        return;
+    }
+    // 12 stacks. s0's service takes its 6 s grace period; every logging
+    // sidecar (nothing waits for it) takes its 3 s one. While s0 stops,
+    // the other 11 loggings may hold only 8 stops (telefig's
+    // UNAWAITED_SHARE): the 9th begins once one of the first 8 is killed.
+    let set = Set::with_logging(STAYS, Some(3));
+    set.write(
+        12,
+        true,
+        |i| if i == 0 { STAYS } else { LEAVES },
+        |i| if i == 0 { 6 } else { 10 },
+    );
+    set.ok(&["start"]);
+    let before = now_nanos();
+    let mut events = follow_kills_and_dies(&set, before);
+    set.ok(&["stop"]);
+    let names: Vec<String> = (0..12)
+        .flat_map(|i| ["discovery", "", "logging"].map(|k| set.name(i, k)))
+        .collect();
+    let seen = kills_and_dies(&mut events, &names);
+    let mut signalled: Vec<i64> = (1..12).map(|i| seen[&set.name(i, "logging")].0).collect();
+    signalled.sort_unstable();
+    let s0_died = seen[&set.name(0, "")].1;
+    assert!(
+        signalled[7] < s0_died,
+        "8 sidecars did not stop while s0 stopped: {signalled:?}, s0 died at {s0_died}"
+    );
+    assert!(
+        signalled[8] - signalled[0] >= 3 * SECOND,
+        "more than 8 sidecars stopped at once while s0 stopped: \
+         the 9th was signalled {:.1} s after the 1st ({:?}, kill and die of each: {seen:?})",
+        (signalled[8] - signalled[0]) as f64 / SECOND as f64,
+        signalled
+            .iter()
+            .map(|t| t - signalled[0])
+            .collect::<Vec<_>>()
+    );
     set.ok(&["down"]);
     assert!(container_ids_by_label(&test_label(set.id())).is_empty());
 }

@@ -4,7 +4,7 @@
 //! the plan decided; this walks the graph in stop order over them.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
@@ -27,8 +27,10 @@ use crate::plan::{AfterStop, RemoveReason, StopAction};
 ///
 /// Up to [`CONCURRENT_STOPS`] stops are under way at once (a drain waits
 /// outside that bound); of the ready ones, the plan's longest chains go
-/// first ([`StopAction::chain`]). Removals (`down`) wait until every stop
-/// has begun, then go while the last stops finish: a removal is work for
+/// first ([`StopAction::chain`]), and while a stop that others wait for is
+/// under way, stops nothing waits for hold at most [`UNAWAITED_SHARE`]
+/// permits ([`Admission`]). Removals (`down`) wait until every stop has
+/// begun, then go while the last stops finish: a removal is work for
 /// dockerd that nothing waits for.
 ///
 /// A container's dependencies may stop once its process has exited:
@@ -70,21 +72,22 @@ pub async fn stop_walk(
     let mut stops = FuturesUnordered::new();
     let mut removals = FuturesUnordered::new();
     let mut kept_aside = HashMap::new();
-    // Stops under way that hold (or wait for) a stop permit, not a drain.
-    let mut stopping = 0;
+    let mut admission = Admission::default();
     loop {
         for name in walk.ready() {
             let i = to_stop(&name).expect("walked nodes are in the plan");
             ready.push((actions[i].chain, Reverse(i)));
         }
+        // The heap's top is its longest chain: once it must wait, so must
+        // every other ready stop.
         while let Some(&(_, Reverse(i))) = ready.peek() {
             let a = &actions[i];
-            if a.drain.is_none() && stopping >= CONCURRENT_STOPS {
+            if !admission.admits(a) {
                 break;
             }
             ready.pop();
             check_abort()?;
-            stopping += usize::from(a.drain.is_none());
+            admission.begin(a);
             unstarted -= 1;
             stops.push(stop_one(engine, a, &exits, emit));
         }
@@ -98,7 +101,7 @@ pub async fn stop_walk(
         tokio::select! {
             Some(done) = stops.next() => {
                 let a = done?;
-                stopping -= usize::from(a.drain.is_none());
+                admission.answered(a);
                 walk.reach(&a.container, Milestone::Stopped);
                 if a.removal().is_some() {
                     removals_due.push(a);
@@ -111,6 +114,7 @@ pub async fn stop_walk(
                 let exited = exits.lock().expect("exits lock").exited(&event);
                 if let Some(a) = exited.and_then(|id| actions.iter().find(|a| a.id == id)) {
                     tracing::debug!(container = %a.container, "exited: its dependencies may stop");
+                    admission.exited(a);
                     walk.reach(&a.container, Milestone::Stopped);
                 }
             }
@@ -131,6 +135,74 @@ async fn next_exit(
     }
     *events = None;
     None
+}
+
+/// Of the [`CONCURRENT_STOPS`] permits, how many stops that nothing waits
+/// for (chain 0: a sidecar whose dependents have all stopped) may hold
+/// while a stop that others wait for is under way. Such a stop lets no
+/// other begin, and on a busy host it competes for dockerd's CPU with the
+/// stops that do, and with the health probes of services not yet stopped
+/// (bench/NOTES-stop.md). More than none, so that a slow container in one
+/// stack holds up no other stack's sidecars; the rest of the permits are
+/// theirs once nothing awaited is under way.
+pub const UNAWAITED_SHARE: usize = CONCURRENT_STOPS / 8;
+
+/// Which ready stop may begin now: the walk's bound on stops under way.
+/// Stops behind a drain hold no permit: a drain is a wait, not dockerd's
+/// work. One that others wait for still holds back those nothing waits
+/// for, from its drain to its exit.
+#[derive(Debug, Default)]
+struct Admission {
+    /// Stops under way that hold a permit.
+    holding: usize,
+    /// Of those, the ones nothing waits for.
+    unawaited: usize,
+    /// The containers others wait for whose stop is under way (their drain
+    /// included) and whose process has not yet exited.
+    awaited: HashSet<String>,
+}
+
+impl Admission {
+    fn admits(&self, a: &StopAction) -> bool {
+        if a.drain.is_some() {
+            return true;
+        }
+        if self.holding >= CONCURRENT_STOPS {
+            return false;
+        }
+        a.chain > 0 || self.awaited.is_empty() || self.unawaited < UNAWAITED_SHARE
+    }
+
+    fn begin(&mut self, a: &StopAction) {
+        if a.chain > 0 {
+            self.awaited.insert(a.id.clone());
+        }
+        if a.drain.is_some() {
+            return;
+        }
+        self.holding += 1;
+        if a.chain == 0 {
+            self.unawaited += 1;
+        }
+    }
+
+    /// `a`'s process has exited: the stops waiting for it may begin, and it
+    /// no longer holds back those nothing waits for.
+    fn exited(&mut self, a: &StopAction) {
+        self.awaited.remove(&a.id);
+    }
+
+    /// Docker answered `a`'s stop: its permit is free.
+    fn answered(&mut self, a: &StopAction) {
+        self.awaited.remove(&a.id);
+        if a.drain.is_some() {
+            return;
+        }
+        self.holding -= 1;
+        if a.chain == 0 {
+            self.unawaited -= 1;
+        }
+    }
 }
 
 /// The containers being stopped whose exit the walk may go on at, and when
@@ -240,6 +312,94 @@ mod tests {
     }
 
     const DIE: EventKind = EventKind::Die { exit_code: Some(0) };
+
+    fn chained(id: &str, chain: usize) -> StopAction {
+        StopAction {
+            chain,
+            ..action(id, AfterStop::Remove)
+        }
+    }
+
+    #[test]
+    fn stops_nothing_waits_for_hold_a_share_of_the_permits_while_an_awaited_one_is_under_way() {
+        let mut adm = Admission::default();
+        let service = chained("svc", 1);
+        adm.begin(&service);
+        let leaves: Vec<StopAction> = (0..CONCURRENT_STOPS)
+            .map(|i| chained(&format!("leaf{i}"), 0))
+            .collect();
+        for leaf in &leaves[..UNAWAITED_SHARE] {
+            assert!(adm.admits(leaf));
+            adm.begin(leaf);
+        }
+        let next = &leaves[UNAWAITED_SHARE];
+        assert!(!adm.admits(next), "more than the share while svc stops");
+        // Another awaited stop still may begin, and a drained one always.
+        assert!(adm.admits(&chained("other-svc", 2)));
+        let drained = StopAction {
+            drain: Some(crate::plan::Drain {
+                period: std::time::Duration::from_secs(1),
+                check: None,
+                skipped: false,
+            }),
+            ..chained("drained", 0)
+        };
+        assert!(adm.admits(&drained));
+        // A leaf's answer frees its place in the share.
+        adm.answered(&leaves[0]);
+        assert!(adm.admits(next));
+        adm.begin(next);
+        assert!(!adm.admits(&leaves[UNAWAITED_SHARE + 1]));
+        // Once svc's process has exited, the rest of the permits are theirs.
+        adm.exited(&service);
+        for leaf in &leaves[UNAWAITED_SHARE + 1..] {
+            assert!(adm.admits(leaf), "{} held back", leaf.id);
+            adm.begin(leaf);
+        }
+        // svc's permit is held until Docker answers its stop.
+        assert_eq!(adm.holding, CONCURRENT_STOPS);
+        let one_more = chained("one-more", 0);
+        assert!(!adm.admits(&one_more));
+        adm.answered(&service);
+        assert!(adm.admits(&one_more));
+    }
+
+    #[test]
+    fn a_draining_service_holds_no_permit_but_holds_back_stops_nothing_waits_for() {
+        let mut adm = Admission::default();
+        let draining = StopAction {
+            drain: Some(crate::plan::Drain {
+                period: std::time::Duration::from_secs(3),
+                check: None,
+                skipped: false,
+            }),
+            ..chained("svc", 1)
+        };
+        adm.begin(&draining);
+        assert_eq!(adm.holding, 0);
+        for i in 0..UNAWAITED_SHARE {
+            adm.begin(&chained(&format!("leaf{i}"), 0));
+        }
+        assert!(!adm.admits(&chained("late", 0)));
+        adm.exited(&draining);
+        assert!(adm.admits(&chained("late", 0)));
+        adm.answered(&draining);
+        assert_eq!(adm.holding, UNAWAITED_SHARE);
+    }
+
+    #[test]
+    fn an_awaited_stop_answered_without_its_exit_holds_nothing_back() {
+        // The events stream ended: the walk goes on at answers alone.
+        let mut adm = Admission::default();
+        let service = chained("svc", 1);
+        adm.begin(&service);
+        for i in 0..UNAWAITED_SHARE {
+            adm.begin(&chained(&format!("leaf{i}"), 0));
+        }
+        assert!(!adm.admits(&chained("late", 0)));
+        adm.answered(&service);
+        assert!(adm.admits(&chained("late", 0)));
+    }
 
     #[test]
     fn a_die_at_or_after_the_stop_was_sent_ends_the_stop_once() {

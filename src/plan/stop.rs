@@ -62,7 +62,9 @@ pub struct StopAction {
     /// ([`Graph::chains_below`]). When more stops are ready than may run at
     /// once, the longest chains go first: they decide when the walk ends,
     /// and a service still running meanwhile keeps the host busy with its
-    /// health probes (bench/NOTES-stop.md). Ties keep the plan's order.
+    /// health probes (bench/NOTES-stop.md). Ties keep the plan's order. A
+    /// stop of chain 0 lets no other begin: the engine gives those only a
+    /// share of its stops while one that others wait for is under way.
     #[serde(skip)]
     pub chain: usize,
 }
