@@ -100,6 +100,27 @@ impl Set {
         std::fs::write(self.dir.join("serviceset.conf"), text).unwrap();
     }
 
+    /// `count` stacks with both sidecars, s0's service ignoring SIGTERM
+    /// for its `grace` seconds and the rest leaving at once: started, then
+    /// stopped. Returns when the stop began (ns) and the first `kill` and
+    /// the `die` of every container.
+    fn stop_with_s0_slow(&self, count: usize, grace: u64) -> (i64, HashMap<String, (i64, i64)>) {
+        self.write(
+            count,
+            true,
+            |i| if i == 0 { STAYS } else { LEAVES },
+            |i| if i == 0 { grace } else { 10 },
+        );
+        self.ok(&["start"]);
+        let before = now_nanos();
+        let mut events = follow_kills_and_dies(self, before);
+        self.ok(&["stop"]);
+        let names: Vec<String> = (0..count)
+            .flat_map(|i| ["discovery", "", "logging"].map(|k| self.name(i, k)))
+            .collect();
+        (before, kills_and_dies(&mut events, &names))
+    }
+
     fn telefig(&self, args: &[&str]) -> Output {
         let mut cmd = telefig_on(&self.dir, self.id(), args);
         output_within(&mut cmd, Duration::from_secs(300))
@@ -174,16 +195,7 @@ fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another(
     }
     let set = Set::new();
     // s0 takes its 3 s grace period to stop; s1 and s2 leave at once.
-    set.write(
-        3,
-        true,
-        |i| if i == 0 { STAYS } else { LEAVES },
-        |i| if i == 0 { 3 } else { 10 },
-    );
-    set.ok(&["start"]);
-    let before = now_nanos();
-    let mut events = follow_kills_and_dies(&set, before);
-    set.ok(&["stop"]);
+    let (before, seen) = set.stop_with_s0_slow(3, 3);
     let at = |i, kind| finished(&set.name(i, kind));
     for i in 0..3 {
         let (discovery, service, logging) = (at(i, "discovery"), at(i, ""), at(i, "logging"));
@@ -194,10 +206,6 @@ fn each_container_stops_after_its_own_dependents_and_no_stack_waits_for_another(
     }
     // Each container is signalled only once each of its dependents has
     // died: Docker's `die` comes when the process and its task are gone.
-    let names: Vec<String> = (0..3)
-        .flat_map(|i| ["discovery", "", "logging"].map(|k| set.name(i, k)))
-        .collect();
-    let seen = kills_and_dies(&mut events, &names);
     for i in 0..3 {
         let kill = |k: &str| seen[&set.name(i, k)].0;
         let die = |k: &str| seen[&set.name(i, k)].1;
@@ -234,20 +242,7 @@ fn sidecars_nothing_waits_for_stop_a_few_at_a_time_while_a_service_is_stopping()
     // the other 11 loggings may hold only 8 stops (telefig's
     // UNAWAITED_SHARE): the 9th begins once one of the first 8 is killed.
     let set = Set::with_logging(STAYS, Some(3));
-    set.write(
-        12,
-        true,
-        |i| if i == 0 { STAYS } else { LEAVES },
-        |i| if i == 0 { 6 } else { 10 },
-    );
-    set.ok(&["start"]);
-    let before = now_nanos();
-    let mut events = follow_kills_and_dies(&set, before);
-    set.ok(&["stop"]);
-    let names: Vec<String> = (0..12)
-        .flat_map(|i| ["discovery", "", "logging"].map(|k| set.name(i, k)))
-        .collect();
-    let seen = kills_and_dies(&mut events, &names);
+    let (_, seen) = set.stop_with_s0_slow(12, 6);
     let mut signalled: Vec<i64> = (1..12).map(|i| seen[&set.name(i, "logging")].0).collect();
     signalled.sort_unstable();
     let s0_died = seen[&set.name(0, "")].1;

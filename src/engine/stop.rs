@@ -320,6 +320,18 @@ mod tests {
         }
     }
 
+    /// Drains 3 s before its stop.
+    fn draining(id: &str, chain: usize) -> StopAction {
+        StopAction {
+            drain: Some(crate::plan::Drain {
+                period: std::time::Duration::from_secs(3),
+                check: None,
+                skipped: false,
+            }),
+            ..chained(id, chain)
+        }
+    }
+
     #[test]
     fn stops_nothing_waits_for_hold_a_share_of_the_permits_while_an_awaited_one_is_under_way() {
         let mut adm = Admission::default();
@@ -336,15 +348,7 @@ mod tests {
         assert!(!adm.admits(next), "more than the share while svc stops");
         // Another awaited stop still may begin, and a drained one always.
         assert!(adm.admits(&chained("other-svc", 2)));
-        let drained = StopAction {
-            drain: Some(crate::plan::Drain {
-                period: std::time::Duration::from_secs(1),
-                check: None,
-                skipped: false,
-            }),
-            ..chained("drained", 0)
-        };
-        assert!(adm.admits(&drained));
+        assert!(adm.admits(&draining("drained", 0)));
         // A leaf's answer frees its place in the share.
         adm.answered(&leaves[0]);
         assert!(adm.admits(next));
@@ -367,14 +371,7 @@ mod tests {
     #[test]
     fn a_draining_service_holds_no_permit_but_holds_back_stops_nothing_waits_for() {
         let mut adm = Admission::default();
-        let draining = StopAction {
-            drain: Some(crate::plan::Drain {
-                period: std::time::Duration::from_secs(3),
-                check: None,
-                skipped: false,
-            }),
-            ..chained("svc", 1)
-        };
+        let draining = draining("svc", 1);
         adm.begin(&draining);
         assert_eq!(adm.holding, 0);
         for i in 0..UNAWAITED_SHARE {
