@@ -57,6 +57,19 @@ fn spawn_daemon(s: &Stack, notify: &NotifySocket, extra: &[&str], env: &[(&str, 
     s.daemon(extra, &all)
 }
 
+/// [`spawn_daemon`], once the daemon has said READY=1.
+fn ready_daemon(s: &Stack, extra: &[&str], env: &[(&str, &str)]) -> (NotifySocket, Daemon) {
+    let notify = NotifySocket::new(&s.dir);
+    let daemon = spawn_daemon(s, &notify, extra, env);
+    let messages = notify.read_until("READY=1", Duration::from_secs(30));
+    assert!(
+        messages.contains(&"READY=1".to_owned()),
+        "{messages:?}\n{}",
+        s.daemon_log()
+    );
+    (notify, daemon)
+}
+
 fn running(name: &str) -> bool {
     try_inspect(name).is_some_and(|c| c["State"]["Running"] == true)
 }
@@ -134,14 +147,7 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
     assert_exit(&s.start(&[]), 0);
     let logging = s.name("logging");
     let point = format!("before:live-event:{logging}");
-    let notify = NotifySocket::new(&s.dir);
-    let _daemon = spawn_daemon(&s, &notify, &[], &[("TELEFIG_FAILPOINT_DELAY", &point)]);
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{messages:?}\n{}",
-        s.daemon_log()
-    );
+    let _daemon = ready_daemon(&s, &[], &[("TELEFIG_FAILPOINT_DELAY", &point)]);
     let mut events = s.follow_events();
     // Remove it until the follower sees Docker's `removed` (it may have
     // subscribed late); each time, once the last removal is repaired.
@@ -193,14 +199,7 @@ fn a_repair_streams_after_the_docker_event_that_caused_it() {
 fn started_with_a_ready_daemon() -> (Stack, NotifySocket, Daemon) {
     let s = Stack::new();
     assert_exit(&s.start(&[]), 0);
-    let notify = NotifySocket::new(&s.dir);
-    let daemon = spawn_daemon(&s, &notify, &[], &[]);
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{messages:?}\n{}",
-        s.daemon_log()
-    );
+    let (notify, daemon) = ready_daemon(&s, &[], &[]);
     (s, notify, daemon)
 }
 
@@ -377,19 +376,11 @@ fn a_regate_that_fails_once_is_tried_again_and_stops_the_dependent() {
     assert_exit(&s.start(&[]), 0);
     let discovery = s.name("discovery");
     let point = format!("before:stop:{discovery}");
-    let notify = NotifySocket::new(&s.dir);
     // A long budget: no restart of web (and its dependents) meanwhile.
-    let _daemon = spawn_daemon(
+    let _daemon = ready_daemon(
         &s,
-        &notify,
         &["--unhealthy-budget", "10m"],
         &[("TELEFIG_FAILPOINT_ERROR", &point)],
-    );
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{messages:?}\n{}",
-        s.daemon_log()
     );
     assert!(running(&discovery));
 
@@ -442,14 +433,7 @@ fn the_daemon_undoes_its_own_boot_repair() {
         docker_ok(&["start", name]);
     }
 
-    let notify = NotifySocket::new(&s.dir);
-    let _daemon = spawn_daemon(&s, &notify, &[], &[]);
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{}",
-        s.daemon_log()
-    );
+    let _daemon = ready_daemon(&s, &[], &[]);
     assert!(
         s.daemon_log().contains("boot repair: 2 to restart"),
         "the boot repair restarted web and discovery\n{}",
@@ -525,14 +509,7 @@ fn a_serviceset_of_another_state_dir_is_left_alone() {
     let theirs = Stack::new();
     assert_exit(&ours.start(&[]), 0);
     assert_exit(&theirs.start(&[]), 0);
-    let notify = NotifySocket::new(&ours.dir);
-    let _daemon = spawn_daemon(&ours, &notify, &[], &[]);
-    let messages = notify.read_until("READY=1", Duration::from_secs(30));
-    assert!(
-        messages.contains(&"READY=1".to_owned()),
-        "{messages:?}\n{}",
-        ours.daemon_log()
-    );
+    let _daemon = ready_daemon(&ours, &[], &[]);
     // Ours was deployed in order seconds ago (more probes than Docker's
     // five-entry health log holds): the boot repair has nothing to undo.
     assert!(
